@@ -1,0 +1,1 @@
+"""triggerx-node: the node program (CLI, chain client, and later mesh, store and services)."""
