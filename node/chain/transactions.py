@@ -259,7 +259,12 @@ class TransactionSender:
     async def _revert_reason(self, pending: PendingTransaction, receipt: Receipt) -> RevertError:
         """Replay a failed transaction as a call on the state before its block to learn why."""
         fields = pending.fields
-        call = {"from": self.address, "data": _hex(fields["data"]), "value": hex(fields["value"])}
+        call = {
+            "from": self.address,
+            "data": _hex(fields["data"]),
+            "value": hex(fields["value"]),
+            "gas": hex(fields["gas"]),
+        }
         if "to" in fields:
             call["to"] = fields["to"]
         if receipt.gas_used >= fields["gas"]:

@@ -1,0 +1,1 @@
+"""Dispatch: choosing a task's performer and signing its assignment."""

@@ -1,0 +1,110 @@
+"""The `Assignment` the dispatcher signs and `TaskExecutionHub` verifies (EIP-712).
+
+The struct, its type string and the domain here must match `TaskExecutionHub.sol`
+field for field; `tests/integration/test_execution_hub.py` checks the digest against
+the contract's own `assignmentDigest`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+
+DOMAIN_NAME = "TriggerX TaskExecutionHub"
+DOMAIN_VERSION = "1"
+
+_TYPES = {
+    "Assignment": [
+        {"name": "taskId", "type": "uint256"},
+        {"name": "jobId", "type": "uint256"},
+        {"name": "attempt", "type": "uint32"},
+        {"name": "performer", "type": "address"},
+        {"name": "owner", "type": "address"},
+        {"name": "target", "type": "address"},
+        {"name": "selector", "type": "bytes4"},
+        {"name": "gasLimit", "type": "uint64"},
+        {"name": "deadline", "type": "uint64"},
+        {"name": "maxFee", "type": "uint256"},
+        {"name": "triggerEvidence", "type": "bytes32"},
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The dispatcher's order: `performer` may run attempt `attempt` of task `task_id`.
+
+    It binds the call's target and selector, the gas the target gets, the deadline
+    (unix seconds), the most the performer may charge `owner`, and a hash of the trigger
+    evidence that attesters check.
+    """
+
+    task_id: int
+    job_id: int
+    attempt: int
+    performer: str
+    owner: str
+    target: str
+    selector: bytes
+    gas_limit: int
+    deadline: int
+    max_fee: int
+    trigger_evidence: bytes
+
+    def as_struct(self) -> dict[str, Any]:
+        """The struct as the contract's ABI and EIP-712 name its fields."""
+        return {
+            "taskId": self.task_id,
+            "jobId": self.job_id,
+            "attempt": self.attempt,
+            "performer": self.performer,
+            "owner": self.owner,
+            "target": self.target,
+            "selector": self.selector,
+            "gasLimit": self.gas_limit,
+            "deadline": self.deadline,
+            "maxFee": self.max_fee,
+            "triggerEvidence": self.trigger_evidence,
+        }
+
+    def typed_data(self, chain_id: int, hub: str) -> dict[str, Any]:
+        """The full EIP-712 message for the hub at `hub` on chain `chain_id`."""
+        return {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                **_TYPES,
+            },
+            "primaryType": "Assignment",
+            "domain": {
+                "name": DOMAIN_NAME,
+                "version": DOMAIN_VERSION,
+                "chainId": chain_id,
+                "verifyingContract": hub,
+            },
+            "message": self.as_struct(),
+        }
+
+    def digest(self, chain_id: int, hub: str) -> bytes:
+        """The 32-byte EIP-712 hash that is signed."""
+        signable = encode_typed_data(full_message=self.typed_data(chain_id, hub))
+        return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+    def sign(self, dispatcher: LocalAccount, chain_id: int, hub: str) -> bytes:
+        """The dispatcher's 65-byte signature (r, s, v with v in {27, 28})."""
+        signed = dispatcher.sign_message(encode_typed_data(full_message=self.typed_data(chain_id, hub)))
+        return bytes(signed.signature)
+
+    def signer(self, signature: bytes, chain_id: int, hub: str) -> str:
+        """The address that produced `signature` over this assignment."""
+        message = encode_typed_data(full_message=self.typed_data(chain_id, hub))
+        return Account.recover_message(message, signature=signature)
