@@ -41,8 +41,23 @@ class Subscription:
 
     def __init__(self, receive: trio.MemoryReceiveChannel[Any]) -> None:
         self._receive = receive
-        self.reconnects = 0
-        """How many times the connection was re-established (and the subscription renewed)."""
+        self._connections = 0
+        self._connected = trio.Event()
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the connection was re-established and the subscription renewed."""
+        return max(self._connections - 1, 0)
+
+    async def wait_connected(self, times: int = 1) -> None:
+        """Return once the subscription has been established `times` times in all."""
+        while self._connections < times:
+            await self._connected.wait()
+
+    def _established(self) -> None:
+        self._connections += 1
+        self._connected.set()
+        self._connected = trio.Event()
 
     def __aiter__(self) -> Subscription:
         return self
@@ -110,7 +125,6 @@ async def _maintain(
     ids = itertools.count(1)
     delay = 0.05
     down_since: float | None = None
-    connected_before = False
     async with send:
         while True:
             try:
@@ -118,9 +132,8 @@ async def _maintain(
                     url, connect_timeout=connect_timeout, disconnect_timeout=1.0
                 ) as ws:
                     sub_id = await _subscribe(ws, next(ids), request, connect_timeout)
-                    if connected_before:
-                        subscription.reconnects += 1
-                    connected_before, down_since, delay = True, None, 0.05
+                    subscription._established()
+                    down_since, delay = None, 0.05
                     await _forward(ws, sub_id, send, idle_ping_after)
             except _CONNECTION_ERRORS:
                 pass

@@ -75,9 +75,9 @@ async def test_executes_a_signed_assignment_exactly_once(core, accounts, setup, 
 
     # The same task id again, even as a fresh, correctly signed retry attempt, is refused.
     retry = dataclasses.replace(assignment, attempt=2)
-    for again, signature in ((assignment, signature), (retry, signed(retry, accounts[1], core.hub))):
+    for again, again_signature in ((assignment, signature), (retry, signed(retry, accounts[1], core.hub))):
         with pytest.raises(RevertError) as caught:
-            await execute(core.hub, performer, again, signature, counter.encode("increment"))
+            await execute(core.hub, performer, again, again_signature, counter.encode("increment"))
         assert caught.value.error_name == "AlreadyExecuted"
         assert caught.value.error_args == {"taskId": 7, "performer": performer.address}
     assert await counter.call("count") == 1
