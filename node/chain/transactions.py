@@ -24,6 +24,7 @@ from node.chain.errors import (
     TransportError,
 )
 from node.chain.nonces import NonceManager
+from node.chain.receipts import ReceiptPoller
 from node.chain.rpc import RpcClient
 
 # A replacement must raise both fees by at least 10% (geth's rule); 12.5% clears every client.
@@ -87,6 +88,8 @@ class TransactionSender:
         account: the signing key (eth-account; fast with coincurve installed).
         chain_id: the chain's id, signed into every transaction (EIP-155).
         nonces: share one `NonceManager` between senders of the same account.
+        receipts: share one `ReceiptPoller` between senders on the same node, so that all
+            their waiters poll together.
         gas_margin: estimated gas is multiplied by this, because state can change
             between estimation and inclusion.
     """
@@ -98,13 +101,15 @@ class TransactionSender:
         chain_id: int,
         *,
         nonces: NonceManager | None = None,
+        receipts: ReceiptPoller | None = None,
         gas_margin: float = 1.2,
-        max_poll_interval: float = 0.25,
+        max_poll_interval: float = 0.1,
     ) -> None:
         self.rpc = rpc
         self.account = account
         self.chain_id = chain_id
         self.nonces = nonces or NonceManager(rpc, account.address)
+        self.receipts = receipts or ReceiptPoller(rpc)
         self.gas_margin = gas_margin
         self.max_poll_interval = max_poll_interval
 
@@ -181,21 +186,30 @@ class TransactionSender:
         deadline = trio.current_time() + timeout
         interval = 0.002
         replacements = 0
-        while True:
-            receipts = await self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in pending.hashes])
-            for raw in receipts:
+        watched = list(pending.hashes)
+        for tx_hash in watched:
+            self.receipts.watch(tx_hash)
+        try:
+            while True:
+                raw = await self.receipts.lookup(pending.hashes)
                 if raw is not None:
                     return Receipt.from_rpc(raw)
-            now = trio.current_time()
-            if now >= deadline:
-                raise ReceiptTimeoutError(pending.hashes, timeout)
-            stuck = replace_after is not None and now - pending.last_sent >= replace_after
-            if stuck and replacements < max_replacements:
-                replacements += 1
-                if not await self._replace(pending):
-                    await self._raise_if_consumed_elsewhere(pending)
-            await trio.sleep(min(interval, max(deadline - now, 0)))
-            interval = min(interval * 2, self.max_poll_interval)
+                now = trio.current_time()
+                if now >= deadline:
+                    raise ReceiptTimeoutError(pending.hashes, timeout)
+                stuck = replace_after is not None and now - pending.last_sent >= replace_after
+                if stuck and replacements < max_replacements:
+                    replacements += 1
+                    if await self._replace(pending):
+                        watched.append(pending.tx_hash)
+                        self.receipts.watch(pending.tx_hash)
+                    else:
+                        await self._raise_if_consumed_elsewhere(pending)
+                await trio.sleep(min(interval, max(deadline - now, 0)))
+                interval = min(interval * 2, self.max_poll_interval)
+        finally:
+            for tx_hash in watched:
+                self.receipts.forget(tx_hash)
 
     async def transact(
         self,
