@@ -14,6 +14,7 @@ every 2 ms (its default, 100 ms, would be unfair to it).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from collections.abc import Callable
@@ -113,10 +114,8 @@ def main() -> None:
          percentile(web3_latency, 0.99) / percentile(our_latency, 0.99)),
         ("throughput, one account (tx/s)", f"{our_rate:.0f}", f"{web3_rate:.0f}", our_rate / web3_rate),
     ]  # fmt: skip
-    version = anvil_binary().parent.parent.name
-    print(
-        f"chain client: {args.txs} × Counter.increment() per measurement, anvil ({version}, instant mining)"
-    )
+    anvil_version = json.loads((anvil_binary().parents[1] / "package.json").read_text())["version"]
+    print(f"chain client: {args.txs} × Counter.increment() each, anvil {anvil_version} (instant mining)")
     print(f"{'':32}{'ours (trio+httpx)':>20}{'web3.py HTTPProvider':>23}{'ours is':>10}")
     for name, our, theirs, ratio in rows:
         print(f"{name:32}{our:>20}{theirs:>23}{ratio:>9.1f}×")

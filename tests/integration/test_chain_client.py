@@ -135,6 +135,7 @@ async def test_log_subscription_is_renewed_with_its_filter(anvil, rpc, accounts,
         assert event.args["by"] == 5
 
 
+@pytest.mark.slow
 async def test_200_concurrent_transactions_from_one_account(rpc, accounts, sender_for):
     sender = sender_for(accounts[0])
     counter = await deploy(sender, load_artifact("Counter"))
@@ -176,6 +177,7 @@ async def test_two_wallets_sharing_a_key_resync(rpc, accounts):
     assert int(await rpc.call("eth_getTransactionCount", accounts[0].address, "latest"), 16) == 10
 
 
+@pytest.mark.slow
 async def test_a_stuck_transaction_is_replaced(timed_anvil):
     async with RpcClient(timed_anvil.http_url) as client:
         account = Account.from_key(timed_anvil.private_keys[0])
