@@ -1,0 +1,1 @@
+"""Consensus: BLS12-381 signatures, stake-weighted quorums, attestation votes and their aggregation."""

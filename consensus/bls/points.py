@@ -1,0 +1,65 @@
+"""BLS12-381 points in the EIP-2537 encoding the contracts use, and hash-to-G2 as the contracts do it.
+
+Compressed keys and signatures (48 and 96 bytes) are what peers exchange; a contract
+cannot decompress them cheaply (that needs square roots in Fp and Fp2), so whoever
+submits to a contract sends the uncompressed EIP-2537 form: 64 bytes per Fp element
+(16 zero bytes, then 48 big-endian bytes), G1 = x || y, G2 = x.c0 || x.c1 || y.c0 || y.c1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from py_ecc.bls.g2_primitives import pubkey_to_G1, signature_to_G2
+from py_ecc.bls.hash_to_curve import hash_to_G2
+from py_ecc.optimized_bls12_381 import FQ, FQ2, is_inf, normalize
+from py_ecc.typing import Optimized_Point3D
+
+G1_LENGTH = 128
+G2_LENGTH = 256
+
+
+def _fp(value: FQ) -> bytes:
+    return int(value).to_bytes(64, "big")
+
+
+def _fp2(value: FQ2) -> bytes:
+    c0, c1 = value.coeffs
+    return int(c0).to_bytes(64, "big") + int(c1).to_bytes(64, "big")
+
+
+def encode_g1(point: Optimized_Point3D[FQ]) -> bytes:
+    """A G1 point in EIP-2537 encoding (all zeros for the point at infinity)."""
+    if is_inf(point):
+        return bytes(G1_LENGTH)
+    x, y = normalize(point)
+    return _fp(x) + _fp(y)
+
+
+def encode_g2(point: Optimized_Point3D[FQ2]) -> bytes:
+    """A G2 point in EIP-2537 encoding (all zeros for the point at infinity)."""
+    if is_inf(point):
+        return bytes(G2_LENGTH)
+    x, y = normalize(point)
+    return _fp2(x) + _fp2(y)
+
+
+def public_key_to_eip2537(public_key: bytes) -> bytes:
+    """A 48-byte compressed public key, uncompressed to 128 bytes. Raises ValueError if invalid."""
+    try:
+        return encode_g1(pubkey_to_G1(public_key))
+    except Exception as error:  # py_ecc raises bare ValueErrors and assertion errors alike
+        raise ValueError(f"not a valid compressed G1 point: {error}") from None
+
+
+def signature_to_eip2537(signature: bytes) -> bytes:
+    """A 96-byte compressed signature, uncompressed to 256 bytes. Raises ValueError if invalid."""
+    try:
+        return encode_g2(signature_to_G2(signature))
+    except Exception as error:
+        raise ValueError(f"not a valid compressed G2 point: {error}") from None
+
+
+def hash_to_g2_eip2537(message: bytes, dst: bytes) -> bytes:
+    """RFC 9380 hash_to_curve to G2 (SHA-256, SSWU), encoded as the contracts compute it."""
+    return encode_g2(hash_to_G2(message, dst, hashlib.sha256))
