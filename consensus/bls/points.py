@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 
-from py_ecc.bls.g2_primitives import pubkey_to_G1, signature_to_G2
+from py_ecc.bls.g2_primitives import G1_to_pubkey, pubkey_to_G1, signature_to_G2
 from py_ecc.bls.hash_to_curve import hash_to_G2
-from py_ecc.optimized_bls12_381 import FQ, FQ2, is_inf, normalize
+from py_ecc.optimized_bls12_381 import FQ, FQ2, b, is_inf, is_on_curve, normalize
 from py_ecc.typing import Optimized_Point3D
 
 G1_LENGTH = 128
@@ -63,3 +63,14 @@ def signature_to_eip2537(signature: bytes) -> bytes:
 def hash_to_g2_eip2537(message: bytes, dst: bytes) -> bytes:
     """RFC 9380 hash_to_curve to G2 (SHA-256, SSWU), encoded as the contracts compute it."""
     return encode_g2(hash_to_G2(message, dst, hashlib.sha256))
+
+
+def public_key_from_eip2537(point: bytes) -> bytes:
+    """A 128-byte EIP-2537 G1 point, compressed to the 48-byte public key peers exchange."""
+    if len(point) != G1_LENGTH or point[:16] != bytes(16) or point[64:80] != bytes(16):
+        raise ValueError("not an EIP-2537 G1 point")
+    x, y = FQ(int.from_bytes(point[16:64], "big")), FQ(int.from_bytes(point[80:], "big"))
+    projective = (x, y, FQ.one()) if int(x) or int(y) else (FQ.one(), FQ.one(), FQ.zero())
+    if not is_inf(projective) and not is_on_curve(projective, b):
+        raise ValueError("the point is not on the curve")
+    return bytes(G1_to_pubkey(projective))

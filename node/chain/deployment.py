@@ -9,6 +9,14 @@ from node.chain.transactions import TransactionSender
 
 
 @dataclass(frozen=True)
+class ConsensusContracts:
+    """The contracts that hold the operator set and verify attestations."""
+
+    operator_registry: Contract
+    attestation_center: Contract
+
+
+@dataclass(frozen=True)
 class CoreContracts:
     """The execution-side contracts of one network."""
 
@@ -30,3 +38,10 @@ async def deploy_core(deployer: TransactionSender, *, dispatcher: str) -> CoreCo
     )
     await gas_registry.transact(deployer, "setHub", hub.address)
     return CoreContracts(job_registry=job_registry, gas_registry=gas_registry, hub=hub)
+
+
+async def deploy_consensus(deployer: TransactionSender) -> ConsensusContracts:
+    """Deploy OperatorRegistry (governed by the deployer) and the AttestationCenter that reads it."""
+    registry = await deploy(deployer, load_artifact("OperatorRegistry"), deployer.address)
+    center = await deploy(deployer, load_artifact("AttestationCenter"), registry.address)
+    return ConsensusContracts(operator_registry=registry, attestation_center=center)

@@ -1,0 +1,120 @@
+"""What attesters sign and what a performer signs, byte for byte as AttestationCenter.sol checks it.
+
+- A **vote** is a BLS signature over `vote_message(...)`: the keccak256 of
+  `abi.encode(VOTE_TAG, chainId, attestationCenter, taskId, resultHash, approve)`, so a vote
+  cannot be replayed on another chain, another deployment, another task or another result.
+- A **task result** is the performer's EIP-712 claim `TaskResult{taskId, jobId, attempt,
+  performerId, resultHash}`, signed with its operator (ECDSA) key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import eth_abi
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+
+from consensus.bls.backend import BlsBackend
+
+VOTE_TAG = keccak(text="TriggerX.AttestationVote.v1")
+DOMAIN_NAME = "TriggerX AttestationCenter"
+DOMAIN_VERSION = "1"
+
+_TASK_RESULT_TYPES = [
+    {"name": "taskId", "type": "uint256"},
+    {"name": "jobId", "type": "uint256"},
+    {"name": "attempt", "type": "uint32"},
+    {"name": "performerId", "type": "uint8"},
+    {"name": "resultHash", "type": "bytes32"},
+]
+
+
+def vote_message(chain_id: int, center: str, task_id: int, result_hash: bytes, approve: bool) -> bytes:
+    """The 32 bytes an attester signs to approve or reject `result_hash` for `task_id`."""
+    encoded = eth_abi.encode(
+        ["bytes32", "uint256", "address", "uint256", "bytes32", "bool"],
+        [VOTE_TAG, chain_id, center, task_id, result_hash, approve],
+    )
+    return keccak(encoded)
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One attempt of a task and the result its performer claims."""
+
+    task_id: int
+    job_id: int
+    attempt: int
+    performer_id: int
+    result_hash: bytes
+
+    def as_struct(self) -> dict[str, Any]:
+        """The struct as the contract's ABI names its fields."""
+        return {
+            "taskId": self.task_id,
+            "jobId": self.job_id,
+            "attempt": self.attempt,
+            "performerId": self.performer_id,
+            "resultHash": self.result_hash,
+        }
+
+    def _typed_data(self, chain_id: int, center: str) -> dict[str, Any]:
+        return {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "TaskResult": _TASK_RESULT_TYPES,
+            },
+            "primaryType": "TaskResult",
+            "domain": {
+                "name": DOMAIN_NAME,
+                "version": DOMAIN_VERSION,
+                "chainId": chain_id,
+                "verifyingContract": center,
+            },
+            "message": self.as_struct(),
+        }
+
+    def sign_as_performer(self, performer: LocalAccount, chain_id: int, center: str) -> bytes:
+        """The performer's 65-byte EIP-712 signature of this result."""
+        message = encode_typed_data(full_message=self._typed_data(chain_id, center))
+        return bytes(performer.sign_message(message).signature)
+
+    def performer_of(self, signature: bytes, chain_id: int, center: str) -> str:
+        """The address that signed this result."""
+        message = encode_typed_data(full_message=self._typed_data(chain_id, center))
+        return Account.recover_message(message, signature=signature)
+
+
+@dataclass(frozen=True)
+class Vote:
+    """An attester's BLS-signed decision on a task's claimed result."""
+
+    operator_id: int
+    task_id: int
+    result_hash: bytes
+    approve: bool
+    signature: bytes
+
+    @classmethod
+    def cast(
+        cls,
+        backend: BlsBackend,
+        secret: bytes,
+        operator_id: int,
+        task: TaskInfo,
+        approve: bool,
+        chain_id: int,
+        center: str,
+    ) -> Vote:
+        """Sign a vote on `task` with BLS secret key `secret`."""
+        message = vote_message(chain_id, center, task.task_id, task.result_hash, approve)
+        return cls(operator_id, task.task_id, task.result_hash, approve, backend.sign(secret, message))

@@ -1,0 +1,63 @@
+"""Stake-weighted quorum, in exact integer arithmetic identical to AttestationCenter.sol.
+
+With T the total stake of active operators (T > 0) and S the summed stake of the
+distinct active operators who signed the same decision:
+
+- **approve** holds when `3·S ≥ 2·T` (at least two thirds);
+- **reject** holds when `3·S ≥ 1·T` (at least one third).
+
+Both can hold at once only at the boundary (approvers exactly 2/3, rejecters exactly
+1/3); an aggregator then submits the approval. On chain, whichever decision for an
+attempt is submitted first is final.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A fraction of the total stake: met when `signed · denominator ≥ total · numerator`."""
+
+    numerator: int
+    denominator: int
+
+    def met(self, signed: int, total: int) -> bool:
+        """Whether `signed` of `total` stake meets this threshold (never when total is 0)."""
+        return total > 0 and signed * self.denominator >= total * self.numerator
+
+
+APPROVE = Threshold(2, 3)
+REJECT = Threshold(1, 3)
+
+
+class Decision(enum.Enum):
+    """Where a task's vote stands."""
+
+    PENDING = "pending"
+    APPROVE = "approve"
+    REJECT = "reject"
+    IMPOSSIBLE = "impossible"
+
+
+def decide(approving: int, rejecting: int, outstanding: int, total: int) -> Decision:
+    """The decision the votes so far allow.
+
+    Args:
+        approving: stake of the operators who voted approve.
+        rejecting: stake of those who voted reject.
+        outstanding: stake of eligible operators who have not voted yet.
+        total: total active stake.
+
+    IMPOSSIBLE means that neither threshold can be met however the outstanding
+    operators vote.
+    """
+    if APPROVE.met(approving, total):
+        return Decision.APPROVE
+    if REJECT.met(rejecting, total):
+        return Decision.REJECT
+    if APPROVE.met(approving + outstanding, total) or REJECT.met(rejecting + outstanding, total):
+        return Decision.PENDING
+    return Decision.IMPOSSIBLE

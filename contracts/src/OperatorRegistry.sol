@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {BLS12381} from "./BLS12381.sol";
+import {Governed} from "./Governed.sol";
+
+/// @title OperatorRegistry
+/// @notice The keeper operators and their voting power. Governance admits an operator
+///         with its BLS public key, which must come with a valid proof of possession
+///         (checked here, on chain: this is what stops rogue-key attacks on aggregate
+///         signatures), its libp2p peer id and its stake. Ids are small (0..255) so that
+///         a set of signers fits in one 256-bit bitmap; ids are never reused.
+/// @dev The registry keeps the sum of the active operators' public keys and stakes, so
+///      that verifying a vote signed by most operators needs only the few who did not sign.
+contract OperatorRegistry is Governed {
+    uint256 public constant MAX_OPERATORS = 256;
+    bytes public constant POP_DST = "BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+
+    struct Operator {
+        address account;
+        uint96 stake;
+        bool active;
+        bytes peerId;
+    }
+
+    uint256 public operatorCount;
+    /// @notice Bit i is set when operator i is active.
+    uint256 public activeBitmap;
+    uint256 public totalActiveStake;
+    mapping(uint256 => Operator) private _operators;
+    /// @dev Public keys in EIP-2537 encoding without the zero padding: x (48 bytes) || y (48 bytes).
+    mapping(uint256 => bytes32[3]) private _publicKeys;
+    bytes32[3] private _aggregateKey;
+    mapping(address => uint256) private _activeIdPlusOne;
+    mapping(bytes32 => bool) public keyRegistered;
+
+    event OperatorRegistered(uint8 indexed id, address indexed account, bytes publicKey, bytes peerId, uint96 stake);
+    event StakeUpdated(uint8 indexed id, uint96 previous, uint96 current);
+    event OperatorDeactivated(uint8 indexed id);
+
+    error RegistryFull();
+    error AccountAlreadyActive(address account, uint8 id);
+    error KeyAlreadyRegistered();
+    error InvalidPublicKey();
+    error InvalidProofOfPossession();
+    error ZeroStake();
+    error NotActive(uint8 id);
+    error NotOperatorOrGovernor(address caller);
+
+    constructor(address initialGovernor) Governed(initialGovernor) {}
+
+    /// @notice Admit `account` with BLS `publicKey` (EIP-2537 G1, 128 bytes) proven by
+    ///         `proofOfPossession` (EIP-2537 G2, 256 bytes: the PoP-DST signature of the
+    ///         48-byte compressed key).
+    function registerOperator(
+        address account,
+        bytes calldata publicKey,
+        bytes calldata proofOfPossession,
+        bytes calldata peerId,
+        uint96 stake
+    ) external onlyGovernor returns (uint8 id) {
+        if (operatorCount >= MAX_OPERATORS) revert RegistryFull();
+        uint256 current = _activeIdPlusOne[account];
+        if (current != 0) revert AccountAlreadyActive(account, uint8(current - 1));
+        if (stake == 0) revert ZeroStake();
+        if (publicKey.length != BLS12381.G1_LENGTH || BLS12381.isInfinity(publicKey)) revert InvalidPublicKey();
+        bytes32 keyHash = keccak256(publicKey);
+        if (keyRegistered[keyHash]) revert KeyAlreadyRegistered();
+        bytes memory compressed = BLS12381.g1Compress(publicKey);
+        // The pairing precompile also rejects keys off the curve or outside the subgroup.
+        if (!BLS12381.verify(publicKey, BLS12381.hashToG2(compressed, POP_DST), proofOfPossession)) {
+            revert InvalidProofOfPossession();
+        }
+
+        id = uint8(operatorCount++);
+        keyRegistered[keyHash] = true;
+        _operators[id] = Operator({account: account, stake: stake, active: true, peerId: peerId});
+        _publicKeys[id] = _pack(publicKey);
+        _activeIdPlusOne[account] = uint256(id) + 1;
+        activeBitmap |= 1 << id;
+        totalActiveStake += stake;
+        _aggregateKey = _pack(BLS12381.g1Add(_unpack(_aggregateKey), publicKey));
+        emit OperatorRegistered(id, account, compressed, peerId, stake);
+    }
+
+    function updateStake(uint8 id, uint96 stake) external onlyGovernor {
+        if (stake == 0) revert ZeroStake();
+        Operator storage op = _activeOperator(id);
+        emit StakeUpdated(id, op.stake, stake);
+        totalActiveStake = totalActiveStake - op.stake + stake;
+        op.stake = stake;
+    }
+
+    /// @notice Take operator `id` out of every future quorum; the governor or the operator may.
+    function deactivate(uint8 id) external {
+        Operator storage op = _activeOperator(id);
+        if (msg.sender != governor && msg.sender != op.account) revert NotOperatorOrGovernor(msg.sender);
+        op.active = false;
+        delete _activeIdPlusOne[op.account];
+        activeBitmap &= ~(uint256(1) << id);
+        totalActiveStake -= op.stake;
+        bytes memory negated = BLS12381.g1Negate(_unpack(_publicKeys[id]));
+        _aggregateKey = _pack(BLS12381.g1Add(_unpack(_aggregateKey), negated));
+        emit OperatorDeactivated(id);
+    }
+
+    function getOperator(uint8 id) external view returns (Operator memory) {
+        return _operators[id];
+    }
+
+    /// @notice The operator id of an active `account`, and whether there is one.
+    function activeIdOf(address account) external view returns (bool found, uint8 id) {
+        uint256 idPlusOne = _activeIdPlusOne[account];
+        return (idPlusOne != 0, idPlusOne == 0 ? 0 : uint8(idPlusOne - 1));
+    }
+
+    /// @notice Operator `id`'s public key (EIP-2537, 128 bytes) and stake.
+    function keyAndStake(uint8 id) external view returns (bytes memory publicKey, uint96 stake) {
+        return (_unpack(_publicKeys[id]), _operators[id].stake);
+    }
+
+    /// @notice The active set in one read: bitmap, total stake and the sum of their public keys.
+    function activeSet() external view returns (uint256 bitmap, uint256 totalStake, bytes memory aggregateKey) {
+        return (activeBitmap, totalActiveStake, _unpack(_aggregateKey));
+    }
+
+    function _activeOperator(uint8 id) private view returns (Operator storage op) {
+        op = _operators[id];
+        if (!op.active) revert NotActive(id);
+    }
+
+    /// @dev 128-byte EIP-2537 point (16 zero bytes, x, 16 zero bytes, y) → three words
+    ///      x[0:32] | x[32:48] y[0:16] | y[16:48]. The padding is zero in every point we
+    ///      store: the precompiles reject any other encoding.
+    function _pack(bytes memory point) private pure returns (bytes32[3] memory words) {
+        assembly ("memory-safe") {
+            let p := add(point, 0x20)
+            mstore(words, mload(add(p, 16)))
+            mstore(add(words, 0x20), or(mload(add(p, 48)), shr(128, mload(add(p, 80)))))
+            mstore(add(words, 0x40), mload(add(p, 96)))
+        }
+    }
+
+    function _unpack(bytes32[3] memory words) private pure returns (bytes memory point) {
+        point = new bytes(128);
+        assembly ("memory-safe") {
+            let p := add(point, 0x20)
+            let middle := mload(add(words, 0x20))
+            mstore(add(p, 16), mload(words))
+            mstore(add(p, 48), and(middle, not(sub(shl(128, 1), 1))))
+            mstore(add(p, 80), shl(128, middle))
+            mstore(add(p, 96), mload(add(words, 0x40)))
+        }
+    }
+}

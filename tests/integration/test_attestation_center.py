@@ -1,0 +1,190 @@
+"""OperatorRegistry and AttestationCenter on anvil: registration with PoP, quorum, signatures, replay."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from py_ecc.bls.g2_primitives import G1_to_pubkey, pubkey_to_G1
+from py_ecc.optimized_bls12_381 import add
+
+from consensus.aggregator import Aggregator
+from consensus.bls.points import public_key_to_eip2537, signature_to_eip2537
+from node.chain.errors import RevertError
+
+from ..conftest import CHAIN_ID
+from ..consensus_helpers import BACKEND, Network, bls_secret, deploy_network, operator_account, proof_for
+
+
+@pytest.fixture
+async def network(accounts, sender_for) -> Network:
+    operators = [operator_account(i) for i in range(4)]
+    return await deploy_network(sender_for(accounts[0]), operators, [100, 100, 100, 100], CHAIN_ID)
+
+
+async def submit(network: Network, submission, sender=None):
+    return await network.center.transact(sender or network.governor, "submitTask", *submission.call_args())
+
+
+async def test_registration_records_the_operator(network):
+    bitmap, total, _ = await network.registry.call("activeSet")
+    assert (bitmap, total) == (0b1111, 400)
+    operators = await network.operator_set()
+    for i in range(4):
+        assert operators.operators[i].public_key == BACKEND.secret_to_public(bls_secret(i))
+        assert operators.operators[i].account == network.operators[i].address
+        assert operators.operators[i].peer_id == b"peer-%d" % i
+
+
+async def test_keys_without_a_valid_proof_of_possession_cannot_register(network):
+    registry, governor = network.registry, network.governor
+    newcomer = operator_account(9).address
+    key, _ = proof_for(5)
+    _, someone_elses_proof = proof_for(6)
+    # A rogue key's owner cannot produce the PoP: any other PoP fails.
+    with pytest.raises(RevertError, match=r"InvalidProofOfPossession\(\)"):
+        await registry.transact(governor, "registerOperator", newcomer, key, someone_elses_proof, b"p", 1)
+    # A plain signature of the key (the signing DST, not the PoP DST) is no proof either.
+    compressed = BACKEND.secret_to_public(bls_secret(5))
+    plain = signature_to_eip2537(BACKEND.sign(bls_secret(5), compressed))
+    with pytest.raises(RevertError, match=r"InvalidProofOfPossession\(\)"):
+        await registry.transact(governor, "registerOperator", newcomer, key, plain, b"p", 1)
+    # The point at infinity, and a point off the curve.
+    _, proof = proof_for(5)
+    with pytest.raises(RevertError, match=r"InvalidPublicKey\(\)"):
+        await registry.transact(governor, "registerOperator", newcomer, bytes(128), proof, b"p", 1)
+    off_curve = key[:-1] + bytes([key[-1] ^ 1])
+    with pytest.raises(RevertError, match=r"InvalidProofOfPossession\(\)"):
+        await registry.transact(governor, "registerOperator", newcomer, off_curve, proof, b"p", 1)
+    # An already registered key, and a caller who is not the governor.
+    key0, proof0 = proof_for(0)
+    with pytest.raises(RevertError, match=r"KeyAlreadyRegistered\(\)"):
+        await registry.transact(governor, "registerOperator", newcomer, key0, proof0, b"p", 1)
+    _, total, _ = await registry.call("activeSet")
+    assert total == 400
+    assert await registry.call("operatorCount") == 4
+
+
+async def test_two_thirds_of_the_stake_approves(network):
+    task = network.task()
+    submission = network.submission(task, True, [1, 2, 3])
+    receipt = await submit(network, submission)
+    [event] = network.center.events(receipt, "TaskSubmitted")
+    assert event.args["taskId"] == task.task_id
+    assert event.args["signerBitmap"] == 0b1110
+    assert (event.args["signedStake"], event.args["totalStake"]) == (300, 400)
+    assert await network.center.call("taskStatus", task.task_id) == (True, 0b10)
+    assert await network.center.call("operatorCounters", 0) == (0, 1, 0)
+    for i in (1, 2, 3):
+        assert await network.center.call("operatorCounters", i) == (1, 0, 0)
+
+
+async def test_one_short_of_two_thirds_is_refused(network):
+    await network.registry.transact(network.governor, "updateStake", 2, 99)
+    await network.registry.transact(network.governor, "updateStake", 3, 1)
+    task = network.task()  # total 300; operators 1 and 2 hold 199, one short of 200
+    with pytest.raises(RevertError) as caught:
+        await submit(network, network.submission(task, True, [1, 2]))
+    assert caught.value.error_name == "QuorumNotReached"
+    assert caught.value.error_args == {"signedStake": 199, "totalStake": 300, "approve": True}
+    await submit(network, network.submission(task, True, [1, 2, 3]))
+    assert (await network.center.call("taskStatus", task.task_id))[0] is True
+
+
+async def test_a_third_rejects_and_the_task_can_be_retried(network):
+    task = network.task(attempt=1)
+    receipt = await submit(network, network.submission(task, False, [2, 3]))
+    [event] = network.center.events(receipt, "TaskRejected")
+    assert (event.args["signedStake"], event.args["attempt"]) == (200, 1)
+    assert await network.center.call("operatorCounters", 0) == (0, 0, 1)
+    with pytest.raises(RevertError, match="AttemptAlreadyDecided"):
+        await submit(network, network.submission(task, True, [1, 2, 3]))
+    retry = network.task(attempt=2, performer_id=1)
+    await submit(network, network.submission(retry, True, [0, 2, 3]))
+    assert await network.center.call("taskStatus", task.task_id) == (True, 0b110)
+
+
+async def test_a_replayed_task_is_refused(network):
+    submission = network.submission(network.task(), True, [1, 2, 3])
+    await submit(network, submission)
+    with pytest.raises(RevertError, match=r"TaskAlreadyApproved\(taskId=1\)"):
+        await submit(network, submission)
+    later = dataclasses.replace(submission, task=dataclasses.replace(submission.task, attempt=2))
+    with pytest.raises(RevertError, match=r"TaskAlreadyApproved\(taskId=1\)"):
+        await submit(network, later)
+
+
+async def test_duplicate_and_inactive_signers_are_refused(network):
+    task = network.task()
+    submission = network.submission(task, True, [1, 2, 3])
+    args = list(submission.call_args())
+    args[4] = [1, 1, 2, 3]
+    with pytest.raises(RevertError, match=r"SignersNotStrictlyIncreasing\(position=1\)"):
+        await network.center.transact(network.governor, "submitTask", *args)
+    args[4] = [3, 2, 1]
+    with pytest.raises(RevertError, match="SignersNotStrictlyIncreasing"):
+        await network.center.transact(network.governor, "submitTask", *args)
+    await network.registry.transact(network.governor, "deactivate", 3)
+    with pytest.raises(RevertError, match=r"InactiveSigner\(id=3\)"):
+        await submit(network, submission)
+
+
+async def test_the_aggregate_key_follows_deactivation(network):
+    await network.registry.transact(network.governor, "deactivate", 3)
+    _, total, aggregate = await network.registry.call("activeSet")
+    assert total == 300
+    remaining = pubkey_to_G1(BACKEND.secret_to_public(bls_secret(0)))
+    for i in (1, 2):
+        remaining = add(remaining, pubkey_to_G1(BACKEND.secret_to_public(bls_secret(i))))
+    assert aggregate == public_key_to_eip2537(bytes(G1_to_pubkey(remaining)))
+    # Two of the three remaining (200 of 300) approve; the contract checks them against
+    # the active set's sum minus the silent operator 0.
+    await submit(network, network.submission(network.task(), True, [1, 2]))
+
+
+async def test_forged_and_wrong_message_signatures_are_refused(network):
+    task = network.task()
+    honest = network.submission(task, True, [1, 2, 3])
+    # Signatures over another result, presented for this one.
+    other = network.submission(dataclasses.replace(task, result_hash=b"\x01" * 32), True, [1, 2, 3])
+    forged = dataclasses.replace(honest, aggregate_signature=other.aggregate_signature)
+    with pytest.raises(RevertError, match=r"InvalidAggregateSignature\(\)"):
+        await submit(network, forged)
+    # Votes to reject, submitted as an approval.
+    rejecting = network.submission(task, False, [1, 2, 3])
+    flipped = dataclasses.replace(rejecting, approve=True)
+    with pytest.raises(RevertError, match=r"InvalidAggregateSignature\(\)"):
+        await submit(network, flipped)
+    # Operator 3 claimed as a signer, but its signature replaced by operator 0's.
+    sigs = [network.vote(i, task, True).signature for i in (0, 1, 2)]
+    impostor = dataclasses.replace(honest, aggregate_signature=BACKEND.aggregate(sigs))
+    with pytest.raises(RevertError, match=r"InvalidAggregateSignature\(\)"):
+        await submit(network, impostor)
+    await submit(network, honest)
+
+
+async def test_the_performer_must_sign_its_result_and_cannot_attest(network):
+    task = network.task()
+    submission = network.submission(task, True, [1, 2, 3])
+    wrong = task.sign_as_performer(network.operators[1], CHAIN_ID, network.center.address)
+    with pytest.raises(RevertError, match="BadPerformerSignature"):
+        await submit(network, dataclasses.replace(submission, performer_signature=wrong))
+    votes = [network.vote(i, task, True) for i in (0, 1, 2)]
+    self_attested = dataclasses.replace(
+        submission, aggregate_signature=BACKEND.aggregate([v.signature for v in votes]), signer_ids=(0, 1, 2)
+    )
+    with pytest.raises(RevertError, match=r"PerformerCannotAttest\(id=0\)"):
+        await submit(network, self_attested)
+
+
+async def test_a_second_aggregator_counts_an_already_decided_task_as_done(network, accounts, sender_for):
+    submission = network.submission(network.task(), True, [1, 2, 3])
+    first = Aggregator(network.center, sender_for(accounts[6]))
+    second = Aggregator(network.center, sender_for(accounts[7]))
+    outcome = await first.submit(submission)
+    assert outcome.tx_hash is not None
+    assert not outcome.already_decided
+    assert await second.submit(submission) == type(outcome)(tx_hash=None, already_decided=True)
+    unrelated = network.submission(network.task(task_id=2), True, [1, 2])
+    with pytest.raises(RevertError, match="QuorumNotReached"):
+        await second.submit(unrelated)
