@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
 
@@ -14,8 +15,9 @@ from consensus.aggregator import Submission, VoteCollector
 from consensus.attestation import TaskInfo, Vote
 from consensus.bls.backend import CURVE_ORDER, BlsBackend, choose_backend
 from consensus.operators import OperatorSet, load_operator_set, registration_proof
-from node.chain.contracts import Contract
+from node.chain.contracts import Contract, load_artifact, revert_decoder
 from node.chain.deployment import deploy_consensus
+from node.chain.rpc import RpcClient
 from node.chain.transactions import TransactionSender
 
 BACKEND = choose_backend()
@@ -80,6 +82,18 @@ class Network:
         signers = sorted(signer_ids)
         signature = BACKEND.aggregate([self.vote(i, task, approve).signature for i in signers])
         return Submission(task, approve, self.performer_signature(task), signature, tuple(signers))
+
+
+@asynccontextmanager
+async def attach_network(
+    url: str, addresses: tuple[str, str], governor: LocalAccount, operators: int, chain_id: int
+) -> AsyncIterator[Network]:
+    """A `Network` over already deployed contracts, with its own client (one per `trio.run`)."""
+    async with RpcClient(url, revert_decoder=revert_decoder()) as rpc:
+        registry = Contract(rpc, load_artifact("OperatorRegistry"), addresses[0])
+        center = Contract(rpc, load_artifact("AttestationCenter"), addresses[1])
+        sender = TransactionSender(rpc, governor, chain_id)
+        yield Network(registry, center, sender, [operator_account(i) for i in range(operators)], chain_id)
 
 
 async def deploy_network(
