@@ -1,10 +1,12 @@
 """The aggregator's core: collect the votes on a task attempt, decide, and submit the proof on chain.
 
-`VoteCollector` holds one attempt's votes. It screens each vote (known, active, not the
-performer, about this task and result, first vote of its operator), then verifies the
+`VoteCollector` holds one attempt's votes. It screens each vote (known, active, about
+this task and result, first vote of its operator), then verifies the
 signatures: all new votes for the same decision at once with one fast-aggregate-verify,
 and only when that fails one by one, to find and drop the bad ones. `decision()` applies
-consensus.quorum; `submission()` builds what AttestationCenter.submitTask takes.
+consensus.quorum; `submission()` builds what AttestationCenter.submitTask takes. The
+performer may vote too: its signature joins the aggregate, its stake never counts (as on
+chain), and a submission signed by the whole active set is the cheapest to verify.
 `Aggregator.submit` sends it, and counts a task that another aggregator already
 decided as done, not as an error.
 """
@@ -30,7 +32,6 @@ class DropReason(enum.Enum):
 
     UNKNOWN_OPERATOR = "no operator has this id"
     INACTIVE_OPERATOR = "the operator is not active"
-    PERFORMER = "the performer cannot attest its own task"
     WRONG_TASK = "the vote is about another task or result"
     DUPLICATE = "the operator has already voted"
     BAD_SIGNATURE = "the signature does not verify"
@@ -61,7 +62,7 @@ class Submission:
             self.approve,
             self.performer_signature,
             signature_to_eip2537(self.aggregate_signature),
-            list(self.signer_ids),
+            bytes(self.signer_ids),
         )
 
 
@@ -111,8 +112,10 @@ class VoteCollector:
 
     def decision(self) -> Decision:
         """Where the vote stands now (see consensus.quorum.decide)."""
-        approving = self.operators.stake_of(i for i, v in self._votes.items() if v.approve)
-        rejecting = self.operators.stake_of(i for i, v in self._votes.items() if not v.approve)
+        # The performer's own vote never counts (as on chain): nobody attests to their own work.
+        counted = {i: v for i, v in self._votes.items() if i != self.task.performer_id}
+        approving = self.operators.stake_of(i for i, v in counted.items() if v.approve)
+        rejecting = self.operators.stake_of(i for i, v in counted.items() if not v.approve)
         outstanding = sum(
             op.stake
             for op in self.operators.active
@@ -136,8 +139,6 @@ class VoteCollector:
             return DropReason.UNKNOWN_OPERATOR
         if not operator.active:
             return DropReason.INACTIVE_OPERATOR
-        if vote.operator_id == self.task.performer_id:
-            return DropReason.PERFORMER
         if (vote.task_id, vote.result_hash) != (self.task.task_id, self.task.result_hash):
             return DropReason.WRONG_TASK
         if vote.operator_id in self._votes or vote.operator_id in fresh:

@@ -1,12 +1,14 @@
 """Stake-weighted quorum, in exact integer arithmetic identical to AttestationCenter.sol.
 
 With T the total stake of active operators (T > 0) and S the summed stake of the
-distinct active operators who signed the same decision:
+distinct active operators who signed the same decision, the task's performer excepted
+(it may co-sign, but nobody attests to their own work):
 
 - **approve** holds when `3·S ≥ 2·T` (at least two thirds);
 - **reject** holds when `3·S ≥ 1·T` (at least one third).
 
-Both can hold at once only at the boundary (approvers exactly 2/3, rejecters exactly
+So a performer holding more than a third of T can never be approved: the rest cannot
+reach two thirds. Both can hold at once only at the boundary (approvers exactly 2/3, rejecters exactly
 1/3); an aggregator then submits the approval. On chain, whichever decision for an
 attempt is submitted first is final.
 """

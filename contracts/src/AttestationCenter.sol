@@ -10,11 +10,14 @@ import {OperatorRegistry} from "./OperatorRegistry.sol";
 ///
 ///         A submission names the task attempt, the performer's claimed result (signed by
 ///         the performer's operator key, EIP-712), the decision (approve or reject), the
-///         ids of the operators who signed it (strictly increasing: no duplicates) and
-///         their aggregate signature over the vote message
+///         ids of the operators who signed it (one byte each, strictly increasing: no
+///         duplicates) and their aggregate signature over the vote message
 ///             keccak256(abi.encode(VOTE_TAG, chainId, this, taskId, resultHash, approve)).
 ///         With T the total active stake and S the signers' stake, an approval needs
 ///         3·S ≥ 2·T and a rejection 3·S ≥ T (consensus/quorum.py states the same rule).
+///         The performer may co-sign, but its stake never counts toward S: nobody attests
+///         to their own work. (Its co-signature makes the common case cheap: when the whole
+///         active set signed, the aggregate key is read as stored, with nothing subtracted.)
 ///         A task is approved at most once; each attempt is decided at most once.
 /// @dev Task state is packed 8 bits per task (bit 0: approved, bit a: attempt a decided),
 ///      32 tasks per storage word, so sequential task ids share slots. Reward counters are
@@ -28,19 +31,27 @@ contract AttestationCenter {
         bytes32 resultHash;
     }
 
+    /// @dev The signers of a submission, as the registry sees them now.
+    struct Tally {
+        uint256 signers;
+        uint256 signedStake;
+        uint256 totalStake;
+        bytes signersKey;
+        address performerAccount;
+    }
+
     bytes public constant SIGNATURE_DST = "BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
     bytes32 public constant VOTE_TAG = keccak256("TriggerX.AttestationVote.v1");
     bytes32 public constant TASK_RESULT_TYPEHASH = keccak256(
         "TaskResult(uint256 taskId,uint256 jobId,uint32 attempt,uint8 performerId,bytes32 resultHash)"
-    );
-    bytes32 private constant _DOMAIN_TYPEHASH = keccak256(
-        "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
     );
     string public constant NAME = "TriggerX AttestationCenter";
     string public constant VERSION = "1";
     uint32 public constant MAX_ATTEMPT = 7;
 
     OperatorRegistry public immutable registry;
+    /// @dev EIP-712 domain separator, fixed at deployment (chain id and address included).
+    bytes32 private immutable _domainSeparator;
     mapping(uint256 => uint256) private _taskFlags;
     mapping(uint256 => uint256) private _attested;
     mapping(uint256 => uint256) private _executed;
@@ -73,7 +84,6 @@ contract AttestationCenter {
     error NoActiveStake();
     error SignersNotStrictlyIncreasing(uint256 position);
     error InactiveSigner(uint8 id);
-    error PerformerCannotAttest(uint8 id);
     error UnknownPerformer(uint8 id);
     error BadPerformerSignature(address recovered, address expected);
     error QuorumNotReached(uint256 signedStake, uint256 totalStake, bool approve);
@@ -81,35 +91,38 @@ contract AttestationCenter {
 
     constructor(OperatorRegistry operatorRegistry) {
         registry = operatorRegistry;
+        _domainSeparator = keccak256(
+            abi.encode(
+                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+                keccak256(bytes(NAME)),
+                keccak256(bytes(VERSION)),
+                block.chainid,
+                address(this)
+            )
+        );
     }
 
-    /// @dev The signers of a submission, as the registry sees them now.
-    struct Tally {
-        uint256 signers;
-        uint256 signedStake;
-        uint256 totalStake;
-        bytes signersKey;
-    }
-
+    /// @param signerIds the signers' operator ids, one byte each, strictly increasing.
     function submitTask(
         TaskInfo calldata task,
         bool approve,
         bytes calldata performerSignature,
         bytes calldata aggregateSignature,
-        uint8[] calldata signerIds
+        bytes calldata signerIds
     ) external {
         _checkUndecided(task);
         Tally memory tally = _tally(task.performerId, signerIds);
         if (!quorumReached(tally.signedStake, tally.totalStake, approve)) {
             revert QuorumNotReached(tally.signedStake, tally.totalStake, approve);
         }
-        _checkPerformer(task, performerSignature);
-        bytes memory messagePoint =
-            BLS12381.hashToG2(abi.encodePacked(voteMessage(task.taskId, task.resultHash, approve)), SIGNATURE_DST);
-        if (!BLS12381.verify(tally.signersKey, messagePoint, aggregateSignature)) revert InvalidAggregateSignature();
+        _checkPerformer(task, performerSignature, tally.performerAccount);
+        bytes memory message = abi.encodePacked(voteMessage(task.taskId, task.resultHash, approve));
+        if (!BLS12381.verify(tally.signersKey, message, SIGNATURE_DST, aggregateSignature)) {
+            revert InvalidAggregateSignature();
+        }
 
         _taskFlags[task.taskId >> 5] |= ((approve ? 1 : 0) | (1 << task.attempt)) << ((task.taskId & 31) * 8);
-        _count(_attested, signerIds);
+        _count(_attested, tally.signers);
         _increment(approve ? _executed : _rejected, task.performerId);
         if (approve) {
             emit TaskSubmitted(
@@ -151,10 +164,7 @@ contract AttestationCenter {
         bytes32 structHash = keccak256(
             abi.encode(TASK_RESULT_TYPEHASH, task.taskId, task.jobId, task.attempt, task.performerId, task.resultHash)
         );
-        bytes32 domain = keccak256(
-            abi.encode(_DOMAIN_TYPEHASH, keccak256(bytes(NAME)), keccak256(bytes(VERSION)), block.chainid, address(this))
-        );
-        return keccak256(abi.encodePacked("\x19\x01", domain, structHash));
+        return keccak256(abi.encodePacked("\x19\x01", _domainSeparator, structHash));
     }
 
     /// @notice Whether `taskId` was approved, and which attempts (bit a for attempt a) were decided.
@@ -175,71 +185,67 @@ contract AttestationCenter {
         if (own & (1 << task.attempt) != 0) revert AttemptAlreadyDecided(task.taskId, task.attempt);
     }
 
-    function _tally(uint8 performerId, uint8[] calldata signerIds) private view returns (Tally memory tally) {
-        (uint256 active, uint256 totalStake, bytes memory aggregateKey) = registry.activeSet();
-        if (totalStake == 0) revert NoActiveStake();
-        tally.totalStake = totalStake;
-        tally.signers = _signerBitmap(signerIds, active);
-        if (tally.signers & (1 << performerId) != 0) revert PerformerCannotAttest(performerId);
-        (tally.signersKey, tally.signedStake) =
-            _signersKeyAndStake(signerIds, active & ~tally.signers, totalStake, aggregateKey);
+    function _tally(uint8 performerId, bytes calldata signerIds) private view returns (Tally memory tally) {
+        OperatorRegistry.QuorumContext memory context = registry.quorumContext(performerId);
+        if (context.totalStake == 0) revert NoActiveStake();
+        tally.totalStake = context.totalStake;
+        tally.performerAccount = context.performerAccount;
+        tally.signers = _signerBitmap(signerIds, context.activeBitmap);
+
+        // Add up the signers' keys and stakes, or, when fewer operators stayed silent than
+        // signed, take the whole active set's and subtract the silent ones'.
+        uint256 silent = context.activeBitmap & ~tally.signers;
+        if (signerIds.length <= _popcount(silent)) {
+            tally.signersKey = new bytes(BLS12381.G1_LENGTH);
+            for (uint256 i = 0; i < signerIds.length; ++i) {
+                (bytes32[3] memory key, uint96 stake) = registry.packedKeyAndStake(uint8(signerIds[i]));
+                tally.signersKey = BLS12381.g1Add(tally.signersKey, BLS12381.unpackG1(key));
+                tally.signedStake += stake;
+            }
+        } else {
+            tally.signersKey = BLS12381.unpackG1(context.aggregateKey);
+            tally.signedStake = context.totalStake;
+            for (uint256 id = 0; silent != 0; ++id) {
+                if (silent & (1 << id) == 0) continue;
+                silent &= ~(uint256(1) << id);
+                (bytes32[3] memory key, uint96 stake) = registry.packedKeyAndStake(uint8(id));
+                tally.signersKey = BLS12381.g1Add(tally.signersKey, BLS12381.g1Negate(BLS12381.unpackG1(key)));
+                tally.signedStake -= stake;
+            }
+        }
+        if (tally.signers & (1 << performerId) != 0) tally.signedStake -= context.performerStake;
     }
 
-    function _signerBitmap(uint8[] calldata signerIds, uint256 active) private pure returns (uint256 bitmap) {
+    /// @dev The bitmap of `signerIds`; each must be active and greater than the one before.
+    function _signerBitmap(bytes calldata signerIds, uint256 active) private pure returns (uint256 bitmap) {
+        uint256 previous;
         for (uint256 i = 0; i < signerIds.length; ++i) {
-            uint8 id = signerIds[i];
-            if (i > 0 && id <= signerIds[i - 1]) revert SignersNotStrictlyIncreasing(i);
-            if (active & (1 << id) == 0) revert InactiveSigner(id);
+            uint256 id = uint8(signerIds[i]);
+            if (i > 0 && id <= previous) revert SignersNotStrictlyIncreasing(i);
+            if (active & (1 << id) == 0) revert InactiveSigner(uint8(id));
             bitmap |= 1 << id;
+            previous = id;
         }
     }
 
-    function _checkPerformer(TaskInfo calldata task, bytes calldata signature) private view {
-        address expected = registry.getOperator(task.performerId).account;
+    function _checkPerformer(TaskInfo calldata task, bytes calldata signature, address expected) private view {
         if (expected == address(0)) revert UnknownPerformer(task.performerId);
         address recovered = _recover(taskResultDigest(task), signature);
         if (recovered != expected) revert BadPerformerSignature(recovered, expected);
     }
 
-    /// @dev The signers' summed public key and stake: added up from the signers, or, when
-    ///      fewer operators stayed silent than signed, the active set's sum minus the silent.
-    function _signersKeyAndStake(
-        uint8[] calldata signerIds,
-        uint256 silent,
-        uint256 totalStake,
-        bytes memory aggregateKey
-    ) private view returns (bytes memory key, uint256 stake) {
-        uint256 silentCount = _popcount(silent);
-        if (signerIds.length <= silentCount) {
-            key = new bytes(BLS12381.G1_LENGTH);
-            for (uint256 i = 0; i < signerIds.length; ++i) {
-                (bytes memory operatorKey, uint96 operatorStake) = registry.keyAndStake(signerIds[i]);
-                key = BLS12381.g1Add(key, operatorKey);
-                stake += operatorStake;
+    /// @dev Add one to the counter of every operator in `bitmap`, writing each storage word once.
+    function _count(mapping(uint256 => uint256) storage counters, uint256 bitmap) private {
+        for (uint256 word = 0; bitmap != 0; ++word) {
+            uint256 group = bitmap & 0xff;
+            bitmap >>= 8;
+            if (group == 0) continue;
+            uint256 increments;
+            for (uint256 lane = 0; group != 0; ++lane) {
+                if (group & 1 != 0) increments |= uint256(1) << (lane * 32);
+                group >>= 1;
             }
-            return (key, stake);
-        }
-        key = aggregateKey;
-        stake = totalStake;
-        for (uint256 id = 0; silent != 0; ++id) {
-            if (silent & (1 << id) == 0) continue;
-            silent &= ~(uint256(1) << id);
-            (bytes memory operatorKey, uint96 operatorStake) = registry.keyAndStake(uint8(id));
-            key = BLS12381.g1Add(key, BLS12381.g1Negate(operatorKey));
-            stake -= operatorStake;
-        }
-    }
-
-    /// @dev Add one to the counter of every id in `ids` (sorted), writing each storage word once.
-    function _count(mapping(uint256 => uint256) storage counters, uint8[] calldata ids) private {
-        uint256 i = 0;
-        while (i < ids.length) {
-            uint256 word = uint256(ids[i]) >> 3;
-            uint256 value = counters[word];
-            for (; i < ids.length && uint256(ids[i]) >> 3 == word; ++i) {
-                value += uint256(1) << ((uint256(ids[i]) & 7) * 32);
-            }
-            counters[word] = value;
+            counters[word] += increments;
         }
     }
 

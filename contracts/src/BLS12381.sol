@@ -10,24 +10,21 @@ pragma solidity ^0.8.28;
 ///      x.c0 || x.c1 || y.c0 || y.c1 (256 bytes); the point at infinity is all zeros.
 ///      hashToG2 follows RFC 9380 (expand_message_xmd with SHA-256, hash_to_field with
 ///      m = 2, L = 64, count = 2), so it equals py_ecc's hash_to_G2 for the same DST.
+///      The hot path (hash, then pairing check) builds every precompile input in place in
+///      one scratch area past the free memory pointer: gas goes to the precompiles, not
+///      to copying.
 library BLS12381 {
-    address private constant _MODEXP = address(0x05);
-    address private constant _G1_ADD = address(0x0b);
-    address private constant _G2_ADD = address(0x0d);
-    address private constant _PAIRING_CHECK = address(0x0f);
-    address private constant _MAP_FP2_TO_G2 = address(0x11);
-
-    /// @dev The base field modulus p in EIP-2537 encoding, and as two words.
-    bytes private constant _P =
-        hex"000000000000000000000000000000001a0111ea397fe69a4b1ba7b6434bacd764774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab";
+    /// @dev The base field modulus p as two words (the high word holds its top 16 bytes).
     uint256 private constant _P_HI = 0x1a0111ea397fe69a4b1ba7b6434bacd7;
     uint256 private constant _P_LO = 0x64774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab;
     /// @dev (p - 1) / 2 as two words: y above it is the "lexicographically largest" root.
     uint256 private constant _HALF_HI = 0x0d0088f51cbff34d258dd3db21a5d66b;
     uint256 private constant _HALF_LO = 0xb23ba5c279c2895fb39869507b587b120f55ffff58a9ffffdcff7fffffffd555;
-    /// @dev The negated G1 generator, so that e(pk, H(m)) == e(g1, sig) becomes one product check.
-    bytes private constant _NEG_G1 =
-        hex"0000000000000000000000000000000017f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb00000000000000000000000000000000114d1d6855d545a8aa7d76c8cf2e21f267816aef1db507c96655b9d5caac42364e6f38ba0ecb751bad54dcd6b939c2ca";
+    /// @dev The negated G1 generator, so that e(pk, H(m)) == e(g1, sig) is one product check.
+    uint256 private constant _NEG_G1_0 = 0x17f1d3a73197d7942695638c4fa9ac0f;
+    uint256 private constant _NEG_G1_1 = 0xc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb;
+    uint256 private constant _NEG_G1_2 = 0x114d1d6855d545a8aa7d76c8cf2e21f2;
+    uint256 private constant _NEG_G1_3 = 0x67816aef1db507c96655b9d5caac42364e6f38ba0ecb751bad54dcd6b939c2ca;
 
     uint256 internal constant G1_LENGTH = 128;
     uint256 internal constant G2_LENGTH = 256;
@@ -36,8 +33,18 @@ library BLS12381 {
     error BadPointLength(uint256 length);
 
     /// @notice a + b in G1. Reverts if either is not on the curve.
-    function g1Add(bytes memory a, bytes memory b) internal view returns (bytes memory) {
-        return _call(_G1_ADD, bytes.concat(a, b), G1_LENGTH);
+    function g1Add(bytes memory a, bytes memory b) internal view returns (bytes memory sum) {
+        if (a.length != G1_LENGTH) revert BadPointLength(a.length);
+        if (b.length != G1_LENGTH) revert BadPointLength(b.length);
+        sum = new bytes(G1_LENGTH);
+        bool ok;
+        assembly ("memory-safe") {
+            let input := mload(0x40)
+            mcopy(input, add(a, 0x20), 128)
+            mcopy(add(input, 128), add(b, 0x20), 128)
+            ok := staticcall(gas(), 0x0b, input, 256, add(sum, 0x20), 128)
+        }
+        if (!ok) revert PrecompileFailed(address(0x0b));
     }
 
     /// @notice -a in G1 (y replaced by p - y; the point at infinity stays itself).
@@ -61,77 +68,149 @@ library BLS12381 {
     function g1Compress(bytes memory a) internal pure returns (bytes memory compressed) {
         if (a.length != G1_LENGTH) revert BadPointLength(a.length);
         (uint256 hi, uint256 lo) = _yWords(a);
-        if (_isZero(a)) {
-            compressed = new bytes(48);
+        compressed = new bytes(48);
+        assembly ("memory-safe") {
+            mcopy(add(compressed, 0x20), add(a, 0x30), 48)
+        }
+        if (isInfinity(a)) {
             compressed[0] = 0xc0; // compressed + infinity
             return compressed;
-        }
-        compressed = new bytes(48);
-        for (uint256 i = 0; i < 48; ++i) {
-            compressed[i] = a[16 + i];
         }
         bool largest = hi > _HALF_HI || (hi == _HALF_HI && lo > _HALF_LO);
         compressed[0] = compressed[0] | (largest ? bytes1(0xa0) : bytes1(0x80));
     }
 
     /// @notice Whether `a` is the point at infinity (all-zero encoding).
-    function isInfinity(bytes memory a) internal pure returns (bool) {
-        return _isZero(a);
+    function isInfinity(bytes memory a) internal pure returns (bool zero) {
+        zero = true;
+        for (uint256 i = 0; i < a.length; i += 32) {
+            bytes32 word;
+            assembly ("memory-safe") {
+                word := mload(add(add(a, 0x20), i))
+            }
+            if (word != 0) return false;
+        }
+    }
+
+    /// @notice A G1 point as three words, without EIP-2537's zero padding: x[0:32] | x[32:48] y[0:16] | y[16:48].
+    /// @dev The padding must be zero (the precompiles reject any other encoding).
+    function packG1(bytes memory point) internal pure returns (bytes32[3] memory words) {
+        if (point.length != G1_LENGTH) revert BadPointLength(point.length);
+        assembly ("memory-safe") {
+            let p := add(point, 0x20)
+            mstore(words, mload(add(p, 16)))
+            mstore(add(words, 0x20), or(mload(add(p, 48)), shr(128, mload(add(p, 80)))))
+            mstore(add(words, 0x40), mload(add(p, 96)))
+        }
+    }
+
+    /// @notice The inverse of packG1.
+    function unpackG1(bytes32[3] memory words) internal pure returns (bytes memory point) {
+        point = new bytes(G1_LENGTH);
+        assembly ("memory-safe") {
+            let p := add(point, 0x20)
+            let middle := mload(add(words, 0x20))
+            mstore(add(p, 16), mload(words))
+            mstore(add(p, 48), and(middle, not(sub(shl(128, 1), 1))))
+            mstore(add(p, 80), shl(128, middle))
+            mstore(add(p, 96), mload(add(words, 0x40)))
+        }
     }
 
     /// @notice hash_to_curve(message) in G2 with domain separation tag `dst` (RFC 9380).
-    function hashToG2(bytes memory message, bytes memory dst) internal view returns (bytes memory) {
-        bytes memory uniform = _expandMessageXmd(message, dst);
-        bytes memory u0 = bytes.concat(_reduce(uniform, 0), _reduce(uniform, 64));
-        bytes memory u1 = bytes.concat(_reduce(uniform, 128), _reduce(uniform, 192));
-        // The precompile maps and clears the cofactor; clearing is linear, so the sum of
-        // the two cleared points equals clear_cofactor(map(u0) + map(u1)).
-        bytes memory q0 = _call(_MAP_FP2_TO_G2, u0, G2_LENGTH);
-        bytes memory q1 = _call(_MAP_FP2_TO_G2, u1, G2_LENGTH);
-        return _call(_G2_ADD, bytes.concat(q0, q1), G2_LENGTH);
+    function hashToG2(bytes memory message, bytes memory dst) internal view returns (bytes memory point) {
+        point = new bytes(G2_LENGTH);
+        uint256 out;
+        assembly ("memory-safe") {
+            out := add(point, 0x20)
+        }
+        _hashToG2(message, dst, out);
     }
 
-    /// @notice Whether `signature` (G2) is `publicKey`'s (G1) signature on the point `messagePoint` (G2).
-    /// @dev The pairing precompile checks that every point is on its curve and in the
-    ///      prime-order subgroup, and reverts the call otherwise; this returns false then.
-    function verify(bytes memory publicKey, bytes memory messagePoint, bytes memory signature)
+    /// @notice Whether `signature` (G2) is `publicKey`'s (G1) signature on `message` under `dst`.
+    /// @dev The pairing precompile rejects points off their curve or outside the prime-order
+    ///      subgroup; this returns false then, as for a wrong signature.
+    function verify(bytes memory publicKey, bytes memory message, bytes memory dst, bytes memory signature)
         internal
         view
-        returns (bool)
+        returns (bool valid)
     {
         if (publicKey.length != G1_LENGTH) revert BadPointLength(publicKey.length);
         if (signature.length != G2_LENGTH) revert BadPointLength(signature.length);
-        (bool ok, bytes memory out) =
-            _PAIRING_CHECK.staticcall(bytes.concat(publicKey, messagePoint, _NEG_G1, signature));
-        return ok && out.length == 32 && uint256(bytes32(out)) == 1;
+        uint256 input;
+        assembly ("memory-safe") {
+            // Reserve the 768-byte pairing input, so that hashing can use the memory after it.
+            input := mload(0x40)
+            mstore(0x40, add(input, 768))
+        }
+        _hashToG2(message, dst, input + 128);
+        assembly ("memory-safe") {
+            mcopy(input, add(publicKey, 0x20), 128)
+            mstore(add(input, 384), _NEG_G1_0)
+            mstore(add(input, 416), _NEG_G1_1)
+            mstore(add(input, 448), _NEG_G1_2)
+            mstore(add(input, 480), _NEG_G1_3)
+            mcopy(add(input, 512), add(signature, 0x20), 256)
+            let ok := staticcall(gas(), 0x0f, input, 768, 0x00, 0x20)
+            valid := and(ok, and(eq(returndatasize(), 0x20), eq(mload(0x00), 1)))
+        }
     }
 
-    /// @dev expand_message_xmd(message, dst, 256) with SHA-256 (RFC 9380 section 5.3.1).
-    function _expandMessageXmd(bytes memory message, bytes memory dst) private pure returns (bytes memory out) {
-        bytes memory dstPrime = bytes.concat(dst, bytes1(uint8(dst.length)));
-        bytes32 b0 = sha256(bytes.concat(new bytes(64), message, hex"010000", dstPrime));
-        bytes32 bi = sha256(bytes.concat(b0, hex"01", dstPrime));
-        out = new bytes(256);
+    /// @dev Write hash_to_curve(message) to memory at `out` (256 bytes), using scratch memory
+    ///      past the free memory pointer.
+    function _hashToG2(bytes memory message, bytes memory dst, uint256 out) private view {
+        bool ok = true;
         assembly ("memory-safe") {
-            mstore(add(out, 0x20), bi)
-        }
-        for (uint256 i = 2; i <= 8; ++i) {
-            bi = sha256(bytes.concat(b0 ^ bi, bytes1(uint8(i)), dstPrime));
-            assembly ("memory-safe") {
-                mstore(add(out, mul(i, 0x20)), bi)
+            let scratch := mload(0x40)
+            let uniform := scratch // 256 bytes: expand_message_xmd(message, dst, 256)
+            let u := add(scratch, 256) // 256 bytes: u0 = (c0, c1), u1 = (c0, c1), reduced mod p
+            let q := add(scratch, 512) // 512 bytes: map(u0) || map(u1)
+            let work := add(scratch, 1024) // inputs of sha256 and modexp
+            let dstLength := mload(dst)
+            let messageLength := mload(message)
+
+            // b0 = H(Z_pad || msg || I2OSP(256, 2) || I2OSP(0, 1) || dst || I2OSP(len(dst), 1))
+            mstore(work, 0)
+            mstore(add(work, 32), 0)
+            mcopy(add(work, 64), add(message, 0x20), messageLength)
+            let at := add(add(work, 64), messageLength)
+            mstore(at, shl(232, 0x010000))
+            mcopy(add(at, 3), add(dst, 0x20), dstLength)
+            mstore8(add(add(at, 3), dstLength), dstLength)
+            ok := and(ok, staticcall(gas(), 0x02, work, add(68, add(messageLength, dstLength)), 0x00, 0x20))
+            let b0 := mload(0x00)
+
+            // b_i = H((b0 xor b_{i-1}) || I2OSP(i, 1) || dst || I2OSP(len(dst), 1)), b_0 xor 0 for i = 1
+            mcopy(add(work, 33), add(dst, 0x20), dstLength)
+            mstore8(add(add(work, 33), dstLength), dstLength)
+            let previous := 0
+            for { let i := 1 } lt(i, 9) { i := add(i, 1) } {
+                mstore(work, xor(b0, previous))
+                mstore8(add(work, 32), i)
+                ok := and(ok, staticcall(gas(), 0x02, work, add(34, dstLength), 0x00, 0x20))
+                previous := mload(0x00)
+                mstore(add(uniform, mul(sub(i, 1), 32)), previous)
             }
-        }
-    }
 
-    /// @dev The 64 bytes of `uniform` at `offset`, reduced modulo p, as an EIP-2537 Fp element.
-    function _reduce(bytes memory uniform, uint256 offset) private view returns (bytes memory) {
-        bytes memory chunk = new bytes(64);
-        assembly ("memory-safe") {
-            mstore(add(chunk, 0x20), mload(add(add(uniform, 0x20), offset)))
-            mstore(add(chunk, 0x40), mload(add(add(uniform, 0x40), offset)))
+            // Each 64-byte chunk mod p: modexp(base = chunk, exponent = 1, modulus = p).
+            mstore(work, 64)
+            mstore(add(work, 0x20), 1)
+            mstore(add(work, 0x40), 64)
+            mstore8(add(work, 0xa0), 1)
+            mstore(add(work, 0xa1), _P_HI)
+            mstore(add(work, 0xc1), _P_LO)
+            for { let k := 0 } lt(k, 4) { k := add(k, 1) } {
+                mcopy(add(work, 0x60), add(uniform, mul(k, 64)), 64)
+                ok := and(ok, staticcall(gas(), 0x05, work, 0xe1, add(u, mul(k, 64)), 64))
+            }
+
+            // Map each Fp2 element to G2 (the precompile clears the cofactor; clearing is
+            // linear, so the sum equals clear_cofactor(map(u0) + map(u1))), then add.
+            ok := and(ok, staticcall(gas(), 0x11, u, 128, q, 256))
+            ok := and(ok, staticcall(gas(), 0x11, add(u, 128), 128, add(q, 256), 256))
+            ok := and(ok, staticcall(gas(), 0x0d, q, 512, out, 256))
         }
-        // modexp(base = chunk, exponent = 1, modulus = p) is chunk mod p, 64 bytes wide.
-        return _call(_MODEXP, bytes.concat(bytes32(uint256(64)), bytes32(uint256(1)), bytes32(uint256(64)), chunk, hex"01", _P), 64);
+        if (!ok) revert PrecompileFailed(address(0x11));
     }
 
     function _yWords(bytes memory point) private pure returns (uint256 hi, uint256 lo) {
@@ -139,22 +218,5 @@ library BLS12381 {
             hi := mload(add(point, 0x60))
             lo := mload(add(point, 0x80))
         }
-    }
-
-    function _isZero(bytes memory data) private pure returns (bool) {
-        for (uint256 i = 0; i < data.length; i += 32) {
-            bytes32 word;
-            assembly ("memory-safe") {
-                word := mload(add(add(data, 0x20), i))
-            }
-            if (word != 0) return false;
-        }
-        return true;
-    }
-
-    function _call(address precompile, bytes memory input, uint256 outputLength) private view returns (bytes memory) {
-        (bool ok, bytes memory out) = precompile.staticcall(input);
-        if (!ok || out.length != outputLength) revert PrecompileFailed(precompile);
-        return out;
     }
 }

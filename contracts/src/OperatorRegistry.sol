@@ -23,6 +23,15 @@ contract OperatorRegistry is Governed {
         bytes peerId;
     }
 
+    /// @notice See quorumContext.
+    struct QuorumContext {
+        uint256 activeBitmap;
+        uint256 totalStake;
+        bytes32[3] aggregateKey;
+        address performerAccount;
+        uint96 performerStake;
+    }
+
     uint256 public operatorCount;
     /// @notice Bit i is set when operator i is active.
     uint256 public activeBitmap;
@@ -68,18 +77,18 @@ contract OperatorRegistry is Governed {
         if (keyRegistered[keyHash]) revert KeyAlreadyRegistered();
         bytes memory compressed = BLS12381.g1Compress(publicKey);
         // The pairing precompile also rejects keys off the curve or outside the subgroup.
-        if (!BLS12381.verify(publicKey, BLS12381.hashToG2(compressed, POP_DST), proofOfPossession)) {
+        if (!BLS12381.verify(publicKey, compressed, POP_DST, proofOfPossession)) {
             revert InvalidProofOfPossession();
         }
 
         id = uint8(operatorCount++);
         keyRegistered[keyHash] = true;
         _operators[id] = Operator({account: account, stake: stake, active: true, peerId: peerId});
-        _publicKeys[id] = _pack(publicKey);
+        _publicKeys[id] = BLS12381.packG1(publicKey);
         _activeIdPlusOne[account] = uint256(id) + 1;
         activeBitmap |= 1 << id;
         totalActiveStake += stake;
-        _aggregateKey = _pack(BLS12381.g1Add(_unpack(_aggregateKey), publicKey));
+        _aggregateKey = BLS12381.packG1(BLS12381.g1Add(BLS12381.unpackG1(_aggregateKey), publicKey));
         emit OperatorRegistered(id, account, compressed, peerId, stake);
     }
 
@@ -99,8 +108,8 @@ contract OperatorRegistry is Governed {
         delete _activeIdPlusOne[op.account];
         activeBitmap &= ~(uint256(1) << id);
         totalActiveStake -= op.stake;
-        bytes memory negated = BLS12381.g1Negate(_unpack(_publicKeys[id]));
-        _aggregateKey = _pack(BLS12381.g1Add(_unpack(_aggregateKey), negated));
+        bytes memory negated = BLS12381.g1Negate(BLS12381.unpackG1(_publicKeys[id]));
+        _aggregateKey = BLS12381.packG1(BLS12381.g1Add(BLS12381.unpackG1(_aggregateKey), negated));
         emit OperatorDeactivated(id);
     }
 
@@ -116,40 +125,34 @@ contract OperatorRegistry is Governed {
 
     /// @notice Operator `id`'s public key (EIP-2537, 128 bytes) and stake.
     function keyAndStake(uint8 id) external view returns (bytes memory publicKey, uint96 stake) {
-        return (_unpack(_publicKeys[id]), _operators[id].stake);
+        return (BLS12381.unpackG1(_publicKeys[id]), _operators[id].stake);
+    }
+
+    /// @notice Operator `id`'s public key, packed (see BLS12381.packG1), and stake.
+    function packedKeyAndStake(uint8 id) external view returns (bytes32[3] memory publicKey, uint96 stake) {
+        return (_publicKeys[id], _operators[id].stake);
     }
 
     /// @notice The active set in one read: bitmap, total stake and the sum of their public keys.
     function activeSet() external view returns (uint256 bitmap, uint256 totalStake, bytes memory aggregateKey) {
-        return (activeBitmap, totalActiveStake, _unpack(_aggregateKey));
+        return (activeBitmap, totalActiveStake, BLS12381.unpackG1(_aggregateKey));
+    }
+
+    /// @notice What verifying a submission needs, in one call: the active set (bitmap, total
+    ///         stake, packed sum of keys) and the performer's account and stake.
+    function quorumContext(uint8 performerId) external view returns (QuorumContext memory context) {
+        Operator storage performer = _operators[performerId];
+        return QuorumContext({
+            activeBitmap: activeBitmap,
+            totalStake: totalActiveStake,
+            aggregateKey: _aggregateKey,
+            performerAccount: performer.account,
+            performerStake: performer.stake
+        });
     }
 
     function _activeOperator(uint8 id) private view returns (Operator storage op) {
         op = _operators[id];
         if (!op.active) revert NotActive(id);
-    }
-
-    /// @dev 128-byte EIP-2537 point (16 zero bytes, x, 16 zero bytes, y) → three words
-    ///      x[0:32] | x[32:48] y[0:16] | y[16:48]. The padding is zero in every point we
-    ///      store: the precompiles reject any other encoding.
-    function _pack(bytes memory point) private pure returns (bytes32[3] memory words) {
-        assembly ("memory-safe") {
-            let p := add(point, 0x20)
-            mstore(words, mload(add(p, 16)))
-            mstore(add(words, 0x20), or(mload(add(p, 48)), shr(128, mload(add(p, 80)))))
-            mstore(add(words, 0x40), mload(add(p, 96)))
-        }
-    }
-
-    function _unpack(bytes32[3] memory words) private pure returns (bytes memory point) {
-        point = new bytes(128);
-        assembly ("memory-safe") {
-            let p := add(point, 0x20)
-            let middle := mload(add(words, 0x20))
-            mstore(add(p, 16), mload(words))
-            mstore(add(p, 48), and(middle, not(sub(shl(128, 1), 1))))
-            mstore(add(p, 80), shl(128, middle))
-            mstore(add(p, 96), mload(add(words, 0x40)))
-        }
     }
 }

@@ -118,10 +118,10 @@ async def test_duplicate_and_inactive_signers_are_refused(network):
     task = network.task()
     submission = network.submission(task, True, [1, 2, 3])
     args = list(submission.call_args())
-    args[4] = [1, 1, 2, 3]
+    args[4] = bytes([1, 1, 2, 3])
     with pytest.raises(RevertError, match=r"SignersNotStrictlyIncreasing\(position=1\)"):
         await network.center.transact(network.governor, "submitTask", *args)
-    args[4] = [3, 2, 1]
+    args[4] = bytes([3, 2, 1])
     with pytest.raises(RevertError, match="SignersNotStrictlyIncreasing"):
         await network.center.transact(network.governor, "submitTask", *args)
     await network.registry.transact(network.governor, "deactivate", 3)
@@ -163,18 +163,21 @@ async def test_forged_and_wrong_message_signatures_are_refused(network):
     await submit(network, honest)
 
 
-async def test_the_performer_must_sign_its_result_and_cannot_attest(network):
+async def test_the_performer_must_sign_its_result_and_its_vote_carries_no_stake(network):
     task = network.task()
     submission = network.submission(task, True, [1, 2, 3])
     wrong = task.sign_as_performer(network.operators[1], CHAIN_ID, network.center.address)
     with pytest.raises(RevertError, match="BadPerformerSignature"):
         await submit(network, dataclasses.replace(submission, performer_signature=wrong))
-    votes = [network.vote(i, task, True) for i in (0, 1, 2)]
-    self_attested = dataclasses.replace(
-        submission, aggregate_signature=BACKEND.aggregate([v.signature for v in votes]), signer_ids=(0, 1, 2)
-    )
-    with pytest.raises(RevertError, match=r"PerformerCannotAttest\(id=0\)"):
-        await submit(network, self_attested)
+    # The performer co-signs with two attesters: 200 of 400 counts, not 300.
+    with pytest.raises(RevertError) as caught:
+        await submit(network, network.submission(task, True, [0, 1, 2]))
+    assert caught.value.error_args == {"signedStake": 200, "totalStake": 400, "approve": True}
+    # Everyone signs: 300 of 400 counts, and the performer's signature is part of the check.
+    receipt = await submit(network, network.submission(task, True, [0, 1, 2, 3]))
+    [event] = network.center.events(receipt, "TaskSubmitted")
+    assert (event.args["signerBitmap"], event.args["signedStake"]) == (0b1111, 300)
+    assert await network.center.call("operatorCounters", 0) == (1, 1, 0)
 
 
 async def test_a_second_aggregator_counts_an_already_decided_task_as_done(network, accounts, sender_for):

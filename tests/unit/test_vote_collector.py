@@ -72,7 +72,6 @@ def test_every_bad_vote_is_dropped_with_its_reason(backend):
         [
             vote(backend, 1),
             vote(backend, 1),
-            vote(backend, 0),
             vote(backend, 5),
             vote(backend, 6),  # no such operator
             other_task,
@@ -83,7 +82,6 @@ def test_every_bad_vote_is_dropped_with_its_reason(backend):
     reasons = {(d.vote.operator_id, d.reason) for d in dropped}
     assert reasons == {
         (1, DropReason.DUPLICATE),
-        (0, DropReason.PERFORMER),
         (5, DropReason.INACTIVE_OPERATOR),
         (6, DropReason.UNKNOWN_OPERATOR),
         (2, DropReason.WRONG_TASK),
@@ -112,3 +110,18 @@ def test_rejection_and_impossibility(backend):
     assert split.decision() is Decision.PENDING  # operator 4 could still make the rejection 2 of 6
     split.add([vote(backend, 4)])
     assert split.decision() is Decision.IMPOSSIBLE  # 3/6 approve < 2/3, 1/6 reject < 1/3
+
+
+def test_the_performer_may_co_sign_but_its_stake_never_counts(backend):
+    votes = collector(backend, [2, 1, 1, 1, 1])  # total 6: approval needs 4 of the others' 4
+    assert votes.add([vote(backend, 0), vote(backend, 1)]) == []
+    assert votes.decision() is Decision.PENDING  # 1 counts, not 3
+    votes.add([vote(backend, 2), vote(backend, 3)])
+    assert votes.decision() is Decision.PENDING
+    votes.add([vote(backend, 4)])
+    assert votes.decision() is Decision.APPROVE
+    assert votes.submission().signer_ids == (0, 1, 2, 3, 4)
+    # A performer holding more than a third can never be approved: the others lack the stake.
+    dominant = collector(backend, [5, 1, 1, 1])
+    dominant.add([vote(backend, i) for i in range(4)])
+    assert dominant.decision() is Decision.IMPOSSIBLE

@@ -1,0 +1,96 @@
+"""BLS benchmark: signing and verification with milagro and py_ecc, and the gas of submitTask.
+
+    .venv/bin/python bench/bls.py
+
+Crypto: one signature, one verification, and fast-aggregate-verify of one message signed
+by 10 and by 100 keys (the aggregator's check of a batch of votes), each backend on the
+same inputs. Gas: AttestationCenter.submitTask on anvil (Prague), approving a task with
+4, 16 and 64 registered operators of equal stake: the first task ever (its storage words
+start at zero), then steady state with sequential task ids, signed by every operator (the
+performer co-signing) and by just two thirds of the stake; the gas is from the mined receipt.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import trio
+from eth_account import Account
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.consensus_helpers
+
+from consensus.bls.backend import BlsBackend, MilagroBackend, PyEccBackend
+from node.chain.anvil import Anvil
+from node.chain.contracts import revert_decoder
+from node.chain.rpc import RpcClient
+from node.chain.transactions import TransactionSender
+from tests.consensus_helpers import bls_secret, deploy_network, operator_account
+
+MESSAGE = b"\x42" * 32
+
+
+def timed(action: Callable[[], object], repeat: int) -> float:
+    """Median milliseconds of `action` over `repeat` runs."""
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+def crypto_figures(backend: BlsBackend, repeat: int) -> dict[str, float]:
+    secrets = [bls_secret(i) for i in range(100)]
+    keys = [backend.secret_to_public(s) for s in secrets]
+    signatures = [backend.sign(s, MESSAGE) for s in secrets]
+    aggregate = {n: backend.aggregate(signatures[:n]) for n in (10, 100)}
+    figures = {
+        "sign (ms)": timed(lambda: backend.sign(secrets[0], MESSAGE), repeat),
+        "verify (ms)": timed(lambda: backend.verify(keys[0], MESSAGE, signatures[0]), repeat),
+    }
+    for n in (10, 100):
+        figures[f"fast-aggregate-verify, {n} keys (ms)"] = timed(
+            lambda n=n: backend.fast_aggregate_verify(keys[:n], MESSAGE, aggregate[n]), repeat
+        )
+    return figures
+
+
+async def submit_gas(operators: int) -> tuple[int, int, int]:
+    """Gas of approvals: the very first (storage words start at zero), then in steady state
+    signed by every other operator, and by just two thirds of the stake."""
+    with Anvil(accounts=2) as anvil:
+        async with RpcClient(anvil.http_url, revert_decoder=revert_decoder()) as rpc:
+            governor = TransactionSender(rpc, Account.from_key(anvil.private_keys[0]), anvil.chain_id)
+            accounts = [operator_account(i) for i in range(operators)]
+            network = await deploy_network(governor, accounts, [1] * operators, anvil.chain_id)
+            everyone = list(range(operators))  # the performer co-signs; its stake does not count
+            two_thirds = list(range(1, -(-2 * operators // 3) + 1))  # ceil(2n/3) others: the fewest
+            gas = []
+            # Task ids are sequential, as the gateway issues them: later tasks share storage words.
+            for task_id, signers in ((1, everyone), (2, everyone), (3, two_thirds)):
+                submission = network.submission(network.task(task_id=task_id), True, signers)
+                receipt = await network.center.transact(governor, "submitTask", *submission.call_args())
+                gas.append(receipt.gas_used)
+            return gas[0], gas[1], gas[2]
+
+
+def main() -> None:
+    fast, reference = crypto_figures(MilagroBackend(), 50), crypto_figures(PyEccBackend(), 3)
+    print("BLS12-381, BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_ (median)")
+    print(f"{'':40}{'milagro':>10}{'py_ecc':>12}{'ratio':>10}")
+    for name, ours in fast.items():
+        print(f"{name:40}{ours:>10.2f}{reference[name]:>12.1f}{reference[name] / ours:>9.0f}×")
+    print()
+    print("AttestationCenter.submitTask gas, approving (the performer's co-signature carries no stake)")
+    print(f"{'operators':>10}{'first task ever':>18}{'all sign':>12}{'2/3 sign':>12}")
+    for operators in (4, 16, 64):
+        first, everyone, two_thirds = trio.run(submit_gas, operators)
+        print(f"{operators:>10}{first:>18,}{everyone:>12,}{two_thirds:>12,}")
+
+
+if __name__ == "__main__":
+    main()
