@@ -108,6 +108,7 @@ class ContractAbi:
     def __init__(self, abi: Iterable[AbiItem]) -> None:
         self.items = list(abi)
         self._functions: dict[str, list[AbiItem]] = {}
+        self._by_selector: dict[bytes, AbiItem] = {}
         self._events: dict[bytes, AbiItem] = {}
         self._events_by_name: dict[str, AbiItem] = {}
         self.errors: dict[bytes, AbiItem] = {}
@@ -117,6 +118,7 @@ class ContractAbi:
                 case "function":
                     self._functions.setdefault(item["name"], []).append(item)
                     self._functions[signature(item)] = [item]
+                    self._by_selector[keccak(text=signature(item))[:4]] = item
                 case "event":
                     self._events[keccak(text=signature(item))] = item
                     self._events_by_name[item["name"]] = item
@@ -150,6 +152,14 @@ class ContractAbi:
         """Selector + encoded arguments of a call to function `name`."""
         fn = self.function(name)
         return keccak(text=signature(fn))[:4] + encode_params(fn["inputs"], args)
+
+    def decode_call(self, data: bytes) -> tuple[str, dict[str, Any]]:
+        """The function a calldata calls and its arguments by name; ValueError if it calls none of ours."""
+        item = self._by_selector.get(data[:4])
+        if item is None:
+            raise ValueError(f"calldata selector 0x{data[:4].hex()} is no function of this ABI")
+        values = decode_params(item["inputs"], data[4:])
+        return item["name"], {p["name"]: v for p, v in zip(item["inputs"], values, strict=True)}
 
     def decode_result(self, name: str, data: bytes) -> Any:
         """The return value of `name`: one value, a tuple of several, or None."""

@@ -13,7 +13,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 DOMAIN_NAME = "TriggerX TaskExecutionHub"
 DOMAIN_VERSION = "1"
@@ -55,6 +55,28 @@ class Assignment:
     deadline: int
     max_fee: int
     trigger_evidence: bytes
+
+    def __post_init__(self) -> None:
+        # Addresses compare equal however they were spelled.
+        for name in ("performer", "owner", "target"):
+            object.__setattr__(self, name, to_checksum_address(getattr(self, name)))
+
+    @classmethod
+    def from_struct(cls, struct: dict[str, Any]) -> Assignment:
+        """The assignment in a decoded `execute` call (the inverse of `as_struct`)."""
+        return cls(
+            task_id=struct["taskId"],
+            job_id=struct["jobId"],
+            attempt=struct["attempt"],
+            performer=struct["performer"],
+            owner=struct["owner"],
+            target=struct["target"],
+            selector=struct["selector"],
+            gas_limit=struct["gasLimit"],
+            deadline=struct["deadline"],
+            max_fee=struct["maxFee"],
+            trigger_evidence=struct["triggerEvidence"],
+        )
 
     def as_struct(self) -> dict[str, Any]:
         """The struct as the contract's ABI and EIP-712 name its fields."""

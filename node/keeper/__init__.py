@@ -1,0 +1,1 @@
+"""The keeper: executes the tasks assigned to it and checks the tasks its peers executed."""

@@ -1,0 +1,189 @@
+"""A task's life on chain, without the mesh: dispatch, execute, attest, aggregate, finalise."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import pytest
+from eth_utils import keccak
+
+from consensus.aggregator import Aggregator, VoteCollector
+from consensus.attestation import TaskInfo, Vote
+from consensus.operators import OperatorSet, load_operator_set
+from node.chain.contracts import Contract, deploy, load_artifact
+from node.chain.deployment import CoreContracts, deploy_core
+from node.dispatcher.assignment import Assignment
+from node.dispatcher.selection import choose_performer
+from node.keeper.attester import ResultChecker
+from node.keeper.executor import AssignmentRefused, TaskExecutor
+from node.keeper.result import ExecutionResult
+
+from ..conftest import CHAIN_ID
+from ..consensus_helpers import BACKEND, Network, bls_secret, deploy_network
+
+ETH = 10**18
+
+
+@dataclass
+class World:
+    core: CoreContracts
+    network: Network
+    counter: Contract
+    operators: OperatorSet
+    owner: str
+    keepers: dict[str, object]  # address -> LocalAccount
+
+
+@pytest.fixture
+async def world(accounts, sender_for) -> World:
+    governor = sender_for(accounts[0])
+    core = await deploy_core(governor, dispatcher=accounts[1].address)
+    keepers = accounts[2:6]
+    network = await deploy_network(governor, keepers, [100] * 4, CHAIN_ID)
+    counter = await deploy(governor, load_artifact("Counter"))
+    await core.gas_registry.transact(sender_for(accounts[6]), "deposit", value=ETH)
+    operators = await load_operator_set(network.registry)
+    return World(core, network, counter, operators, accounts[6].address, {k.address: k for k in keepers})
+
+
+async def assign(world: World, accounts, task_id: int = 1, attempt: int = 1, tried=()) -> tuple:
+    performer = choose_performer(task_id, world.operators.active, set(tried), world.operators.total_stake)
+    latest = await world.counter.rpc.call("eth_getBlockByNumber", "latest", False)
+    calldata = world.counter.encode("increment")
+    assignment = Assignment(
+        task_id=task_id,
+        job_id=9,
+        attempt=attempt,
+        performer=performer.account,
+        owner=world.owner,
+        target=world.counter.address,
+        selector=calldata[:4],
+        gas_limit=100_000,
+        deadline=int(latest["timestamp"], 16) + 300,
+        max_fee=10**16,
+        trigger_evidence=keccak(b"interval tick"),
+    )
+    return performer, assignment, assignment.sign(accounts[1], CHAIN_ID, world.core.hub.address), calldata
+
+
+async def attest_and_submit(
+    world: World, sender_for, accounts, assignment, result: ExecutionResult, calldata
+):
+    """Every keeper but the performer checks the result and votes; the aggregator submits."""
+    center = world.network.center
+    task = TaskInfo(result.task_id, result.job_id, result.attempt, result.performer_id, result.result_hash())
+    performer = world.keepers[assignment.performer]
+    collector = VoteCollector(
+        task,
+        task.sign_as_performer(performer, CHAIN_ID, center.address),
+        world.operators,
+        BACKEND,
+        chain_id=CHAIN_ID,
+        center=center.address,
+    )
+    checker = ResultChecker(world.core.hub)
+    verdicts = {}
+    for operator in world.operators.active:
+        if operator.id == result.performer_id:
+            continue
+        verdict = await checker.check(assignment, result, expected_calldata=calldata)
+        verdicts[operator.id] = verdict
+        vote = Vote.cast(
+            BACKEND, bls_secret(operator.id), operator.id, task, verdict.approve, CHAIN_ID, center.address
+        )
+        assert collector.add([vote]) == []
+    submission = collector.submission()
+    outcome = await Aggregator(center, sender_for(accounts[7])).submit(submission)
+    receipt = await center.rpc.call("eth_getTransactionReceipt", outcome.tx_hash)
+    return submission, verdicts, receipt
+
+
+async def test_an_honest_task_is_executed_once_and_approved(world, accounts, sender_for):
+    performer, assignment, signature, calldata = await assign(world, accounts)
+    executor = TaskExecutor(
+        world.core.hub,
+        sender_for(world.keepers[performer.account]),
+        dispatcher=accounts[1].address,
+        operator_id=performer.id,
+        chain_id=CHAIN_ID,
+    )
+    result = await executor.execute(assignment, signature, calldata)
+    assert result.target_success
+    submission, verdicts, receipt = await attest_and_submit(
+        world, sender_for, accounts, assignment, result, calldata
+    )
+    assert all(v.approve for v in verdicts.values()), verdicts
+    assert submission.approve
+    [event] = [world.network.center.abi.decode_log(log) for log in receipt["logs"]]
+    assert event.name == "TaskSubmitted"
+    assert (event.args["taskId"], event.args["signedStake"], event.args["totalStake"]) == (1, 300, 400)
+    assert await world.counter.call("count") == 1
+    assert await world.core.hub.call("executedBy", 1) == performer.account
+    fee = await world.core.gas_registry.call("balanceOf", performer.account)
+    assert 0 < fee <= assignment.max_fee
+
+
+async def test_a_lying_performer_is_rejected(world, accounts, sender_for):
+    performer, assignment, signature, calldata = await assign(world, accounts)
+    executor = TaskExecutor(
+        world.core.hub,
+        sender_for(world.keepers[performer.account]),
+        dispatcher=accounts[1].address,
+        operator_id=performer.id,
+        chain_id=CHAIN_ID,
+    )
+    honest = await executor.execute(assignment, signature, calldata)
+    # It claims its target call failed (say, to be retried and paid twice).
+    lie = dataclasses.replace(honest, target_success=False)
+    submission, verdicts, receipt = await attest_and_submit(
+        world, sender_for, accounts, assignment, lie, calldata
+    )
+    assert {v.reason for v in verdicts.values()} == {"the hub recorded no such execution"}
+    assert not submission.approve
+    [event] = [world.network.center.abi.decode_log(log) for log in receipt["logs"]]
+    assert event.name == "TaskRejected"
+    assert await world.network.center.call("operatorCounters", performer.id) == (0, 0, 1)
+
+
+async def test_a_result_from_outside_the_hub_is_rejected(world, accounts, sender_for):
+    performer, assignment, _, calldata = await assign(world, accounts)
+    # The performer calls the target directly, skipping the hub, and reports that transaction.
+    receipt = await world.counter.transact(sender_for(world.keepers[performer.account]), "increment")
+    forged = ExecutionResult(
+        task_id=1,
+        job_id=9,
+        attempt=1,
+        performer_id=performer.id,
+        tx_hash=bytes.fromhex(receipt.tx_hash[2:]),
+        block_number=receipt.block_number,
+        calldata_hash=keccak(calldata),
+        target_success=True,
+    )
+    verdict = await ResultChecker(world.core.hub).check(assignment, forged, expected_calldata=calldata)
+    assert verdict == type(verdict)(False, "the transaction did not call the execution hub")
+
+
+async def test_keepers_refuse_assignments_that_are_not_theirs(world, accounts, sender_for):
+    performer, assignment, signature, calldata = await assign(world, accounts)
+    other = next(k for k in world.keepers if k != performer.account)
+    executor = TaskExecutor(
+        world.core.hub,
+        sender_for(world.keepers[other]),
+        dispatcher=accounts[1].address,
+        operator_id=0,
+        chain_id=CHAIN_ID,
+    )
+    with pytest.raises(AssignmentRefused, match="assigned to"):
+        await executor.execute(assignment, signature, calldata)
+    forged = assignment.sign(accounts[3], CHAIN_ID, world.core.hub.address)
+    mine = TaskExecutor(
+        world.core.hub,
+        sender_for(world.keepers[performer.account]),
+        dispatcher=accounts[1].address,
+        operator_id=performer.id,
+        chain_id=CHAIN_ID,
+    )
+    with pytest.raises(AssignmentRefused, match="not the dispatcher"):
+        await mine.execute(assignment, forged, calldata)
+    assert await world.counter.call("count") == 0
