@@ -1,0 +1,1 @@
+"""Keeper health: heartbeats, online/offline, uptime."""

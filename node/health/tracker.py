@@ -1,0 +1,62 @@
+"""Which keepers are online, judged by their signed heartbeats.
+
+A keeper is online while its latest heartbeat is at most `offline_after` seconds old.
+Uptime is the share of time since a keeper was first seen during which it was online: a
+gap between two heartbeats longer than `offline_after` counts as downtime, from the
+moment the keeper went offline (its last heartbeat + `offline_after`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class KeeperHealth:
+    """What the gateway knows of one keeper's liveness."""
+
+    address: str
+    peer_id: str
+    first_seen: float
+    last_seen: float
+    online_seconds: float = 0.0
+
+    def online(self, now: float, offline_after: float) -> bool:
+        """Whether the keeper counts as online at `now`."""
+        return now - self.last_seen <= offline_after
+
+    def uptime(self, now: float, offline_after: float) -> float:
+        """The fraction of time since first seen that the keeper was online, in [0, 1]."""
+        span = now - self.first_seen
+        if span <= 0:
+            return 1.0
+        current = min(now - self.last_seen, offline_after)
+        return min(1.0, (self.online_seconds + current) / span)
+
+
+class HealthTracker:
+    """Heartbeats in, the online keepers out."""
+
+    def __init__(self, offline_after: float) -> None:
+        self.offline_after = offline_after
+        self.keepers: dict[str, KeeperHealth] = {}
+
+    def heartbeat(self, address: str, peer_id: str, at: float) -> bool:
+        """Record a heartbeat; True when it brought the keeper (back) online."""
+        health = self.keepers.get(address)
+        if health is None:
+            self.keepers[address] = KeeperHealth(address, peer_id, first_seen=at, last_seen=at)
+            return True
+        if at <= health.last_seen:
+            return False  # late or duplicate: tells nothing new
+        came_back = not health.online(at, self.offline_after)
+        health.online_seconds += min(at - health.last_seen, self.offline_after)
+        health.last_seen = at
+        health.peer_id = peer_id
+        return came_back
+
+    def online(self, now: float) -> list[KeeperHealth]:
+        """The keepers online at `now`, by address."""
+        return sorted(
+            (h for h in self.keepers.values() if h.online(now, self.offline_after)), key=lambda h: h.address
+        )
