@@ -13,18 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import eth_abi
-from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from consensus.bls.backend import BlsBackend
+from node.chain.eip712 import Domain, TypedMessage
 
 VOTE_TAG = keccak(text="TriggerX.AttestationVote.v1")
 DOMAIN_NAME = "TriggerX AttestationCenter"
 DOMAIN_VERSION = "1"
 
-_TASK_RESULT_TYPES = [
+_TASK_RESULT_FIELDS = [
     {"name": "taskId", "type": "uint256"},
     {"name": "jobId", "type": "uint256"},
     {"name": "attempt", "type": "uint32"},
@@ -62,36 +61,18 @@ class TaskInfo:
             "resultHash": self.result_hash,
         }
 
-    def _typed_data(self, chain_id: int, center: str) -> dict[str, Any]:
-        return {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                "TaskResult": _TASK_RESULT_TYPES,
-            },
-            "primaryType": "TaskResult",
-            "domain": {
-                "name": DOMAIN_NAME,
-                "version": DOMAIN_VERSION,
-                "chainId": chain_id,
-                "verifyingContract": center,
-            },
-            "message": self.as_struct(),
-        }
+    def typed(self, chain_id: int, center: str) -> TypedMessage:
+        """The performer's claim as the EIP-712 message AttestationCenter checks."""
+        domain = Domain(DOMAIN_NAME, DOMAIN_VERSION, chain_id, center)
+        return TypedMessage(domain, "TaskResult", _TASK_RESULT_FIELDS, self.as_struct())
 
     def sign_as_performer(self, performer: LocalAccount, chain_id: int, center: str) -> bytes:
         """The performer's 65-byte EIP-712 signature of this result."""
-        message = encode_typed_data(full_message=self._typed_data(chain_id, center))
-        return bytes(performer.sign_message(message).signature)
+        return self.typed(chain_id, center).sign(performer)
 
     def performer_of(self, signature: bytes, chain_id: int, center: str) -> str:
         """The address that signed this result."""
-        message = encode_typed_data(full_message=self._typed_data(chain_id, center))
-        return Account.recover_message(message, signature=signature)
+        return self.typed(chain_id, center).signer(signature)
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
-from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, keccak, to_checksum_address
 
 from gateway.calldata import CalldataError, encode_calldata
+from node.chain.eip712 import Domain, TypedMessage
 
 MIN_INTERVAL_SECONDS = 1
 MAX_GAS_LIMIT = 10_000_000
 
-_JOB_TYPES = [
+_JOB_FIELDS = [
     {"name": "owner", "type": "address"},
     {"name": "target", "type": "address"},
     {"name": "function", "type": "string"},
@@ -91,41 +90,29 @@ class ValidJob:
     signature: bytes
 
 
-def typed_data(spec: JobSpec, calldata: bytes, chain_id: int) -> dict[str, Any]:
+def typed_job(spec: JobSpec, calldata: bytes, chain_id: int) -> TypedMessage:
     """The EIP-712 message the owner signs for `spec`."""
     schedule = spec.schedule
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-            ],
-            "Job": _JOB_TYPES,
-        },
-        "primaryType": "Job",
-        "domain": {"name": "TriggerX Gateway", "version": "1", "chainId": chain_id},
-        "message": {
-            "owner": spec.owner,
-            "target": spec.target,
-            "function": spec.function,
-            "calldataHash": keccak(calldata),
-            "scheduleType": spec.schedule_type,
-            "everySeconds": schedule.every_seconds,
-            "start": schedule.start or 0,
-            "end": schedule.end or 0,
-            "gasLimit": spec.gas_limit,
-            "maxFeePerTask": _wei(spec.max_fee_per_task),
-            "salt": spec.salt,
-        },
+    message = {
+        "owner": spec.owner,
+        "target": spec.target,
+        "function": spec.function,
+        "calldataHash": keccak(calldata),
+        "scheduleType": spec.schedule_type,
+        "everySeconds": schedule.every_seconds,
+        "start": schedule.start or 0,
+        "end": schedule.end or 0,
+        "gasLimit": spec.gas_limit,
+        "maxFeePerTask": _wei(spec.max_fee_per_task),
+        "salt": spec.salt,
     }
+    return TypedMessage(Domain("TriggerX Gateway", "1", chain_id), "Job", _JOB_FIELDS, message)
 
 
 def sign_job(spec: JobSpec, owner: LocalAccount, chain_id: int) -> str:
     """The owner's signature of `spec`, as the API expects it (0x-hex)."""
     calldata = encode_calldata(spec.function, spec.args)
-    signed = owner.sign_message(encode_typed_data(full_message=typed_data(spec, calldata, chain_id)))
-    return "0x" + bytes(signed.signature).hex()
+    return "0x" + typed_job(spec, calldata, chain_id).sign(owner).hex()
 
 
 def parse_create_request(body: bytes, chain_id: int) -> ValidJob:
@@ -160,9 +147,8 @@ def parse_create_request(body: bytes, chain_id: int) -> ValidJob:
         raise JobSpecError("$.job.args" if "args" in str(error) else "$.job.function", str(error)) from None
     try:
         signature = bytes.fromhex(request.signature.removeprefix("0x"))
-        message = encode_typed_data(full_message=typed_data(spec, calldata, chain_id))
-        signer = Account.recover_message(message, signature=signature)
-    except Exception:  # eth-account raises several types for malformed signatures
+        signer = typed_job(spec, calldata, chain_id).signer(signature)
+    except ValueError:
         raise JobSpecError("$.signature", "not a valid signature") from None
     if signer != to_checksum_address(spec.owner):
         raise JobSpecError("$.signature", f"signed by {signer}, not by the owner {spec.owner}")

@@ -10,29 +10,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
+
+from node.chain.eip712 import Domain, TypedMessage
 
 DOMAIN_NAME = "TriggerX TaskExecutionHub"
 DOMAIN_VERSION = "1"
 
-_TYPES = {
-    "Assignment": [
-        {"name": "taskId", "type": "uint256"},
-        {"name": "jobId", "type": "uint256"},
-        {"name": "attempt", "type": "uint32"},
-        {"name": "performer", "type": "address"},
-        {"name": "owner", "type": "address"},
-        {"name": "target", "type": "address"},
-        {"name": "selector", "type": "bytes4"},
-        {"name": "gasLimit", "type": "uint64"},
-        {"name": "deadline", "type": "uint64"},
-        {"name": "maxFee", "type": "uint256"},
-        {"name": "triggerEvidence", "type": "bytes32"},
-    ]
-}
+_FIELDS = [
+    {"name": "taskId", "type": "uint256"},
+    {"name": "jobId", "type": "uint256"},
+    {"name": "attempt", "type": "uint32"},
+    {"name": "performer", "type": "address"},
+    {"name": "owner", "type": "address"},
+    {"name": "target", "type": "address"},
+    {"name": "selector", "type": "bytes4"},
+    {"name": "gasLimit", "type": "uint64"},
+    {"name": "deadline", "type": "uint64"},
+    {"name": "maxFee", "type": "uint256"},
+    {"name": "triggerEvidence", "type": "bytes32"},
+]
 
 
 @dataclass(frozen=True)
@@ -94,39 +92,20 @@ class Assignment:
             "triggerEvidence": self.trigger_evidence,
         }
 
-    def typed_data(self, chain_id: int, hub: str) -> dict[str, Any]:
-        """The full EIP-712 message for the hub at `hub` on chain `chain_id`."""
-        return {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                **_TYPES,
-            },
-            "primaryType": "Assignment",
-            "domain": {
-                "name": DOMAIN_NAME,
-                "version": DOMAIN_VERSION,
-                "chainId": chain_id,
-                "verifyingContract": hub,
-            },
-            "message": self.as_struct(),
-        }
+    def typed(self, chain_id: int, hub: str) -> TypedMessage:
+        """This assignment as the EIP-712 message the hub at `hub` on chain `chain_id` checks."""
+        return TypedMessage(
+            Domain(DOMAIN_NAME, DOMAIN_VERSION, chain_id, hub), "Assignment", _FIELDS, self.as_struct()
+        )
 
     def digest(self, chain_id: int, hub: str) -> bytes:
         """The 32-byte EIP-712 hash that is signed."""
-        signable = encode_typed_data(full_message=self.typed_data(chain_id, hub))
-        return keccak(b"\x19" + signable.version + signable.header + signable.body)
+        return self.typed(chain_id, hub).digest()
 
     def sign(self, dispatcher: LocalAccount, chain_id: int, hub: str) -> bytes:
         """The dispatcher's 65-byte signature (r, s, v with v in {27, 28})."""
-        signed = dispatcher.sign_message(encode_typed_data(full_message=self.typed_data(chain_id, hub)))
-        return bytes(signed.signature)
+        return self.typed(chain_id, hub).sign(dispatcher)
 
     def signer(self, signature: bytes, chain_id: int, hub: str) -> str:
         """The address that produced `signature` over this assignment."""
-        message = encode_typed_data(full_message=self.typed_data(chain_id, hub))
-        return Account.recover_message(message, signature=signature)
+        return self.typed(chain_id, hub).signer(signature)

@@ -67,6 +67,14 @@ async def assign(world: World, accounts, task_id: int = 1, attempt: int = 1, tri
     return performer, assignment, assignment.sign(accounts[1], CHAIN_ID, world.core.hub.address), calldata
 
 
+def executor_for(world: World, sender_for, accounts, keeper: str, operator_id: int) -> TaskExecutor:
+    """The executor of keeper `keeper` (an address), with accounts[1] as the dispatcher."""
+    sender = sender_for(world.keepers[keeper])
+    return TaskExecutor(
+        world.core.hub, sender, dispatcher=accounts[1].address, operator_id=operator_id, chain_id=CHAIN_ID
+    )
+
+
 async def attest_and_submit(
     world: World, sender_for, accounts, assignment, result: ExecutionResult, calldata
 ):
@@ -101,13 +109,7 @@ async def attest_and_submit(
 
 async def test_an_honest_task_is_executed_once_and_approved(world, accounts, sender_for):
     performer, assignment, signature, calldata = await assign(world, accounts)
-    executor = TaskExecutor(
-        world.core.hub,
-        sender_for(world.keepers[performer.account]),
-        dispatcher=accounts[1].address,
-        operator_id=performer.id,
-        chain_id=CHAIN_ID,
-    )
+    executor = executor_for(world, sender_for, accounts, performer.account, performer.id)
     result = await executor.execute(assignment, signature, calldata)
     assert result.target_success
     submission, verdicts, receipt = await attest_and_submit(
@@ -126,13 +128,7 @@ async def test_an_honest_task_is_executed_once_and_approved(world, accounts, sen
 
 async def test_a_lying_performer_is_rejected(world, accounts, sender_for):
     performer, assignment, signature, calldata = await assign(world, accounts)
-    executor = TaskExecutor(
-        world.core.hub,
-        sender_for(world.keepers[performer.account]),
-        dispatcher=accounts[1].address,
-        operator_id=performer.id,
-        chain_id=CHAIN_ID,
-    )
+    executor = executor_for(world, sender_for, accounts, performer.account, performer.id)
     honest = await executor.execute(assignment, signature, calldata)
     # It claims its target call failed (say, to be retried and paid twice).
     lie = dataclasses.replace(honest, target_success=False)
@@ -167,23 +163,11 @@ async def test_a_result_from_outside_the_hub_is_rejected(world, accounts, sender
 async def test_keepers_refuse_assignments_that_are_not_theirs(world, accounts, sender_for):
     performer, assignment, signature, calldata = await assign(world, accounts)
     other = next(k for k in world.keepers if k != performer.account)
-    executor = TaskExecutor(
-        world.core.hub,
-        sender_for(world.keepers[other]),
-        dispatcher=accounts[1].address,
-        operator_id=0,
-        chain_id=CHAIN_ID,
-    )
+    executor = executor_for(world, sender_for, accounts, other, 0)
     with pytest.raises(AssignmentRefused, match="assigned to"):
         await executor.execute(assignment, signature, calldata)
     forged = assignment.sign(accounts[3], CHAIN_ID, world.core.hub.address)
-    mine = TaskExecutor(
-        world.core.hub,
-        sender_for(world.keepers[performer.account]),
-        dispatcher=accounts[1].address,
-        operator_id=performer.id,
-        chain_id=CHAIN_ID,
-    )
+    mine = executor_for(world, sender_for, accounts, performer.account, performer.id)
     with pytest.raises(AssignmentRefused, match="not the dispatcher"):
         await mine.execute(assignment, forged, calldata)
     assert await world.counter.call("count") == 0

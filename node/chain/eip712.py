@@ -1,0 +1,79 @@
+"""EIP-712 typed messages: one definition of the domain, signing, recovery and digest.
+
+Everything a contract or a peer verifies is signed this way (DESIGN §4), never as JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import SignableMessage, encode_typed_data
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+
+Fields = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Domain:
+    """An EIP-712 domain; `verifying_contract` is None for messages no contract checks."""
+
+    name: str
+    version: str
+    chain_id: int
+    verifying_contract: str | None = None
+
+    def as_typed(self) -> tuple[Fields, dict[str, Any]]:
+        """The domain's EIP-712 type fields and values."""
+        fields = [
+            {"name": "name", "type": "string"},
+            {"name": "version", "type": "string"},
+            {"name": "chainId", "type": "uint256"},
+        ]
+        values: dict[str, Any] = {"name": self.name, "version": self.version, "chainId": self.chain_id}
+        if self.verifying_contract is not None:
+            fields.append({"name": "verifyingContract", "type": "address"})
+            values["verifyingContract"] = self.verifying_contract
+        return fields, values
+
+
+@dataclass(frozen=True)
+class TypedMessage:
+    """A message of type `primary_type` (fields `fields`) in `domain`."""
+
+    domain: Domain
+    primary_type: str
+    fields: Fields
+    message: dict[str, Any]
+
+    def full(self) -> dict[str, Any]:
+        """The message in eth-account's `full_message` form."""
+        domain_fields, domain_values = self.domain.as_typed()
+        return {
+            "types": {"EIP712Domain": domain_fields, self.primary_type: self.fields},
+            "primaryType": self.primary_type,
+            "domain": domain_values,
+            "message": self.message,
+        }
+
+    def signable(self) -> SignableMessage:
+        """The message as eth-account signs it."""
+        return encode_typed_data(full_message=self.full())
+
+    def digest(self) -> bytes:
+        """The 32-byte hash that is signed (what a contract computes)."""
+        signable = self.signable()
+        return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+    def sign(self, account: LocalAccount) -> bytes:
+        """`account`'s 65-byte signature (r, s, v with v in {27, 28})."""
+        return bytes(account.sign_message(self.signable()).signature)
+
+    def signer(self, signature: bytes) -> str:
+        """The address that produced `signature`; ValueError for a malformed signature."""
+        try:
+            return Account.recover_message(self.signable(), signature=signature)
+        except Exception as error:  # eth-account raises several types for malformed signatures
+            raise ValueError(f"not a valid signature: {error}") from None
