@@ -18,6 +18,7 @@ from node.dispatcher.selection import choose_performer
 from node.keeper.attester import ResultChecker
 from node.keeper.executor import AssignmentRefused, TaskExecutor
 from node.keeper.result import ExecutionResult
+from node.monitor import TaskMonitor
 
 from ..conftest import CHAIN_ID
 from ..consensus_helpers import BACKEND, Network, bls_secret, deploy_network
@@ -171,3 +172,19 @@ async def test_keepers_refuse_assignments_that_are_not_theirs(world, accounts, s
     with pytest.raises(AssignmentRefused, match="not the dispatcher"):
         await mine.execute(assignment, forged, calldata)
     assert await world.counter.call("count") == 0
+
+
+async def test_the_monitor_reports_each_decision_once_from_its_checkpoint(world, accounts, sender_for):
+    monitor = TaskMonitor(world.network.center, next_block=0, max_range=3)
+    assert await monitor.poll() == []
+    performer, assignment, signature, calldata = await assign(world, accounts)
+    executor = executor_for(world, sender_for, accounts, performer.account, performer.id)
+    result = await executor.execute(assignment, signature, calldata)
+    _, _, receipt = await attest_and_submit(world, sender_for, accounts, assignment, result, calldata)
+    [decision] = await monitor.poll()
+    assert (decision.task_id, decision.attempt, decision.approved) == (1, 1, True)
+    assert decision.tx_hash == receipt["transactionHash"]
+    assert await monitor.poll() == []
+    # A monitor restarted from an older checkpoint sees the same decision again, no more.
+    again = TaskMonitor(world.network.center, next_block=decision.block_number)
+    assert await again.poll() == [decision]

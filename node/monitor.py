@@ -1,0 +1,97 @@
+"""The gateway's task monitor: the AttestationCenter's decisions, in order, from a checkpoint.
+
+It reads `TaskSubmitted` / `TaskRejected` logs with `eth_getLogs` over block ranges from the
+last block it processed, so nothing is missed across reconnects or restarts (the caller
+stores `next_block` with the task updates it makes). Blocks are read only once they have
+`confirmations` blocks on top, so a reorg shallower than that cannot un-decide a task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import trio
+
+from node.chain.contracts import Contract
+
+
+@dataclass(frozen=True)
+class TaskDecision:
+    """The chain's final word on one task attempt."""
+
+    task_id: int
+    job_id: int
+    attempt: int
+    approved: bool
+    performer_id: int
+    tx_hash: str
+    block_number: int
+
+
+class TaskMonitor:
+    """Yields the decisions recorded by `center`, from block `next_block` on.
+
+    Args:
+        center: the AttestationCenter.
+        next_block: the first block not processed yet (from the store; 0 on a new network).
+        confirmations: blocks that must follow a block before its logs are read.
+        poll_interval: seconds between looks at the chain head.
+        max_range: most blocks per eth_getLogs request (providers cap ranges).
+    """
+
+    def __init__(
+        self,
+        center: Contract,
+        next_block: int = 0,
+        *,
+        confirmations: int = 0,
+        poll_interval: float = 0.2,
+        max_range: int = 2_000,
+    ) -> None:
+        self.center = center
+        self.next_block = next_block
+        self.confirmations = confirmations
+        self.poll_interval = poll_interval
+        self.max_range = max_range
+        self._topics = [center.abi.event_topic("TaskSubmitted"), center.abi.event_topic("TaskRejected")]
+
+    async def poll(self) -> list[TaskDecision]:
+        """The decisions in the confirmed blocks not read yet (possibly none); advances `next_block`."""
+        head = int(await self.center.rpc.call("eth_blockNumber"), 16) - self.confirmations
+        decisions: list[TaskDecision] = []
+        while self.next_block <= head:
+            last = min(head, self.next_block + self.max_range - 1)
+            logs = await self.center.rpc.call(
+                "eth_getLogs",
+                {
+                    "address": self.center.address,
+                    "topics": [self._topics],
+                    "fromBlock": hex(self.next_block),
+                    "toBlock": hex(last),
+                },
+            )
+            for log in logs:
+                event = self.center.abi.decode_log(log)
+                if event is None:
+                    continue
+                decisions.append(
+                    TaskDecision(
+                        task_id=event.args["taskId"],
+                        job_id=event.args["jobId"],
+                        attempt=event.args["attempt"],
+                        approved=event.name == "TaskSubmitted",
+                        performer_id=event.args["performerId"],
+                        tx_hash=event.tx_hash,
+                        block_number=event.block_number,
+                    )
+                )
+            self.next_block = last + 1
+        return decisions
+
+    async def follow(self, send: trio.MemorySendChannel[TaskDecision]) -> None:
+        """Send every decision to `send`, forever (run it in a nursery)."""
+        async with send:
+            while True:
+                for decision in await self.poll():
+                    await send.send(decision)
+                await trio.sleep(self.poll_interval)
