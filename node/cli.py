@@ -19,12 +19,10 @@ from node.chain.deployment import deploy_core
 from node.chain.errors import ChainError
 from node.chain.rpc import RpcClient
 from node.chain.transactions import TransactionSender
-
-ROLES = {
-    "keeper": "executes tasks assigned to it and attests to other keepers' tasks",
-    "aggregator": "collects attesters' BLS votes and submits quorum proofs on chain",
-    "gateway": "serves the HTTP API and schedules, dispatches and monitors tasks",
-}
+from node.config import SETTINGS, ConfigError, add_flags, flag_values, load_config, prepare_node
+from node.config.schema import ROLES
+from node.keys import KeyFileError, peer_id
+from node.keys.cli import add_keys_command, run_keys
 
 
 class CliError(Exception):
@@ -46,7 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"roles:\n{roles}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--role", choices=sorted(ROLES), help="the role this node plays on the mesh")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="the node's TOML config file (its keys are the settings below)",
+    )
+    add_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="command")
     deploy = commands.add_parser(
         "deploy",
@@ -64,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="environment variable holding the deployer's hex private key (default: %(default)s)",
     )
     deploy.add_argument("--out", type=Path, help="also write the addresses to this JSON file")
+    add_keys_command(commands)
     return parser
 
 
@@ -97,6 +102,28 @@ async def _deploy(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def _check_role(args: argparse.Namespace) -> str:
+    """What running a role says in this build: the config's first problem, or that it is valid."""
+    flags = flag_values(args)
+    # Nothing but a valid role given: there is no config to check, only the role to answer for.
+    configured = args.config is not None or set(flags) - {"node.role"}
+    in_env = any(setting.env in os.environ for setting in SETTINGS)
+    if not configured and not in_env and flags.get("node.role") in ROLES:
+        return (
+            f"the {flags['node.role']} role's services are not part of this build yet "
+            "(and no config was given to check: pass --config FILE)"
+        )
+    try:
+        setup = prepare_node(load_config(args.config, os.environ, flags))
+    except ConfigError as error:
+        return str(error)
+    source = f"config {args.config}" if args.config is not None else "the config"
+    return (
+        f"{source} is valid (operator {setup.operator.address}, peer {peer_id(setup.identity)}), but the "
+        f"{setup.config.settings.node.role} role's services are not part of this build yet"
+    )
+
+
 def _fail(message: str) -> NoReturn:
     print(f"triggerx-node: error: {message}", file=sys.stderr)
     sys.exit(2)
@@ -115,7 +142,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.out is not None:
             args.out.write_text(text + "\n")
         print(text)
-    elif args.role is not None:
-        _fail(f"the {args.role} role's services are not part of this build yet")
+    elif args.command == "keys":
+        try:
+            output = run_keys(args)
+        except KeyFileError as error:
+            _fail(str(error))
+        print(output)
+    elif args.config is not None or flag_values(args):
+        _fail(_check_role(args))
     else:
         parser.print_help()

@@ -1,0 +1,180 @@
+"""The node's settings: one Struct per TOML section, the single source of every setting's name,
+type, default and help.
+
+A setting `key` of section `section` is `[section] key` in the config file, the environment
+variable `TRIGGERX_<SECTION>_<KEY>` and the flag `--<section>-<key>` (underscores become
+hyphens); `SETTINGS` derives those names from the Structs, so they are never written twice.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from node.config.types import HostPort, HttpUrl, Multiaddr, PeerMultiaddr, WsUrl
+
+Role = Literal["keeper", "aggregator", "gateway"]
+ROLES: dict[Role, str] = {
+    "keeper": "executes tasks assigned to it and attests to other keepers' tasks",
+    "aggregator": "collects attesters' BLS votes and submits quorum proofs on chain",
+    "gateway": "serves the HTTP API and schedules, dispatches and monitors tasks",
+}
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+ENV_PREFIX = "TRIGGERX"
+_FLAG_ALIASES = {"node.role": "--role"}  # DESIGN §11's spelling, kept as the short form
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A TOML section of the config."""
+
+
+class NodeSettings(_Section, frozen=True, kw_only=True):
+    """[node]: what this node does and where it keeps its state."""
+
+    role: Annotated[Role, Meta(description="the role this node plays: keeper, aggregator or gateway")]
+    data_dir: Annotated[Path, Meta(description="directory of the node's database")] = Path("data")
+    log_level: Annotated[
+        LogLevel, Meta(description="least severe log events written: debug, info, warning or error")
+    ] = "info"
+
+
+class ChainSettings(_Section, frozen=True, kw_only=True):
+    """[chain]: the Ethereum endpoints the node reads and writes through."""
+
+    rpc_url: Annotated[HttpUrl, Meta(description="the chain's JSON-RPC HTTP endpoint")]
+    ws_url: Annotated[WsUrl | None, Meta(description="the chain's WebSocket endpoint, for subscriptions")] = (
+        None
+    )
+
+
+class MeshSettings(_Section, frozen=True, kw_only=True):
+    """[mesh]: the libp2p mesh."""
+
+    listen: Annotated[Multiaddr, Meta(description="multiaddr the node listens on")] = Multiaddr(
+        "/ip4/0.0.0.0/tcp/4001"
+    )
+    bootstrap: Annotated[
+        list[PeerMultiaddr],
+        Meta(description="peers to dial first, besides genesis' aggregators (comma-separated outside TOML)"),
+    ] = []
+
+
+class KeySettings(_Section, frozen=True, kw_only=True):
+    """[keys]: the operator's three keys (see `triggerx-node keys`)."""
+
+    operator_keystore: Annotated[Path, Meta(description="the operator's ECDSA key, a V3 keystore")]
+    operator_password_file: Annotated[
+        Path | None, Meta(description="file holding the operator keystore's password")
+    ] = None
+    operator_password_env: Annotated[
+        str | None, Meta(description="environment variable holding the operator keystore's password")
+    ] = None
+    bls_keystore: Annotated[
+        Path | None, Meta(description="the operator's BLS key, an EIP-2335 keystore (keepers need it)")
+    ] = None
+    bls_password_file: Annotated[
+        Path | None, Meta(description="file holding the BLS keystore's password")
+    ] = None
+    bls_password_env: Annotated[
+        str | None, Meta(description="environment variable holding the BLS keystore's password")
+    ] = None
+    identity: Annotated[Path, Meta(description="the node's libp2p identity key file")]
+
+
+class GatewaySettings(_Section, frozen=True, kw_only=True):
+    """[gateway]: the gateway's HTTP API (only the gateway role uses it)."""
+
+    http_listen: Annotated[HostPort, Meta(description="host:port the HTTP API listens on")] = HostPort(
+        "127.0.0.1:8080"
+    )
+
+
+class GenesisSettings(_Section, frozen=True, kw_only=True):
+    """[genesis]: the network definition."""
+
+    path: Annotated[Path, Meta(description="the network's genesis.json")]
+
+
+class Settings(msgspec.Struct, frozen=True):
+    """The whole config, one attribute per section."""
+
+    node: NodeSettings
+    chain: ChainSettings
+    mesh: MeshSettings
+    keys: KeySettings
+    gateway: GatewaySettings
+    genesis: GenesisSettings
+
+
+ROLE_NEEDS: dict[str, tuple[str, ...]] = {"keeper": ("keys.bls_keystore",)}
+"""Settings optional in general that a role cannot do without: keepers sign BLS votes."""
+
+PASSWORDS: tuple[tuple[str, str, str], ...] = (
+    ("keys.operator_keystore", "keys.operator_password_file", "keys.operator_password_env"),
+    ("keys.bls_keystore", "keys.bls_password_file", "keys.bls_password_env"),
+)
+"""Each keystore with the two ways of giving its password, of which exactly one must be set."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting, with the names it has in each source."""
+
+    section: str
+    key: str
+    type: Any
+    help: str
+    required: bool
+    default: Any
+
+    @property
+    def name(self) -> str:
+        """The dotted name, `section.key`, that errors use."""
+        return f"{self.section}.{self.key}"
+
+    @property
+    def env(self) -> str:
+        """The environment variable, `TRIGGERX_<SECTION>_<KEY>`."""
+        return f"{ENV_PREFIX}_{self.section}_{self.key}".upper()
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """The command-line flags, the one errors name first: `--<section>-<key>` and any alias."""
+        flag = f"--{self.section}-{self.key}".replace("_", "-")
+        alias = _FLAG_ALIASES.get(self.name)
+        return (alias, flag) if alias else (flag,)
+
+    @property
+    def base_type(self) -> Any:
+        """The type without `| None`."""
+        kinds = [kind for kind in typing.get_args(self.type) if kind is not type(None)]
+        return kinds[0] if self.optional else self.type
+
+    @property
+    def optional(self) -> bool:
+        """Whether None is a value of this setting."""
+        return type(None) in typing.get_args(self.type)
+
+
+def _settings() -> tuple[Setting, ...]:
+    found = []
+    for section in msgspec.structs.fields(Settings):
+        for field in msgspec.structs.fields(section.type):
+            meta = typing.get_args(field.type)[1]
+            default = (
+                field.default_factory() if field.default_factory is not msgspec.NODEFAULT else field.default
+            )
+            kind = typing.get_args(field.type)[0]  # the type inside Annotated[...]
+            found.append(Setting(section.name, field.name, kind, meta.description, field.required, default))
+    return tuple(found)
+
+
+SETTINGS: tuple[Setting, ...] = _settings()
+BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
+SECTIONS: dict[str, type[_Section]] = {field.name: field.type for field in msgspec.structs.fields(Settings)}
