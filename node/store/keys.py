@@ -100,6 +100,8 @@ def encode_cursor(rest: bytes) -> str:
 def decode_cursor(cursor: str) -> bytes:
     """The key bytes a cursor from `encode_cursor` stands for."""
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        # validate=True: the lenient default drops characters outside the alphabet, which
+        # would turn a garbled cursor into "start from the beginning".
+        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"malformed page cursor {cursor!r}") from None

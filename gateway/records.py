@@ -1,0 +1,64 @@
+"""What the gateway stores: jobs, their tasks and the tries at each task, and id sequences.
+
+Records are msgspec structs (the store's one encoding) and are also what the API returns,
+in camelCase JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from gateway.jobs import JobSpec
+
+JobStatus = Literal["active", "deleted"]
+# created: fired, not yet handed to a keeper; dispatched: a keeper acknowledged an attempt;
+# executed: its result is on the mesh; completed: TaskSubmitted on chain; failed: out of attempts.
+TaskStatus = Literal["created", "dispatched", "executed", "completed", "failed"]
+
+
+class JobRecord(msgspec.Struct, rename="camel", kw_only=True):
+    """A registered job."""
+
+    id: int
+    owner: str
+    spec: JobSpec
+    calldata: bytes
+    signature: bytes
+    max_fee: int
+    created_at: float
+    status: JobStatus = "active"
+    last_fire: float | None = None
+
+
+class AttemptRecord(msgspec.Struct, rename="camel", kw_only=True):
+    """One try at a task by one keeper."""
+
+    number: int
+    performer: str
+    assigned_at: float
+    deadline: int
+    tx_hash: str | None = None
+    outcome: str | None = None
+
+
+class TaskRecord(msgspec.Struct, rename="camel", kw_only=True):
+    """One firing of a job's trigger, and what became of it."""
+
+    id: int
+    job_id: int
+    fire_at: float
+    created_at: float
+    updated_at: float
+    status: TaskStatus = "created"
+    attempts: list[AttemptRecord] = msgspec.field(default_factory=list)
+    submission_tx: str | None = None
+    trace_id: str = ""
+
+
+class Sequence(msgspec.Struct):
+    """The last id handed out for one kind of record."""
+
+    name: str
+    last: int

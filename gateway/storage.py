@@ -1,0 +1,75 @@
+"""The gateway's tables, and the multi-record writes that must happen together."""
+
+from __future__ import annotations
+
+from msgspec.structs import replace
+
+from gateway.jobs import ValidJob
+from gateway.records import JobRecord, Sequence, TaskRecord
+from node.store import JOBS, SCHEDULES, TASKS, Batch, Index, Page, Store, Table
+
+
+class GatewayStorage:
+    """Jobs, tasks and id sequences in one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.jobs = Table(
+            store, JobRecord, JOBS, key=lambda j: j.id, indexes=[Index("owner", lambda j: j.owner)]
+        )
+        self.tasks = Table(
+            store,
+            TaskRecord,
+            TASKS,
+            key=lambda t: t.id,
+            indexes=[Index("job", lambda t: t.job_id), Index("status", lambda t: t.status)],
+        )
+        self.sequences = Table(store, Sequence, SCHEDULES.child("seq"), key=lambda s: s.name)
+
+    def create_job(self, job: ValidJob, now: float) -> JobRecord:
+        """Store a new job under the next job id."""
+        with self.store.batch() as batch:
+            record = JobRecord(
+                id=self._next_id("job", batch),
+                owner=job.owner,
+                spec=job.spec,
+                calldata=job.calldata,
+                signature=job.signature,
+                max_fee=job.max_fee,
+                created_at=now,
+            )
+            self.jobs.put(record, batch=batch)
+        return record
+
+    def fire(self, job: JobRecord, fire_at: float, now: float, trace_id: str) -> TaskRecord:
+        """Record that `job` fired at `fire_at`: a new task and the job's last fire, together.
+
+        Written in one batch, so after a crash either both exist or neither: a restart can
+        neither lose a fire nor fire twice for the same time.
+        """
+        with self.store.batch() as batch:
+            task = TaskRecord(
+                id=self._next_id("task", batch),
+                job_id=job.id,
+                fire_at=fire_at,
+                created_at=now,
+                updated_at=now,
+                trace_id=trace_id,
+            )
+            self.tasks.put(task, batch=batch)
+            self.jobs.put(replace(job, last_fire=fire_at), batch=batch)
+        return task
+
+    def save_task(self, task: TaskRecord) -> None:
+        """Write a changed task (its indexes follow)."""
+        self.tasks.put(task)
+
+    def tasks_of_job(self, job_id: int, *, limit: int, after: str | None) -> Page[TaskRecord]:
+        """A page of `job_id`'s tasks, oldest first."""
+        return self.tasks.by_index("job", job_id, limit=limit, after=after)
+
+    def _next_id(self, name: str, batch: Batch) -> int:
+        current = self.sequences.get(name)
+        last = (current.last if current else 0) + 1
+        self.sequences.put(Sequence(name, last), batch=batch)
+        return last
