@@ -74,6 +74,9 @@ class Genesis(_Object, frozen=True):
     initial_operators: list[InitialOperator]
     aggregator_bootstrap: list[PeerMultiaddr]
     protocol: Protocol
+    aggregators: list[ChecksumAddress] = msgspec.field(
+        default_factory=list
+    )  # their mesh messages are accepted
 
 
 def load_genesis(path: Path) -> Genesis:

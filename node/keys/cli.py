@@ -80,13 +80,27 @@ def run_keys(args: argparse.Namespace) -> str:
         identity = new_identity()
     else:
         operator_key, bls, identity = _imported(args, password)
+    save_keys(directory, operator_key, bls, identity, password, scrypt_n=args.scrypt_n, overwrite=args.force)
+    return _show(directory)
+
+
+def save_keys(
+    directory: KeyDirectory,
+    operator_key: bytes,
+    bls: Keystore,
+    identity: KeyPair,
+    password: str,
+    *,
+    scrypt_n: int,
+    overwrite: bool,
+) -> None:
+    """Write an operator's three key files into `directory` (the operator key encrypted here)."""
     directory.create()
-    operator = encrypt_operator_key(operator_key, password, scrypt_n=args.scrypt_n)
+    operator = encrypt_operator_key(operator_key, password, scrypt_n=scrypt_n)
     for path, data in zip(
         directory.files(), (operator, bls.to_json().encode(), encode_identity(identity)), strict=True
     ):
-        write_private(path, data, overwrite=args.force)
-    return _show(directory)
+        write_private(path, data, overwrite=overwrite)
 
 
 def _imported(args: argparse.Namespace, password: str) -> tuple[bytes, Keystore, KeyPair]:
