@@ -4,6 +4,7 @@
     GET  /api/jobs/id/<id>          one job                                   → 200 {job} | 404
     GET  /api/tasks/job/<job_id>    a job's tasks, oldest first, paginated    → 200 {tasks, cursor}
     GET  /api/tasks/id/<id>         one task                                  → 200 {task} | 404
+    GET  /api/keepers               keepers seen by heartbeat, online or not  → 200 {keepers}
 
 Every error is JSON `{"error": reason}` (with `"field"` for an invalid job) and a 4xx
 status; an unexpected failure is a 500 with a trace id to find it in the logs, never a
@@ -40,9 +41,13 @@ def _error(status: int, reason: str, **extra: Any) -> Response:
 
 
 def create_app(
-    storage: GatewayStorage, chain_id: int, on_job_created: Callable[[JobRecord], None]
+    storage: GatewayStorage,
+    chain_id: int,
+    on_job_created: Callable[[JobRecord], None],
+    keepers: Callable[[], list[dict[str, Any]]] = list,
 ) -> QuartTrio:
-    """The API over `storage`; `on_job_created` hands each new job to the scheduler."""
+    """The API over `storage`; `on_job_created` hands each new job to the scheduler and
+    `keepers` reports the keepers' health."""
     app = QuartTrio("triggerx-gateway")
 
     @app.post("/api/jobs")
@@ -80,6 +85,10 @@ def create_app(
     async def get_task(task_id: int) -> Response:
         record = storage.tasks.get(task_id)
         return _json({"task": record}) if record else _error(404, f"no task {task_id}")
+
+    @app.get("/api/keepers")
+    async def list_keepers() -> Response:
+        return _json({"keepers": keepers()})
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,9 +21,10 @@ from node.chain.deployment import deploy_core
 from node.chain.errors import ChainError
 from node.chain.rpc import RpcClient
 from node.chain.transactions import TransactionSender
-from node.config import SETTINGS, ConfigError, add_flags, flag_values, load_config, prepare_node
+from node.config import ConfigError, add_flags, flag_values, load_config, prepare_node
+from node.config.preflight import NodeSetup
 from node.config.schema import ROLES
-from node.keys import KeyFileError, peer_id
+from node.keys import KeyFileError
 from node.keys.cli import add_keys_command, run_keys
 
 
@@ -52,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="command")
+    devnet = commands.add_parser(
+        "devnet",
+        help="start a local network: anvil, contracts, an aggregator, a gateway and keepers",
+        description="Start anvil, deploy and wire the contracts, make keys and configs for every node, "
+        "start them as separate processes, and print the gateway URL and a demo job. Ctrl-C stops it all.",
+    )
+    devnet.add_argument("--keepers", type=int, default=3, help="how many keepers (default: %(default)s)")
+    devnet.add_argument(
+        "--instant", action="store_true", help="mine on every transaction (default: 1 s blocks)"
+    )
+    devnet.add_argument("--dir", type=Path, default=Path("devnet"), help="devnet folder, wiped at start")
+    devnet.add_argument("--http-port", type=int, help="gateway HTTP port (default: a free one)")
+    devnet.add_argument("--anvil-port", type=int, help="anvil port (default: a free one)")
     deploy = commands.add_parser(
         "deploy",
         help="deploy JobRegistry, TriggerGasRegistry and TaskExecutionHub to a chain",
@@ -102,26 +118,43 @@ async def _deploy(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def _check_role(args: argparse.Namespace) -> str:
-    """What running a role says in this build: the config's first problem, or that it is valid."""
-    flags = flag_values(args)
-    # Nothing but a valid role given: there is no config to check, only the role to answer for.
-    configured = args.config is not None or set(flags) - {"node.role"}
-    in_env = any(setting.env in os.environ for setting in SETTINGS)
-    if not configured and not in_env and flags.get("node.role") in ROLES:
-        return (
-            f"the {flags['node.role']} role's services are not part of this build yet "
-            "(and no config was given to check: pass --config FILE)"
-        )
+def _run_role(args: argparse.Namespace) -> None:
+    """Load and check the config and keys, then run the role until SIGINT or SIGTERM."""
     try:
-        setup = prepare_node(load_config(args.config, os.environ, flags))
+        setup = prepare_node(load_config(args.config, os.environ, flag_values(args)))
     except ConfigError as error:
-        return str(error)
-    source = f"config {args.config}" if args.config is not None else "the config"
-    return (
-        f"{source} is valid (operator {setup.operator.address}, peer {peer_id(setup.identity)}), but the "
-        f"{setup.config.settings.node.role} role's services are not part of this build yet"
+        _fail(str(error))
+    logging.basicConfig(
+        level=setup.config.settings.node.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per JSON-RPC call is noise
+    try:
+        trio.run(_serve, setup)
+    except BaseException as error:  # one line for the user; the traceback goes to the log
+        leaves = _leaves(error)
+        if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+            return
+        logging.getLogger("triggerx").debug("the role stopped", exc_info=error)
+        _fail("; ".join(f"{type(leaf).__name__}: {leaf}" for leaf in leaves[:3]))
+
+
+async def _serve(setup: NodeSetup) -> None:
+    from node.roles import ROLE_RUNNERS
+
+    role = ROLE_RUNNERS[setup.config.settings.node.role]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(role, setup)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+                return
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
 
 
 def _fail(message: str) -> NoReturn:
@@ -142,6 +175,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.out is not None:
             args.out.write_text(text + "\n")
         print(text)
+    elif args.command == "devnet":
+        from node.devnet.run import run_devnet
+
+        if args.keepers < 1:
+            _fail("--keepers: at least 1")
+        sys.exit(run_devnet(args.dir, args.keepers, args.instant, args.http_port, args.anvil_port))
     elif args.command == "keys":
         try:
             output = run_keys(args)
@@ -149,6 +188,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             _fail(str(error))
         print(output)
     elif args.config is not None or flag_values(args):
-        _fail(_check_role(args))
+        _run_role(args)
     else:
         parser.print_help()

@@ -23,6 +23,7 @@ class Heartbeat(msgspec.Struct, frozen=True):
 
     peer_id: str
     sent_at: float
+    listen_addrs: list[str] = []
 
 
 class AssignmentMessage(msgspec.Struct, frozen=True):
@@ -31,13 +32,20 @@ class AssignmentMessage(msgspec.Struct, frozen=True):
     assignment: dict
     dispatcher_signature: bytes
     calldata: bytes
+    fire_at: float = 0.0
     trace_id: str = ""
 
     @classmethod
     def of(
-        cls, assignment: Assignment, signature: bytes, calldata: bytes, trace_id: str = ""
+        cls,
+        assignment: Assignment,
+        signature: bytes,
+        calldata: bytes,
+        fire_at: float = 0.0,
+        trace_id: str = "",
     ) -> AssignmentMessage:
-        return cls(assignment.as_struct(), signature, calldata, trace_id)
+        """The message for `assignment`, signed by the dispatcher, to call `calldata` (fired at `fire_at`)."""
+        return cls(assignment.as_struct(), signature, calldata, fire_at, trace_id)
 
     def unpack(self) -> Assignment:
         """The assignment (its signature is checked by whoever acts on it)."""

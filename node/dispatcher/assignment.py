@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import eth_abi
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 
 from node.chain.eip712 import Domain, TypedMessage
 
@@ -109,3 +110,15 @@ class Assignment:
     def signer(self, signature: bytes, chain_id: int, hub: str) -> str:
         """The address that produced `signature` over this assignment."""
         return self.typed(chain_id, hub).signer(signature)
+
+
+def time_trigger_evidence(job_id: int, fire_at: float, calldata: bytes) -> bytes:
+    """The `triggerEvidence` of a time job's task: which job, which fire time, which call.
+
+    Binding the calldata's hash here puts it under the dispatcher's signature, so attesters
+    can trust the calldata a performer relays to them.
+    """
+    encoded = eth_abi.encode(
+        ["uint256", "uint64", "bytes32"], [job_id, round(fire_at * 1000), keccak(calldata)]
+    )
+    return keccak(encoded)

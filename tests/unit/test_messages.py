@@ -28,7 +28,7 @@ RESULT = ExecutionResult(1, 2, 1, 0, bytes([7]) * 32, 5, bytes([8]) * 32, True)
 
 def test_messages_round_trip():
     report = ResultMessage(
-        AssignmentMessage.of(ASSIGNMENT, b"\5" * 65, b"\1\2\3\4", "trace-1"), RESULT, b"\x09" * 65
+        AssignmentMessage.of(ASSIGNMENT, b"\5" * 65, b"\1\2\3\4", 12.5, "trace-1"), RESULT, b"\x09" * 65
     )
     back = decode(encode(report), ResultMessage)
     assert back == report

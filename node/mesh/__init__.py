@@ -1,0 +1,53 @@
+"""The libp2p mesh: one host per process, signed gossip topics and request/response.
+
+Public API: MeshNode (with MeshConfig), the topic and protocol names, identities, the errors.
+Read shared/FIELD-NOTES.md (py-libp2p) first: each module names the workarounds it applies.
+"""
+
+from node.mesh.envelope import Envelope, EnvelopeSigner
+from node.mesh.errors import FrameError, MeshError, PeerUnreachableError
+from node.mesh.gossip import Delivery, Subscription
+from node.mesh.host import identity_from_seed, identity_seed, peer_id_of
+from node.mesh.metrics import DROP_REASONS, Metrics
+from node.mesh.names import ALL_TOPICS, ASSIGNMENTS, FINALITY, HEARTBEATS, RESULTS, RPC_PROTOCOL, versioned
+from node.mesh.node import MeshConfig, MeshNode
+from node.mesh.rpc import (
+    ConnectionLostError,
+    Handler,
+    InvalidReplyError,
+    RemoteError,
+    RequestError,
+    RequestTimeoutError,
+)
+from node.mesh.validation import IsActive
+
+__all__ = [
+    "ALL_TOPICS",
+    "ASSIGNMENTS",
+    "DROP_REASONS",
+    "FINALITY",
+    "HEARTBEATS",
+    "RESULTS",
+    "RPC_PROTOCOL",
+    "ConnectionLostError",
+    "Delivery",
+    "Envelope",
+    "EnvelopeSigner",
+    "FrameError",
+    "Handler",
+    "InvalidReplyError",
+    "IsActive",
+    "MeshConfig",
+    "MeshError",
+    "MeshNode",
+    "Metrics",
+    "PeerUnreachableError",
+    "RemoteError",
+    "RequestError",
+    "RequestTimeoutError",
+    "Subscription",
+    "identity_from_seed",
+    "identity_seed",
+    "peer_id_of",
+    "versioned",
+]

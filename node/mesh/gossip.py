@@ -1,0 +1,265 @@
+"""GossipSub topics: signed publishes, validation before delivery and forwarding, buffered delivery.
+
+py-libp2p's defaults fixed here (FIELD-NOTES 2-5):
+- heartbeat every second (default 120 s: the mesh would take minutes to form and repair);
+- spam protection off: it forwards at most 10 messages/s per topic, our own publishes
+  included, and drops the rest with only a warning;
+- `publish()` never blocks and a peer's outbound queue silently drops past 32 RPCs, so a
+  publish first waits (bounded) while any peer's queue is above `publish_high_water`;
+- a subscription buffers 32 messages and drops the rest: one task per topic drains it at once
+  into each local subscriber's own channel of `subscription_buffer` messages, and a full one
+  is counted as `slow_consumer` instead of going unnoticed;
+- validators are async and never raise (an escaping error kills the node).
+
+Also: message ids are `sha256(origin peer || envelope)`, not the default origin + seqno.
+Seqnos restart from the wall clock in seconds, so a node restarted under load reuses seqnos
+its peers still remember and its messages vanish as duplicates; our envelopes are unique
+(random nonce), so content ids never collide, and a re-injection of an old envelope by
+another peer gets a new id and reaches the replay check. The seen-message cache (`seen_ttl`)
+outlives the validation-result cache, which outlives the freshness window, so a message
+delivered once can never be delivered again on a cached verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from types import TracebackType
+
+import msgspec
+import trio
+from libp2p.abc import IHost
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+
+from node.mesh.envelope import EnvelopeSigner, decode_envelope, encode_envelope
+from node.mesh.metrics import Metrics
+from node.mesh.names import check_name
+from node.mesh.validation import EnvelopeChecker, checksum
+
+logger = logging.getLogger(__name__)
+
+BACKPRESSURE_POLL_S = 0.002
+
+
+class Delivery(msgspec.Struct, frozen=True):
+    """A validated message from another node."""
+
+    topic: str
+    sender: str
+    """The checksummed operator address that signed it."""
+    payload: bytes
+    sent_at_ms: int
+    """The sender's clock (unix ms) when it signed the message."""
+
+
+@dataclass(frozen=True)
+class GossipSettings:
+    """GossipSub tuning and the mesh's buffers."""
+
+    heartbeat_interval: int = 1
+    degree: int = 6
+    degree_low: int = 4
+    degree_high: int = 12
+    subscription_buffer: int = 1024
+    """Messages held for each local subscriber before new ones are dropped (and counted)."""
+    publish_high_water: int = 16
+    """A publish waits while any peer's outbound queue (capacity 32 RPCs) holds this many."""
+    publish_wait_timeout: float = 2.0
+    """Seconds a publish waits for queues to drain before it goes out anyway (counted)."""
+
+
+def message_id(message: rpc_pb2.Message) -> bytes:
+    """sha256 of the origin peer and the data: unique per envelope and per injecting peer."""
+    return hashlib.sha256(message.from_id + message.data).digest()
+
+
+def new_pubsub(host: IHost, settings: GossipSettings, freshness_window_s: float) -> tuple[Pubsub, GossipSub]:
+    """Pubsub over GossipSub for `host`; run both as services (py-libp2p's background_trio_service)."""
+    router = GossipSub(
+        # Not v1.2: its IDONTWANT sends a control RPC to every mesh peer for every message,
+        # which on meshes of a few peers halved throughput (200-message burst over 3 nodes).
+        protocols=[PROTOCOL_ID_V11, PROTOCOL_ID],
+        degree=settings.degree,
+        degree_low=settings.degree_low,
+        degree_high=settings.degree_high,
+        heartbeat_interval=settings.heartbeat_interval,
+        spam_protection_enabled=False,
+    )
+    window = max(1, math.ceil(freshness_window_s))
+    pubsub = Pubsub(
+        host,
+        router,
+        msg_id_constructor=message_id,
+        seen_ttl=4 * window,
+        validation_cache_ttl=2 * window,
+    )
+    # Seqnos still travel (and feed the equivocation check): start them past any previous run's.
+    pubsub.counter = time.time_ns()
+    return pubsub, router
+
+
+class Subscription:
+    """A local subscriber's messages on one topic: iterate it, and close it (or `async with`) when done.
+
+    It holds up to `subscription_buffer` messages; past that, new ones are dropped and counted
+    as `mesh_messages_dropped_total{reason="slow_consumer"}`. The node's own publishes are not
+    delivered to it. Iteration ends when the subscription or the node closes.
+    """
+
+    def __init__(self, topic: str, subscribers: set[trio.MemorySendChannel[Delivery]], size: int) -> None:
+        self.topic = topic
+        self._send, self._receive = trio.open_memory_channel[Delivery](size)
+        self._subscribers = subscribers
+        subscribers.add(self._send)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Delivery:
+        try:
+            return await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    async def receive(self) -> Delivery:
+        """The next message; trio.EndOfChannel once the subscription or the node is closed."""
+        return await self._receive.receive()
+
+    def close(self) -> None:
+        """Stop receiving; buffered messages are discarded (the topic stays joined, so still relayed)."""
+        self._subscribers.discard(self._send)
+        self._send.close()
+        self._receive.close()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class GossipLayer:
+    """The node's topics: validators, delivery to local subscribers, and publishing."""
+
+    def __init__(
+        self,
+        pubsub: Pubsub,
+        router: GossipSub,
+        signer: EnvelopeSigner,
+        checker: EnvelopeChecker,
+        metrics: Metrics,
+        settings: GossipSettings,
+        nursery: trio.Nursery,
+    ) -> None:
+        self._pubsub = pubsub
+        self._router = router
+        self._signer = signer
+        self._checker = checker
+        self._metrics = metrics
+        self._settings = settings
+        self._nursery = nursery
+        self._my_id = pubsub.my_id
+        self._my_id_bytes = self._my_id.to_bytes()
+        self._joined: set[str] = set()
+        self._subscribers: dict[str, set[trio.MemorySendChannel[Delivery]]] = {}
+
+    async def join(self, topic: str) -> None:
+        """Validate, deliver and relay `topic` from now on (idempotent).
+
+        A node relays only topics it has joined, which is why aggregators join them all.
+        """
+        check_name(topic)
+        if topic in self._joined:
+            return
+        self._joined.add(topic)
+        self._subscribers[topic] = set()
+
+        async def validate(forwarder: ID, message: rpc_pb2.Message) -> bool:
+            return self._validate(topic, forwarder, message)
+
+        self._pubsub.set_topic_validator(topic, validate, is_async_validator=True)
+        subscription = await self._pubsub.subscribe(topic)
+        self._nursery.start_soon(self._pump, topic, subscription.receive_channel)
+
+    def _validate(self, topic: str, forwarder: ID, message: rpc_pb2.Message) -> bool:
+        # Our own publish (pushed with ourselves as forwarder) was sealed in `publish` just now.
+        if forwarder == self._my_id and message.from_id == self._my_id_bytes:
+            return True
+        if isinstance(self._checker.check(message.data, topic), str):
+            return False
+        self._metrics.inc("mesh_messages_accepted_total", topic=topic)
+        return True
+
+    async def _pump(self, topic: str, channel: trio.MemoryReceiveChannel[rpc_pb2.Message]) -> None:
+        # Drain everything buffered before yielding: py-libp2p's channel holds only 32 messages.
+        # The channel is left open: py-libp2p would fail writing to a closed one.
+        while True:
+            try:
+                message = channel.receive_nowait()
+            except trio.WouldBlock:
+                try:
+                    message = await channel.receive()
+                except trio.EndOfChannel:
+                    return
+            except trio.EndOfChannel:
+                return
+            if message.from_id != self._my_id_bytes:
+                self._deliver(topic, message)
+
+    def _deliver(self, topic: str, message: rpc_pb2.Message) -> None:
+        envelope = decode_envelope(message.data)  # it passed the validator, so it decodes
+        delivery = Delivery(topic, checksum(envelope.sender), envelope.payload, envelope.timestamp_ms)
+        for send in self._subscribers[topic]:
+            try:
+                send.send_nowait(delivery)
+            except trio.WouldBlock:
+                self._metrics.inc("mesh_messages_dropped_total", reason="slow_consumer")
+            else:
+                self._metrics.inc("mesh_messages_delivered_total", topic=topic)
+
+    async def subscribe(self, topic: str) -> Subscription:
+        """A new local subscription to `topic` (joining it first if needed)."""
+        await self.join(topic)
+        return Subscription(topic, self._subscribers[topic], self._settings.subscription_buffer)
+
+    def close(self) -> None:
+        """End every local subscription's iteration."""
+        for senders in self._subscribers.values():
+            for send in senders:
+                send.close()
+            senders.clear()
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        """Sign `payload` and publish it on `topic`, after waiting (bounded) for peer queues to drain."""
+        check_name(topic)
+        data = encode_envelope(self._signer.seal(topic, payload))
+        await self._wait_for_queues()
+        await self._pubsub.publish(topic, data)
+        self._metrics.inc("mesh_messages_published_total", topic=topic)
+
+    async def _wait_for_queues(self) -> None:
+        high_water = self._settings.publish_high_water
+        queues = self._pubsub.peer_queues
+        if all(len(queue) < high_water for queue in queues.values()):
+            return
+        self._metrics.inc("mesh_publish_backpressure_waits_total")
+        with trio.move_on_after(self._settings.publish_wait_timeout):
+            # py-libp2p's queues signal pushes, never pops: polling is the only way to see them drain.
+            while any(len(queue) >= high_water for queue in queues.values()):  # noqa: ASYNC110
+                await trio.sleep(BACKPRESSURE_POLL_S)
+            return
+        # A stuck peer (until health pings drop it) must not stop us publishing to the others.
+        self._metrics.inc("mesh_publish_backpressure_timeouts_total")
+        logger.warning("publishing despite a full peer queue after %s s", self._settings.publish_wait_timeout)
+
+    def topic_peers(self, topic: str) -> list[str]:
+        """Peers in this node's GossipSub mesh for `topic`: those it sends the topic's messages to."""
+        return sorted(peer.to_base58() for peer in self._router.mesh.get(topic, ()))

@@ -1,0 +1,146 @@
+"""One libp2p host per process, built with every FIELD-NOTES workaround for py-libp2p 0.8.
+
+- TCP + Noise only + Yamux: py-libp2p's default security also accepts PLAINTEXT and SECIO
+  inbound (FIELD-NOTES 6), and Mplex is offered as a fallback muxer; both are left out.
+- `max_connections_per_peer=1`: with the default (3) every dial waits out a fixed 250 ms
+  "happy eyeballs" delay for further connections (FIELD-NOTES 1); with 1 a dial takes ~4 ms.
+- Health monitoring with abort on a failed ping: otherwise a frozen peer is never noticed
+  (FIELD-NOTES 9); here it is dropped within ~`health_interval` + `ping_timeout` seconds.
+- The swarm's own dial retries are off: the bootstrap loop retries with its own bounded
+  backoff, and the swarm's three retries only made each failed dial take ~3x longer.
+- Every dial is wrapped in `trio.move_on_after` (a dial to a black-holed peer can block ~2 min)
+  and first lifts the 60 s block py-libp2p puts on a peer after one failed dial
+  (FIELD-NOTES 9, 10), since a dial here is always someone asking to (re)connect.
+- The `libp2p` loggers go to Python logging at WARNING: by default they do not propagate and
+  `auto_connector` forces INFO on itself (FIELD-NOTES 13).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.abc import IHost
+from libp2p.crypto.ed25519 import Ed25519PrivateKey
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.network.config import ConnectionConfig, RetryConfig
+from libp2p.network.swarm import Swarm
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+
+from node.mesh.errors import PeerUnreachableError
+
+ED25519_SEED_BYTES = 32
+
+
+def identity_from_seed(seed: bytes) -> KeyPair:
+    """The Ed25519 libp2p identity whose private key is the 32-byte `seed`."""
+    if len(seed) != ED25519_SEED_BYTES:
+        raise ValueError(f"an Ed25519 seed is {ED25519_SEED_BYTES} bytes, got {len(seed)}")
+    private_key = Ed25519PrivateKey.from_bytes(seed)
+    return KeyPair(private_key, private_key.get_public_key())
+
+
+def identity_seed(identity: KeyPair) -> bytes:
+    """The 32-byte seed of an Ed25519 identity: all it takes to store and rebuild it."""
+    if not isinstance(identity.private_key, Ed25519PrivateKey):
+        raise ValueError("the mesh identity must be an Ed25519 key pair")
+    return identity.private_key.to_bytes()
+
+
+def peer_id_of(identity: KeyPair) -> str:
+    """The base58 peer id of `identity` (what multiaddrs carry after /p2p/)."""
+    return ID.from_pubkey(identity.public_key).to_base58()
+
+
+def parse_peer_addr(address: str) -> PeerInfo:
+    """The peer id and address in a multiaddr ending in /p2p/<id>; ValueError otherwise."""
+    try:
+        return info_from_p2p_addr(multiaddr.Multiaddr(address))
+    except Exception as error:  # multiaddr and py-libp2p raise several unrelated types
+        raise ValueError(f"not a multiaddr ending in /p2p/<peer id>: {address!r} ({error})") from None
+
+
+def route_libp2p_logging() -> None:
+    """Send py-libp2p's log records through Python logging (the node's handlers) at WARNING."""
+    root = logging.getLogger("libp2p")
+    root.handlers.clear()
+    root.setLevel(logging.WARNING)
+    root.propagate = True
+    # auto_connector sets INFO on itself at import; NOTSET makes it inherit WARNING.
+    logging.getLogger("libp2p.network.auto_connector").setLevel(logging.NOTSET)
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """Connection-level settings of the host."""
+
+    dial_timeout: float = 5.0
+    """Seconds one dial may take before it is abandoned."""
+    health_interval: float = 2.0
+    """Seconds between health pings of every connection."""
+    ping_timeout: float = 2.0
+    """Seconds a health ping may take before the connection is closed."""
+
+
+def build_host(identity: KeyPair, listen: str, settings: HostSettings) -> IHost:
+    """A host for `identity` that will listen on the multiaddr `listen` once run."""
+    route_libp2p_logging()
+    connection_config = ConnectionConfig(
+        max_connections_per_peer=1,
+        dial_timeout=settings.dial_timeout,
+        enable_health_monitoring=True,
+        health_initial_delay=settings.health_interval,
+        health_warmup_window=settings.health_interval,
+        health_check_interval=settings.health_interval,
+        ping_timeout=settings.ping_timeout,
+        abort_connection_on_ping_failure=True,
+    )
+    # Noise's static DH key is separate from the identity; the handshake signs it with the identity.
+    noise = NoiseTransport(identity, noise_privkey=new_x25519_key_pair().private_key)
+    host = new_host(
+        key_pair=identity,
+        sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
+        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+        listen_addrs=[multiaddr.Multiaddr(listen)],
+        connection_config=connection_config,
+    )
+    # `new_host` has no retry parameter; the swarm reads this attribute on every dial.
+    swarm_of(host).retry_config = RetryConfig(max_retries=0)
+    return host
+
+
+def swarm_of(host: IHost) -> Swarm:
+    """The host's swarm (its network), whose connection-manager methods the interface lacks."""
+    network = host.get_network()
+    if not isinstance(network, Swarm):
+        raise TypeError(f"expected py-libp2p's Swarm as the host's network, got {type(network).__name__}")
+    return network
+
+
+def is_connected(host: IHost, peer_id: ID) -> bool:
+    """Whether the host has an open connection to `peer_id`."""
+    return any(not conn.is_closed for conn in host.get_network().get_connections(peer_id))
+
+
+async def dial(host: IHost, peer: PeerInfo, timeout: float) -> None:
+    """Connect to `peer` unless connected; PeerUnreachableError when that fails or takes over `timeout` s."""
+    if is_connected(host, peer.peer_id):
+        return
+    swarm_of(host).unblock_peer(peer.peer_id)
+    with trio.move_on_after(timeout):
+        try:
+            await host.connect(peer)
+        except Exception as error:  # py-libp2p raises many types, sometimes grouped
+            raise PeerUnreachableError(f"cannot connect to {peer.peer_id}: {error}") from error
+        return
+    raise PeerUnreachableError(f"no connection to {peer.peer_id} within {timeout} s")

@@ -1,0 +1,284 @@
+"""The gateway role: the HTTP API, the time scheduler, the dispatcher, the task monitor, keeper health."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import msgspec
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from consensus.operators import Operator
+from gateway.api import create_app
+from gateway.records import AttemptRecord, JobRecord
+from gateway.storage import GatewayStorage
+from node.config.preflight import NodeSetup
+from node.dispatcher.assignment import Assignment, time_trigger_evidence
+from node.dispatcher.selection import choose_performer
+from node.health.tracker import HealthTracker
+from node.mesh import HEARTBEATS, MeshError, MeshNode
+from node.messages import AssignmentMessage, Heartbeat, decode, encode
+from node.monitor import TaskDecision, TaskMonitor
+from node.roles.runtime import Chain, OperatorDirectory, open_chain, open_mesh
+from node.schedulers.time import IntervalSchedule, TimeScheduler
+from node.store import CHECKPOINTS, Store, Table
+
+log = logging.getLogger("triggerx.gateway")
+ACK_TIMEOUT = 5.0
+KEEPER_WAIT = 30.0  # how long a task waits for an eligible keeper to come online
+
+
+class Checkpoint(msgspec.Struct):
+    """The next block the task monitor reads."""
+
+    name: str
+    next_block: int
+
+
+def schedule_of(job: JobRecord) -> IntervalSchedule:
+    """The interval schedule of `job`; it starts when the job was created unless it says otherwise."""
+    schedule = job.spec.schedule
+    start = schedule.start if schedule.start is not None else job.created_at
+    return IntervalSchedule(every=schedule.every_seconds, start=start, end=schedule.end)
+
+
+@dataclass
+class Waiter:
+    """A dispatcher waiting for the chain's decision on one attempt."""
+
+    done: trio.Event
+    decision: TaskDecision | None = None
+
+
+class Gateway:
+    """The gateway's services, sharing one store, one chain client and one mesh node."""
+
+    def __init__(
+        self,
+        setup: NodeSetup,
+        chain: Chain,
+        directory: OperatorDirectory,
+        mesh: MeshNode,
+        storage: GatewayStorage,
+        nursery: trio.Nursery,
+    ) -> None:
+        if setup.genesis.dispatcher != setup.operator.address:
+            raise RuntimeError(
+                f"the genesis names dispatcher {setup.genesis.dispatcher}, not this node's operator"
+            )
+        self.setup, self.chain, self.directory, self.mesh = setup, chain, directory, mesh
+        self.storage, self.nursery = storage, nursery
+        self.protocol = setup.genesis.protocol
+        self.tracker = HealthTracker(self.protocol.offline_after_seconds)
+        self.scheduler = TimeScheduler()
+        self.checkpoints = Table(storage.store, Checkpoint, CHECKPOINTS, key=lambda c: c.name)
+        self.waiters: dict[tuple[int, int], Waiter] = {}
+        self.keeper_addrs: dict[str, list[str]] = {}  # peer id -> multiaddrs, from heartbeats
+        self._wake = trio.Event()
+
+    def schedule(self, job: JobRecord) -> None:
+        """Add `job` to the scheduler (at start, and for each new job)."""
+        if job.status == "active":
+            self.scheduler.add(job.id, schedule_of(job), job.last_fire, time.time())
+            self._wake.set()
+
+    async def run_scheduler(self) -> None:
+        """Fire jobs when due: write each task with its job's last fire, then dispatch it."""
+        while True:
+            now = time.time()
+            for fire in self.scheduler.due(now):
+                job = self.storage.jobs.get(fire.job_id)
+                if job is None or job.status != "active":
+                    continue
+                task = self.storage.fire(job, fire.at, now, trace_id=uuid.uuid4().hex)
+                log.info("job %d fired for %.3f: task %d (trace %s)", job.id, fire.at, task.id, task.trace_id)
+                self.nursery.start_soon(self.dispatch, task.id)
+            following = self.scheduler.next_fire_time()
+            with trio.move_on_after(3600 if following is None else max(following - time.time(), 0)):
+                await self._wake.wait()
+            self._wake = trio.Event()
+
+    async def track_heartbeats(self) -> None:
+        """Keepers' heartbeats → who is online."""
+        async with await self.mesh.subscribe(HEARTBEATS) as heartbeats:
+            async for delivery in heartbeats:
+                try:
+                    beat = decode(delivery.payload, Heartbeat)
+                except msgspec.MsgspecError:
+                    continue
+                self.keeper_addrs[beat.peer_id] = beat.listen_addrs
+                if self.tracker.heartbeat(delivery.sender, beat.peer_id, time.time()):
+                    log.info("keeper %s online (%s)", delivery.sender, beat.peer_id)
+
+    def keeper_status(self) -> list[dict[str, object]]:
+        """Every keeper seen, for GET /api/keepers."""
+        now = time.time()
+        after = self.protocol.offline_after_seconds
+        return [
+            {
+                "address": h.address,
+                "peerId": h.peer_id,
+                "online": h.online(now, after),
+                "lastSeen": h.last_seen,
+                "uptime": round(h.uptime(now, after), 4),
+            }
+            for h in self.tracker.keepers.values()
+        ]
+
+    async def dispatch(self, task_id: int) -> None:
+        """Run a task's attempts until one is approved on chain or the attempts run out."""
+        tried: list[str] = []
+        for attempt in range(1, self.protocol.max_task_attempts + 1):
+            performer = await self._performer(task_id, tried)
+            if performer is None:
+                break
+            tried.append(performer.account)
+            decision = await self._attempt(task_id, attempt, performer)
+            if decision is not None and decision.approved:
+                return
+            await trio.sleep(self.protocol.retry_backoff_seconds * 2 ** (attempt - 1))
+        self._update(task_id, status="failed")
+        log.warning("task %d failed after %d attempt(s)", task_id, len(tried))
+
+    async def _performer(self, task_id: int, tried: list[str]) -> Operator | None:
+        with trio.move_on_after(KEEPER_WAIT):
+            while True:
+                online = {h.address for h in self.tracker.online(time.time())}
+                candidates = [op for op in self.directory.operators.active if op.account in online]
+                chosen = choose_performer(task_id, candidates, tried, self.directory.operators.total_stake)
+                if chosen is not None:
+                    return chosen
+                await trio.sleep(0.5)
+        return None
+
+    async def _attempt(self, task_id: int, attempt: int, performer: Operator) -> TaskDecision | None:
+        """Assign one attempt and wait for the chain's decision (None: none in time)."""
+        task = self.storage.tasks.get(task_id)
+        job = self.storage.jobs.get(task.job_id)
+        deadline = int(time.time()) + self.protocol.assignment_ttl_seconds
+        assignment = Assignment(
+            task_id=task.id,
+            job_id=job.id,
+            attempt=attempt,
+            performer=performer.account,
+            owner=job.owner,
+            target=job.spec.target,
+            selector=job.calldata[:4],
+            gas_limit=job.spec.gas_limit,
+            deadline=deadline,
+            max_fee=job.max_fee,
+            trigger_evidence=time_trigger_evidence(job.id, task.fire_at, job.calldata),
+        )
+        signature = assignment.sign(self.setup.operator, self.chain.chain_id, self.chain.hub.address)
+        order = AssignmentMessage.of(assignment, signature, job.calldata, task.fire_at, task.trace_id)
+        waiter = self.waiters.setdefault((task_id, attempt), Waiter(trio.Event()))
+        record = AttemptRecord(
+            number=attempt, performer=performer.account, assigned_at=time.time(), deadline=deadline
+        )
+        try:
+            peer = self.tracker.keepers[performer.account].peer_id
+            await self._reach(peer)
+            await self.mesh.request(peer, "assign", encode(order), timeout=ACK_TIMEOUT)
+        except MeshError as error:
+            log.warning(
+                "task %d attempt %d: %s did not acknowledge: %s", task_id, attempt, performer.account, error
+            )
+            self._update(task_id, attempt=msgspec.structs.replace(record, outcome="not acknowledged"))
+            return None
+        self._update(task_id, status="dispatched", attempt=record)
+        with trio.move_on_after(self.protocol.assignment_ttl_seconds + 30):
+            await waiter.done.wait()
+        self.waiters.pop((task_id, attempt), None)
+        if waiter.decision is None:
+            self._update(task_id, attempt=msgspec.structs.replace(record, outcome="timed out"))
+        return waiter.decision
+
+    async def _reach(self, peer: str) -> None:
+        """Dial `peer` unless connected: keepers gossip through the aggregators, but an
+        assignment goes to its performer directly."""
+        if peer in self.mesh.connected_peers():
+            return
+        for address in self.keeper_addrs.get(peer, []):
+            try:
+                await self.mesh.connect(address)
+                return
+            except (MeshError, OSError, ValueError) as error:
+                log.debug("could not dial %s at %s: %s", peer, address, error)
+
+    async def follow_decisions(self) -> None:
+        """The AttestationCenter's decisions → task records (with the checkpoint, in one batch)."""
+        checkpoint = self.checkpoints.get("attestations")
+        start = checkpoint.next_block if checkpoint else int(await self.chain.rpc.call("eth_blockNumber"), 16)
+        monitor = TaskMonitor(self.chain.center, start)
+        send, receive = trio.open_memory_channel[TaskDecision](256)
+        self.nursery.start_soon(monitor.follow, send)
+        async with receive:
+            async for decision in receive:
+                self._record_decision(decision, monitor.next_block)
+                waiter = self.waiters.get((decision.task_id, decision.attempt))
+                if waiter is not None:
+                    waiter.decision = decision
+                    waiter.done.set()
+
+    def _record_decision(self, decision: TaskDecision, next_block: int) -> None:
+        task = self.storage.tasks.get(decision.task_id)
+        with self.storage.store.batch() as batch:
+            if task is not None:
+                attempts = [
+                    msgspec.structs.replace(a, outcome="approved" if decision.approved else "rejected")
+                    if a.number == decision.attempt
+                    else a
+                    for a in task.attempts
+                ]
+                changes: dict[str, object] = {"attempts": attempts, "updated_at": time.time()}
+                if decision.approved:
+                    changes |= {"status": "completed", "submission_tx": decision.tx_hash}
+                self.storage.tasks.put(msgspec.structs.replace(task, **changes), batch=batch)
+            self.checkpoints.put(Checkpoint("attestations", next_block), batch=batch)
+        log.info("task %d attempt %d %s in %s", decision.task_id, decision.attempt,
+                 "approved" if decision.approved else "rejected", decision.tx_hash)  # fmt: skip
+
+    def _update(
+        self, task_id: int, *, status: str | None = None, attempt: AttemptRecord | None = None
+    ) -> None:
+        task = self.storage.tasks.get(task_id)
+        if task is None:
+            return
+        attempts = [a for a in task.attempts if attempt is None or a.number != attempt.number]
+        if attempt is not None:
+            attempts = sorted([*attempts, attempt], key=lambda a: a.number)
+        changes: dict[str, object] = {"attempts": attempts, "updated_at": time.time()}
+        if status is not None and task.status != "completed":
+            changes["status"] = status
+        self.storage.save_task(msgspec.structs.replace(task, **changes))
+
+
+async def run_gateway(setup: NodeSetup) -> None:
+    """Run the gateway role until cancelled."""
+    settings = setup.config.settings
+    settings.node.data_dir.mkdir(parents=True, exist_ok=True)
+    with Store.open(settings.node.data_dir / "gateway.db") as store:
+        storage = GatewayStorage(store)
+        async with open_chain(setup) as chain:
+            directory = OperatorDirectory(
+                chain.registry, {setup.genesis.dispatcher, *setup.genesis.aggregators}
+            )
+            await directory.refresh()
+            async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
+                gateway = Gateway(setup, chain, directory, mesh, storage, nursery)
+                for job in storage.jobs.records():
+                    gateway.schedule(job)
+                app = create_app(storage, chain.chain_id, gateway.schedule, gateway.keeper_status)
+                http = HypercornConfig()
+                http.bind = [str(settings.gateway.http_listen)]
+                http.accesslog = None
+                nursery.start_soon(serve, app, http)
+                nursery.start_soon(directory.keep_fresh, 30.0)
+                nursery.start_soon(gateway.track_heartbeats)
+                nursery.start_soon(gateway.follow_decisions)
+                nursery.start_soon(gateway.run_scheduler)
+                log.info("gateway up: http://%s, mesh %s", settings.gateway.http_listen, mesh.peer_id)

@@ -1,0 +1,155 @@
+"""The keeper role: perform assigned tasks, attest to the others', send heartbeats."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import msgspec
+import trio
+
+from consensus.attestation import Vote
+from consensus.bls.backend import choose_backend
+from node.chain.errors import ChainError
+from node.config.preflight import NodeSetup
+from node.dispatcher.assignment import time_trigger_evidence
+from node.keeper.attester import ResultChecker
+from node.keeper.executor import AssignmentRefused, TaskExecutor
+from node.mesh import HEARTBEATS, RESULTS, MeshError, MeshNode
+from node.messages import AssignmentMessage, Heartbeat, ResultMessage, VoteMessage, decode, encode
+from node.roles.runtime import Chain, OperatorDirectory, aggregator_peers, open_chain, open_mesh
+
+log = logging.getLogger("triggerx.keeper")
+VOTE_TIMEOUT = 10.0
+
+
+class Keeper:
+    """One keeper's services over its chain client and mesh node."""
+
+    def __init__(
+        self,
+        setup: NodeSetup,
+        chain: Chain,
+        directory: OperatorDirectory,
+        mesh: MeshNode,
+        nursery: trio.Nursery,
+    ) -> None:
+        me = directory.operator(setup.operator.address)
+        if me is None or not me.active:
+            raise RuntimeError(f"operator {setup.operator.address} is not an active operator of the registry")
+        if setup.bls_secret is None:
+            raise RuntimeError("keys.bls_keystore: a keeper needs its BLS key to vote")
+        self.setup, self.chain, self.directory, self.mesh, self.nursery = (
+            setup,
+            chain,
+            directory,
+            mesh,
+            nursery,
+        )
+        self.me = me
+        self.dispatcher = setup.genesis.dispatcher
+        self.aggregators = aggregator_peers(setup)
+        self.backend = choose_backend()
+        self.executor = TaskExecutor(
+            chain.hub, chain.sender, dispatcher=self.dispatcher, operator_id=me.id, chain_id=chain.chain_id
+        )
+        self.checker = ResultChecker(chain.hub)
+
+    async def on_assign(self, sender: str, payload: bytes) -> bytes:
+        """The dispatcher's `assign` request: acknowledge now, execute in the background."""
+        if sender != self.dispatcher:
+            raise PermissionError("only the dispatcher assigns tasks")
+        order = decode(payload, AssignmentMessage)
+        assignment = order.unpack()
+        if assignment.performer != self.me.account:
+            raise PermissionError(f"task {assignment.task_id} is assigned to {assignment.performer}")
+        self.nursery.start_soon(self.perform, order)
+        return b"ack"
+
+    async def perform(self, order: AssignmentMessage) -> None:
+        """Execute an assignment, publish the signed result, and co-sign its approval."""
+        assignment = order.unpack()
+        try:
+            result = await self.executor.execute(assignment, order.dispatcher_signature, order.calldata)
+        except (AssignmentRefused, ChainError) as error:
+            log.warning("task %d attempt %d not executed: %s", assignment.task_id, assignment.attempt, error)
+            return
+        report = ResultMessage(order, result, b"")
+        task = report.task_info()
+        signature = task.sign_as_performer(
+            self.setup.operator, self.chain.chain_id, self.chain.center.address
+        )
+        report = msgspec.structs.replace(report, performer_signature=signature)
+        log.info("task %d attempt %d executed in %s", task.task_id, task.attempt, "0x" + result.tx_hash.hex())
+        await self.mesh.publish(RESULTS, encode(report))
+        await self.send_vote(report, approve=True)
+
+    async def attest(self) -> None:
+        """Check every result published by another keeper and vote on it."""
+        async with await self.mesh.subscribe(RESULTS) as results:
+            async for delivery in results:
+                self.nursery.start_soon(self.check_report, delivery.sender, delivery.payload)
+
+    async def check_report(self, sender: str, payload: bytes) -> None:
+        """Vote on one performer's report, after checking it against the chain."""
+        try:
+            report = decode(payload, ResultMessage)
+        except msgspec.MsgspecError as error:
+            log.warning("dropped a malformed result from %s: %s", sender, error)
+            return
+        performer = self.directory.operators.operators.get(report.result.performer_id)
+        if report.result.performer_id == self.me.id or performer is None or performer.account != sender:
+            return
+        assignment = report.order.unpack()
+        order = report.order
+        genuine = assignment.signer(order.dispatcher_signature, self.chain.chain_id, self.chain.hub.address)
+        evidence = time_trigger_evidence(assignment.job_id, order.fire_at, order.calldata)
+        if genuine != self.dispatcher or evidence != assignment.trigger_evidence:
+            log.warning("task %d: the report carries no genuine assignment; not voting", assignment.task_id)
+            return
+        verdict = await self.checker.check(assignment, report.result, expected_calldata=order.calldata)
+        log.info("task %d attempt %d: %s (%s)", assignment.task_id, assignment.attempt,
+                 "approve" if verdict.approve else "reject", verdict.reason)  # fmt: skip
+        await self.send_vote(report, approve=verdict.approve)
+
+    async def send_vote(self, report: ResultMessage, *, approve: bool) -> None:
+        """Sign a vote on `report` and hand it to the aggregators."""
+        task = report.task_info()
+        vote = Vote.cast(
+            self.backend,
+            self.setup.bls_secret,
+            self.me.id,
+            task,
+            approve,
+            self.chain.chain_id,
+            self.chain.center.address,
+        )
+        message = encode(VoteMessage(task, report.performer_signature, vote, report.order.trace_id))
+        for peer in self.aggregators:
+            try:
+                await self.mesh.request(peer, "vote", message, timeout=VOTE_TIMEOUT)
+            except MeshError as error:
+                log.warning("task %d: vote not delivered to %s: %s", task.task_id, peer, error)
+
+    async def send_heartbeats(self) -> None:
+        """Tell the gateway, every heartbeat interval, that this keeper is alive."""
+        interval = self.setup.genesis.protocol.heartbeat_interval_seconds
+        while True:
+            beat = Heartbeat(self.mesh.peer_id, time.time(), self.mesh.listen_addrs)
+            await self.mesh.publish(HEARTBEATS, encode(beat))
+            await trio.sleep(interval)
+
+
+async def run_keeper(setup: NodeSetup) -> None:
+    """Run the keeper role until cancelled."""
+    async with open_chain(setup) as chain:
+        infrastructure = {setup.genesis.dispatcher, *setup.genesis.aggregators}
+        directory = OperatorDirectory(chain.registry, infrastructure)
+        await directory.refresh()
+        async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
+            keeper = Keeper(setup, chain, directory, mesh, nursery)
+            mesh.register_handler("assign", keeper.on_assign)
+            nursery.start_soon(directory.keep_fresh, 30.0)
+            nursery.start_soon(keeper.attest)
+            nursery.start_soon(keeper.send_heartbeats)
+            log.info("keeper %s (operator %d) up as %s", setup.operator.address, keeper.me.id, mesh.peer_id)

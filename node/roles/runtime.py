@@ -1,0 +1,115 @@
+"""What every role needs: the chain and its contracts, the operator directory, the mesh."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import trio
+from eth_utils import to_checksum_address
+
+from consensus.operators import Operator, OperatorSet, load_operator_set
+from node.chain.contracts import Contract, load_artifact, revert_decoder
+from node.chain.rpc import RpcClient
+from node.chain.transactions import TransactionSender
+from node.config.preflight import NodeSetup
+from node.mesh import MeshConfig, MeshNode
+from node.mesh.host import parse_peer_addr
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Chain:
+    """The chain client and the network's contracts, from the genesis."""
+
+    rpc: RpcClient
+    chain_id: int
+    sender: TransactionSender
+    hub: Contract
+    gas_registry: Contract
+    registry: Contract
+    center: Contract
+
+
+class OperatorDirectory:
+    """The registered operators, re-read from the registry now and then; who may talk on the mesh.
+
+    Besides active operators, the dispatcher and the aggregators named in the genesis are
+    known senders: they sign mesh messages but hold no stake.
+    """
+
+    def __init__(self, registry: Contract, infrastructure: set[str]) -> None:
+        self.registry = registry
+        self.infrastructure = {to_checksum_address(a) for a in infrastructure}
+        self.operators = OperatorSet({})
+        self._by_account: dict[str, Operator] = {}
+
+    async def refresh(self) -> None:
+        """Read the operator set again."""
+        self.operators = await load_operator_set(self.registry)
+        self._by_account = {op.account: op for op in self.operators.operators.values()}
+
+    async def keep_fresh(self, interval: float) -> None:
+        """Refresh every `interval` seconds, forever (a failed read keeps the last set)."""
+        while True:
+            await trio.sleep(interval)
+            try:
+                await self.refresh()
+            except Exception as error:  # the chain may be briefly unreachable; keep what we have
+                log.warning("operator set refresh failed: %s", error)
+
+    def is_active(self, address: str) -> bool:
+        """Whether envelopes signed by `address` are accepted."""
+        operator = self._by_account.get(address)
+        return address in self.infrastructure or (operator is not None and operator.active)
+
+    def operator(self, address: str) -> Operator | None:
+        """The operator whose account is `address`."""
+        return self._by_account.get(address)
+
+
+@asynccontextmanager
+async def open_chain(setup: NodeSetup) -> AsyncIterator[Chain]:
+    """The chain client bound to the genesis's contracts, signing as this node's operator."""
+    genesis, settings = setup.genesis, setup.config.settings
+    contracts = genesis.contracts
+    async with RpcClient(settings.chain.rpc_url, revert_decoder=revert_decoder()) as rpc:
+        chain_id = int(await rpc.call("eth_chainId"), 16)
+        if chain_id != genesis.chain_id:
+            raise RuntimeError(f"chain.rpc_url serves chain {chain_id}, the genesis says {genesis.chain_id}")
+
+        def bound(name: str, address: str | None) -> Contract:
+            if address is None:
+                raise RuntimeError(f"the genesis has no address for {name}: deploy the contracts first")
+            return Contract(rpc, load_artifact(name), address)
+
+        yield Chain(
+            rpc=rpc,
+            chain_id=chain_id,
+            sender=TransactionSender(rpc, setup.operator, chain_id),
+            hub=bound("TaskExecutionHub", contracts.task_execution_hub),
+            gas_registry=bound("TriggerGasRegistry", contracts.trigger_gas_registry),
+            registry=bound("OperatorRegistry", contracts.operator_registry),
+            center=bound("AttestationCenter", contracts.attestation_center),
+        )
+
+
+@asynccontextmanager
+async def open_mesh(setup: NodeSetup, directory: OperatorDirectory) -> AsyncIterator[MeshNode]:
+    """This node's mesh host, bootstrapped to the genesis's aggregators."""
+    settings = setup.config.settings
+    config = MeshConfig(
+        chain_id=setup.genesis.chain_id,
+        listen=settings.mesh.listen,
+        bootstrap=tuple(settings.mesh.bootstrap or setup.genesis.aggregator_bootstrap),
+    )
+    async with MeshNode(setup.identity, setup.operator, directory.is_active, config) as mesh:
+        yield mesh
+
+
+def aggregator_peers(setup: NodeSetup) -> list[str]:
+    """The peer ids of the aggregators (from the genesis's bootstrap multiaddrs)."""
+    return [parse_peer_addr(address).peer_id.to_base58() for address in setup.genesis.aggregator_bootstrap]

@@ -1,0 +1,104 @@
+"""End to end: the devnet as separate processes runs an interval job; every task attested on chain."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from eth_account import Account
+
+from node.chain.anvil import free_port
+from node.chain.contracts import load_artifact
+from node.devnet.run import demo_job
+
+pytestmark = pytest.mark.e2e
+CLI = str(Path(sys.executable).with_name("triggerx-node"))
+
+
+def rpc(url: str, method: str, *params: object) -> object:
+    return httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).json()[
+        "result"
+    ]
+
+
+@pytest.fixture
+def devnet(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            CLI,
+            "devnet",
+            "--instant",
+            "--keepers",
+            "3",
+            "--dir",
+            str(tmp_path / "devnet"),
+            "--http-port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("then:"):
+                break
+        assert "".join(lines).startswith("devnet ready"), "".join(lines)
+        yield json.loads((tmp_path / "devnet" / "devnet.json").read_text())
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+
+
+def test_an_interval_job_runs_on_the_devnet(devnet):
+    gateway, chain = devnet["gatewayUrl"], devnet["rpcUrl"]
+    owner = Account.from_key(devnet["demoOwnerKey"])
+    body = demo_job(owner, devnet["demoCounter"], devnet["chainId"], every_seconds=2)
+    created = httpx.post(f"{gateway}/api/jobs", json=body)
+    assert created.status_code == 201, created.text
+    job_id = created.json()["job"]["id"]
+
+    deadline = time.monotonic() + 120
+    completed: list[dict] = []
+    while time.monotonic() < deadline and len(completed) < 3:
+        time.sleep(1)
+        tasks = httpx.get(f"{gateway}/api/tasks/job/{job_id}").json()["tasks"]
+        completed = [t for t in tasks if t["status"] == "completed"]
+    assert len(completed) >= 3, tasks
+
+    center = load_artifact("AttestationCenter").abi
+    hub = load_artifact("TaskExecutionHub").abi
+    logs = rpc(chain, "eth_getLogs", {"fromBlock": "0x0", "toBlock": "latest"})
+    submitted = {
+        center.decode_log(log).args["taskId"]: log["transactionHash"]
+        for log in logs
+        if log["address"].lower() == devnet["contracts"]["attestationCenter"].lower()
+        and log["topics"][0] == center.event_topic("TaskSubmitted")
+    }
+    executed = [
+        hub.decode_log(log).args["taskId"]
+        for log in logs
+        if log["address"].lower() == devnet["contracts"]["taskExecutionHub"].lower()
+        and log["topics"][0] == hub.event_topic("TaskExecuted")
+    ]
+    for task in completed:
+        assert submitted[task["id"]] == task["submissionTx"]
+    # Exactly once: one hub execution per task id, and the counter moved once per execution.
+    assert len(executed) == len(set(executed))
+    counter = load_artifact("Counter").abi
+    count = rpc(
+        chain,
+        "eth_call",
+        {"to": devnet["demoCounter"], "data": "0x" + counter.encode_call("count", ()).hex()},
+        "latest",
+    )
+    assert int(count, 16) == len(executed) >= len(completed)

@@ -1,0 +1,336 @@
+"""The mesh on real libp2p hosts over 127.0.0.1: signed gossip, request/response, reconnection.
+
+Nothing here asserts a duration: waits are bounded (`trio.fail_after`) only so that a broken
+mesh fails the test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import msgspec
+import multiaddr
+import pytest
+import trio
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from libp2p.abc import IHost, ISubscriptionAPI
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.tools.anyio_service import background_trio_service
+
+from node.chain.eip712 import Domain, TypedMessage
+from node.mesh import (
+    FINALITY,
+    HEARTBEATS,
+    RESULTS,
+    ConnectionLostError,
+    MeshConfig,
+    MeshNode,
+    PeerUnreachableError,
+    RemoteError,
+    RequestTimeoutError,
+    identity_from_seed,
+    identity_seed,
+    peer_id_of,
+)
+from node.mesh.envelope import Envelope, EnvelopeSigner, encode_envelope
+from node.mesh.gossip import GossipSettings, new_pubsub
+from node.mesh.host import HostSettings, build_host, parse_peer_addr
+
+CHAIN_ID = 31337
+LOCALHOST = "/ip4/127.0.0.1/tcp/0"
+WAIT_S = 15.0
+"""Upper bound of any wait for the mesh to settle (a failure, not a measurement)."""
+
+OPERATORS = [Account.from_key((index + 1).to_bytes(32, "big")) for index in range(4)]
+ACTIVE = {account.address for account in OPERATORS[:3]}
+OUTSIDER = OPERATORS[3]
+"""A well-formed operator key that the registry does not know."""
+
+
+def make_node(index: int, operator: LocalAccount | None = None, **settings: object) -> MeshNode:
+    """Node `index`: identity from a fixed seed, operator OPERATORS[index] unless given."""
+    config = MeshConfig(chain_id=CHAIN_ID, **{"listen": LOCALHOST, **settings})  # type: ignore[arg-type]
+    return MeshNode(
+        identity_from_seed(bytes([index + 1]) * 32),
+        operator or OPERATORS[index],
+        ACTIVE.__contains__,
+        config,
+    )
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait until `condition()` holds (mesh state changes without an event to wait on)."""
+    with trio.fail_after(WAIT_S):
+        while not condition():  # noqa: ASYNC110 - py-libp2p exposes no event for these states
+            await trio.sleep(0.01)
+
+
+async def linked(publisher: MeshNode, receiver: MeshNode, topic: str) -> None:
+    """Wait until `publisher` sends `topic` to `receiver` (it is in the publisher's mesh)."""
+    await until(lambda: receiver.peer_id in publisher.topic_peers(topic))
+
+
+@asynccontextmanager
+async def raw_gossip_peer(seed: int, topic: str) -> AsyncIterator[tuple[IHost, Pubsub, ISubscriptionAPI]]:
+    """A real peer running the same host and GossipSub, but with no validator: it relays anything."""
+    host = build_host(identity_from_seed(bytes([seed]) * 32), LOCALHOST, HostSettings())
+    pubsub, router = new_pubsub(host, GossipSettings(), 30.0)
+    async with (
+        host.run([multiaddr.Multiaddr(LOCALHOST)]),
+        background_trio_service(pubsub),
+        background_trio_service(router),
+    ):
+        await pubsub.wait_until_ready()
+        yield host, pubsub, await pubsub.subscribe(topic)
+    await host.close()
+
+
+def in_mesh(router: GossipSub, topic: str, node: MeshNode) -> bool:
+    return any(peer.to_base58() == node.peer_id for peer in router.mesh.get(topic, ()))
+
+
+def test_envelope_digest_is_eip712_and_signature_is_the_accounts():
+    operator = OPERATORS[0]
+    signer = EnvelopeSigner(operator, CHAIN_ID)
+    envelope = signer.seal(HEARTBEATS, b"payload", ref=b"\x07" * 16)
+    typed = TypedMessage(
+        Domain("TriggerX Mesh", "1", CHAIN_ID),
+        "Envelope",
+        [
+            {"name": "kind", "type": "string"},
+            {"name": "sender", "type": "address"},
+            {"name": "timestampMs", "type": "uint64"},
+            {"name": "nonce", "type": "bytes16"},
+            {"name": "ref", "type": "bytes16"},
+            {"name": "payload", "type": "bytes"},
+        ],
+        {
+            "kind": envelope.kind,
+            "sender": operator.address,
+            "timestampMs": envelope.timestamp_ms,
+            "nonce": envelope.nonce,
+            "ref": envelope.ref,
+            "payload": envelope.payload,
+        },
+    )
+    digest = envelope.digest(signer.separator)
+    assert digest == typed.digest()
+    assert envelope.signature == bytes(operator.unsafe_sign_hash(digest).signature)
+    assert typed.signer(envelope.signature) == operator.address
+
+
+def test_identity_round_trips_through_its_seed():
+    identity = identity_from_seed(b"\x05" * 32)
+    assert identity_seed(identity) == b"\x05" * 32
+    assert peer_id_of(identity_from_seed(identity_seed(identity))) == peer_id_of(identity)
+
+
+async def test_forged_unknown_stale_replayed_and_malformed_messages_are_dropped_and_counted():
+    async with make_node(0) as honest, make_node(1) as receiver, raw_gossip_peer(9, HEARTBEATS) as raw:
+        attacker, attacker_pubsub, captured = raw
+        inbox = await receiver.subscribe(HEARTBEATS)
+        await honest.connect(receiver.listen_addrs[0])
+        await attacker.connect(parse_peer_addr(receiver.listen_addrs[0]))
+        await linked(honest, receiver, HEARTBEATS)
+        await linked(receiver, honest, HEARTBEATS)
+        await until(lambda: in_mesh(attacker_pubsub.router, HEARTBEATS, receiver))  # type: ignore[arg-type]
+
+        await honest.publish(HEARTBEATS, b"first")
+        with trio.fail_after(WAIT_S):
+            first = await inbox.receive()
+            original = (await captured.get()).data  # what the attacker saw relayed
+        assert (first.sender, first.payload) == (honest.address, b"first")
+
+        signer = EnvelopeSigner(OPERATORS[2], CHAIN_ID)  # an active operator, not running a node
+        valid = msgspec.msgpack.decode(original, type=Envelope)
+        attacks = {
+            "bad_signature": encode_envelope(msgspec.structs.replace(valid, payload=b"tampered")),
+            "unknown_sender": encode_envelope(EnvelopeSigner(OUTSIDER, CHAIN_ID).seal(HEARTBEATS, b"hi")),
+            "stale": encode_envelope(signer.seal(HEARTBEATS, b"old", timestamp_ms=_now_ms() - 120_000)),
+            "replay": original,
+            "malformed": b"\x93not an envelope",
+            "misdirected": encode_envelope(signer.seal(RESULTS, b"meant for results")),
+        }
+        before = {reason: receiver.metrics.dropped(reason) for reason in attacks}
+        for data in attacks.values():
+            await attacker_pubsub.publish(HEARTBEATS, data)
+        await until(lambda: all(receiver.metrics.dropped(reason) > before[reason] for reason in attacks))
+
+        await honest.publish(HEARTBEATS, b"second")
+        with trio.fail_after(WAIT_S):
+            second = await inbox.receive()
+        assert (second.sender, second.payload) == (honest.address, b"second")
+        assert {
+            reason: receiver.metrics.dropped(reason) - before[reason] for reason in attacks
+        } == dict.fromkeys(attacks, 1)
+        assert receiver.metrics.get("mesh_messages_accepted_total", topic=HEARTBEATS) == 2
+        assert honest.metrics.snapshot().get('mesh_messages_dropped_total{reason="bad_signature"}', 0) == 0
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def test_burst_of_200_crosses_three_hosts():
+    async with make_node(0) as origin, make_node(1) as relay, make_node(2) as far:
+        inbox = await far.subscribe(RESULTS)
+        await origin.connect(relay.listen_addrs[0])
+        await far.connect(relay.listen_addrs[0])
+        await linked(origin, relay, RESULTS)
+        await linked(relay, far, RESULTS)
+        assert far.peer_id not in origin.connected_peers()  # every message needs the relay
+
+        sent = [f"result {number}".encode() for number in range(200)]
+        for payload in sent:
+            await origin.publish(RESULTS, payload)
+        received = []
+        with trio.fail_after(WAIT_S):
+            async for delivery in inbox:
+                received.append((delivery.sender, delivery.payload))
+                if len(received) == len(sent):
+                    break
+        assert sorted(received) == sorted((origin.address, payload) for payload in sent)
+        assert relay.metrics.get("mesh_messages_accepted_total", topic=RESULTS) == 200
+        assert origin.metrics.get("mesh_messages_published_total", topic=RESULTS) == 200
+        assert not [name for name in far.metrics.snapshot() if name.startswith("mesh_messages_dropped")]
+
+
+async def test_a_slow_subscriber_keeps_its_buffer_and_the_rest_is_counted():
+    async with make_node(0) as origin, make_node(1, gossip=GossipSettings(subscription_buffer=4)) as slow:
+        inbox = await slow.subscribe(HEARTBEATS)
+        await origin.connect(slow.listen_addrs[0])
+        await linked(origin, slow, HEARTBEATS)
+        for number in range(10):
+            await origin.publish(HEARTBEATS, bytes([number]))
+        await until(lambda: slow.metrics.get("mesh_messages_accepted_total", topic=HEARTBEATS) == 10)
+        assert slow.metrics.dropped("slow_consumer") == 6
+        kept = [(await inbox.receive()).payload for _ in range(4)]
+        assert sorted(kept) == [bytes([number]) for number in range(4)]
+
+
+async def test_request_response_round_trip_and_handler_errors():
+    async def reverse(sender: str, payload: bytes) -> bytes:
+        return sender.encode() + b":" + payload[::-1]
+
+    async def broken(sender: str, payload: bytes) -> bytes:
+        raise ValueError(f"cannot handle {payload!r}")
+
+    server = make_node(1)
+    server.register_handler("reverse", reverse)
+    server.register_handler("broken", broken)
+    async with make_node(0) as client, server:
+        await client.connect(server.listen_addrs[0])
+        assert await client.request(server.peer_id, "reverse", b"abc", timeout=5) == (
+            client.address.encode() + b":cba"
+        )
+        with pytest.raises(RemoteError) as failure:
+            await client.request(server.peer_id, "broken", b"xyz", timeout=5)
+        assert failure.value.code == "handler_error"
+        assert "ValueError: cannot handle b'xyz'" in str(failure.value)
+        with pytest.raises(RemoteError) as unknown:
+            await client.request(server.peer_id, "missing", b"", timeout=5)
+        assert unknown.value.code == "unknown_method"
+        with pytest.raises(ValueError, match="method name"):
+            await client.request(server.peer_id, "Not A Method", b"", timeout=5)
+        # Still one stream per peer pair after every outcome, and it still works.
+        assert (
+            await client.request(server.peer_id, "reverse", b"z", timeout=5)
+            == client.address.encode() + b":z"
+        )
+        assert server.metrics.get("mesh_rpc_failures_total", method="broken", code="handler_error") == 1
+
+
+async def test_requests_from_an_unknown_operator_are_rejected_and_counted():
+    async def echo(sender: str, payload: bytes) -> bytes:
+        return payload
+
+    server = make_node(1)
+    server.register_handler("echo", echo)
+    async with server, make_node(3, operator=OUTSIDER) as stranger:
+        await stranger.connect(server.listen_addrs[0])
+        with pytest.raises(RemoteError) as rejected:
+            await stranger.request(server.peer_id, "echo", b"hi", timeout=5)
+        assert rejected.value.code == "rejected"
+        assert "unknown_sender" in rejected.value.detail
+        assert server.metrics.dropped("unknown_sender") == 1
+
+
+async def test_a_request_to_a_black_holed_peer_times_out():
+    """The peer accepts TCP and never answers: the dial and the request give up on time."""
+    black_hole = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = black_hole[0].socket.getsockname()[1]
+    ghost = peer_id_of(identity_from_seed(b"\x77" * 32))
+
+    async def hold(stream: trio.SocketStream) -> None:
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, hold, black_hole)
+        async with make_node(0, host=HostSettings(dial_timeout=1.0)) as client:
+            with pytest.raises(PeerUnreachableError, match=r"within 1\.0 s"):
+                await client.connect(f"/ip4/127.0.0.1/tcp/{port}/p2p/{ghost}")
+            with pytest.raises(RequestTimeoutError, match=r"no reply within 0\.3 s"):
+                await client.request(ghost, "echo", b"", timeout=0.3)
+            assert client.metrics.get("mesh_rpc_timeouts_total", method="echo") == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_request_in_flight_fails_when_its_peer_dies():
+    called = trio.Event()
+
+    async def stall(sender: str, payload: bytes) -> bytes:
+        called.set()
+        await trio.sleep_forever()
+        raise AssertionError("a stalled handler never returns")
+
+    async def serve_until_called(*, task_status: trio.TaskStatus[MeshNode]) -> None:
+        server = make_node(1)
+        server.register_handler("stall", stall)
+        async with server:
+            task_status.started(server)
+            await called.wait()
+
+    async with make_node(0) as client, trio.open_nursery() as nursery:
+        server = await nursery.start(serve_until_called)
+        await client.connect(server.listen_addrs[0])
+        with pytest.raises(ConnectionLostError):
+            await client.request(server.peer_id, "stall", b"", timeout=WAIT_S)
+        with pytest.raises(PeerUnreachableError):
+            await client.request(server.peer_id, "stall", b"", timeout=WAIT_S)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_a_restarted_bootstrap_peer_is_reconnected():
+    async def echo(sender: str, payload: bytes) -> bytes:
+        return payload
+
+    port = free_port()
+    listen = f"/ip4/127.0.0.1/tcp/{port}"
+    aggregator_address = f"{listen}/p2p/{peer_id_of(identity_from_seed(bytes([2]) * 32))}"
+    async with make_node(0, bootstrap=(aggregator_address,)) as keeper:
+        async with make_node(1, listen=listen) as aggregator:
+            await until(lambda: aggregator.peer_id in keeper.connected_peers())
+        await until(lambda: aggregator.peer_id not in keeper.connected_peers())
+
+        restarted = make_node(1, listen=listen)
+        restarted.register_handler("echo", echo)
+        async with restarted:
+            inbox = await restarted.subscribe(FINALITY)
+            await until(lambda: restarted.peer_id in keeper.connected_peers())
+            await linked(keeper, restarted, FINALITY)
+            await keeper.publish(FINALITY, b"after the restart")
+            with trio.fail_after(WAIT_S):
+                delivery = await inbox.receive()
+            assert (delivery.sender, delivery.payload) == (keeper.address, b"after the restart")
+            assert await keeper.request(restarted.peer_id, "echo", b"again", timeout=5) == b"again"
+        assert keeper.metrics.get("mesh_bootstrap_dials_total", outcome="connected") == 2
