@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -102,3 +103,43 @@ def test_an_interval_job_runs_on_the_devnet(devnet):
         "latest",
     )
     assert int(count, 16) == len(executed) >= len(completed)
+
+
+def keepers_online(gateway: str) -> dict[str, bool]:
+    return {k["address"]: k["online"] for k in httpx.get(f"{gateway}/api/keepers").json()["keepers"]}
+
+
+def performers(gateway: str, job_id: int, since_task: int) -> list[str]:
+    tasks = httpx.get(f"{gateway}/api/tasks/job/{job_id}", params={"limit": 500}).json()["tasks"]
+    return [a["performer"] for t in tasks if t["id"] > since_task for a in t["attempts"]]
+
+
+def wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
+
+
+def test_a_killed_keeper_goes_offline_and_a_restarted_one_rejoins(devnet):
+    gateway = devnet["gatewayUrl"]
+    victim = devnet["keepers"]["keeper-1"]
+    os.kill(devnet["processes"]["keeper-1"], signal.SIGKILL)
+    wait_for(lambda: keepers_online(gateway)[victim] is False)
+
+    owner = Account.from_key(devnet["demoOwnerKey"])
+    body = demo_job(owner, devnet["demoCounter"], devnet["chainId"], every_seconds=1)
+    job_id = httpx.post(f"{gateway}/api/jobs", json=body).json()["job"]["id"]
+    wait_for(lambda: len(performers(gateway, job_id, 0)) >= 6)
+    assert victim not in performers(gateway, job_id, 0)
+
+    tasks_before = len(httpx.get(f"{gateway}/api/tasks/job/{job_id}", params={"limit": 500}).json()["tasks"])
+    restarted = subprocess.Popen(
+        [CLI, "--config", devnet["configs"]["keeper-1"]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(lambda: keepers_online(gateway)[victim] is True)
+        wait_for(lambda: victim in performers(gateway, job_id, tasks_before), timeout=90)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(timeout=30)
