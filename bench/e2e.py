@@ -1,0 +1,90 @@
+"""End-to-end latency on a devnet with instant mining: trigger → target tx mined → attested on chain.
+
+    .venv/bin/python bench/e2e.py [--tasks 60] [--keepers 3]
+
+Starts a devnet (separate processes, `--instant`), creates 5 jobs firing every second, and
+polls the hub's TaskExecuted and the AttestationCenter's TaskSubmitted logs every 10 ms. For each
+task: trigger = the gateway's task creation time; mined = when the TaskExecuted log is first
+seen; attested = when TaskSubmitted is (one machine, one clock; 10 ms resolution).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import trio
+from eth_account import Account
+
+from node.chain.contracts import load_artifact
+from node.chain.rpc import RpcClient
+from node.devnet.run import Devnet, demo_job
+
+JOBS = 5
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def measure(facts: dict, tasks: int) -> tuple[list[float], list[float]]:
+    hub_abi, center_abi = load_artifact("TaskExecutionHub").abi, load_artifact("AttestationCenter").abi
+    contracts = facts["contracts"]
+    seen: dict[str, dict[int, float]] = {"TaskExecuted": {}, "TaskSubmitted": {}}
+    owner = Account.from_key(facts["demoOwnerKey"])
+    addresses = [contracts["taskExecutionHub"], contracts["attestationCenter"]]
+    async with RpcClient(facts["rpcUrl"]) as rpc, httpx.AsyncClient(base_url=facts["gatewayUrl"]) as http:
+        next_block = int(await rpc.call("eth_blockNumber"), 16)
+        jobs = []
+        for _ in range(JOBS):
+            body = demo_job(owner, facts["demoCounter"], facts["chainId"], every_seconds=1)
+            jobs.append((await http.post("/api/jobs", json=body)).json()["job"]["id"])
+        with trio.fail_after(300):
+            while len(seen["TaskSubmitted"]) < tasks:
+                head = int(await rpc.call("eth_blockNumber"), 16)
+                if head >= next_block:
+                    window = {"address": addresses, "fromBlock": hex(next_block), "toBlock": hex(head)}
+                    for log in await rpc.call("eth_getLogs", window):
+                        abi = hub_abi if log["address"].lower() == addresses[0].lower() else center_abi
+                        event = abi.decode_log(log)
+                        if event is not None and event.name in seen:
+                            seen[event.name].setdefault(event.args["taskId"], time.time())
+                    next_block = head + 1
+                await trio.sleep(0.01)
+        created: dict[int, float] = {}
+        for job in jobs:
+            page = (await http.get(f"/api/tasks/job/{job}", params={"limit": 500})).json()["tasks"]
+            created.update({t["id"]: t["createdAt"] for t in page})
+    done = [t for t in seen["TaskSubmitted"] if t in seen["TaskExecuted"] and t in created]
+    mined = [seen["TaskExecuted"][t] - created[t] for t in done]
+    attested = [seen["TaskSubmitted"][t] - created[t] for t in done]
+    return mined, attested
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", type=int, default=60, help="tasks to measure (default 60)")
+    parser.add_argument("--keepers", type=int, default=3, help="keepers in the devnet (default 3)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        devnet = Devnet(Path(folder) / "devnet", args.keepers, instant=True, http_port=None, anvil_port=None)
+        try:
+            facts = devnet.start()
+            mined, attested = trio.run(measure, facts, args.tasks)
+        finally:
+            devnet.stop()
+    ms = lambda seconds: f"{seconds * 1000:.0f}"  # noqa: E731
+    print(f"end to end on a devnet: {args.keepers} keepers, 1 aggregator, 1 gateway, anvil --instant")
+    print(f"{len(mined)} tasks from {JOBS} jobs firing every second")
+    print(f"{'':34}{'p50 (ms)':>10}{'p99 (ms)':>10}")
+    for name, samples in (("trigger → target tx mined", mined), ("trigger → attested on chain", attested)):
+        print(f"{name:34}{ms(statistics.median(samples)):>10}{ms(percentile(samples, 0.99)):>10}")
+
+
+if __name__ == "__main__":
+    main()
