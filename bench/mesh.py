@@ -6,21 +6,27 @@ Gossip: 5 separate processes, each one MeshNode on 127.0.0.1, bootstrapped as a 
 dials node i+1), all on one topic. All five publish in turn at a combined 50, then 100 msg/s
 for 10 s each; a message's reach-all latency runs from just before `publish()` (signing
 included) in its origin to its receipt at the last of the 4 other nodes (the clocks are the
-same machine's). Request/response: 2 processes, one persistent stream, sequential requests
-(p50, p99, rate) and 8 concurrent callers (rate); then, for comparison with FIELD-NOTES, the
-same hosts echoing raw framed bytes without envelopes. Figures only: nothing is asserted.
+same machine's). Then the same with bare py-libp2p (same host and GossipSub settings, no
+envelopes), to tell what the mesh layer costs from what the library costs on this machine.
+
+Request/response: 2 processes, one persistent stream, sequential requests (p50, p99, rate)
+and 8 concurrent callers (rate); then, as FIELD-NOTES measured it, the same host settings
+echoing raw framed bytes without envelopes. Figures only: nothing is asserted.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import socket
 import statistics
 import struct
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -29,12 +35,14 @@ import trio
 from eth_account import Account
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
+from libp2p.tools.anyio_service import background_trio_service
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from node.mesh import RESULTS, MeshConfig, MeshNode, Subscription, identity_from_seed, peer_id_of
+from node.mesh import RESULTS, MeshConfig, MeshNode, PeerUnreachableError, identity_from_seed, peer_id_of
 from node.mesh.framing import FrameReader, frame
-from node.mesh.host import HostSettings, build_host, dial, parse_peer_addr
+from node.mesh.gossip import GossipSettings, new_pubsub
+from node.mesh.host import HostSettings, build_host, dial, is_connected, parse_peer_addr
 
 NODES = 5
 RATES = (50, 100)
@@ -48,6 +56,8 @@ MAX_FRAME = 1 << 20
 OPERATORS = [Account.from_key((index + 1).to_bytes(32, "big")) for index in range(NODES)]
 ACTIVE = {account.address for account in OPERATORS}
 STAMP = struct.Struct(">BIq")  # origin, sequence number, publish time (ns)
+DROPPED = "mesh_messages_dropped_total"
+DUPLICATES = "mesh_messages_duplicate_total"
 RECV_TIMEOUT_S = 120.0
 
 
@@ -84,56 +94,139 @@ async def receive(conn: Connection) -> object:
     return await trio.to_thread.run_sync(conn.recv)
 
 
-def gossip_process(index: int, ports: list[int], conn: Connection) -> None:
-    trio.run(gossip_node, index, ports, conn)
+def log_warnings() -> None:
+    """Warnings (py-libp2p's included, which the mesh routes into logging) tagged with the process."""
+    logging.basicConfig(
+        level=logging.WARNING, format="  [%(processName)s] %(name)s %(levelname)s: %(message)s"
+    )
+
+
+def gossip_process(index: int, ports: list[int], signed: bool, conn: Connection) -> None:
+    log_warnings()
+    trio.run(gossip_node if signed else raw_gossip_node, index, ports, conn)
 
 
 async def gossip_node(index: int, ports: list[int], conn: Connection) -> None:
+    """A MeshNode: signed envelopes, validation, back-pressure, buffered delivery."""
     ring_next = (index + 1) % NODES
     async with make_node(index, ports[index], (address(ring_next, ports[ring_next]),)) as node:
-        inbox = await node.subscribe(RESULTS)
-        with trio.fail_after(RECV_TIMEOUT_S):
-            while len(node.topic_peers(RESULTS)) < 2:  # noqa: ASYNC110 - no event for mesh changes
-                await trio.sleep(0.05)
-        conn.send("ready")
-        while (order := await receive(conn)) != "stop":
-            rate, start_at = order  # type: ignore[misc]
-            published, received = await gossip_phase(node, inbox, index, rate, start_at)
-            conn.send((published, received, node.metrics.snapshot()))
+        subscription = await node.subscribe(RESULTS)
+        await wait_for_mesh(lambda: len(node.topic_peers(RESULTS)))
+
+        async def receive_payload() -> bytes:
+            return (await subscription.receive()).payload
+
+        await serve_phases(
+            conn, index, partial(node.publish, RESULTS), receive_payload, partial(counted, node)
+        )
+
+
+async def raw_gossip_node(index: int, ports: list[int], conn: Connection) -> None:
+    """py-libp2p alone with the mesh's host and GossipSub settings: bare payloads, no envelopes."""
+    ring_next = (index + 1) % NODES
+    async with raw_host(index, ports[index]) as host:
+        pubsub, router = new_pubsub(host, GossipSettings(), 30.0)
+        async with background_trio_service(pubsub), background_trio_service(router):
+            await pubsub.wait_until_ready()
+            subscription = await pubsub.subscribe(RESULTS)
+            peer = parse_peer_addr(address(ring_next, ports[ring_next]))
+            while not is_connected(host, peer.peer_id):
+                with suppress(PeerUnreachableError):  # the neighbour may not listen yet
+                    await dial(host, peer, 5.0)
+                await trio.sleep(0.1)
+            await wait_for_mesh(lambda: len(router.mesh.get(RESULTS, ())))
+            mine = host.get_id().to_bytes()
+
+            async def receive_payload() -> bytes:
+                while (message := await subscription.get()).from_id == mine:
+                    pass  # py-libp2p delivers our own publishes too
+                return message.data
+
+            await serve_phases(
+                conn, index, partial(pubsub.publish, RESULTS), receive_payload, lambda prefix: 0
+            )
+
+
+async def wait_for_mesh(mesh_size: Callable[[], int]) -> None:
+    with trio.fail_after(RECV_TIMEOUT_S):
+        while mesh_size() < 2:  # noqa: ASYNC110 - py-libp2p has no event for mesh changes
+            await trio.sleep(0.05)
+
+
+async def serve_phases(
+    conn: Connection,
+    index: int,
+    publish: Callable[[bytes], Awaitable[None]],
+    receive_payload: Callable[[], Awaitable[bytes]],
+    count: Callable[[str], int],
+) -> None:
+    conn.send("ready")
+    while (order := await receive(conn)) != "stop":
+        rate, start_at = order  # type: ignore[misc]
+        report = await gossip_phase(index, rate, start_at, publish, receive_payload, count)
+        await trio.to_thread.run_sync(conn.send, report)  # a full pipe must not freeze the node
+
+
+@dataclass
+class PhaseReport:
+    """One node's view of one rate: what it sent and received, and what it cost."""
+
+    published: list[tuple[int, int]] = field(default_factory=list)
+    received: list[tuple[int, int, int]] = field(default_factory=list)
+    """(origin, sequence number, latency in ns)."""
+    dropped: int = 0
+    duplicates: int = 0
+    cpu: float = 0.0
+    """CPU seconds per wall second (1.0 = one core) over the phase, grace period included."""
+
+
+def counted(node: MeshNode, prefix: str) -> int:
+    return sum(value for name, value in node.metrics.snapshot().items() if name.startswith(prefix))
 
 
 async def gossip_phase(
-    node: MeshNode, inbox: Subscription, index: int, rate: float, start_at: float
-) -> tuple[list[tuple[int, int]], list[tuple[int, int, int]]]:
+    index: int,
+    rate: float,
+    start_at: float,
+    publish: Callable[[bytes], Awaitable[None]],
+    receive_payload: Callable[[], Awaitable[bytes]],
+    count: Callable[[str], int],
+) -> PhaseReport:
     """Publish this node's share of `rate` msg/s for DURATION_S from `start_at`, and record receipts."""
-    published: list[tuple[int, int]] = []
-    received: list[tuple[int, int, int]] = []
+    report = PhaseReport()
+    dropped, duplicates = count(DROPPED), count(DUPLICATES)
 
     async def publish_share() -> None:
         start = trio.current_time() + (start_at - time.time())
         for sequence in range(index, int(rate * DURATION_S), NODES):
             await trio.sleep_until(start + sequence / rate)
-            await node.publish(RESULTS, STAMP.pack(index, sequence, time.time_ns()))
-            published.append((index, sequence))
+            await publish(STAMP.pack(index, sequence, time.time_ns()))
+            report.published.append((index, sequence))
 
     async def collect() -> None:
-        async for delivery in inbox:
-            origin, sequence, sent_ns = STAMP.unpack(delivery.payload)
-            received.append((origin, sequence, time.time_ns() - sent_ns))
+        while True:
+            origin, sequence, sent_ns = STAMP.unpack(await receive_payload())
+            report.received.append((origin, sequence, time.time_ns() - sent_ns))
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(publish_share)
         nursery.start_soon(collect)
-        await trio.sleep(start_at - time.time() + DURATION_S + GRACE_S)
+        await trio.sleep(start_at - time.time())
+        cpu_start, wall_start = time.process_time(), time.perf_counter()
+        await trio.sleep(DURATION_S + GRACE_S)
         nursery.cancel_scope.cancel()
-    return published, received
+    report.cpu = (time.process_time() - cpu_start) / (time.perf_counter() - wall_start)
+    report.dropped = count(DROPPED) - dropped
+    report.duplicates = count(DUPLICATES) - duplicates
+    return report
 
 
-def run_gossip(context: multiprocessing.context.SpawnContext) -> list[tuple[int, int, int, float, float]]:
+def run_gossip(context: multiprocessing.context.SpawnContext, signed: bool) -> list[tuple[float, ...]]:
+    """Per rate: sent, reaching all, dropped, duplicates (all nodes), p50, p99 (ms), CPU per node."""
     ports = free_ports(NODES)
     pipes = [context.Pipe() for _ in range(NODES)]
     processes = [
-        context.Process(target=gossip_process, args=(index, ports, pipes[index][1]), daemon=True)
+        context.Process(target=gossip_process, args=(index, ports, signed, pipes[index][1]), daemon=True)
         for index in range(NODES)
     ]
     for process in processes:
@@ -146,15 +239,24 @@ def run_gossip(context: multiprocessing.context.SpawnContext) -> list[tuple[int,
         start_at = time.time() + 1.0
         for conn in conns:
             conn.send((rate, start_at))
-        reports = [recv(conn) for conn in conns]
-        published = {message for report in reports for message in report[0]}
+        reports: list[PhaseReport] = [recv(conn) for conn in conns]  # type: ignore[misc]
+        published = {message for report in reports for message in report.published}
         latencies: dict[tuple[int, int], list[int]] = {}
         for report in reports:
-            for origin, sequence, latency in report[1]:
+            for origin, sequence, latency in report.received:
                 latencies.setdefault((origin, sequence), []).append(latency)
         reach_all = [max(found) / 1e6 for found in latencies.values() if len(found) == NODES - 1]
-        dropped = sum(value for report in reports for key, value in report[2].items() if "dropped" in key)
-        rows.append((rate, len(published), len(reach_all), dropped, *_p50_p99(reach_all)))
+        rows.append(
+            (
+                rate,
+                len(published),
+                len(reach_all),
+                sum(report.dropped for report in reports),
+                sum(report.duplicates for report in reports),
+                *_p50_p99(reach_all),
+                statistics.mean(report.cpu for report in reports),
+            )
+        )
     for conn in conns:
         conn.send("stop")
     for process in processes:
@@ -178,6 +280,7 @@ def recv(conn: Connection) -> object:
 
 
 def server_process(port: int, raw_port: int, conn: Connection) -> None:
+    log_warnings()
     trio.run(rpc_server, port, raw_port, conn)
 
 
@@ -209,6 +312,7 @@ async def raw_host(index: int, port: int) -> AsyncIterator[IHost]:
 
 
 def client_process(server: str, raw_server: str, conn: Connection) -> None:
+    log_warnings()
     conn.send(trio.run(rpc_client, server, raw_server))
 
 
@@ -275,28 +379,27 @@ def main() -> None:
     context = multiprocessing.get_context("spawn")
     print(f"mesh benchmark: {NODES} processes on 127.0.0.1, GossipSub ring, signed envelopes (EIP-712)")
     print(
-        f"\ngossip reach-all latency: publish -> receipt at all {NODES - 1} other nodes, {DURATION_S:.0f} s a rate"
+        f"\ngossip reach-all latency: publish -> receipt at all {NODES - 1} others, {DURATION_S:.0f} s a rate"
     )
-    print(
-        f"  {'rate':>9}  {'sent':>5}  {'reached all':>11}  {'dropped':>7}  {'p50':>8}  {'p99':>8}   baseline"
-    )
-    baseline = {100: "p50 7.6 ms, p99 15 ms"}
-    for rate, sent, reached, dropped, p50, p99 in run_gossip(context):
-        print(
-            f"  {rate:>5} /s  {sent:>5}  {reached:>11}  {dropped:>7}  {p50:>5.1f} ms  {p99:>5.1f} ms"
-            f"   {baseline.get(rate, '-')}"
-        )
+    columns = ("sent", "reached all", "dropped", "duplicates", "p50", "p99", "CPU/node")
+    print(f"  {'':>9}  {'rate':>9}  " + "  ".join(f"{column:>{max(8, len(column))}}" for column in columns))
+    for signed, label in ((True, "MeshNode"), (False, "bare")):
+        for rate, sent, reached, dropped, duplicates, p50, p99, cpu in run_gossip(context, signed):
+            print(
+                f"  {label:>9}  {rate:>5.0f} /s  {sent:>8}  {reached:>11}  {dropped:>8}  {duplicates:>10}"
+                f"  {p50:>5.1f} ms  {p99:>5.1f} ms  {cpu:>7.0%}"
+            )
+    print("  bare = py-libp2p with the same host and GossipSub settings, payloads without envelopes")
+    print("  FIELD-NOTES baseline (5-node ring, 100 msg/s, no envelopes): p50 7.6 ms, p99 15 ms")
     rpc = run_rpc(context)
     print(f"\nrequest/response over one persistent stream, 2 processes, {REQUESTS} requests of 200 bytes")
     print(
-        f"  signed + checked both ways, sequential: p50 {rpc['p50']:.2f} ms, p99 {rpc['p99']:.2f} ms, "
-        f"{rpc['rate']:.0f} req/s   FIELD-NOTES: p50 0.62 ms (raw frames)"
+        f"  signed + checked both ways, sequential:  p50 {rpc['p50']:.2f} ms, p99 {rpc['p99']:.2f} ms,"
+        f" {rpc['rate']:.0f} req/s"
     )
-    print(
-        f"  signed + checked both ways, {CONCURRENCY} concurrent callers: {rpc['concurrent']:.0f} req/s"
-        "   FIELD-NOTES: ~2,600 req/s (raw frames)"
-    )
-    print(f"  raw framed echo on the same hosts (no envelopes): p50 {rpc['raw_p50']:.2f} ms")
+    print(f"  signed + checked both ways, {CONCURRENCY} callers:   {rpc['concurrent']:.0f} req/s")
+    print(f"  raw frames, same host settings, no envelopes: p50 {rpc['raw_p50']:.2f} ms")
+    print("  FIELD-NOTES baseline (raw frames): p50 0.62 ms, ~2,600 req/s")
 
 
 if __name__ == "__main__":

@@ -5,20 +5,22 @@ Read shared/FIELD-NOTES.md (py-libp2p) first: each module names the workarounds 
 """
 
 from node.mesh.envelope import Envelope, EnvelopeSigner
-from node.mesh.errors import FrameError, MeshError, PeerUnreachableError
+from node.mesh.errors import (
+    ConnectionLostError,
+    FrameError,
+    InvalidReplyError,
+    MeshError,
+    PeerUnreachableError,
+    RemoteError,
+    RequestError,
+    RequestTimeoutError,
+)
 from node.mesh.gossip import Delivery, Subscription
 from node.mesh.host import identity_from_seed, identity_seed, peer_id_of
 from node.mesh.metrics import DROP_REASONS, Metrics
 from node.mesh.names import ALL_TOPICS, ASSIGNMENTS, FINALITY, HEARTBEATS, RESULTS, RPC_PROTOCOL, versioned
 from node.mesh.node import MeshConfig, MeshNode
-from node.mesh.rpc import (
-    ConnectionLostError,
-    Handler,
-    InvalidReplyError,
-    RemoteError,
-    RequestError,
-    RequestTimeoutError,
-)
+from node.mesh.rpc import Handler
 from node.mesh.validation import IsActive
 
 __all__ = [

@@ -70,7 +70,7 @@ class Envelope(msgspec.Struct, array_like=True, frozen=True):
     sender: Annotated[bytes, Meta(min_length=20, max_length=20)]
     """The operator address that signed it."""
     timestamp_ms: Annotated[int, Meta(ge=0, le=2**63 - 1)]
-    """Unix time in milliseconds when it was signed."""
+    """Unix time in milliseconds when it was signed (uint64 in EIP-712; msgspec bounds stop at int64)."""
     nonce: Annotated[bytes, Meta(min_length=NONCE_BYTES, max_length=NONCE_BYTES)]
     ref: Annotated[bytes, Meta(min_length=NONCE_BYTES, max_length=NONCE_BYTES)]
     payload: bytes

@@ -13,3 +13,28 @@ class PeerUnreachableError(MeshError):
 
 class FrameError(MeshError):
     """A message broke the stream framing: over the size limit, or cut off by the end of the stream."""
+
+
+class RequestError(MeshError):
+    """A request got no valid reply; subclasses say why."""
+
+
+class RequestTimeoutError(RequestError):
+    """No reply within the request's timeout (the dial included)."""
+
+
+class ConnectionLostError(RequestError):
+    """The stream to the peer broke before the reply came."""
+
+
+class InvalidReplyError(RequestError):
+    """The reply's envelope failed the checks (its reason is in the message and the metrics)."""
+
+
+class RemoteError(RequestError):
+    """The peer answered with a failure: `code` is one of rpc.FAILURE_CODES, `detail` its explanation."""
+
+    def __init__(self, method: str, code: str, detail: str) -> None:
+        super().__init__(f"{method} failed on the peer ({code}): {detail}")
+        self.code = code
+        self.detail = detail

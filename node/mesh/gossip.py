@@ -11,13 +11,13 @@ py-libp2p's defaults fixed here (FIELD-NOTES 2-5):
   is counted as `slow_consumer` instead of going unnoticed;
 - validators are async and never raise (an escaping error kills the node).
 
-Also: message ids are `sha256(origin peer || envelope)`, not the default origin + seqno.
-Seqnos restart from the wall clock in seconds, so a node restarted under load reuses seqnos
-its peers still remember and its messages vanish as duplicates; our envelopes are unique
-(random nonce), so content ids never collide, and a re-injection of an old envelope by
-another peer gets a new id and reaches the replay check. The seen-message cache (`seen_ttl`)
-outlives the validation-result cache, which outlives the freshness window, so a message
-delivered once can never be delivered again on a cached verdict.
+Also: message ids are `sha256(origin peer || envelope)`, not py-libp2p's origin + seqno, whose
+seqnos restart from the wall clock in seconds: a node restarted under load would reuse seqnos
+its peers still remember, and its messages would vanish as duplicates (seqnos, still sent, now
+start from the clock in nanoseconds). Envelopes are unique (random nonce), so content ids never
+collide, and an old envelope re-injected by another peer gets a new id and meets the replay
+check. The seen-message cache (`seen_ttl`) outlives the validation-result cache, which outlives
+the freshness window, so a message delivered once is never delivered again on a cached verdict.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import hashlib
 import logging
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -45,6 +46,8 @@ from node.mesh.validation import EnvelopeChecker, checksum
 logger = logging.getLogger(__name__)
 
 BACKPRESSURE_POLL_S = 0.002
+ACCEPTED_IDS = 65536
+"""Ids of accepted messages kept to recognise concurrent duplicates (minutes of traffic at 500 msg/s)."""
 
 
 class Delivery(msgspec.Struct, frozen=True):
@@ -170,6 +173,7 @@ class GossipLayer:
         self._my_id_bytes = self._my_id.to_bytes()
         self._joined: set[str] = set()
         self._subscribers: dict[str, set[trio.MemorySendChannel[Delivery]]] = {}
+        self._accepted: OrderedDict[bytes, None] = OrderedDict()
 
     async def join(self, topic: str) -> None:
         """Validate, deliver and relay `topic` from now on (idempotent).
@@ -183,7 +187,12 @@ class GossipLayer:
         self._subscribers[topic] = set()
 
         async def validate(forwarder: ID, message: rpc_pb2.Message) -> bool:
-            return self._validate(topic, forwarder, message)
+            try:
+                return self._validate(topic, forwarder, message)
+            except Exception:  # an error escaping a validator takes py-libp2p down (FIELD-NOTES 5)
+                logger.exception("gossip validator failed on %s", topic)
+                self._metrics.inc("mesh_messages_dropped_total", reason="validator_error")
+                return False
 
         self._pubsub.set_topic_validator(topic, validate, is_async_validator=True)
         subscription = await self._pubsub.subscribe(topic)
@@ -193,8 +202,18 @@ class GossipLayer:
         # Our own publish (pushed with ourselves as forwarder) was sealed in `publish` just now.
         if forwarder == self._my_id and message.from_id == self._my_id_bytes:
             return True
+        # py-libp2p marks a message seen only after validating it, so a copy arriving meanwhile
+        # from another neighbour is validated too. It is no replay: drop it (delivering it would
+        # deliver twice) as a duplicate, without checking its signature again.
+        key = message_id(message)
+        if key in self._accepted:
+            self._metrics.inc("mesh_messages_duplicate_total", topic=topic)
+            return False
         if isinstance(self._checker.check(message.data, topic), str):
             return False
+        self._accepted[key] = None
+        if len(self._accepted) > ACCEPTED_IDS:
+            self._accepted.popitem(last=False)
         self._metrics.inc("mesh_messages_accepted_total", topic=topic)
         return True
 

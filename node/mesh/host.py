@@ -5,14 +5,17 @@
 - `max_connections_per_peer=1`: with the default (3) every dial waits out a fixed 250 ms
   "happy eyeballs" delay for further connections (FIELD-NOTES 1); with 1 a dial takes ~4 ms.
 - Health monitoring with abort on a failed ping: otherwise a frozen peer is never noticed
-  (FIELD-NOTES 9); here it is dropped within ~`health_interval` + `ping_timeout` seconds.
+  (FIELD-NOTES 9); here it is dropped within ~`health_interval` + `ping_timeout` seconds. The
+  timeout is not shorter because a CPU-saturated node answers pings late, and dropping its
+  connections then turns slowness into a partition.
 - The swarm's own dial retries are off: the bootstrap loop retries with its own bounded
   backoff, and the swarm's three retries only made each failed dial take ~3x longer.
 - Every dial is wrapped in `trio.move_on_after` (a dial to a black-holed peer can block ~2 min)
   and first lifts the 60 s block py-libp2p puts on a peer after one failed dial
   (FIELD-NOTES 9, 10), since a dial here is always someone asking to (re)connect.
 - The `libp2p` loggers go to Python logging at WARNING: by default they do not propagate and
-  `auto_connector` forces INFO on itself (FIELD-NOTES 13).
+  `auto_connector` forces INFO on itself (FIELD-NOTES 13). The TCP transport's ERROR for each
+  refused dial is silenced: the same text is raised to the dialer, which reports it.
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ def route_libp2p_logging() -> None:
     root.propagate = True
     # auto_connector sets INFO on itself at import; NOTSET makes it inherit WARNING.
     logging.getLogger("libp2p.network.auto_connector").setLevel(logging.NOTSET)
+    # The TCP transport logs ERROR for every refused dial (a restarting aggregator makes every
+    # keeper log one per backoff step) and then raises the same text, which our callers report.
+    logging.getLogger("libp2p.transport.tcp.tcp").setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
@@ -88,8 +94,8 @@ class HostSettings:
     """Seconds one dial may take before it is abandoned."""
     health_interval: float = 2.0
     """Seconds between health pings of every connection."""
-    ping_timeout: float = 2.0
-    """Seconds a health ping may take before the connection is closed."""
+    ping_timeout: float = 3.0
+    """Seconds a health ping may take before the connection is closed (a frozen peer goes in ~5 s)."""
 
 
 def build_host(identity: KeyPair, listen: str, settings: HostSettings) -> IHost:

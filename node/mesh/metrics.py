@@ -67,7 +67,9 @@ class Metrics:
         return self._counts[sample_name(name, labels)]
 
     def dropped(self, reason: str) -> int:
-        """`mesh_messages_dropped_total{reason=...}`, the figure the tests and operators watch."""
+        """`mesh_messages_dropped_total{reason=...}`; ValueError for a reason not in DROP_REASONS."""
+        if reason not in DROP_REASONS:
+            raise ValueError(f"no such drop reason: {reason!r} (one of {', '.join(DROP_REASONS)})")
         return self.get("mesh_messages_dropped_total", reason=reason)
 
     def snapshot(self) -> dict[str, int]:

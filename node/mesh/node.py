@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import TracebackType
 
 import multiaddr
@@ -62,6 +63,16 @@ class MeshConfig:
     backoff: BackoffSettings = field(default_factory=BackoffSettings)
 
 
+@dataclass(frozen=True)
+class _Running:
+    """What a started node holds; `stack` undoes it all in order."""
+
+    host: IHost
+    gossip: GossipLayer
+    rpc: RpcLayer
+    stack: AsyncExitStack
+
+
 def _describe(error: BaseException) -> str:
     # py-libp2p's startup errors arrive as nested ExceptionGroups (FIELD-NOTES 12): name the leaves.
     if isinstance(error, BaseExceptionGroup):
@@ -69,6 +80,7 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+@lru_cache(maxsize=4096)
 def _peer(peer_id: str) -> ID:
     try:
         return ID.from_base58(peer_id)
@@ -77,7 +89,11 @@ def _peer(peer_id: str) -> ID:
 
 
 class MeshNode:
-    """The node's mesh presence; use as `async with MeshNode(...) as node`."""
+    """The node's mesh presence; use as `async with MeshNode(...) as node`.
+
+    Enter and leave it in the same trio task (it owns a nursery); to stop a node from another
+    task, run it in its own task and end that.
+    """
 
     def __init__(
         self, identity: KeyPair, operator: LocalAccount, is_active: IsActive, config: MeshConfig
@@ -99,7 +115,7 @@ class MeshNode:
         )
         self._bootstrap = [parse_peer_addr(address) for address in config.bootstrap]
         self._handlers: dict[str, Handler] = {}
-        self._running: tuple[IHost, GossipLayer, RpcLayer, AsyncExitStack] | None = None
+        self._running: _Running | None = None
 
     @property
     def peer_id(self) -> str:
@@ -114,9 +130,9 @@ class MeshNode:
     @property
     def listen_addrs(self) -> list[str]:
         """Where peers can reach this node, as multiaddrs ending in /p2p/<peer id>."""
-        return [str(address) for address in self._parts()[0].get_addrs()]
+        return [str(address) for address in self._parts().host.get_addrs()]
 
-    def _parts(self) -> tuple[IHost, GossipLayer, RpcLayer, AsyncExitStack]:
+    def _parts(self) -> _Running:
         if self._running is None:
             raise RuntimeError("the mesh node is not running: use it inside `async with`")
         return self._running
@@ -129,19 +145,22 @@ class MeshNode:
             self._running = await self._start(stack)
         except BaseException as error:
             await stack.aclose()
-            if isinstance(error, Exception):
+            if isinstance(error, Exception) and not isinstance(error, MeshError):
                 raise MeshError(
                     f"cannot start the mesh node on {self.config.listen}: {_describe(error)}"
                 ) from error
             raise
         return self
 
-    async def _start(self, stack: AsyncExitStack) -> tuple[IHost, GossipLayer, RpcLayer, AsyncExitStack]:
+    async def _start(self, stack: AsyncExitStack) -> _Running:
         config = self.config
         host = build_host(self._identity, config.listen, config.host)
         # Registered before `host.run` is entered, so it runs after it is left: only close() frees the port.
         stack.push_async_callback(self._close_host, host)
         await stack.enter_async_context(host.run([multiaddr.Multiaddr(config.listen)]))
+        if not host.get_transport_addrs():
+            # py-libp2p logs a failed listen at DEBUG and runs on without a listener.
+            raise MeshError(f"cannot listen on {config.listen}: address not local, or port unavailable")
         pubsub, router = new_pubsub(host, config.gossip, config.freshness_window_s)
         await stack.enter_async_context(background_trio_service(pubsub))
         await stack.enter_async_context(background_trio_service(router))
@@ -171,7 +190,7 @@ class MeshNode:
                 nursery.start_soon(
                     keep_connected, host, peer, config.backoff, config.host.dial_timeout, self.metrics
                 )
-        return host, gossip, rpc, stack
+        return _Running(host, gossip, rpc, stack)
 
     async def _close_host(self, host: IHost) -> None:
         with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
@@ -180,7 +199,7 @@ class MeshNode:
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> bool | None:
-        stack = self._parts()[3]
+        stack = self._parts().stack
         self._running = None
         return await stack.__aexit__(kind, error, trace)
 
@@ -191,24 +210,24 @@ class MeshNode:
         blocked after a failed dial is unblocked first: asking to connect means trying again.
         """
         peer = parse_peer_addr(address)
-        await dial(self._parts()[0], peer, self.config.host.dial_timeout)
+        await dial(self._parts().host, peer, self.config.host.dial_timeout)
         return peer.peer_id.to_base58()
 
     def connected_peers(self) -> list[str]:
         """Peer ids of every peer with an open connection."""
-        return sorted(peer.to_base58() for peer in self._parts()[0].get_connected_peers())
+        return sorted(peer.to_base58() for peer in self._parts().host.get_connected_peers())
 
     def topic_peers(self, topic: str) -> list[str]:
         """Peer ids of the peers this node sends `topic`'s messages to (its GossipSub mesh)."""
-        return self._parts()[1].topic_peers(topic)
+        return self._parts().gossip.topic_peers(topic)
 
     async def publish(self, topic: str, payload: bytes) -> None:
         """Sign `payload` and publish it on `topic` (first waiting, bounded, while peers are backed up)."""
-        await self._parts()[1].publish(topic, payload)
+        await self._parts().gossip.publish(topic, payload)
 
     async def subscribe(self, topic: str) -> Subscription:
         """Messages other nodes publish on `topic` from now on, validated (see Subscription)."""
-        return await self._parts()[1].subscribe(topic)
+        return await self._parts().gossip.subscribe(topic)
 
     def register_handler(self, method: str, handler: Handler) -> None:
         """Answer `method` requests with `handler(sender_address, payload) -> reply payload`.
@@ -225,4 +244,4 @@ class MeshNode:
         ConnectionLostError, RemoteError (the peer's handler failed or refused), InvalidReplyError:
         all MeshError.
         """
-        return await self._parts()[2].request(_peer(peer_id), method, payload, timeout)
+        return await self._parts().rpc.request(_peer(peer_id), method, payload, timeout)

@@ -14,18 +14,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
 
-import msgspec
 import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 
+from node.mesh.channel import FAILURE, REPLY, REQUEST, Channel, Pending, RpcFrame
 from node.mesh.envelope import Envelope, EnvelopeSigner, encode_envelope
-from node.mesh.errors import FrameError, MeshError, PeerUnreachableError
-from node.mesh.framing import FrameReader, frame
+from node.mesh.errors import (
+    ConnectionLostError,
+    FrameError,
+    InvalidReplyError,
+    PeerUnreachableError,
+    RemoteError,
+    RequestTimeoutError,
+)
 from node.mesh.host import dial, is_connected
 from node.mesh.metrics import Metrics
 from node.mesh.names import RPC_PROTOCOL, reply_kind, request_kind
@@ -36,53 +41,10 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[str, bytes], Awaitable[bytes]]
 """A method's server side: (checksummed sender address, request payload) -> reply payload."""
 
-REQUEST, REPLY, FAILURE = 0, 1, 2
+FAILURE_CODES = ("unknown_method", "rejected", "handler_error", "handler_timeout", "busy")
+"""What a failure frame says went wrong (RemoteError.code)."""
 MAX_DETAIL = 1000
 """Characters of a failure's explanation sent back (an exception's text can be huge)."""
-
-
-class RequestError(MeshError):
-    """A request got no valid reply; subclasses say why."""
-
-
-class RequestTimeoutError(RequestError):
-    """No reply within the request's timeout (the dial included)."""
-
-
-class ConnectionLostError(RequestError):
-    """The stream to the peer broke before the reply came."""
-
-
-class InvalidReplyError(RequestError):
-    """The reply's envelope failed the checks (its reason is in the message and the metrics)."""
-
-
-class RemoteError(RequestError):
-    """The peer answered with a failure: `code` is one of FAILURE_CODES, `detail` its explanation."""
-
-    def __init__(self, method: str, code: str, detail: str) -> None:
-        super().__init__(f"{method} failed on the peer ({code}): {detail}")
-        self.code = code
-        self.detail = detail
-
-
-FAILURE_CODES = ("unknown_method", "rejected", "handler_error", "handler_timeout", "busy")
-
-
-class RpcFrame(msgspec.Struct, array_like=True, frozen=True):
-    """One message on the stream: a request, a reply, or a failure, matched by `request_id`."""
-
-    kind: Annotated[int, msgspec.Meta(ge=REQUEST, le=FAILURE)]
-    request_id: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-    method: Annotated[str, msgspec.Meta(max_length=64)]
-    body: bytes
-    """The signed envelope (request, reply) or the UTF-8 explanation (failure)."""
-    code: str = ""
-    """The failure code (failures only)."""
-
-
-_frame_decoder = msgspec.msgpack.Decoder(RpcFrame)
-_frame_encoder = msgspec.msgpack.Encoder()
 
 
 @dataclass(frozen=True)
@@ -97,87 +59,6 @@ class RpcSettings:
     """Seconds one frame may take to write before the stream is considered dead."""
     max_handlers_per_peer: int = 256
     """Concurrent handlers per peer; past that, requests are refused as `busy`."""
-
-
-class _Pending:
-    __slots__ = ("done", "error", "reply")
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.reply: RpcFrame | None = None
-        self.error: RequestError | None = None
-
-
-class _Channel:
-    """One persistent stream to a peer: writes serialized, a read loop, requests in flight."""
-
-    def __init__(self, stream: INetStream, settings: RpcSettings) -> None:
-        self.stream = stream
-        self.peer_id: ID = stream.muxed_conn.peer_id
-        self.closed = False
-        self.handlers = 0
-        self._settings = settings
-        self._reader = FrameReader(stream, settings.max_frame)
-        self._write_lock = trio.Lock()
-        self._pending: dict[int, _Pending] = {}
-        self._next_id = 0
-
-    def expect(self) -> tuple[int, _Pending]:
-        """A new request id and the slot its reply will land in."""
-        self._next_id += 1
-        pending = _Pending()
-        self._pending[self._next_id] = pending
-        return self._next_id, pending
-
-    def forget(self, request_id: int) -> None:
-        self._pending.pop(request_id, None)
-
-    async def send(self, message: RpcFrame) -> None:
-        """Write one frame; ConnectionLostError if the stream is dead or stalls past `write_timeout`."""
-        data = frame(_frame_encoder.encode(message), self._settings.max_frame)
-        # Shielded: a request timing out mid-write must not leave half a frame on the stream.
-        with trio.CancelScope(shield=True):
-            async with self._write_lock:
-                if self.closed:
-                    raise ConnectionLostError(f"the stream to {self.peer_id} is closed")
-                with trio.move_on_after(self._settings.write_timeout):
-                    try:
-                        await self.stream.write(data)
-                    except Exception as error:  # py-libp2p raises several stream/muxer errors
-                        await self.abort()
-                        raise ConnectionLostError(f"writing to {self.peer_id} failed: {error}") from error
-                    return
-                await self.abort()
-                raise ConnectionLostError(
-                    f"writing to {self.peer_id} stalled for {self._settings.write_timeout} s"
-                )
-
-    async def read(self) -> RpcFrame | None:
-        """The next frame, None at a clean end; raises on broken framing or a broken stream."""
-        data = await self._reader.read()
-        return None if data is None else _frame_decoder.decode(data)
-
-    def resolve(self, message: RpcFrame) -> None:
-        """Hand a reply or failure to the request waiting for it (late ones are dropped)."""
-        pending = self._pending.pop(message.request_id, None)
-        if pending is not None:
-            pending.reply = message
-            pending.done.set()
-
-    async def abort(self) -> None:
-        """Close for good: fail every waiting request and reset the stream."""
-        if self.closed:
-            return
-        self.closed = True
-        for pending in self._pending.values():
-            pending.error = ConnectionLostError(f"the stream to {self.peer_id} closed before the reply")
-            pending.done.set()
-        self._pending.clear()
-        with trio.CancelScope(shield=True), trio.move_on_after(self._settings.write_timeout):
-            try:
-                await self.stream.reset()
-            except Exception as error:  # already broken: nothing left to release
-                logger.debug("resetting the rpc stream to %s: %s", self.peer_id, error)
 
 
 class RpcLayer:
@@ -202,16 +83,16 @@ class RpcLayer:
         self._dial_timeout = dial_timeout
         self._nursery = nursery
         self._handlers = handlers  # the node's: handlers registered before start are served too
-        self._channels: dict[ID, _Channel] = {}
+        self._channels: dict[ID, Channel] = {}
         self._opening: dict[ID, trio.Lock] = {}
-        self._all: set[_Channel] = set()
+        self._all: set[Channel] = set()
         host.set_stream_handler(TProtocol(RPC_PROTOCOL), self._accept)
 
     async def request(self, peer_id: ID, method: str, payload: bytes, timeout: float) -> bytes:
         """`method(payload)` on `peer_id`, its reply payload; a MeshError subclass on any failure."""
         envelope = self._signer.seal(request_kind(method), payload)
         self._metrics.inc("mesh_rpc_requests_total", method=method)
-        pending: _Pending | None = None
+        pending: Pending | None = None
         with trio.move_on_after(timeout):
             channel = await self._channel_to(peer_id)
             request_id, pending = channel.expect()
@@ -225,7 +106,7 @@ class RpcLayer:
             raise RequestTimeoutError(f"{method} request to {peer_id}: no reply within {timeout} s")
         return self._reply_payload(method, envelope, pending)
 
-    def _reply_payload(self, method: str, request: Envelope, pending: _Pending) -> bytes:
+    def _reply_payload(self, method: str, request: Envelope, pending: Pending) -> bytes:
         if pending.error is not None:
             raise pending.error
         reply = pending.reply
@@ -238,7 +119,7 @@ class RpcLayer:
             raise InvalidReplyError(f"{method}: the reply was rejected ({checked})")
         return checked.payload
 
-    async def _channel_to(self, peer_id: ID) -> _Channel:
+    async def _channel_to(self, peer_id: ID) -> Channel:
         channel = self._channels.get(peer_id)
         if channel is not None and not channel.closed:
             return channel
@@ -260,8 +141,8 @@ class RpcLayer:
             self._nursery.start_soon(self._serve, channel)
             return channel
 
-    def _adopt(self, stream: INetStream) -> _Channel:
-        channel = _Channel(stream, self._settings)
+    def _adopt(self, stream: INetStream) -> Channel:
+        channel = Channel(stream, self._settings.max_frame, self._settings.write_timeout)
         self._all.add(channel)
         current = self._channels.get(channel.peer_id)
         # Both sides may open at once: keep the first live stream for our requests, serve both.
@@ -273,7 +154,7 @@ class RpcLayer:
         # py-libp2p runs each stream handler in its own task: serve the stream right here.
         await self._serve(self._adopt(stream))
 
-    async def _serve(self, channel: _Channel) -> None:
+    async def _serve(self, channel: Channel) -> None:
         try:
             while (message := await channel.read()) is not None:
                 if message.kind == REQUEST:
@@ -288,7 +169,7 @@ class RpcLayer:
             if self._channels.get(channel.peer_id) is channel:
                 del self._channels[channel.peer_id]
 
-    def _on_request(self, channel: _Channel, message: RpcFrame) -> None:
+    def _on_request(self, channel: Channel, message: RpcFrame) -> None:
         try:
             kind = request_kind(message.method)
         except ValueError:
@@ -308,16 +189,14 @@ class RpcLayer:
             channel.handlers += 1
             self._nursery.start_soon(self._handle, channel, message, checked, handler)
 
-    def _fail(self, channel: _Channel, message: RpcFrame, code: str, detail: str) -> None:
+    def _fail(self, channel: Channel, message: RpcFrame, code: str, detail: str) -> None:
         # Label with the method only if it is ours: a peer must not mint new metric series.
         method = message.method if message.method in self._handlers else "unknown"
         self._metrics.inc("mesh_rpc_failures_total", method=method, code=code)
         failure = RpcFrame(FAILURE, message.request_id, message.method, detail[:MAX_DETAIL].encode(), code)
         self._nursery.start_soon(self._send_quietly, channel, failure)
 
-    async def _handle(
-        self, channel: _Channel, message: RpcFrame, request: Envelope, handler: Handler
-    ) -> None:
+    async def _handle(self, channel: Channel, message: RpcFrame, request: Envelope, handler: Handler) -> None:
         method = message.method
         try:
             with trio.move_on_after(self._settings.handler_timeout):
@@ -345,7 +224,7 @@ class RpcLayer:
         finally:
             channel.handlers -= 1
 
-    async def _send_quietly(self, channel: _Channel, message: RpcFrame) -> None:
+    async def _send_quietly(self, channel: Channel, message: RpcFrame) -> None:
         try:
             await channel.send(message)
         except ConnectionLostError as error:  # the requester is gone: nobody is left to tell

@@ -98,7 +98,11 @@ def test_unreachable_chain_is_one_clear_line():
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_a_role_not_in_this_build_says_so():
+def test_a_role_without_a_config_names_what_is_missing():
     result = run("--role", "keeper")
     assert result.returncode == 2
-    assert "keeper role's services are not part of this build" in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("triggerx-node: error: ")
+    assert "missing" in lines[0]
+    assert "Traceback" not in result.stderr
