@@ -166,5 +166,4 @@ def dec_hook(kind: type, value: Any) -> Any:
         if not isinstance(value, str):
             raise TypeError(f"expected {kind.what}, got {value!r}")
         return kind(kind.check(value))
-    # msgspec's dec_hook protocol: NotImplementedError means "a type this hook does not decode".
-    raise NotImplementedError(f"no decoder for {kind!r}")
+    raise TypeError(f"no decoder for {kind!r}")  # msgspec reports it as a validation error
