@@ -162,6 +162,8 @@ class MeshNode:
             # py-libp2p logs a failed listen at DEBUG and runs on without a listener.
             raise MeshError(f"cannot listen on {config.listen}: address not local, or port unavailable")
         pubsub, router = new_pubsub(host, config.gossip, config.freshness_window_s)
+        # Its seen-message cache sweeps in an OS thread that py-libp2p never stops (FIELD-NOTES 14).
+        stack.callback(pubsub.seen_messages.stop)
         await stack.enter_async_context(background_trio_service(pubsub))
         await stack.enter_async_context(background_trio_service(router))
         await pubsub.wait_until_ready()

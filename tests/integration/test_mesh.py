@@ -112,6 +112,7 @@ async def raw_gossip_peer(seed: int, topic: str) -> AsyncIterator[RawPeer]:
     ):
         await pubsub.wait_until_ready()
         yield RawPeer(host, pubsub, router, await pubsub.subscribe(topic))
+    pubsub.seen_messages.stop()
     await host.close()
 
 
