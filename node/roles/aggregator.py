@@ -12,7 +12,7 @@ from node.chain.errors import ChainError
 from node.config.preflight import NodeSetup
 from node.mesh import FINALITY, MeshNode
 from node.messages import FinalityMessage, VoteMessage, decode, encode
-from node.roles.runtime import Chain, OperatorDirectory, open_chain, open_mesh
+from node.roles.runtime import Chain, OperatorDirectory, load_directory, open_chain, open_mesh
 
 log = logging.getLogger("triggerx.aggregator")
 
@@ -83,8 +83,7 @@ class VoteDesk:
 async def run_aggregator(setup: NodeSetup) -> None:
     """Run the aggregator role until cancelled."""
     async with open_chain(setup) as chain:
-        directory = OperatorDirectory(chain.registry, {setup.genesis.dispatcher, *setup.genesis.aggregators})
-        await directory.refresh()
+        directory = await load_directory(setup, chain)
         async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
             desk = VoteDesk(chain, directory, mesh, nursery)
             mesh.register_handler("vote", desk.on_vote)

@@ -23,7 +23,7 @@ from node.health.tracker import HealthTracker
 from node.mesh import HEARTBEATS, MeshError, MeshNode
 from node.messages import AssignmentMessage, Heartbeat, decode, encode
 from node.monitor import TaskDecision, TaskMonitor
-from node.roles.runtime import Chain, OperatorDirectory, open_chain, open_mesh
+from node.roles.runtime import Chain, OperatorDirectory, load_directory, open_chain, open_mesh
 from node.schedulers.time import IntervalSchedule, TimeScheduler
 from node.store import CHECKPOINTS, Store, Table
 
@@ -264,10 +264,7 @@ async def run_gateway(setup: NodeSetup) -> None:
     with Store.open(settings.node.data_dir / "gateway.db") as store:
         storage = GatewayStorage(store)
         async with open_chain(setup) as chain:
-            directory = OperatorDirectory(
-                chain.registry, {setup.genesis.dispatcher, *setup.genesis.aggregators}
-            )
-            await directory.refresh()
+            directory = await load_directory(setup, chain)
             async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
                 gateway = Gateway(setup, chain, directory, mesh, storage, nursery)
                 for job in storage.jobs.records():

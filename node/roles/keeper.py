@@ -17,7 +17,14 @@ from node.keeper.attester import ResultChecker
 from node.keeper.executor import AssignmentRefused, TaskExecutor
 from node.mesh import HEARTBEATS, RESULTS, MeshError, MeshNode
 from node.messages import AssignmentMessage, Heartbeat, ResultMessage, VoteMessage, decode, encode
-from node.roles.runtime import Chain, OperatorDirectory, aggregator_peers, open_chain, open_mesh
+from node.roles.runtime import (
+    Chain,
+    OperatorDirectory,
+    aggregator_peers,
+    load_directory,
+    open_chain,
+    open_mesh,
+)
 
 log = logging.getLogger("triggerx.keeper")
 VOTE_TIMEOUT = 10.0
@@ -143,9 +150,7 @@ class Keeper:
 async def run_keeper(setup: NodeSetup) -> None:
     """Run the keeper role until cancelled."""
     async with open_chain(setup) as chain:
-        infrastructure = {setup.genesis.dispatcher, *setup.genesis.aggregators}
-        directory = OperatorDirectory(chain.registry, infrastructure)
-        await directory.refresh()
+        directory = await load_directory(setup, chain)
         async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
             keeper = Keeper(setup, chain, directory, mesh, nursery)
             mesh.register_handler("assign", keeper.on_assign)

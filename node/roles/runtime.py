@@ -71,6 +71,13 @@ class OperatorDirectory:
         return self._by_account.get(address)
 
 
+async def load_directory(setup: NodeSetup, chain: Chain) -> OperatorDirectory:
+    """The operator directory, read once: active operators plus the genesis's dispatcher and aggregators."""
+    directory = OperatorDirectory(chain.registry, {setup.genesis.dispatcher, *setup.genesis.aggregators})
+    await directory.refresh()
+    return directory
+
+
 @asynccontextmanager
 async def open_chain(setup: NodeSetup) -> AsyncIterator[Chain]:
     """The chain client bound to the genesis's contracts, signing as this node's operator."""
