@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {BLS12381} from "./BLS12381.sol";
+import {ECDSA} from "./ECDSA.sol";
 import {OperatorRegistry} from "./OperatorRegistry.sol";
 
 /// @title AttestationCenter
@@ -230,7 +231,7 @@ contract AttestationCenter {
 
     function _checkPerformer(TaskInfo calldata task, bytes calldata signature, address expected) private view {
         if (expected == address(0)) revert UnknownPerformer(task.performerId);
-        address recovered = _recover(taskResultDigest(task), signature);
+        address recovered = ECDSA.recover(taskResultDigest(task), signature);
         if (recovered != expected) revert BadPerformerSignature(recovered, expected);
     }
 
@@ -261,16 +262,5 @@ contract AttestationCenter {
         for (; x != 0; ++count) {
             x &= x - 1;
         }
-    }
-
-    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address) {
-        if (signature.length != 65) return address(0);
-        bytes32 r = bytes32(signature[0:32]);
-        bytes32 s = bytes32(signature[32:64]);
-        uint8 v = uint8(signature[64]);
-        if (uint256(s) > 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0 || (v != 27 && v != 28)) {
-            return address(0);
-        }
-        return ecrecover(digest, v, r, s);
     }
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
+import {ECDSA} from "./ECDSA.sol";
 import {Governed} from "./Governed.sol";
 import {TriggerGasRegistry} from "./TriggerGasRegistry.sol";
 
@@ -43,9 +44,6 @@ contract TaskExecutionHub is Governed {
     uint256 public constant MAX_REVERT_DATA = 256;
     /// @dev Gas this contract needs after the target call returns (event, bookkeeping).
     uint256 private constant _GAS_AFTER_CALL = 20_000;
-    /// @dev Upper half of the secp256k1 order; signatures with a larger `s` are malleable.
-    uint256 private constant _HALF_ORDER =
-        0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
 
     TriggerGasRegistry public immutable gasRegistry;
     address public dispatcher;
@@ -101,7 +99,7 @@ contract TaskExecutionHub is Governed {
         }
         address previous = executedBy[a.taskId];
         if (previous != address(0)) revert AlreadyExecuted(a.taskId, previous);
-        address signer = _recover(assignmentDigest(a), signature);
+        address signer = ECDSA.recover(assignmentDigest(a), signature);
         if (signer != dispatcher) revert BadDispatcherSignature(signer);
 
         executedBy[a.taskId] = msg.sender;
@@ -169,14 +167,5 @@ contract TaskExecutionHub is Governed {
             returndatacopy(add(returnData, 0x20), 0, copied)
             mstore(returnData, copied)
         }
-    }
-
-    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address) {
-        if (signature.length != 65) return address(0);
-        bytes32 r = bytes32(signature[0:32]);
-        bytes32 s = bytes32(signature[32:64]);
-        uint8 v = uint8(signature[64]);
-        if (uint256(s) > _HALF_ORDER || (v != 27 && v != 28)) return address(0);
-        return ecrecover(digest, v, r, s);
     }
 }
