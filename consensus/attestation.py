@@ -1,8 +1,9 @@
 """What attesters sign and what a performer signs, byte for byte as AttestationCenter.sol checks it.
 
 - A **vote** is a BLS signature over `vote_message(...)`: the keccak256 of
-  `abi.encode(VOTE_TAG, chainId, attestationCenter, taskId, resultHash, approve)`, so a vote
-  cannot be replayed on another chain, another deployment, another task or another result.
+  `abi.encode(VOTE_TAG, chainId, attestationCenter, taskId, jobId, attempt, performerId,
+  resultHash, approve)`. It binds the whole TaskInfo, so a vote cannot be replayed on another
+  chain, deployment, task, job, attempt, performer or result.
 - A **task result** is the performer's EIP-712 claim `TaskResult{taskId, jobId, attempt,
   performerId, resultHash}`, signed with its operator (ECDSA) key.
 """
@@ -17,11 +18,12 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from consensus.bls.backend import BlsBackend
+from node.chain.abi import check_bytes, check_uint
 from node.chain.eip712 import Domain, TypedMessage
 
-VOTE_TAG = keccak(text="TriggerX.AttestationVote.v1")
+VOTE_TAG = keccak(text="TriggerX.AttestationVote.v2")
 DOMAIN_NAME = "TriggerX AttestationCenter"
-DOMAIN_VERSION = "1"
+DOMAIN_VERSION = "2"
 
 _TASK_RESULT_FIELDS = [
     {"name": "taskId", "type": "uint256"},
@@ -30,15 +32,6 @@ _TASK_RESULT_FIELDS = [
     {"name": "performerId", "type": "uint8"},
     {"name": "resultHash", "type": "bytes32"},
 ]
-
-
-def vote_message(chain_id: int, center: str, task_id: int, result_hash: bytes, approve: bool) -> bytes:
-    """The 32 bytes an attester signs to approve or reject `result_hash` for `task_id`."""
-    encoded = eth_abi.encode(
-        ["bytes32", "uint256", "address", "uint256", "bytes32", "bool"],
-        [VOTE_TAG, chain_id, center, task_id, result_hash, approve],
-    )
-    return keccak(encoded)
 
 
 @dataclass(frozen=True)
@@ -50,6 +43,11 @@ class TaskInfo:
     attempt: int
     performer_id: int
     result_hash: bytes
+
+    def __post_init__(self) -> None:
+        for name, bits in (("task_id", 256), ("job_id", 256), ("attempt", 32), ("performer_id", 8)):
+            check_uint(name, getattr(self, name), bits)
+        check_bytes("result_hash", self.result_hash, 32)
 
     def as_struct(self) -> dict[str, Any]:
         """The struct as the contract's ABI names its fields."""
@@ -75,13 +73,31 @@ class TaskInfo:
         return self.typed(chain_id, center).signer(signature)
 
 
+def vote_message(chain_id: int, center: str, task: TaskInfo, approve: bool) -> bytes:
+    """The 32 bytes an attester signs to approve or reject `task` (every field of it)."""
+    encoded = eth_abi.encode(
+        ["bytes32", "uint256", "address", "uint256", "uint256", "uint32", "uint8", "bytes32", "bool"],
+        [
+            VOTE_TAG,
+            chain_id,
+            center,
+            task.task_id,
+            task.job_id,
+            task.attempt,
+            task.performer_id,
+            task.result_hash,
+            approve,
+        ],
+    )
+    return keccak(encoded)
+
+
 @dataclass(frozen=True)
 class Vote:
-    """An attester's BLS-signed decision on a task's claimed result."""
+    """An attester's BLS-signed decision on one task attempt's claimed result (`task`)."""
 
     operator_id: int
-    task_id: int
-    result_hash: bytes
+    task: TaskInfo
     approve: bool
     signature: bytes
 
@@ -97,5 +113,5 @@ class Vote:
         center: str,
     ) -> Vote:
         """Sign a vote on `task` with BLS secret key `secret`."""
-        message = vote_message(chain_id, center, task.task_id, task.result_hash, approve)
-        return cls(operator_id, task.task_id, task.result_hash, approve, backend.sign(secret, message))
+        message = vote_message(chain_id, center, task, approve)
+        return cls(operator_id, task, approve, backend.sign(secret, message))

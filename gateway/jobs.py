@@ -1,14 +1,21 @@
-"""The job a dApp developer submits: its JSON shape, its checks, and the owner's EIP-712 signature.
+"""The job a dApp developer submits: its JSON shape, its checks, and the owner's consent.
 
     POST /api/jobs
-    {"job": {"owner": "0x…", "target": "0x…", "function": "incrementBy(uint256)", "args": ["5"],
+    {"job": {"owner": "0x…", "nonce": "1", "expiry": 1767225600,
+             "target": "0x…", "function": "incrementBy(uint256)", "args": ["5"],
              "scheduleType": "interval", "schedule": {"everySeconds": 60},
-             "gasLimit": 100000, "maxFeePerTask": "1000000000000000", "salt": 1},
+             "gasLimit": 100000, "maxFeePerTask": "1000000000000000"},
      "signature": "0x…"}
 
-The owner signs the job (EIP-712, domain "TriggerX Gateway" on the job's chain) so that
-nobody can make a job that spends someone else's balance. The signature covers the
-calldata's hash, so what runs is exactly what was signed.
+The owner signs the job's on-chain consent (`JobConsent{nonce, expiry, terms}`, EIP-712 in the
+TaskExecutionHub's domain: see consensus.jobs). The terms bind the target, the exact calldata
+(its hash), the gas limit, the fee cap and the trigger, so what runs is exactly what was
+signed; the job's id on chain is `owner << 96 | nonce`, so a signed job can be created once,
+never replayed. The first task registers the job on chain with this signature (or the owner
+registers it with a transaction); until `expiry` the consent may be used.
+
+Numbers that may exceed 2**53 (nonce, fees) may be given as JSON integers or as decimal or
+0x strings; the stored spec keeps them as decimal strings, safe for every JSON client.
 """
 
 from __future__ import annotations
@@ -18,27 +25,15 @@ from typing import Any, Literal
 
 import msgspec
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_address, keccak, to_checksum_address
+from eth_utils import is_address, to_checksum_address
 
+from consensus.jobs import MAX_NONCE, UINT256_MAX, JobConsent, JobTerms, interval_trigger, job_id_of
 from gateway.calldata import CalldataError, encode_calldata
-from node.chain.eip712 import Domain, TypedMessage
 
 MIN_INTERVAL_SECONDS = 1
+MIN_GAS_LIMIT = 21_000
 MAX_GAS_LIMIT = 10_000_000
-
-_JOB_FIELDS = [
-    {"name": "owner", "type": "address"},
-    {"name": "target", "type": "address"},
-    {"name": "function", "type": "string"},
-    {"name": "calldataHash", "type": "bytes32"},
-    {"name": "scheduleType", "type": "string"},
-    {"name": "everySeconds", "type": "uint64"},
-    {"name": "start", "type": "uint64"},
-    {"name": "end", "type": "uint64"},
-    {"name": "gasLimit", "type": "uint64"},
-    {"name": "maxFeePerTask", "type": "uint256"},
-    {"name": "salt", "type": "uint256"},
-]
+UINT64_MAX = 2**64 - 1
 
 
 class JobSpecError(ValueError):
@@ -62,6 +57,8 @@ class JobSpec(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     """A time job with static arguments (what this gateway version runs)."""
 
     owner: str
+    nonce: int | str
+    expiry: int
     target: str
     function: str
     schedule_type: Literal["interval"]
@@ -69,7 +66,6 @@ class JobSpec(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     max_fee_per_task: int | str
     args: list[Any] = msgspec.field(default_factory=list)
     gas_limit: int = 200_000
-    salt: int = 0
 
 
 class CreateJobRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -81,42 +77,41 @@ class CreateJobRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 @dataclass(frozen=True)
 class ValidJob:
-    """A checked job: its spec, what it calls, who owns it, what one task may cost at most."""
+    """A checked job: its spec (numbers canonical), the call, its terms and its id on chain,
+    and the owner's consent."""
 
     spec: JobSpec
     calldata: bytes
     owner: str
-    max_fee: int
-    signature: bytes
+    chain_job_id: int
+    terms: JobTerms
+    consent_signature: bytes
 
 
-def typed_job(spec: JobSpec, calldata: bytes, chain_id: int) -> TypedMessage:
-    """The EIP-712 message the owner signs for `spec`."""
+def job_terms(spec: JobSpec, calldata: bytes) -> JobTerms:
+    """The on-chain terms of `spec` (an interval job with static arguments)."""
     schedule = spec.schedule
-    message = {
-        "owner": spec.owner,
-        "target": spec.target,
-        "function": spec.function,
-        "calldataHash": keccak(calldata),
-        "scheduleType": spec.schedule_type,
-        "everySeconds": schedule.every_seconds,
-        "start": schedule.start or 0,
-        "end": schedule.end or 0,
-        "gasLimit": spec.gas_limit,
-        "maxFeePerTask": _wei(spec.max_fee_per_task),
-        "salt": spec.salt,
-    }
-    return TypedMessage(Domain("TriggerX Gateway", "1", chain_id), "Job", _JOB_FIELDS, message)
+    trigger = interval_trigger(schedule.every_seconds, schedule.start or 0, schedule.end or 0)
+    return JobTerms.static_call(spec.target, calldata, spec.gas_limit, _uint(spec.max_fee_per_task), trigger)
 
 
-def sign_job(spec: JobSpec, owner: LocalAccount, chain_id: int) -> str:
-    """The owner's signature of `spec`, as the API expects it (0x-hex)."""
+def job_consent(spec: JobSpec, calldata: bytes) -> JobConsent:
+    """The consent the owner signs for `spec`."""
+    return JobConsent(_uint(spec.nonce), spec.expiry, job_terms(spec, calldata))
+
+
+def sign_job(spec: JobSpec, owner: LocalAccount, chain_id: int, hub: str) -> str:
+    """The owner's signature of `spec` for the hub at `hub`, as the API expects it (0x-hex)."""
     calldata = encode_calldata(spec.function, spec.args)
-    return "0x" + typed_job(spec, calldata, chain_id).sign(owner).hex()
+    return "0x" + job_consent(spec, calldata).sign(owner, chain_id, hub).hex()
 
 
-def parse_create_request(body: bytes, chain_id: int) -> ValidJob:
-    """Decode and check a POST /api/jobs body; JobSpecError names the first bad field."""
+def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> ValidJob:
+    """Decode and check a POST /api/jobs body at time `now`; JobSpecError names the first bad field.
+
+    Checks everything that needs no chain: shapes, ranges, a schedule that can fire before
+    the consent expires, the calldata, and the owner's signature (last: it costs the most).
+    """
     try:
         request = msgspec.json.decode(body, type=CreateJobRequest)
     except msgspec.ValidationError as error:
@@ -128,32 +123,78 @@ def parse_create_request(body: bytes, chain_id: int) -> ValidJob:
     for name in ("owner", "target"):
         if not is_address(getattr(spec, name)):
             raise JobSpecError(f"$.job.{name}", f"{getattr(spec, name)!r} is not an address")
-    schedule = spec.schedule
-    if schedule.every_seconds < MIN_INTERVAL_SECONDS:
-        raise JobSpecError("$.job.schedule.everySeconds", f"must be at least {MIN_INTERVAL_SECONDS}")
-    if schedule.start is not None and schedule.end is not None and schedule.end <= schedule.start:
-        raise JobSpecError("$.job.schedule.end", "must be after start")
-    if not 21_000 <= spec.gas_limit <= MAX_GAS_LIMIT:
-        raise JobSpecError("$.job.gasLimit", f"must be between 21000 and {MAX_GAS_LIMIT}")
-    try:
-        max_fee = _wei(spec.max_fee_per_task)
-    except ValueError:
-        raise JobSpecError("$.job.maxFeePerTask", "must be a positive integer amount of wei") from None
-    if max_fee <= 0:
-        raise JobSpecError("$.job.maxFeePerTask", "must be a positive integer amount of wei")
+    nonce = _amount(spec.nonce, "$.job.nonce", MAX_NONCE, minimum=0)
+    max_fee = _amount(spec.max_fee_per_task, "$.job.maxFeePerTask", UINT256_MAX, minimum=1)
+    if not MIN_GAS_LIMIT <= spec.gas_limit <= MAX_GAS_LIMIT:
+        raise JobSpecError("$.job.gasLimit", f"must be between {MIN_GAS_LIMIT} and {MAX_GAS_LIMIT}")
+    first_fire = _check_schedule(spec.schedule, now)
+    if not now < spec.expiry <= UINT64_MAX:
+        raise JobSpecError("$.job.expiry", "must be a unix time in the future")
+    if spec.expiry < first_fire:
+        raise JobSpecError("$.job.expiry", "the consent expires before the job first fires")
     try:
         calldata = encode_calldata(spec.function, spec.args)
     except CalldataError as error:
         raise JobSpecError("$.job.args" if "args" in str(error) else "$.job.function", str(error)) from None
+    canonical = msgspec.structs.replace(
+        spec,
+        owner=to_checksum_address(spec.owner),
+        target=to_checksum_address(spec.target),
+        nonce=str(nonce),
+        max_fee_per_task=str(max_fee),
+    )
+    consent = job_consent(canonical, calldata)
     try:
         signature = bytes.fromhex(request.signature.removeprefix("0x"))
-        signer = typed_job(spec, calldata, chain_id).signer(signature)
+        signer = consent.signer(signature, chain_id, hub)
     except ValueError:
         raise JobSpecError("$.signature", "not a valid signature") from None
-    if signer != to_checksum_address(spec.owner):
-        raise JobSpecError("$.signature", f"signed by {signer}, not by the owner {spec.owner}")
-    return ValidJob(spec, calldata, to_checksum_address(spec.owner), max_fee, signature)
+    if signer != canonical.owner:
+        raise JobSpecError("$.signature", f"signed by {signer}, not by the owner {canonical.owner}")
+    return ValidJob(
+        spec=canonical,
+        calldata=calldata,
+        owner=canonical.owner,
+        chain_job_id=job_id_of(canonical.owner, nonce),
+        terms=consent.terms,
+        consent_signature=signature,
+    )
 
 
-def _wei(amount: int | str) -> int:
-    return int(amount, 0) if isinstance(amount, str) else amount
+def _check_schedule(schedule: IntervalSchedule, now: float) -> float:
+    """The schedule's first fire time; JobSpecError for a schedule that can never fire."""
+    if not MIN_INTERVAL_SECONDS <= schedule.every_seconds <= UINT64_MAX:
+        raise JobSpecError("$.job.schedule.everySeconds", f"must be at least {MIN_INTERVAL_SECONDS}")
+    for name in ("start", "end"):
+        value = getattr(schedule, name)
+        if value is not None and not 0 < value <= UINT64_MAX:
+            raise JobSpecError(f"$.job.schedule.{name}", "must be a unix time")
+    start = schedule.start if schedule.start is not None else now
+    if schedule.end is not None:
+        if schedule.end <= now:
+            raise JobSpecError("$.job.schedule.end", "is in the past: the job would never fire")
+        if schedule.end < start:
+            raise JobSpecError("$.job.schedule.end", "must not be before start")
+    return max(start, now)
+
+
+def _amount(value: int | str, field: str, maximum: int, minimum: int) -> int:
+    """An integer given as a JSON number or a decimal or 0x string, within [minimum, maximum]."""
+    try:
+        number = _uint(value)
+    except ValueError:
+        number = None
+    if isinstance(number, bool) or not isinstance(number, int) or not minimum <= number <= maximum:
+        raise JobSpecError(field, f"must be an integer from {minimum} to {maximum}")
+    return number
+
+
+def _uint(value: int | str) -> int:
+    """`value` as an int: a JSON integer, or a decimal or 0x string (ValueError otherwise)."""
+    if not isinstance(value, str):
+        return value
+    if value[:2].lower() == "0x":
+        return int(value[2:], 16)
+    if not value.isascii() or not value.isdigit():
+        raise ValueError(f"{value!r} is not a decimal integer")
+    return int(value)

@@ -10,6 +10,7 @@ from typing import Literal
 
 import msgspec
 
+from consensus.jobs import JobTerms
 from gateway.jobs import JobSpec
 
 JobStatus = Literal["active", "deleted"]
@@ -19,14 +20,17 @@ TaskStatus = Literal["created", "dispatched", "executed", "completed", "failed"]
 
 
 class JobRecord(msgspec.Struct, rename="camel", kw_only=True):
-    """A registered job."""
+    """A job this gateway schedules: `id` is the gateway's, `chain_job_id` the job's id on
+    chain (`owner << 96 | nonce`); `terms` and the owner's `consent_signature` let the first
+    task register it there."""
 
     id: int
     owner: str
+    chain_job_id: int
     spec: JobSpec
     calldata: bytes
-    signature: bytes
-    max_fee: int
+    terms: JobTerms
+    consent_signature: bytes
     created_at: float
     status: JobStatus = "active"
     last_fire: float | None = None
@@ -55,6 +59,7 @@ class TaskRecord(msgspec.Struct, rename="camel", kw_only=True):
     attempts: list[AttemptRecord] = msgspec.field(default_factory=list)
     submission_tx: str | None = None
     trace_id: str = ""
+    reason: str | None = None  # why a task failed
 
 
 class Sequence(msgspec.Struct):

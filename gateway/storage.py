@@ -15,7 +15,15 @@ class GatewayStorage:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.jobs = Table(
-            store, JobRecord, JOBS, key=lambda j: j.id, indexes=[Index("owner", lambda j: j.owner)]
+            store,
+            JobRecord,
+            JOBS,
+            key=lambda j: j.id,
+            indexes=[
+                Index("owner", lambda j: j.owner),
+                Index("owner_status", lambda j: f"{j.owner}/{j.status}"),
+                Index("chain", lambda j: j.chain_job_id.to_bytes(32, "big")),
+            ],
         )
         self.tasks = Table(
             store,
@@ -26,16 +34,26 @@ class GatewayStorage:
         )
         self.sequences = Table(store, Sequence, SCHEDULES.child("seq"), key=lambda s: s.name)
 
+    def job_by_chain_id(self, chain_job_id: int) -> JobRecord | None:
+        """The job whose id on chain is `chain_job_id`, if this gateway has it."""
+        page = self.jobs.by_index("chain", chain_job_id.to_bytes(32, "big"), limit=1)
+        return page.items[0] if page.items else None
+
+    def active_jobs_of(self, owner: str, limit: int) -> int:
+        """How many of `owner`'s jobs are active (counting at most `limit`)."""
+        return len(self.jobs.by_index("owner_status", f"{owner}/active", limit=limit).items)
+
     def create_job(self, job: ValidJob, now: float) -> JobRecord:
-        """Store a new job under the next job id."""
+        """Store a new job under the next job id (the caller checked its chain id is new)."""
         with self.store.batch() as batch:
             record = JobRecord(
                 id=self._next_id("job", batch),
                 owner=job.owner,
+                chain_job_id=job.chain_job_id,
                 spec=job.spec,
                 calldata=job.calldata,
-                signature=job.signature,
-                max_fee=job.max_fee,
+                terms=job.terms,
+                consent_signature=job.consent_signature,
                 created_at=now,
             )
             self.jobs.put(record, batch=batch)

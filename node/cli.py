@@ -17,7 +17,7 @@ from eth_account import Account
 from eth_utils import is_address, to_checksum_address
 
 from node.chain.contracts import revert_decoder
-from node.chain.deployment import deploy_core
+from node.chain.deployment import deploy_consensus, deploy_core
 from node.chain.errors import ChainError
 from node.chain.rpc import RpcClient
 from node.chain.transactions import TransactionSender
@@ -107,14 +107,16 @@ async def _deploy(args: argparse.Namespace) -> dict[str, object]:
         raise CliError("the deployer key is not a valid hex private key") from None
     async with RpcClient(args.rpc_url, revert_decoder=revert_decoder()) as rpc:
         chain_id = int(await rpc.call("eth_chainId"), 16)
-        core = await deploy_core(TransactionSender(rpc, account, chain_id), dispatcher=args.dispatcher)
+        deployer = TransactionSender(rpc, account, chain_id)
+        core = await deploy_core(deployer, dispatcher=args.dispatcher)
+        consensus = await deploy_consensus(deployer, core.hub)
     return {
         "chainId": chain_id,
         "governor": account.address,
         "dispatcher": args.dispatcher,
-        "jobRegistry": core.job_registry.address,
-        "triggerGasRegistry": core.gas_registry.address,
         "taskExecutionHub": core.hub.address,
+        "operatorRegistry": consensus.operator_registry.address,
+        "attestationCenter": consensus.attestation_center.address,
     }
 
 

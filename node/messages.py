@@ -1,4 +1,5 @@
-"""What the roles say to each other over the mesh, as msgspec structs (msgpack on the wire).
+"""What the roles say to each other over the mesh, as msgspec structs (JSON on the wire: job
+ids, fees and fee caps are uint256, which msgpack cannot carry).
 
 The mesh wraps each of these in an envelope signed by the sender's operator key; the
 structs here carry the protocol objects (assignments, results, votes) with their own
@@ -12,6 +13,7 @@ from typing import TypeVar
 import msgspec
 
 from consensus.attestation import TaskInfo, Vote
+from consensus.jobs import JobTerms
 from node.dispatcher.assignment import Assignment
 from node.keeper.result import ExecutionResult
 
@@ -26,30 +28,24 @@ class Heartbeat(msgspec.Struct, frozen=True):
     listen_addrs: list[str] = []
 
 
-class AssignmentMessage(msgspec.Struct, frozen=True):
-    """The dispatcher's order to a performer (request `assign`), with the call to make."""
+class OwnerConsent(msgspec.Struct, frozen=True):
+    """The owner's signed consent to a job not yet registered on chain (see consensus.jobs)."""
 
-    assignment: dict
+    expiry: int
+    signature: bytes
+
+
+class AssignmentMessage(msgspec.Struct, frozen=True):
+    """The dispatcher's order to a performer (request `assign`), with the job's terms, the
+    call to make, and the owner's consent while the job is not yet registered on chain."""
+
+    assignment: Assignment
+    terms: JobTerms
     dispatcher_signature: bytes
     calldata: bytes
+    consent: OwnerConsent | None = None
     fire_at: float = 0.0
     trace_id: str = ""
-
-    @classmethod
-    def of(
-        cls,
-        assignment: Assignment,
-        signature: bytes,
-        calldata: bytes,
-        fire_at: float = 0.0,
-        trace_id: str = "",
-    ) -> AssignmentMessage:
-        """The message for `assignment`, signed by the dispatcher, to call `calldata` (fired at `fire_at`)."""
-        return cls(assignment.as_struct(), signature, calldata, fire_at, trace_id)
-
-    def unpack(self) -> Assignment:
-        """The assignment (its signature is checked by whoever acts on it)."""
-        return Assignment.from_struct(self.assignment)
 
 
 class ResultMessage(msgspec.Struct, frozen=True):
@@ -66,10 +62,10 @@ class ResultMessage(msgspec.Struct, frozen=True):
 
 
 class VoteMessage(msgspec.Struct, frozen=True):
-    """An attester's vote for the aggregator (request `vote`), with what it voted on."""
+    """An attester's vote for the aggregator (request `vote`), with the report it voted on:
+    the aggregator checks that the result is the assigned performer's before it counts."""
 
-    task: TaskInfo
-    performer_signature: bytes
+    report: ResultMessage
     vote: Vote
     trace_id: str = ""
 
@@ -85,9 +81,9 @@ class FinalityMessage(msgspec.Struct, frozen=True):
 
 def encode(message: msgspec.Struct) -> bytes:
     """A message as the mesh carries it."""
-    return msgspec.msgpack.encode(message)
+    return msgspec.json.encode(message)
 
 
 def decode(data: bytes, kind: type[M]) -> M:
     """A message of type `kind`; msgspec.DecodeError / ValidationError for anything else."""
-    return msgspec.msgpack.decode(data, type=kind)
+    return msgspec.json.decode(data, type=kind)

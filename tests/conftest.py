@@ -11,10 +11,12 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from node.chain.anvil import Anvil
-from node.chain.contracts import revert_decoder
+from node.chain.contracts import deploy, load_artifact, revert_decoder
 from node.chain.deployment import CoreContracts, deploy_core
 from node.chain.rpc import RpcClient
 from node.chain.transactions import TransactionSender
+
+from .hub_helpers import ETH, HubWorld
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAIN_ID = json.loads((ROOT / "genesis.json").read_text())["chainId"]
@@ -56,5 +58,24 @@ def sender_for(rpc: RpcClient) -> Callable[[LocalAccount], TransactionSender]:
 async def core(
     accounts: list[LocalAccount], sender_for: Callable[[LocalAccount], TransactionSender]
 ) -> CoreContracts:
-    """JobRegistry, TriggerGasRegistry and TaskExecutionHub, deployed by accounts[0]."""
+    """TaskExecutionHub, deployed and governed by accounts[0]; accounts[1] dispatches."""
     return await deploy_core(sender_for(accounts[0]), dispatcher=accounts[1].address)
+
+
+@pytest.fixture
+async def world(
+    core: CoreContracts, accounts: list[LocalAccount], sender_for: Callable[[LocalAccount], TransactionSender]
+) -> HubWorld:
+    """The hub with a Counter target; accounts[4] owns jobs (1 ETH deposited), accounts[2] performs."""
+    counter = await deploy(sender_for(accounts[0]), load_artifact("Counter"))
+    owner = sender_for(accounts[4])
+    await core.hub.transact(owner, "deposit", value=ETH)
+    return HubWorld(
+        hub=core.hub,
+        counter=counter,
+        governor=sender_for(accounts[0]),
+        dispatcher=accounts[1],
+        owner=owner,
+        performer=sender_for(accounts[2]),
+        chain_id=CHAIN_ID,
+    )

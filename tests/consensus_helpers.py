@@ -1,4 +1,5 @@
-"""A small operator network on anvil for consensus tests and benchmarks: keys, registration, votes."""
+"""A small operator network on anvil for consensus tests and benchmarks: keys, registration, votes,
+and real executions through the hub (an approval must name an execution the hub recorded)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ from functools import cache
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 
 from consensus.aggregator import Submission, VoteCollector
 from consensus.attestation import TaskInfo, Vote
 from consensus.bls.backend import CURVE_ORDER, BlsBackend, choose_backend
+from consensus.jobs import JobTerms, interval_trigger, job_id_of
 from consensus.operators import OperatorSet, load_operator_set, registration_proof
-from node.chain.contracts import Contract, load_artifact, revert_decoder
-from node.chain.deployment import deploy_consensus
+from node.chain.contracts import Contract, deploy, load_artifact, revert_decoder
+from node.chain.deployment import deploy_consensus, deploy_core
 from node.chain.rpc import RpcClient
-from node.chain.transactions import TransactionSender
+from node.chain.transactions import Receipt, TransactionSender
+from node.dispatcher.assignment import Assignment
 
 BACKEND = choose_backend()
 
@@ -40,23 +44,63 @@ def proof_for(index: int) -> tuple[bytes, bytes]:
     return registration_proof(BACKEND, bls_secret(index))
 
 
+JOB_OWNER = Account.from_key(hashlib.sha256(b"triggerx test job owner").digest())
+JOB_FEE = 10**15
+ETHER = 10**18
+
+
 @dataclass
 class Network:
-    """Deployed consensus contracts with registered operators."""
+    """Deployed contracts (the governor also dispatches) with registered operators and one
+    registered job of JOB_OWNER's (incrementing a Counter), funded for many tasks."""
 
     registry: Contract
     center: Contract
+    hub: Contract
     governor: TransactionSender
     operators: list[LocalAccount]
     chain_id: int
+    job_id: int
+    terms: JobTerms
+    calldata: bytes
 
     async def operator_set(self) -> OperatorSet:
         return await load_operator_set(self.registry)
 
+    @property
+    def addresses(self) -> tuple[str, str, str, str]:
+        """What `attach_network` needs: the registry, center, hub and the job's counter."""
+        return self.registry.address, self.center.address, self.hub.address, self.terms.target
+
     def task(self, task_id: int = 1, attempt: int = 1, performer_id: int = 0) -> TaskInfo:
         result_hash = hashlib.sha256(b"result of %d/%d" % (task_id, attempt)).digest()
         return TaskInfo(
-            task_id, job_id=42, attempt=attempt, performer_id=performer_id, result_hash=result_hash
+            task_id, job_id=self.job_id, attempt=attempt, performer_id=performer_id, result_hash=result_hash
+        )
+
+    async def execute(self, task: TaskInfo) -> Receipt:
+        """Execute `task` through the hub as its performer would (assigned by the governor)."""
+        performer = self.operators[task.performer_id]
+        await self.hub.rpc.call("anvil_setBalance", performer.address, hex(ETHER))
+        assignment = Assignment(
+            task_id=task.task_id,
+            job_id=task.job_id,
+            attempt=task.attempt,
+            performer=performer.address,
+            deadline=2**40,
+            terms_hash=self.terms.hash(),
+            trigger_evidence=keccak(b"tick %d" % task.task_id),
+        )
+        signature = assignment.sign(self.governor.account, self.chain_id, self.hub.address)
+        sender = TransactionSender(self.hub.rpc, performer, self.chain_id)
+        return await self.hub.transact(
+            sender,
+            "execute",
+            assignment.as_struct(),
+            self.terms.as_struct(),
+            self.calldata,
+            JOB_FEE,
+            signature,
         )
 
     def performer_signature(self, task: TaskInfo) -> bytes:
@@ -86,24 +130,44 @@ class Network:
 
 @asynccontextmanager
 async def attach_network(
-    url: str, addresses: tuple[str, str], governor: LocalAccount, operators: int, chain_id: int
+    url: str, addresses: tuple[str, str, str, str], governor: LocalAccount, operators: int, chain_id: int
 ) -> AsyncIterator[Network]:
-    """A `Network` over already deployed contracts, with its own client (one per `trio.run`)."""
+    """A `Network` over already deployed contracts (registry, center, hub, counter: see
+    `Network.addresses`), with its own client (one per `trio.run`)."""
     async with RpcClient(url, revert_decoder=revert_decoder()) as rpc:
         registry = Contract(rpc, load_artifact("OperatorRegistry"), addresses[0])
         center = Contract(rpc, load_artifact("AttestationCenter"), addresses[1])
+        hub = Contract(rpc, load_artifact("TaskExecutionHub"), addresses[2])
         sender = TransactionSender(rpc, governor, chain_id)
-        yield Network(registry, center, sender, [operator_account(i) for i in range(operators)], chain_id)
+        operator_accounts = [operator_account(i) for i in range(operators)]
+        job = test_job(addresses[3])
+        yield Network(registry, center, hub, sender, operator_accounts, chain_id, *job)
 
 
 async def deploy_network(
     governor: TransactionSender, operators: Sequence[LocalAccount], stakes: Sequence[int], chain_id: int
 ) -> Network:
-    """Deploy the consensus contracts and register one operator per stake."""
-    contracts = await deploy_consensus(governor)
+    """Deploy every contract (the governor dispatches), register one operator per stake, and
+    register and fund JOB_OWNER's job."""
+    hub = (await deploy_core(governor, dispatcher=governor.address)).hub
+    contracts = await deploy_consensus(governor, hub)
     registry = contracts.operator_registry
     for index, (account, stake) in enumerate(zip(operators, stakes, strict=False)):
         public_key, proof = proof_for(index)
         args = (account.address, public_key, proof, b"peer-%d" % index, stake)
         await registry.transact(governor, "registerOperator", *args)
-    return Network(registry, contracts.attestation_center, governor, list(operators), chain_id)
+    counter = await deploy(governor, load_artifact("Counter"))
+    job_id, terms, calldata = test_job(counter.address)
+    await governor.rpc.call("anvil_setBalance", JOB_OWNER.address, hex(1_000 * ETHER))
+    owner = TransactionSender(governor.rpc, JOB_OWNER, chain_id)
+    await hub.transact(owner, "registerJob", 1, terms.as_struct())
+    await hub.transact(owner, "deposit", value=100 * ETHER)
+    center = contracts.attestation_center
+    return Network(registry, center, hub, governor, list(operators), chain_id, job_id, terms, calldata)
+
+
+def test_job(counter: str) -> tuple[int, JobTerms, bytes]:
+    """JOB_OWNER's job number 1: call `counter.increment()`, at most JOB_FEE per task."""
+    calldata = keccak(text="increment()")[:4]
+    terms = JobTerms.static_call(counter, calldata, 100_000, JOB_FEE, interval_trigger(60, 0, 0))
+    return job_id_of(JOB_OWNER.address, 1), terms, calldata

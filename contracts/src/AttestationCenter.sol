@@ -3,7 +3,15 @@ pragma solidity ^0.8.28;
 
 import {BLS12381} from "./BLS12381.sol";
 import {ECDSA} from "./ECDSA.sol";
+import {EIP712} from "./EIP712.sol";
 import {OperatorRegistry} from "./OperatorRegistry.sol";
+
+/// @notice What the AttestationCenter needs of the TaskExecutionHub: releasing a task's escrow.
+interface ITaskSettlement {
+    function settle(uint256 taskId, uint256 jobId, uint32 attempt, address performer, bool approve)
+        external
+        returns (bool);
+}
 
 /// @title AttestationCenter
 /// @notice Records the network's decision on each task attempt, proven by one aggregate
@@ -12,18 +20,25 @@ import {OperatorRegistry} from "./OperatorRegistry.sol";
 ///         A submission names the task attempt, the performer's claimed result (signed by
 ///         the performer's operator key, EIP-712), the decision (approve or reject), the
 ///         ids of the operators who signed it (one byte each, strictly increasing: no
-///         duplicates) and their aggregate signature over the vote message
-///             keccak256(abi.encode(VOTE_TAG, chainId, this, taskId, resultHash, approve)).
+///         duplicates) and their aggregate signature over the vote message, which binds the
+///         whole TaskInfo (so a vote for one performer's result counts for nothing else):
+///             keccak256(abi.encode(VOTE_TAG, chainId, this, taskId, jobId, attempt,
+///                                  performerId, resultHash, approve)).
 ///         With T the total active stake and S the signers' stake, an approval needs
 ///         3·S ≥ 2·T and a rejection 3·S ≥ T (consensus/quorum.py states the same rule).
 ///         The performer may co-sign, but its stake never counts toward S: nobody attests
 ///         to their own work. (Its co-signature makes the common case cheap: when the whole
 ///         active set signed, the aggregate key is read as stored, with nothing subtracted.)
 ///         A task is approved at most once; each attempt is decided at most once.
+///
+///         A decision settles the task's fee on the TaskExecutionHub: an approval releases the
+///         escrow to the performer and must name exactly the execution the hub recorded (job,
+///         attempt, performer), or it reverts; a rejection refunds the owner (when that attempt
+///         executed) and penalises the performer in the OperatorRegistry.
 /// @dev Task state is packed 8 bits per task (bit 0: approved, bit a: attempt a decided),
 ///      32 tasks per storage word, so sequential task ids share slots. Reward counters are
 ///      packed 8 × uint32 per word by operator id.
-contract AttestationCenter {
+contract AttestationCenter is EIP712 {
     struct TaskInfo {
         uint256 taskId;
         uint256 jobId;
@@ -42,17 +57,14 @@ contract AttestationCenter {
     }
 
     bytes public constant SIGNATURE_DST = "BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
-    bytes32 public constant VOTE_TAG = keccak256("TriggerX.AttestationVote.v1");
+    bytes32 public constant VOTE_TAG = keccak256("TriggerX.AttestationVote.v2");
     bytes32 public constant TASK_RESULT_TYPEHASH = keccak256(
         "TaskResult(uint256 taskId,uint256 jobId,uint32 attempt,uint8 performerId,bytes32 resultHash)"
     );
-    string public constant NAME = "TriggerX AttestationCenter";
-    string public constant VERSION = "1";
     uint32 public constant MAX_ATTEMPT = 7;
 
     OperatorRegistry public immutable registry;
-    /// @dev EIP-712 domain separator, fixed at deployment (chain id and address included).
-    bytes32 private immutable _domainSeparator;
+    ITaskSettlement public immutable hub;
     mapping(uint256 => uint256) private _taskFlags;
     mapping(uint256 => uint256) private _attested;
     mapping(uint256 => uint256) private _executed;
@@ -90,17 +102,11 @@ contract AttestationCenter {
     error QuorumNotReached(uint256 signedStake, uint256 totalStake, bool approve);
     error InvalidAggregateSignature();
 
-    constructor(OperatorRegistry operatorRegistry) {
+    constructor(OperatorRegistry operatorRegistry, ITaskSettlement executionHub)
+        EIP712("TriggerX AttestationCenter", "2")
+    {
         registry = operatorRegistry;
-        _domainSeparator = keccak256(
-            abi.encode(
-                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
-                keccak256(bytes(NAME)),
-                keccak256(bytes(VERSION)),
-                block.chainid,
-                address(this)
-            )
-        );
+        hub = executionHub;
     }
 
     /// @param signerIds the signers' operator ids, one byte each, strictly increasing.
@@ -117,7 +123,7 @@ contract AttestationCenter {
             revert QuorumNotReached(tally.signedStake, tally.totalStake, approve);
         }
         _checkPerformer(task, performerSignature, tally.performerAccount);
-        bytes memory message = abi.encodePacked(voteMessage(task.taskId, task.resultHash, approve));
+        bytes memory message = abi.encodePacked(voteMessage(task, approve));
         if (!BLS12381.verify(tally.signersKey, message, SIGNATURE_DST, aggregateSignature)) {
             revert InvalidAggregateSignature();
         }
@@ -125,6 +131,8 @@ contract AttestationCenter {
         _taskFlags[task.taskId >> 5] |= ((approve ? 1 : 0) | (1 << task.attempt)) << ((task.taskId & 31) * 8);
         _count(_attested, tally.signers);
         _increment(approve ? _executed : _rejected, task.performerId);
+        hub.settle(task.taskId, task.jobId, task.attempt, tally.performerAccount, approve);
+        if (!approve) registry.penalize(task.performerId);
         if (approve) {
             emit TaskSubmitted(
                 task.taskId,
@@ -155,9 +163,21 @@ contract AttestationCenter {
         return totalStake > 0 && signedStake * 3 >= totalStake * (approve ? 2 : 1);
     }
 
-    /// @notice The 32 bytes attesters sign (with BLS) to vote on a task's result.
-    function voteMessage(uint256 taskId, bytes32 resultHash, bool approve) public view returns (bytes32) {
-        return keccak256(abi.encode(VOTE_TAG, block.chainid, address(this), taskId, resultHash, approve));
+    /// @notice The 32 bytes attesters sign (with BLS) to vote on a task attempt's claimed result.
+    function voteMessage(TaskInfo calldata task, bool approve) public view returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                VOTE_TAG,
+                block.chainid,
+                address(this),
+                task.taskId,
+                task.jobId,
+                task.attempt,
+                task.performerId,
+                task.resultHash,
+                approve
+            )
+        );
     }
 
     /// @notice The EIP-712 digest a performer signs to claim `task`'s result.
@@ -165,7 +185,7 @@ contract AttestationCenter {
         bytes32 structHash = keccak256(
             abi.encode(TASK_RESULT_TYPEHASH, task.taskId, task.jobId, task.attempt, task.performerId, task.resultHash)
         );
-        return keccak256(abi.encodePacked("\x19\x01", _domainSeparator, structHash));
+        return _typedDigest(structHash);
     }
 
     /// @notice Whether `taskId` was approved, and which attempts (bit a for attempt a) were decided.

@@ -10,10 +10,17 @@ import {Governed} from "./Governed.sol";
 ///         (checked here, on chain: this is what stops rogue-key attacks on aggregate
 ///         signatures), its libp2p peer id and its stake. Ids are small (0..255) so that
 ///         a set of signers fits in one 256-bit bitmap; ids are never reused.
+///
+///         A performer whose task the AttestationCenter rejects loses `penaltyBps` of its stake
+///         (and its place, when nothing is left). Only the AttestationCenter may penalise; which
+///         contract that is changes only after Governed's delay.
 /// @dev The registry keeps the sum of the active operators' public keys and stakes, so
 ///      that verifying a vote signed by most operators needs only the few who did not sign.
 contract OperatorRegistry is Governed {
     uint256 public constant MAX_OPERATORS = 256;
+    /// @notice The largest share of its stake a rejected performer can lose (basis points).
+    uint16 public constant MAX_PENALTY_BPS = 5_000;
+    bytes32 private constant _CENTER = "attestationCenter";
     bytes public constant POP_DST = "BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 
     struct Operator {
@@ -42,10 +49,16 @@ contract OperatorRegistry is Governed {
     bytes32[3] private _aggregateKey;
     mapping(address => uint256) private _activeIdPlusOne;
     mapping(bytes32 => bool) public keyRegistered;
+    /// @notice The contract that decides tasks and may penalise their performers.
+    address public attestationCenter;
+    /// @notice The share of its stake a rejected performer loses, in basis points.
+    uint16 public penaltyBps = 1_000;
 
     event OperatorRegistered(uint8 indexed id, address indexed account, bytes publicKey, bytes peerId, uint96 stake);
     event StakeUpdated(uint8 indexed id, uint96 previous, uint96 current);
     event OperatorDeactivated(uint8 indexed id);
+    event OperatorPenalized(uint8 indexed id, uint96 penalty, uint96 stake);
+    event PenaltyChanged(uint16 previousBps, uint16 bps);
 
     error RegistryFull();
     error AccountAlreadyActive(address account, uint8 id);
@@ -55,6 +68,8 @@ contract OperatorRegistry is Governed {
     error ZeroStake();
     error NotActive(uint8 id);
     error NotOperatorOrGovernor(address caller);
+    error NotAttestationCenter(address caller);
+    error PenaltyTooHigh(uint16 bps);
 
     constructor(address initialGovernor) Governed(initialGovernor) {}
 
@@ -100,10 +115,48 @@ contract OperatorRegistry is Governed {
         op.stake = stake;
     }
 
+    /// @notice Set the AttestationCenter (at once while unset; otherwise after GOVERNANCE_DELAY,
+    ///         see applyAttestationCenter).
+    function proposeAttestationCenter(address center) external onlyGovernor {
+        attestationCenter = _proposeAddress(_CENTER, attestationCenter, center);
+    }
+
+    function applyAttestationCenter() external onlyGovernor {
+        attestationCenter = _applyAddress(_CENTER, attestationCenter);
+    }
+
+    function setPenaltyBps(uint16 bps) external onlyGovernor {
+        if (bps > MAX_PENALTY_BPS) revert PenaltyTooHigh(bps);
+        emit PenaltyChanged(penaltyBps, bps);
+        penaltyBps = bps;
+    }
+
+    /// @notice Take `penaltyBps` of operator `id`'s stake, for a task of its that was rejected;
+    ///         an operator left with no stake is deactivated. Nothing happens to an inactive one.
+    function penalize(uint8 id) external {
+        if (msg.sender != attestationCenter) revert NotAttestationCenter(msg.sender);
+        Operator storage op = _operators[id];
+        if (!op.active) return;
+        uint96 penalty = uint96((uint256(op.stake) * penaltyBps) / 10_000);
+        if (penalty == 0) return;
+        if (penalty >= op.stake) {
+            emit OperatorPenalized(id, op.stake, 0);
+            _deactivate(id, op);
+            return;
+        }
+        op.stake -= penalty;
+        totalActiveStake -= penalty;
+        emit OperatorPenalized(id, penalty, op.stake);
+    }
+
     /// @notice Take operator `id` out of every future quorum; the governor or the operator may.
     function deactivate(uint8 id) external {
         Operator storage op = _activeOperator(id);
         if (msg.sender != governor && msg.sender != op.account) revert NotOperatorOrGovernor(msg.sender);
+        _deactivate(id, op);
+    }
+
+    function _deactivate(uint8 id, Operator storage op) private {
         op.active = false;
         delete _activeIdPlusOne[op.account];
         activeBitmap &= ~(uint256(1) << id);

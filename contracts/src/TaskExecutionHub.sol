@@ -2,168 +2,237 @@
 pragma solidity ^0.8.28;
 
 import {ECDSA} from "./ECDSA.sol";
+import {EIP712} from "./EIP712.sol";
+import {Forwarder} from "./Forwarder.sol";
 import {Governed} from "./Governed.sol";
+import {JobRegistry} from "./JobRegistry.sol";
 import {TriggerGasRegistry} from "./TriggerGasRegistry.sol";
 
 /// @title TaskExecutionHub
-/// @notice Executes a task's target call for the keeper the dispatcher assigned,
-///         at most once per task id, whatever the attempt. The dispatcher signs
-///         an EIP-712 `Assignment`; the hub checks that signature, that the
-///         sender is the assigned performer, the deadline, the target and
-///         selector, and the fee cap; it then charges the job owner's balance
-///         and calls the target. A reverting target is recorded as a failed
-///         execution; it does not revert this call, so the task stays executed
-///         and paid for (the keeper did its work).
-contract TaskExecutionHub is Governed {
+/// @notice Executes a task's call for the keeper the dispatcher assigned, at most once per
+///         task id, and only as its owner consented on chain (JobRegistry).
+///
+///         The dispatcher signs an EIP-712 `Assignment` naming the task, the job, the attempt,
+///         the performer, a deadline, the job terms' hash and the trigger evidence. The hub
+///         checks that signature, that the sender is the performer, the deadline, that the
+///         terms are the job's current registered terms, that the call is the one they allow
+///         (selector always; every byte for static arguments), that the fee is within the
+///         owner's cap; then it moves the fee from the owner's balance into escrow and calls
+///         the target through the owner's Forwarder with exactly the job's gas limit. A
+///         reverting target is recorded as a failed execution (the keeper did its work, the
+///         attesters judge it); it does not revert this call.
+///
+///         The AttestationCenter (the `settler`) releases each escrow: to the performer when
+///         the task is approved, back to the owner when it is rejected. Changing the dispatcher
+///         or the settler is time-locked (Governed), so owners can withdraw first.
+contract TaskExecutionHub is Governed, EIP712, JobRegistry, TriggerGasRegistry {
     struct Assignment {
         uint256 taskId;
         uint256 jobId;
         uint32 attempt;
         address performer;
-        address owner;
-        address target;
-        bytes4 selector;
-        uint64 gasLimit;
         uint64 deadline;
-        uint256 maxFee;
+        bytes32 termsHash;
         bytes32 triggerEvidence;
     }
 
+    /// @notice An owner's consent to register the job with its first execution.
+    struct Consent {
+        uint64 expiry;
+        bytes signature;
+    }
+
     bytes32 public constant ASSIGNMENT_TYPEHASH = keccak256(
-        "Assignment(uint256 taskId,uint256 jobId,uint32 attempt,address performer,address owner,"
-        "address target,bytes4 selector,uint64 gasLimit,uint64 deadline,uint256 maxFee,"
-        "bytes32 triggerEvidence)"
+        "Assignment(uint256 taskId,uint256 jobId,uint32 attempt,address performer,uint64 deadline,"
+        "bytes32 termsHash,bytes32 triggerEvidence)"
     );
-    bytes32 private constant _DOMAIN_TYPEHASH = keccak256(
-        "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-    );
-    string public constant NAME = "TriggerX TaskExecutionHub";
-    string public constant VERSION = "1";
+    bytes32 private constant _DISPATCHER = "dispatcher";
+    bytes32 private constant _SETTLER = "settler";
 
-    /// @notice How much of a failing target's revert data is kept in the event.
-    uint256 public constant MAX_REVERT_DATA = 256;
-    /// @dev Gas this contract needs after the target call returns (event, bookkeeping).
-    uint256 private constant _GAS_AFTER_CALL = 20_000;
+    /// @dev Gas the forwarder needs around the target call, and this contract after it returns.
+    uint256 private constant _FORWARDER_GAS = 10_000;
+    uint256 private constant _GAS_AFTER_CALL = 15_000;
+    /// @dev How much of the target's return or revert data is kept (as the forwarder passes it).
+    uint256 private constant _MAX_RETURN_DATA = 256;
 
-    TriggerGasRegistry public immutable gasRegistry;
     address public dispatcher;
-    /// @notice The performer that executed a task, or zero if the task never ran.
-    mapping(uint256 => address) public executedBy;
+    /// @notice Who decides escrows (the AttestationCenter).
+    address public settler;
+    bytes32 private immutable _forwarderCodeHash;
 
     event TaskExecuted(
         uint256 indexed taskId,
         uint256 indexed jobId,
         address indexed performer,
         uint32 attempt,
-        address target,
         bool success,
         uint256 fee,
         bytes32 returnDataHash
     );
     event TargetReverted(uint256 indexed taskId, bytes revertData);
-    event DispatcherChanged(address indexed previous, address indexed current);
 
     error WrongPerformer(address expected, address caller);
     error AssignmentExpired(uint64 deadline, uint256 timestamp);
+    error TermsMismatch(uint256 jobId);
     error FeeAboveMax(uint256 fee, uint256 maxFee);
-    error SelectorMismatch(bytes4 expected);
-    error AlreadyExecuted(uint256 taskId, address performer);
+    error CallNotAllowed(uint256 jobId);
+    error AlreadyExecuted(uint256 taskId);
     error BadDispatcherSignature(address recovered);
     error InsufficientGasForTarget(uint256 available, uint256 needed);
+    error NotSettler(address caller);
 
-    constructor(address initialGovernor, TriggerGasRegistry registry, address initialDispatcher)
+    constructor(address initialGovernor, address initialDispatcher)
         Governed(initialGovernor)
+        EIP712("TriggerX TaskExecutionHub", "2")
     {
-        gasRegistry = registry;
-        dispatcher = initialDispatcher;
-        emit DispatcherChanged(address(0), initialDispatcher);
+        dispatcher = _proposeAddress(_DISPATCHER, address(0), initialDispatcher);
+        _forwarderCodeHash = keccak256(type(Forwarder).creationCode);
     }
 
-    function setDispatcher(address newDispatcher) external onlyGovernor {
-        emit DispatcherChanged(dispatcher, newDispatcher);
-        dispatcher = newDispatcher;
+    /// @notice Propose a new dispatcher (in force after GOVERNANCE_DELAY, see applyDispatcher).
+    function proposeDispatcher(address newDispatcher) external onlyGovernor {
+        dispatcher = _proposeAddress(_DISPATCHER, dispatcher, newDispatcher);
     }
 
-    /// @notice Execute `callData` on `a.target` for assignment `a` signed by the dispatcher.
-    /// @param fee what the performer charges the job owner, at most `a.maxFee`.
+    function applyDispatcher() external onlyGovernor {
+        dispatcher = _applyAddress(_DISPATCHER, dispatcher);
+    }
+
+    /// @notice Set the settler (at once while unset; otherwise after GOVERNANCE_DELAY, see applySettler).
+    function proposeSettler(address newSettler) external onlyGovernor {
+        settler = _proposeAddress(_SETTLER, settler, newSettler);
+    }
+
+    function applySettler() external onlyGovernor {
+        settler = _applyAddress(_SETTLER, settler);
+    }
+
+    /// @notice Execute assignment `a` of a registered job.
+    /// @param fee what the performer charges the job owner, at most `terms.maxFeePerTask`.
     /// @return success whether the target call succeeded.
-    function execute(Assignment calldata a, bytes calldata signature, bytes calldata callData, uint256 fee)
+    function execute(
+        Assignment calldata a,
+        JobTerms calldata terms,
+        bytes calldata callData,
+        uint256 fee,
+        bytes calldata dispatcherSignature
+    ) external returns (bool success) {
+        return _execute(a, terms, callData, fee, dispatcherSignature);
+    }
+
+    /// @notice Register the job with its owner's consent, then execute assignment `a`.
+    function executeFirst(
+        Assignment calldata a,
+        JobTerms calldata terms,
+        bytes calldata callData,
+        uint256 fee,
+        bytes calldata dispatcherSignature,
+        Consent calldata consent
+    ) external returns (bool success) {
+        registerJobWithConsent(a.jobId, consent.expiry, terms, consent.signature);
+        return _execute(a, terms, callData, fee, dispatcherSignature);
+    }
+
+    /// @notice Release task `taskId`'s escrow on the AttestationCenter's decision (see
+    ///         TriggerGasRegistry._release). Returns whether any fee moved.
+    function settle(uint256 taskId, uint256 jobId, uint32 attempt, address performer, bool approve)
         external
-        returns (bool success)
+        returns (bool)
     {
-        if (msg.sender != a.performer) revert WrongPerformer(a.performer, msg.sender);
-        if (block.timestamp > a.deadline) revert AssignmentExpired(a.deadline, block.timestamp);
-        if (fee > a.maxFee) revert FeeAboveMax(fee, a.maxFee);
-        if (callData.length < 4 || bytes4(callData[:4]) != a.selector) {
-            revert SelectorMismatch(a.selector);
-        }
-        address previous = executedBy[a.taskId];
-        if (previous != address(0)) revert AlreadyExecuted(a.taskId, previous);
-        address signer = ECDSA.recover(assignmentDigest(a), signature);
-        if (signer != dispatcher) revert BadDispatcherSignature(signer);
+        if (msg.sender != settler) revert NotSettler(msg.sender);
+        return _release(taskId, jobId, attempt, performer, ownerOf(jobId), approve);
+    }
 
-        executedBy[a.taskId] = msg.sender;
-        gasRegistry.charge(a.owner, a.performer, a.taskId, fee);
-
-        // The target must get the full gas the dispatcher granted, so that a performer
-        // cannot make a task fail on purpose by sending too little gas (EIP-150 keeps 1/64).
-        uint256 needed = uint256(a.gasLimit) + uint256(a.gasLimit) / 63 + _GAS_AFTER_CALL;
-        if (gasleft() < needed) revert InsufficientGasForTarget(gasleft(), needed);
-
-        bytes memory returnData;
-        (success, returnData) = _callBounded(a.target, a.gasLimit, callData);
-        emit TaskExecuted(
-            a.taskId, a.jobId, a.performer, a.attempt, a.target, success, fee, keccak256(returnData)
-        );
-        if (!success) emit TargetReverted(a.taskId, returnData);
+    /// @notice The address of `owner`'s forwarder (deployed or not yet).
+    function forwarderOf(address owner) public view returns (address) {
+        bytes32 salt = bytes32(uint256(uint160(owner)));
+        return address(uint160(uint256(keccak256(abi.encodePacked(hex"ff", address(this), salt, _forwarderCodeHash)))));
     }
 
     /// @notice The EIP-712 digest the dispatcher signs for `a`.
     function assignmentDigest(Assignment calldata a) public view returns (bytes32) {
-        bytes32 structHash = keccak256(
-            abi.encode(
-                ASSIGNMENT_TYPEHASH,
-                a.taskId,
-                a.jobId,
-                a.attempt,
-                a.performer,
-                a.owner,
-                a.target,
-                a.selector,
-                a.gasLimit,
-                a.deadline,
-                a.maxFee,
-                a.triggerEvidence
-            )
-        );
-        return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
-    }
-
-    function domainSeparator() public view returns (bytes32) {
-        return keccak256(
-            abi.encode(
-                _DOMAIN_TYPEHASH,
-                keccak256(bytes(NAME)),
-                keccak256(bytes(VERSION)),
-                block.chainid,
-                address(this)
+        return _typedDigest(
+            keccak256(
+                abi.encode(
+                    ASSIGNMENT_TYPEHASH,
+                    a.taskId,
+                    a.jobId,
+                    a.attempt,
+                    a.performer,
+                    a.deadline,
+                    a.termsHash,
+                    a.triggerEvidence
+                )
             )
         );
     }
 
-    /// @dev Call `target`, copying at most MAX_REVERT_DATA bytes of what it returns,
-    ///      so a target cannot exhaust our gas by returning a huge buffer.
-    function _callBounded(address target, uint64 gasLimit, bytes calldata callData)
+    function _execute(
+        Assignment calldata a,
+        JobTerms calldata terms,
+        bytes calldata callData,
+        uint256 fee,
+        bytes calldata dispatcherSignature
+    ) private returns (bool success) {
+        address forwarder = _admit(a, terms, callData, fee, dispatcherSignature);
+        bytes memory returnData;
+        (success, returnData) = _forward(forwarder, terms.target, terms.gasLimit, callData);
+        emit TaskExecuted(a.taskId, a.jobId, msg.sender, a.attempt, success, fee, keccak256(returnData));
+        if (!success) emit TargetReverted(a.taskId, returnData);
+    }
+
+    /// @dev Every check of an execution, then the fee into escrow; returns the owner's forwarder.
+    function _admit(
+        Assignment calldata a,
+        JobTerms calldata terms,
+        bytes calldata callData,
+        uint256 fee,
+        bytes calldata dispatcherSignature
+    ) private returns (address) {
+        if (msg.sender != a.performer) revert WrongPerformer(a.performer, msg.sender);
+        if (block.timestamp > a.deadline) revert AssignmentExpired(a.deadline, block.timestamp);
+        if (hashTerms(terms) != a.termsHash || jobTermsHash(a.jobId) != a.termsHash) revert TermsMismatch(a.jobId);
+        if (fee > terms.maxFeePerTask) revert FeeAboveMax(fee, terms.maxFeePerTask);
+        if (
+            callData.length < 4 || bytes4(callData[:4]) != terms.selector
+                || (terms.argsMode == ARGS_STATIC && keccak256(callData) != terms.argsHash)
+        ) revert CallNotAllowed(a.jobId);
+        if (_executed(a.taskId)) revert AlreadyExecuted(a.taskId);
+        address signer = ECDSA.recover(assignmentDigest(a), dispatcherSignature);
+        // The dispatcher is never zero (Governed refuses it), so a malformed signature fails here.
+        if (signer != dispatcher) revert BadDispatcherSignature(signer);
+
+        address owner = ownerOf(a.jobId);
+        _escrow(owner, a.taskId, a.jobId, a.attempt, msg.sender, fee);
+        return _forwarder(owner);
+    }
+
+    /// @dev `owner`'s forwarder, deployed on its first use.
+    function _forwarder(address owner) private returns (address forwarder) {
+        forwarder = forwarderOf(owner);
+        if (forwarder.code.length == 0) {
+            new Forwarder{salt: bytes32(uint256(uint160(owner)))}();
+        }
+    }
+
+    /// @dev Ask `forwarder` to call `target` with exactly `gasLimit` gas; copy at most 256
+    ///      bytes of what comes back, so a target cannot exhaust our gas with a huge buffer.
+    function _forward(address forwarder, address target, uint64 gasLimit, bytes calldata callData)
         private
         returns (bool success, bytes memory returnData)
     {
-        bytes memory data = callData;
-        returnData = new bytes(MAX_REVERT_DATA);
-        uint256 copied;
+        // The target must get the full gas the owner granted, so that a performer cannot make
+        // a task fail on purpose by sending too little gas (EIP-150 keeps 1/64 at each hop).
+        uint256 forwarderGas = uint256(gasLimit) + uint256(gasLimit) / 63 + _FORWARDER_GAS;
+        if (gasleft() < forwarderGas + forwarderGas / 63 + _GAS_AFTER_CALL) {
+            revert InsufficientGasForTarget(gasleft(), forwarderGas + forwarderGas / 63 + _GAS_AFTER_CALL);
+        }
+        bytes memory request = abi.encodeCall(Forwarder.forward, (target, gasLimit, callData));
+        returnData = new bytes(_MAX_RETURN_DATA);
         assembly ("memory-safe") {
-            success := call(gasLimit, target, 0, add(data, 0x20), mload(data), 0, 0)
-            copied := returndatasize()
-            if gt(copied, MAX_REVERT_DATA) { copied := MAX_REVERT_DATA }
+            success := call(forwarderGas, forwarder, 0, add(request, 0x20), mload(request), 0, 0)
+            let copied := returndatasize()
+            if gt(copied, _MAX_RETURN_DATA) { copied := _MAX_RETURN_DATA }
             returndatacopy(add(returnData, 0x20), 0, copied)
             mstore(returnData, copied)
         }

@@ -1,36 +1,38 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {Governed} from "./Governed.sol";
-
 /// @title TriggerGasRegistry
-/// @notice Prepaid balances that pay for task execution. Anyone may deposit for
-///         any account; only the account may withdraw its balance; only the
-///         execution hub may move a balance, and only to a task's performer.
-///         Fees are credited inside the registry, never pushed, so charging a
-///         job owner makes no external call.
-contract TriggerGasRegistry is Governed {
+/// @notice Prepaid balances that pay for task execution, and the escrow of each executed
+///         task's fee. Anyone may deposit for any account; only the account withdraws its
+///         balance. A task's fee leaves its owner's balance when the task executes and waits
+///         in escrow until the AttestationCenter decides: approved, it goes to the performer;
+///         rejected, back to the owner. Balances are credited inside the contract, never
+///         pushed, and nothing here is callable by a job: the hub calls targets through the
+///         owner's forwarder, and the functions that move money are internal.
+/// @dev One storage word per executed task (the exactly-once marker and the escrow at
+///      once): a 160-bit commitment to (job, attempt, performer), the fee, and whether the
+///      escrow was settled.
+abstract contract TriggerGasRegistry {
+    struct Escrow {
+        bytes20 commitment;
+        uint88 fee;
+        bool settled;
+    }
+
     mapping(address => uint256) public balanceOf;
-    address public hub;
+    mapping(uint256 => Escrow) private _escrows;
 
     event Deposited(address indexed account, address indexed from, uint256 amount, uint256 balance);
     event Withdrawn(address indexed account, address indexed to, uint256 amount, uint256 balance);
-    event Charged(
-        address indexed owner, address indexed performer, uint256 indexed taskId, uint256 amount
-    );
-    event HubChanged(address indexed previous, address indexed current);
+    event FeeReleased(uint256 indexed taskId, address indexed to, uint256 amount, bool approved);
 
-    error NotHub(address caller);
     error InsufficientBalance(address account, uint256 balance, uint256 needed);
     error ZeroAmount();
     error TransferFailed(address to, uint256 amount);
-
-    constructor(address initialGovernor) Governed(initialGovernor) {}
-
-    function setHub(address newHub) external onlyGovernor {
-        emit HubChanged(hub, newHub);
-        hub = newHub;
-    }
+    error FeeTooLarge(uint256 fee);
+    error NotExecuted(uint256 taskId);
+    error AlreadySettled(uint256 taskId);
+    error ExecutionMismatch(uint256 taskId);
 
     function deposit() external payable {
         _credit(msg.sender);
@@ -50,14 +52,52 @@ contract TriggerGasRegistry is Governed {
         if (!ok) revert TransferFailed(to, amount);
     }
 
-    /// @notice Move `amount` from `owner` to `performer` for task `taskId`.
-    function charge(address owner, address performer, uint256 taskId, uint256 amount) external {
-        if (msg.sender != hub) revert NotHub(msg.sender);
+    /// @notice Whether task `taskId` was executed, the fee in escrow, and whether it was settled.
+    function escrowOf(uint256 taskId) external view returns (bool executed, uint256 fee, bool settled) {
+        Escrow memory e = _escrows[taskId];
+        return (e.commitment != bytes20(0), e.fee, e.settled);
+    }
+
+    /// @dev Whether task `taskId` has already executed.
+    function _executed(uint256 taskId) internal view returns (bool) {
+        return _escrows[taskId].commitment != bytes20(0);
+    }
+
+    /// @dev Move `fee` from `owner`'s balance into the escrow of task `taskId`, marking it executed.
+    function _escrow(address owner, uint256 taskId, uint256 jobId, uint32 attempt, address performer, uint256 fee)
+        internal
+    {
+        if (fee > type(uint88).max) revert FeeTooLarge(fee);
         uint256 balance = balanceOf[owner];
-        if (balance < amount) revert InsufficientBalance(owner, balance, amount);
-        balanceOf[owner] = balance - amount;
-        balanceOf[performer] += amount;
-        emit Charged(owner, performer, taskId, amount);
+        if (balance < fee) revert InsufficientBalance(owner, balance, fee);
+        balanceOf[owner] = balance - fee;
+        _escrows[taskId] = Escrow(_commitment(jobId, attempt, performer), uint88(fee), false);
+    }
+
+    /// @dev Release task `taskId`'s escrow: to `performer` if `approve`, else back to the job's
+    ///      owner. An approval must name the execution exactly (job, attempt, performer); a
+    ///      rejection of something that was never executed moves nothing and returns false.
+    function _release(uint256 taskId, uint256 jobId, uint32 attempt, address performer, address owner, bool approve)
+        internal
+        returns (bool released)
+    {
+        Escrow storage e = _escrows[taskId];
+        bool matches = e.commitment != bytes20(0) && e.commitment == _commitment(jobId, attempt, performer);
+        if (!matches) {
+            if (!approve) return false;
+            if (e.commitment == bytes20(0)) revert NotExecuted(taskId);
+            revert ExecutionMismatch(taskId);
+        }
+        if (e.settled) revert AlreadySettled(taskId);
+        e.settled = true;
+        address to = approve ? performer : owner;
+        balanceOf[to] += e.fee;
+        emit FeeReleased(taskId, to, e.fee, approve);
+        return true;
+    }
+
+    function _commitment(uint256 jobId, uint32 attempt, address performer) private pure returns (bytes20) {
+        return bytes20(keccak256(abi.encode(jobId, attempt, performer)));
     }
 
     function _credit(address account) private {

@@ -237,3 +237,19 @@ class RevertDecoder:
 
 def _show(value: Any) -> str:
     return "0x" + value.hex() if isinstance(value, bytes) else str(value)
+
+
+def check_uint(name: str, value: int, bits: int) -> None:
+    """ValueError unless `value` is an integer that fits Solidity's `uint<bits>`.
+
+    Values decoded from the mesh or the API are checked with this before anything encodes
+    them, so an out-of-range number is a clear refusal, never an encoder's exception later.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
+        raise ValueError(f"{name}: {value!r} is not a uint{bits}")
+
+
+def check_bytes(name: str, value: bytes, size: int) -> None:
+    """ValueError unless `value` is exactly `size` bytes (a Solidity `bytes<size>`)."""
+    if not isinstance(value, bytes) or len(value) != size:
+        raise ValueError(f"{name}: expected {size} bytes")

@@ -9,6 +9,13 @@ from node.chain.transactions import TransactionSender
 
 
 @dataclass(frozen=True)
+class CoreContracts:
+    """The execution side of one network: TaskExecutionHub (jobs, balances, escrow, execution)."""
+
+    hub: Contract
+
+
+@dataclass(frozen=True)
 class ConsensusContracts:
     """The contracts that hold the operator set and verify attestations."""
 
@@ -16,32 +23,21 @@ class ConsensusContracts:
     attestation_center: Contract
 
 
-@dataclass(frozen=True)
-class CoreContracts:
-    """The execution-side contracts of one network."""
-
-    job_registry: Contract
-    gas_registry: Contract
-    hub: Contract
-
-
 async def deploy_core(deployer: TransactionSender, *, dispatcher: str) -> CoreContracts:
-    """Deploy JobRegistry, TriggerGasRegistry and TaskExecutionHub, and let the hub charge fees.
+    """Deploy TaskExecutionHub with `dispatcher`; the deployer becomes its governor (hand it
+    over afterwards with `proposeGovernor` / `acceptGovernor`)."""
+    hub = await deploy(deployer, load_artifact("TaskExecutionHub"), deployer.address, dispatcher)
+    return CoreContracts(hub=hub)
 
-    The deployer becomes the governor of the registry and the hub; hand governance
-    over afterwards with `proposeGovernor` / `acceptGovernor`.
+
+async def deploy_consensus(deployer: TransactionSender, hub: Contract) -> ConsensusContracts:
+    """Deploy OperatorRegistry and the AttestationCenter that reads it and settles `hub`'s
+    escrows, and wire them: the center becomes the hub's settler and the registry's penaliser.
+
+    The deployer must govern `hub`; it becomes the registry's governor.
     """
-    job_registry = await deploy(deployer, load_artifact("JobRegistry"))
-    gas_registry = await deploy(deployer, load_artifact("TriggerGasRegistry"), deployer.address)
-    hub = await deploy(
-        deployer, load_artifact("TaskExecutionHub"), deployer.address, gas_registry.address, dispatcher
-    )
-    await gas_registry.transact(deployer, "setHub", hub.address)
-    return CoreContracts(job_registry=job_registry, gas_registry=gas_registry, hub=hub)
-
-
-async def deploy_consensus(deployer: TransactionSender) -> ConsensusContracts:
-    """Deploy OperatorRegistry (governed by the deployer) and the AttestationCenter that reads it."""
     registry = await deploy(deployer, load_artifact("OperatorRegistry"), deployer.address)
-    center = await deploy(deployer, load_artifact("AttestationCenter"), registry.address)
+    center = await deploy(deployer, load_artifact("AttestationCenter"), registry.address, hub.address)
+    await hub.transact(deployer, "proposeSettler", center.address)
+    await registry.transact(deployer, "proposeAttestationCenter", center.address)
     return ConsensusContracts(operator_registry=registry, attestation_center=center)

@@ -5,7 +5,7 @@ Everything a contract or a peer verifies is signed this way (DESIGN §4), never 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account import Account
@@ -41,18 +41,20 @@ class Domain:
 
 @dataclass(frozen=True)
 class TypedMessage:
-    """A message of type `primary_type` (fields `fields`) in `domain`."""
+    """A message of type `primary_type` (fields `fields`) in `domain`; `struct_types` defines
+    the struct types its fields refer to."""
 
     domain: Domain
     primary_type: str
     fields: Fields
     message: dict[str, Any]
+    struct_types: dict[str, Fields] = field(default_factory=dict)
 
     def full(self) -> dict[str, Any]:
         """The message in eth-account's `full_message` form."""
         domain_fields, domain_values = self.domain.as_typed()
         return {
-            "types": {"EIP712Domain": domain_fields, self.primary_type: self.fields},
+            "types": {"EIP712Domain": domain_fields, self.primary_type: self.fields, **self.struct_types},
             "primaryType": self.primary_type,
             "domain": domain_values,
             "message": self.message,

@@ -34,8 +34,6 @@ class Fraction(_Object, frozen=True):
 class Contracts(_Object, frozen=True):
     """The network's contracts; null until the devnet (or an operator) deploys them."""
 
-    job_registry: ChecksumAddress | None
-    trigger_gas_registry: ChecksumAddress | None
     task_execution_hub: ChecksumAddress | None
     operator_registry: ChecksumAddress | None
     attestation_center: ChecksumAddress | None
@@ -57,7 +55,8 @@ class Protocol(_Object, frozen=True):
     reject_threshold: Fraction  # share of stake whose rejection fails an attempt
     attesters_per_task: Positive  # most attesters asked per task (all other keepers when fewer)
     assignment_ttl_seconds: Positive  # an assignment's deadline, from when it is signed
-    max_task_attempts: Positive  # attempts, each by a different keeper, before a task fails
+    # attempts, each by a different keeper, before a task fails (AttestationCenter.MAX_ATTEMPT is 7)
+    max_task_attempts: Annotated[int, Meta(ge=1, le=7)]
     retry_backoff_seconds: Positive  # first retry delay; doubles with each attempt
     heartbeat_interval_seconds: Positive
     offline_after_seconds: Positive  # a keeper without heartbeats this long is not assigned tasks

@@ -32,8 +32,6 @@ class Deployment:
     """The addresses of a provisioned network."""
 
     chain_id: int
-    job_registry: str
-    gas_registry: str
     hub: str
     operator_registry: str
     attestation_center: str
@@ -49,7 +47,7 @@ async def provision(
         chain_id = int(await rpc.call("eth_chainId"), 16)
         sender = TransactionSender(rpc, deployer, chain_id)
         core = await deploy_core(sender, dispatcher=dispatcher)
-        consensus = await deploy_consensus(sender)
+        consensus = await deploy_consensus(sender, core.hub)
         async with trio.open_nursery() as nursery:
             for keeper in keepers:
                 nursery.start_soon(sender.transact, keeper.account, b"", KEEPER_FUNDING)
@@ -67,8 +65,6 @@ async def provision(
             )
     return Deployment(
         chain_id=chain_id,
-        job_registry=core.job_registry.address,
-        gas_registry=core.gas_registry.address,
         hub=core.hub.address,
         operator_registry=consensus.operator_registry.address,
         attestation_center=consensus.attestation_center.address,

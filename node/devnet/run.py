@@ -105,7 +105,7 @@ def _config(node: NodeSpec, rpc_url: str, genesis: Path, password_file: Path, ht
 
 
 async def _fund_and_demo(
-    rpc_url: str, deployer: LocalAccount, owner: LocalAccount, aggregator: str, gas_registry: str
+    rpc_url: str, deployer: LocalAccount, owner: LocalAccount, aggregator: str, hub_address: str
 ) -> str:
     """Give the aggregator gas money, the demo owner a task balance, and deploy the demo counter."""
     async with RpcClient(rpc_url, revert_decoder=revert_decoder()) as rpc:
@@ -113,8 +113,8 @@ async def _fund_and_demo(
         sender = TransactionSender(rpc, deployer, chain_id)
         await sender.transact(aggregator, b"", 100 * ETH)
         counter = await deploy(sender, load_artifact("Counter"))
-        registry = Contract(rpc, load_artifact("TriggerGasRegistry"), gas_registry)
-        await registry.transact(TransactionSender(rpc, owner, chain_id), "deposit", value=10 * ETH)
+        hub = Contract(rpc, load_artifact("TaskExecutionHub"), hub_address)
+        await hub.transact(TransactionSender(rpc, owner, chain_id), "deposit", value=10 * ETH)
         return counter.address
 
 
@@ -127,8 +127,6 @@ def _genesis(
         chain_id=deployment.chain_id,
         rpc_urls=[rpc_url],
         contracts=Contracts(
-            job_registry=deployment.job_registry,
-            trigger_gas_registry=deployment.gas_registry,
             task_execution_hub=deployment.hub,
             operator_registry=deployment.operator_registry,
             attestation_center=deployment.attestation_center,
@@ -205,7 +203,7 @@ class Devnet:
             deployer,
             owner,
             aggregator.operator.address,
-            deployment.gas_registry,
+            deployment.hub,
         )
         genesis_path = self.root / "genesis.json"
         genesis = _genesis(load_genesis(REPO_GENESIS), self.anvil.http_url, deployment, aggregator, keepers)
@@ -229,7 +227,7 @@ class Devnet:
             "configs": {name: str(self.root / name / "node.toml") for name in self.processes},
         }
         (self.root / "devnet.json").write_text(json.dumps(facts, indent=2) + "\n")
-        facts["demoJob"] = demo_job(owner, counter, deployment.chain_id)
+        facts["demoJob"] = demo_job(owner, counter, deployment.chain_id, deployment.hub)
         return facts
 
     def _wait_ready(self, gateway_url: str) -> None:

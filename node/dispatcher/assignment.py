@@ -14,22 +14,17 @@ import eth_abi
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
-from node.chain.eip712 import Domain, TypedMessage
-
-DOMAIN_NAME = "TriggerX TaskExecutionHub"
-DOMAIN_VERSION = "1"
+from consensus.jobs import hub_domain
+from node.chain.abi import check_bytes, check_uint
+from node.chain.eip712 import TypedMessage
 
 _FIELDS = [
     {"name": "taskId", "type": "uint256"},
     {"name": "jobId", "type": "uint256"},
     {"name": "attempt", "type": "uint32"},
     {"name": "performer", "type": "address"},
-    {"name": "owner", "type": "address"},
-    {"name": "target", "type": "address"},
-    {"name": "selector", "type": "bytes4"},
-    {"name": "gasLimit", "type": "uint64"},
     {"name": "deadline", "type": "uint64"},
-    {"name": "maxFee", "type": "uint256"},
+    {"name": "termsHash", "type": "bytes32"},
     {"name": "triggerEvidence", "type": "bytes32"},
 ]
 
@@ -38,27 +33,27 @@ _FIELDS = [
 class Assignment:
     """The dispatcher's order: `performer` may run attempt `attempt` of task `task_id`.
 
-    It binds the call's target and selector, the gas the target gets, the deadline
-    (unix seconds), the most the performer may charge `owner`, and a hash of the trigger
-    evidence that attesters check.
+    It names the job and the hash of the job's terms it was made for (the hub checks that
+    they are the job's current registered terms, which bind the target, the call, the gas
+    and the fee cap), the deadline (unix seconds), and a hash of the trigger evidence that
+    attesters check.
     """
 
     task_id: int
     job_id: int
     attempt: int
     performer: str
-    owner: str
-    target: str
-    selector: bytes
-    gas_limit: int
     deadline: int
-    max_fee: int
+    terms_hash: bytes
     trigger_evidence: bytes
 
     def __post_init__(self) -> None:
+        for name, bits in (("task_id", 256), ("job_id", 256), ("attempt", 32), ("deadline", 64)):
+            check_uint(name, getattr(self, name), bits)
+        check_bytes("terms_hash", self.terms_hash, 32)
+        check_bytes("trigger_evidence", self.trigger_evidence, 32)
         # Addresses compare equal however they were spelled.
-        for name in ("performer", "owner", "target"):
-            object.__setattr__(self, name, to_checksum_address(getattr(self, name)))
+        object.__setattr__(self, "performer", to_checksum_address(self.performer))
 
     @classmethod
     def from_struct(cls, struct: dict[str, Any]) -> Assignment:
@@ -68,12 +63,8 @@ class Assignment:
             job_id=struct["jobId"],
             attempt=struct["attempt"],
             performer=struct["performer"],
-            owner=struct["owner"],
-            target=struct["target"],
-            selector=struct["selector"],
-            gas_limit=struct["gasLimit"],
             deadline=struct["deadline"],
-            max_fee=struct["maxFee"],
+            terms_hash=struct["termsHash"],
             trigger_evidence=struct["triggerEvidence"],
         )
 
@@ -84,20 +75,14 @@ class Assignment:
             "jobId": self.job_id,
             "attempt": self.attempt,
             "performer": self.performer,
-            "owner": self.owner,
-            "target": self.target,
-            "selector": self.selector,
-            "gasLimit": self.gas_limit,
             "deadline": self.deadline,
-            "maxFee": self.max_fee,
+            "termsHash": self.terms_hash,
             "triggerEvidence": self.trigger_evidence,
         }
 
     def typed(self, chain_id: int, hub: str) -> TypedMessage:
         """This assignment as the EIP-712 message the hub at `hub` on chain `chain_id` checks."""
-        return TypedMessage(
-            Domain(DOMAIN_NAME, DOMAIN_VERSION, chain_id, hub), "Assignment", _FIELDS, self.as_struct()
-        )
+        return TypedMessage(hub_domain(chain_id, hub), "Assignment", _FIELDS, self.as_struct())
 
     def digest(self, chain_id: int, hub: str) -> bytes:
         """The 32-byte EIP-712 hash that is signed."""

@@ -1,15 +1,25 @@
-"""The attester's side of a task: check a peer's reported execution against the chain."""
+"""The attester's side of a task: check a peer's reported execution against the chain.
+
+A lagging RPC must not make honest work fail: until this node's chain has reached the block
+the performer reported, the transaction is "not yet visible", and the attester waits (with a
+bound) instead of voting to reject. If the chain never gets there in time, it abstains.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import trio
 from eth_utils import keccak, to_checksum_address
 
+from consensus.jobs import JobTerms
 from node.chain.contracts import Contract
 from node.chain.transactions import Receipt
 from node.dispatcher.assignment import Assignment
 from node.keeper.result import ExecutionResult
+
+VISIBILITY_TIMEOUT = 60.0
+_POLL_START, _POLL_MAX = 0.1, 2.0
 
 
 @dataclass(frozen=True)
@@ -23,15 +33,17 @@ class Verdict:
 class ResultChecker:
     """Checks an `ExecutionResult` against the chain: the transaction, its input and its receipt."""
 
-    def __init__(self, hub: Contract) -> None:
+    def __init__(self, hub: Contract, visibility_timeout: float = VISIBILITY_TIMEOUT) -> None:
         self.hub = hub
+        self.visibility_timeout = visibility_timeout
 
     async def check(
-        self, assignment: Assignment, result: ExecutionResult, expected_calldata: bytes | None = None
-    ) -> Verdict:
-        """Whether `result` is the honest execution of `assignment`.
+        self, assignment: Assignment, terms: JobTerms, result: ExecutionResult, expected_calldata: bytes
+    ) -> Verdict | None:
+        """Whether `result` is the honest execution of `assignment` under the job's `terms`;
+        None (abstain) when this node's chain did not reach the reported block in time.
 
-        `expected_calldata`, for jobs with static arguments, must equal what was called.
+        `expected_calldata`, the call the dispatcher relayed for the task, must equal what was called.
         """
         if (result.task_id, result.job_id, result.attempt) != (
             assignment.task_id,
@@ -39,12 +51,16 @@ class ResultChecker:
             assignment.attempt,
         ):
             return Verdict(False, "the result is for another task, job or attempt")
+        if terms.hash() != assignment.terms_hash or not terms.allows(expected_calldata):
+            return Verdict(False, "the assignment's terms do not allow the job's call")
+        if not await self._reached(result.block_number):
+            return None
         tx_hash = "0x" + result.tx_hash.hex()
         tx, receipt = await self.hub.rpc.batch(
             [("eth_getTransactionByHash", [tx_hash]), ("eth_getTransactionReceipt", [tx_hash])]
         )
         if tx is None or receipt is None:
-            return Verdict(False, f"transaction {tx_hash} is not mined")
+            return Verdict(False, f"transaction {tx_hash} is not in the chain at the reported block")
         if receipt["status"] != "0x1" or int(receipt["blockNumber"], 16) != result.block_number:
             return Verdict(False, "the transaction failed or is not in the reported block")
         if tx.get("to") is None or to_checksum_address(tx["to"]) != self.hub.address:
@@ -55,12 +71,12 @@ class ResultChecker:
             function, args = self.hub.abi.decode_call(bytes.fromhex(tx["input"][2:]))
         except ValueError:
             return Verdict(False, "the transaction input is not a hub call")
-        if function != "execute" or Assignment.from_struct(args["a"]) != assignment:
+        if function not in ("execute", "executeFirst") or Assignment.from_struct(args["a"]) != assignment:
             return Verdict(False, "the transaction executed another assignment")
         calldata = args["callData"]
         if keccak(calldata) != result.calldata_hash:
             return Verdict(False, "the reported call arguments differ from those sent")
-        if expected_calldata is not None and calldata != expected_calldata:
+        if calldata != expected_calldata:
             return Verdict(False, "the call arguments differ from the job's")
         events = self.hub.events(Receipt.from_rpc(receipt), "TaskExecuted")
         if not any(
@@ -70,3 +86,13 @@ class ResultChecker:
         ):
             return Verdict(False, "the hub recorded no such execution")
         return Verdict(True, "the execution matches the assignment and the chain")
+
+    async def _reached(self, block_number: int) -> bool:
+        """Wait, with backoff, until this node's chain has block `block_number`; False on timeout."""
+        delay = _POLL_START
+        with trio.move_on_after(self.visibility_timeout):
+            while int(await self.hub.rpc.call("eth_blockNumber"), 16) < block_number:
+                await trio.sleep(delay)
+                delay = min(2 * delay, _POLL_MAX)
+            return True
+        return False

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from eth_utils import keccak
 
+from consensus.jobs import UNREGISTERED, JobTerms
 from node.chain.contracts import Contract
 from node.chain.transactions import TransactionSender
-from node.dispatcher.assignment import Assignment
 from node.keeper.result import ExecutionResult
+from node.messages import AssignmentMessage
 
 
 class AssignmentRefused(Exception):  # noqa: N818 - it names what happened, like trio's Cancelled
@@ -34,22 +37,26 @@ class TaskExecutor:
         self.operator_id = operator_id
         self.chain_id = chain_id
 
-    async def execute(self, assignment: Assignment, signature: bytes, calldata: bytes) -> ExecutionResult:
-        """Send the hub transaction for `assignment` and describe what it did.
+    async def execute(self, order: AssignmentMessage) -> ExecutionResult:
+        """Send the hub transaction for `order` and describe what it did.
 
-        Raises AssignmentRefused for an assignment that is not this keeper's or not the
-        dispatcher's, and RevertError when the hub would refuse it (expired, already
-        executed, fee or balance): nothing is sent then.
+        The job's first task registers it on chain with the owner's consent (`executeFirst`).
+        Raises AssignmentRefused for an assignment that is not this keeper's, not the
+        dispatcher's, or whose call the terms do not allow, and RevertError when the hub would
+        refuse it (expired, already executed, cancelled, fee or balance): nothing is sent then.
         """
+        assignment, terms = order.assignment, order.terms
+        signature = order.dispatcher_signature
         signer = assignment.signer(signature, self.chain_id, self.hub.address)
         if signer != self.dispatcher:
             raise AssignmentRefused(f"task {assignment.task_id}: signed by {signer}, not the dispatcher")
         if assignment.performer != self.sender.address:
             raise AssignmentRefused(f"task {assignment.task_id}: assigned to {assignment.performer}")
-        gas, fee = await self._gas_and_fee(assignment, signature, calldata)
-        receipt = await self.hub.transact(
-            self.sender, "execute", assignment.as_struct(), signature, calldata, fee, gas=gas
-        )
+        if terms.hash() != assignment.terms_hash or not terms.allows(order.calldata):
+            raise AssignmentRefused(f"task {assignment.task_id}: the call is not the job's")
+        function, args = await self._call(order)
+        gas, fee = await self._gas_and_fee(function, args, terms)
+        receipt = await self.hub.transact(self.sender, function, *args[:3], fee, *args[4:], gas=gas)
         [executed] = self.hub.events(receipt, "TaskExecuted")
         return ExecutionResult(
             task_id=assignment.task_id,
@@ -58,19 +65,33 @@ class TaskExecutor:
             performer_id=self.operator_id,
             tx_hash=bytes.fromhex(receipt.tx_hash[2:]),
             block_number=receipt.block_number,
-            calldata_hash=keccak(calldata),
+            calldata_hash=keccak(order.calldata),
             target_success=executed.args["success"],
         )
 
-    async def _gas_and_fee(
-        self, assignment: Assignment, signature: bytes, calldata: bytes
-    ) -> tuple[int, int]:
-        """Gas for the transaction, and the fee: its cost at today's base fee, capped by the assignment."""
-        data = self.hub.encode("execute", assignment.as_struct(), signature, calldata, assignment.max_fee)
+    async def _call(self, order: AssignmentMessage) -> tuple[str, list[Any]]:
+        """The hub function and its arguments (the fee at its cap, for estimating): `execute`
+        for a registered job, `executeFirst` with the owner's consent otherwise."""
+        assignment, terms = order.assignment, order.terms
+        args: list[Any] = [
+            assignment.as_struct(),
+            terms.as_struct(),
+            order.calldata,
+            terms.max_fee_per_task,
+            order.dispatcher_signature,
+        ]
+        registered = await self.hub.call("jobTermsHash", assignment.job_id)
+        if registered != UNREGISTERED or order.consent is None:
+            return "execute", args
+        return "executeFirst", [*args, {"expiry": order.consent.expiry, "signature": order.consent.signature}]
+
+    async def _gas_and_fee(self, function: str, args: list[Any], terms: JobTerms) -> tuple[int, int]:
+        """Gas for the transaction, and the fee: its cost at today's base fee, capped by the terms."""
+        data = self.hub.encode(function, *args)
         call = {"from": self.sender.address, "to": self.hub.address, "data": "0x" + data.hex()}
         estimate, block = await self.hub.rpc.batch(
             [("eth_estimateGas", [call]), ("eth_getBlockByNumber", ["latest", False])]
         )
         gas = int(estimate, 16)
         cost = gas * int(block["baseFeePerGas"], 16)
-        return int(gas * self.sender.gas_margin), min(cost, assignment.max_fee)
+        return int(gas * self.sender.gas_margin), min(cost, terms.max_fee_per_task)

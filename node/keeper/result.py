@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import eth_abi
 from eth_utils import keccak
 
+from node.chain.abi import check_bytes, check_uint
+
 
 @dataclass(frozen=True)
 class ExecutionResult:
@@ -20,6 +22,18 @@ class ExecutionResult:
     block_number: int
     calldata_hash: bytes
     target_success: bool
+
+    def __post_init__(self) -> None:
+        for name, bits in (
+            ("task_id", 256),
+            ("job_id", 256),
+            ("attempt", 32),
+            ("performer_id", 8),
+            ("block_number", 64),
+        ):
+            check_uint(name, getattr(self, name), bits)
+        check_bytes("tx_hash", self.tx_hash, 32)
+        check_bytes("calldata_hash", self.calldata_hash, 32)
 
     def result_hash(self) -> bytes:
         """The 32 bytes the performer signs and attesters approve or reject (binds every field)."""

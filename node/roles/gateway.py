@@ -11,17 +11,20 @@ import msgspec
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
+from libp2p.peer.id import ID
 
+from consensus.jobs import CANCELLED_TERMS
 from consensus.operators import Operator
 from gateway.api import create_app
 from gateway.records import AttemptRecord, JobRecord
 from gateway.storage import GatewayStorage
+from node.chain.errors import ChainError
 from node.config.preflight import NodeSetup
 from node.dispatcher.assignment import Assignment, time_trigger_evidence
 from node.dispatcher.selection import choose_performer
 from node.health.tracker import HealthTracker
 from node.mesh import HEARTBEATS, MeshError, MeshNode
-from node.messages import AssignmentMessage, Heartbeat, decode, encode
+from node.messages import AssignmentMessage, Heartbeat, OwnerConsent, decode, encode
 from node.monitor import TaskDecision, TaskMonitor
 from node.roles.runtime import Chain, OperatorDirectory, load_directory, open_chain, open_mesh
 from node.schedulers.time import IntervalSchedule, TimeScheduler
@@ -30,6 +33,7 @@ from node.store import CHECKPOINTS, Store, Table
 log = logging.getLogger("triggerx.gateway")
 ACK_TIMEOUT = 5.0
 KEEPER_WAIT = 30.0  # how long a task waits for an eligible keeper to come online
+MAX_LISTEN_ADDRS = 8  # a heartbeat's announced addresses kept (each at most 256 characters)
 
 
 class Checkpoint(msgspec.Struct):
@@ -86,6 +90,11 @@ class Gateway:
             self.scheduler.add(job.id, schedule_of(job), job.last_fire, time.time())
             self._wake.set()
 
+    def unschedule(self, job: JobRecord) -> None:
+        """Stop firing `job` (cancelled)."""
+        self.scheduler.remove(job.id)
+        self._wake.set()
+
     async def run_scheduler(self) -> None:
         """Fire jobs when due: write each task with its job's last fire, then dispatch it."""
         while True:
@@ -110,8 +119,20 @@ class Gateway:
                     beat = decode(delivery.payload, Heartbeat)
                 except msgspec.MsgspecError:
                     continue
-                self.keeper_addrs[beat.peer_id] = beat.listen_addrs
-                if self.tracker.heartbeat(delivery.sender, beat.peer_id, time.time()):
+                operator = self.directory.operator(delivery.sender)
+                if operator is None or not operator.active:
+                    continue
+                # The peer id is the one the registry holds for this operator, never the one
+                # the heartbeat claims: a keeper cannot redirect another keeper's assignments.
+                registered = ID(operator.peer_id).to_base58()
+                if beat.peer_id != registered:
+                    log.debug("heartbeat of %s names peer %s, registered %s", delivery.sender, beat.peer_id,
+                              registered)  # fmt: skip
+                    continue
+                self.keeper_addrs[registered] = [
+                    a for a in beat.listen_addrs[:MAX_LISTEN_ADDRS] if len(a) <= 256
+                ]
+                if self.tracker.heartbeat(delivery.sender, registered, time.time()):
                     log.info("keeper %s online (%s)", delivery.sender, beat.peer_id)
 
     def keeper_status(self) -> list[dict[str, object]]:
@@ -131,6 +152,11 @@ class Gateway:
 
     async def dispatch(self, task_id: int) -> None:
         """Run a task's attempts until one is approved on chain or the attempts run out."""
+        reason = await self._unpayable(task_id)
+        if reason is not None:
+            self._update(task_id, status="failed", reason=reason)
+            log.warning("task %d not dispatched: %s", task_id, reason)
+            return
         tried: list[str] = []
         for attempt in range(1, self.protocol.max_task_attempts + 1):
             performer = await self._performer(task_id, tried)
@@ -141,8 +167,27 @@ class Gateway:
             if decision is not None and decision.approved:
                 return
             await trio.sleep(self.protocol.retry_backoff_seconds * 2 ** (attempt - 1))
-        self._update(task_id, status="failed")
+        self._update(task_id, status="failed", reason=f"no approved execution in {len(tried)} attempt(s)")
         log.warning("task %d failed after %d attempt(s)", task_id, len(tried))
+
+    async def _unpayable(self, task_id: int) -> str | None:
+        """Why the task's job cannot run now (cancelled on chain, owner's balance below the fee
+        cap), or None. A cancelled job is marked deleted and leaves the scheduler."""
+        job = self.storage.jobs.get(self.storage.tasks.get(task_id).job_id)
+        try:
+            state = await self.chain.hub.call("jobTermsHash", job.chain_job_id)
+            balance = await self.chain.hub.call("balanceOf", job.owner)
+        except ChainError as error:
+            log.warning("task %d: could not read the job's state on chain: %s", task_id, error)
+            return None  # the keeper's own checks and the hub still guard the execution
+        if state == CANCELLED_TERMS:
+            self.storage.jobs.put(msgspec.structs.replace(job, status="deleted"))
+            self.unschedule(job)
+            return "the owner cancelled the job on chain"
+        if balance < job.terms.max_fee_per_task:
+            cap = job.terms.max_fee_per_task
+            return f"the owner's balance ({balance} wei) is below the job's fee cap ({cap} wei)"
+        return None
 
     async def _performer(self, task_id: int, tried: list[str]) -> Operator | None:
         with trio.move_on_after(KEEPER_WAIT):
@@ -162,19 +207,23 @@ class Gateway:
         deadline = int(time.time()) + self.protocol.assignment_ttl_seconds
         assignment = Assignment(
             task_id=task.id,
-            job_id=job.id,
+            job_id=job.chain_job_id,
             attempt=attempt,
             performer=performer.account,
-            owner=job.owner,
-            target=job.spec.target,
-            selector=job.calldata[:4],
-            gas_limit=job.spec.gas_limit,
             deadline=deadline,
-            max_fee=job.max_fee,
-            trigger_evidence=time_trigger_evidence(job.id, task.fire_at, job.calldata),
+            terms_hash=job.terms.hash(),
+            trigger_evidence=time_trigger_evidence(job.chain_job_id, task.fire_at, job.calldata),
         )
         signature = assignment.sign(self.setup.operator, self.chain.chain_id, self.chain.hub.address)
-        order = AssignmentMessage.of(assignment, signature, job.calldata, task.fire_at, task.trace_id)
+        order = AssignmentMessage(
+            assignment,
+            job.terms,
+            signature,
+            job.calldata,
+            OwnerConsent(job.spec.expiry, job.consent_signature),
+            task.fire_at,
+            task.trace_id,
+        )
         waiter = self.waiters.setdefault((task_id, attempt), Waiter(trio.Event()))
         record = AttemptRecord(
             number=attempt, performer=performer.account, assigned_at=time.time(), deadline=deadline
@@ -243,7 +292,12 @@ class Gateway:
                  "approved" if decision.approved else "rejected", decision.tx_hash)  # fmt: skip
 
     def _update(
-        self, task_id: int, *, status: str | None = None, attempt: AttemptRecord | None = None
+        self,
+        task_id: int,
+        *,
+        status: str | None = None,
+        attempt: AttemptRecord | None = None,
+        reason: str | None = None,
     ) -> None:
         task = self.storage.tasks.get(task_id)
         if task is None:
@@ -254,6 +308,8 @@ class Gateway:
         changes: dict[str, object] = {"attempts": attempts, "updated_at": time.time()}
         if status is not None and task.status != "completed":
             changes["status"] = status
+        if reason is not None:
+            changes["reason"] = reason
         self.storage.save_task(msgspec.structs.replace(task, **changes))
 
 

@@ -67,7 +67,7 @@ class Keeper:
         if sender != self.dispatcher:
             raise PermissionError("only the dispatcher assigns tasks")
         order = decode(payload, AssignmentMessage)
-        assignment = order.unpack()
+        assignment = order.assignment
         if assignment.performer != self.me.account:
             raise PermissionError(f"task {assignment.task_id} is assigned to {assignment.performer}")
         self.nursery.start_soon(self.perform, order)
@@ -75,9 +75,9 @@ class Keeper:
 
     async def perform(self, order: AssignmentMessage) -> None:
         """Execute an assignment, publish the signed result, and co-sign its approval."""
-        assignment = order.unpack()
+        assignment = order.assignment
         try:
-            result = await self.executor.execute(assignment, order.dispatcher_signature, order.calldata)
+            result = await self.executor.execute(order)
         except (AssignmentRefused, ChainError) as error:
             log.warning("task %d attempt %d not executed: %s", assignment.task_id, assignment.attempt, error)
             return
@@ -104,17 +104,32 @@ class Keeper:
         except msgspec.MsgspecError as error:
             log.warning("dropped a malformed result from %s: %s", sender, error)
             return
-        performer = self.directory.operators.operators.get(report.result.performer_id)
-        if report.result.performer_id == self.me.id or performer is None or performer.account != sender:
-            return
-        assignment = report.order.unpack()
         order = report.order
+        assignment = order.assignment
+        performer = self.directory.operators.operators.get(report.result.performer_id)
+        # The sender, the result's performer and the assigned performer must be one active
+        # operator: otherwise someone is claiming another keeper's work.
+        if (
+            report.result.performer_id == self.me.id
+            or performer is None
+            or not performer.active
+            or performer.account != sender
+            or assignment.performer != sender
+        ):
+            log.warning(
+                "task %d: a result from %s that is not the assigned performer's", assignment.task_id, sender
+            )
+            return
         genuine = assignment.signer(order.dispatcher_signature, self.chain.chain_id, self.chain.hub.address)
         evidence = time_trigger_evidence(assignment.job_id, order.fire_at, order.calldata)
         if genuine != self.dispatcher or evidence != assignment.trigger_evidence:
             log.warning("task %d: the report carries no genuine assignment; not voting", assignment.task_id)
             return
-        verdict = await self.checker.check(assignment, report.result, expected_calldata=order.calldata)
+        verdict = await self.checker.check(assignment, order.terms, report.result, order.calldata)
+        if verdict is None:
+            log.warning("task %d attempt %d: block %d not reached in time; abstaining",
+                        assignment.task_id, assignment.attempt, report.result.block_number)  # fmt: skip
+            return
         log.info("task %d attempt %d: %s (%s)", assignment.task_id, assignment.attempt,
                  "approve" if verdict.approve else "reject", verdict.reason)  # fmt: skip
         await self.send_vote(report, approve=verdict.approve)
@@ -131,7 +146,7 @@ class Keeper:
             self.chain.chain_id,
             self.chain.center.address,
         )
-        message = encode(VoteMessage(task, report.performer_signature, vote, report.order.trace_id))
+        message = encode(VoteMessage(report, vote, report.order.trace_id))
         for peer in self.aggregators:
             try:
                 await self.mesh.request(peer, "vote", message, timeout=VOTE_TIMEOUT)

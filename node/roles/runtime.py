@@ -29,7 +29,6 @@ class Chain:
     chain_id: int
     sender: TransactionSender
     hub: Contract
-    gas_registry: Contract
     registry: Contract
     center: Contract
 
@@ -98,7 +97,6 @@ async def open_chain(setup: NodeSetup) -> AsyncIterator[Chain]:
             chain_id=chain_id,
             sender=TransactionSender(rpc, setup.operator, chain_id),
             hub=bound("TaskExecutionHub", contracts.task_execution_hub),
-            gas_registry=bound("TriggerGasRegistry", contracts.trigger_gas_registry),
             registry=bound("OperatorRegistry", contracts.operator_registry),
             center=bound("AttestationCenter", contracts.attestation_center),
         )

@@ -1,7 +1,9 @@
-"""Stored values: one version byte, then the record as msgpack (a msgspec Struct).
+"""Stored values: one version byte, then the record as JSON (a msgspec Struct).
 
-The version byte names the value encoding, so a later encoding can be told apart from this
-one record by record instead of rewriting the whole store at once.
+JSON because records hold uint256 values (fees, job ids) that msgpack cannot carry (it stops
+at 64 bits); msgspec's JSON round-trips integers of any size. The version byte names the value
+encoding (1 was msgpack), so a later encoding can be told apart from this one record by
+record instead of rewriting the whole store at once.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import msgspec
 
 from node.store.errors import CorruptRecordError
 
-VALUE_VERSION = 1
+VALUE_VERSION = 2
 
 S = TypeVar("S", bound=msgspec.Struct)
 
-_encoder = msgspec.msgpack.Encoder()
+_encoder = msgspec.json.Encoder()
 
 
 class RecordCodec(Generic[S]):
@@ -24,7 +26,7 @@ class RecordCodec(Generic[S]):
 
     def __init__(self, kind: type[S]) -> None:
         self.kind = kind
-        self._decoder = msgspec.msgpack.Decoder(kind)
+        self._decoder = msgspec.json.Decoder(kind)
 
     def encode(self, record: S) -> bytes:
         """The stored value of `record`."""

@@ -1,190 +1,201 @@
-"""TaskExecutionHub on anvil: signed, exactly-once, fee-capped execution of a task's call."""
+"""TaskExecutionHub on anvil: exactly-once execution of what the owner consented to, through the
+owner's forwarder, with the fee in escrow. Tests named `finding<N>` perform an attack from the
+security review (issue 7) and show that it fails."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import pytest
-from eth_utils import keccak
 
+from consensus.jobs import JobTerms, job_id_of
 from node.chain.contracts import Contract, deploy, load_artifact, revert_decoder
 from node.chain.errors import RevertError
-from node.dispatcher.assignment import Assignment
 
 from ..conftest import CHAIN_ID
-
-ETH = 10**18
-FEE = 10**15
+from ..hub_helpers import ETH, FEE, TRIGGER, HubWorld
 
 
-@pytest.fixture
-async def counter(core, accounts, sender_for) -> Contract:
-    return await deploy(sender_for(accounts[0]), load_artifact("Counter"))
-
-
-@pytest.fixture
-async def setup(core, accounts, sender_for, counter, rpc):
-    """The job owner (accounts[4]) has 1 ETH deposited; accounts[2] is the assigned performer."""
-    owner = sender_for(accounts[4])
-    await core.gas_registry.transact(owner, "deposit", value=ETH)
-    latest = await rpc.call("eth_getBlockByNumber", "latest", False)
-    assignment = Assignment(
-        task_id=7,
-        job_id=3,
-        attempt=1,
-        performer=accounts[2].address,
-        owner=owner.address,
-        target=counter.address,
-        selector=counter.encode("increment")[:4],
-        gas_limit=200_000,
-        deadline=int(latest["timestamp"], 16) + 3600,
-        max_fee=2 * FEE,
-        trigger_evidence=keccak(b"interval tick 1"),
+async def test_python_digests_match_the_contract(world: HubWorld):
+    terms = world.terms(world.counter.encode("increment"))
+    assignment = world.assignment(7, job_id_of(world.owner.address, 1), terms)
+    assert await world.hub.call("assignmentDigest", assignment.as_struct()) == assignment.digest(
+        CHAIN_ID, world.hub.address
     )
-    return assignment, sender_for(accounts[2])
+    assert await world.hub.call("hashTerms", terms.as_struct()) == terms.hash()
+    assert await world.hub.call("jobIdOf", world.owner.address, 5) == job_id_of(world.owner.address, 5)
 
 
-def signed(assignment: Assignment, dispatcher, hub: Contract) -> bytes:
-    return assignment.sign(dispatcher, CHAIN_ID, hub.address)
-
-
-async def execute(
-    hub: Contract, performer, assignment: Assignment, signature: bytes, calldata: bytes, fee=FEE
-):
-    return await hub.transact(performer, "execute", assignment.as_struct(), signature, calldata, fee)
-
-
-async def test_python_digest_matches_the_contract(core, setup):
-    assignment, _ = setup
-    on_chain = await core.hub.call("assignmentDigest", assignment.as_struct())
-    assert on_chain == assignment.digest(CHAIN_ID, core.hub.address)
-
-
-async def test_executes_a_signed_assignment_exactly_once(core, accounts, setup, counter):
-    assignment, performer = setup
-    signature = signed(assignment, accounts[1], core.hub)
-    receipt = await execute(core.hub, performer, assignment, signature, counter.encode("increment"))
-    [event] = core.hub.events(receipt, "TaskExecuted")
-    assert event.args["taskId"] == 7
-    assert event.args["success"] is True
-    assert event.args["fee"] == FEE
-    assert await counter.call("count") == 1
-    assert await core.hub.call("executedBy", 7) == performer.address
-    assert await core.gas_registry.call("balanceOf", assignment.owner) == ETH - FEE
-    assert await core.gas_registry.call("balanceOf", performer.address) == FEE
+async def test_executes_exactly_once_through_the_owners_forwarder(world: HubWorld):
+    calldata = world.counter.encode("increment")
+    terms = world.terms(calldata)
+    job_id = await world.register(terms)
+    assignment = world.assignment(7, job_id, terms)
+    receipt = await world.execute(assignment, terms, calldata)
+    [executed] = world.hub.events(receipt, "TaskExecuted")
+    assert (executed.args["taskId"], executed.args["success"], executed.args["fee"]) == (7, True, FEE)
+    # The target is called by the owner's own forwarder, never by the hub.
+    [incremented] = world.counter.events(receipt, "Incremented")
+    forwarder = await world.hub.call("forwarderOf", world.owner.address)
+    assert incremented.args["caller"] == forwarder != world.hub.address
+    assert await world.counter.call("count") == 1
+    # The fee left the owner's balance and waits in escrow; the performer has nothing yet.
+    assert await world.balance(world.owner.address) == ETH - FEE
+    assert await world.balance(world.performer.address) == 0
+    assert await world.hub.call("escrowOf", 7) == (True, FEE, False)
 
     # The same task id again, even as a fresh, correctly signed retry attempt, is refused.
     retry = dataclasses.replace(assignment, attempt=2)
-    for again, again_signature in ((assignment, signature), (retry, signed(retry, accounts[1], core.hub))):
+    for again in (assignment, retry):
         with pytest.raises(RevertError) as caught:
-            await execute(core.hub, performer, again, again_signature, counter.encode("increment"))
+            await world.execute(again, terms, calldata)
         assert caught.value.error_name == "AlreadyExecuted"
-        assert caught.value.error_args == {"taskId": 7, "performer": performer.address}
-    assert await counter.call("count") == 1
-    assert await core.gas_registry.call("balanceOf", assignment.owner) == ETH - FEE
+    assert await world.counter.call("count") == 1
+    assert await world.balance(world.owner.address) == ETH - FEE
 
 
-async def test_wrong_performer_is_rejected(core, accounts, setup, counter, sender_for):
-    assignment, performer = setup
+async def test_finding1_a_job_cannot_reach_privileged_functions_or_other_owners(
+    world: HubWorld, accounts, sender_for
+):
+    """The review drained a victim's balance with a job whose target was the gas registry's
+    `charge`. Now nothing that moves money is callable by a job: an attacker's job aimed at
+    the hub itself runs from the attacker's forwarder, which the hub trusts for nothing."""
+    attacker = sender_for(accounts[6])
+    await world.hub.transact(attacker, "deposit", value=FEE * 10)
+    victim_before = await world.balance(world.owner.address)
+    attacks = [
+        # Release a (future) escrow to the attacker, as the settler would.
+        world.hub.encode("settle", 1, job_id_of(world.owner.address, 1), 1, attacker.address, True),
+        # Withdraw "its" balance: the forwarder's, which is zero.
+        world.hub.encode("withdraw", 1, attacker.address),
+        # Cancel the victim's job.
+        world.hub.encode("cancelJob", job_id_of(world.owner.address, 1)),
+    ]
+    for task_id, calldata in enumerate(attacks, start=100):
+        terms = JobTerms.static_call(world.hub.address, calldata, 200_000, FEE, TRIGGER)
+        job_id = await world.register(terms, nonce=task_id, owner=attacker)
+        receipt = await world.execute(world.assignment(task_id, job_id, terms), terms, calldata)
+        [executed] = world.hub.events(receipt, "TaskExecuted")
+        assert executed.args["success"] is False, calldata[:4].hex()
+    assert await world.balance(world.owner.address) == victim_before
+    assert await world.balance(attacker.address) == FEE * 10 - 3 * FEE
+
+    # A target that trusts one owner's automation is not driven by another owner's job.
+    trusting = await deploy(world.governor, load_artifact("Counter"))
+    calldata = trusting.encode("increment")
+    terms = JobTerms.static_call(trusting.address, calldata, 200_000, FEE, TRIGGER)
+    job_id = await world.register(terms, nonce=1, owner=attacker)
+    receipt = await world.execute(world.assignment(200, job_id, terms), terms, calldata)
+    [incremented] = trusting.events(receipt, "Incremented")
+    assert incremented.args["caller"] == await world.hub.call("forwarderOf", attacker.address)
+    assert incremented.args["caller"] != await world.hub.call("forwarderOf", world.owner.address)
+
+
+async def test_finding1_the_forwarder_obeys_the_hub_only(world: HubWorld):
+    calldata = world.counter.encode("increment")
+    terms = world.terms(calldata)
+    await world.execute(world.assignment(1, await world.register(terms), terms), terms, calldata)
+    forwarder_address = await world.hub.call("forwarderOf", world.owner.address)
+    forwarder = Contract(world.hub.rpc, load_artifact("Forwarder"), forwarder_address)
+    assert await forwarder.call("hub") == world.hub.address
+    with pytest.raises(RevertError, match="NotHub"):
+        await forwarder.transact(world.owner, "forward", world.counter.address, 100_000, calldata)
+
+
+async def test_finding3_the_call_arguments_are_bound_on_chain(world: HubWorld):
+    """A job signed for incrementBy(5) ran as incrementBy(10**70) and the keeper was paid."""
+    signed_call = world.counter.encode("incrementBy", 5)
+    terms = world.terms(signed_call)
+    job_id = await world.register(terms)
+    for other in (world.counter.encode("incrementBy", 10**70), world.counter.encode("increment"), b"\x01"):
+        with pytest.raises(RevertError, match="CallNotAllowed"):
+            await world.execute(world.assignment(1, job_id, terms), terms, other)
+    # Terms other than the registered ones (a bigger gas limit, another target) are refused.
+    other_terms = (
+        dataclasses.replace(terms, gas_limit=900_000),
+        dataclasses.replace(terms, target=world.owner.address),
+    )
+    for changed in other_terms:
+        with pytest.raises(RevertError, match="TermsMismatch"):
+            await world.execute(world.assignment(1, job_id, changed), changed, signed_call)
+    # The fee cap the owner signed holds.
+    with pytest.raises(RevertError) as caught:
+        await world.execute(world.assignment(1, job_id, terms), terms, signed_call, fee=2 * FEE + 1)
+    assert caught.value.error_args == {"fee": 2 * FEE + 1, "maxFee": 2 * FEE}
+    await world.execute(world.assignment(1, job_id, terms), terms, signed_call)
+    assert await world.counter.call("count") == 5
+
+
+async def test_finding7_no_zero_dispatcher_and_no_empty_signature(world: HubWorld, accounts, sender_for):
+    """With dispatcher = address(0), an empty signature recovered as zero and a stranger moved
+    an owner's whole balance. The hub refuses a zero dispatcher, and a malformed signature."""
+    governor = sender_for(accounts[0])
+    with pytest.raises(RevertError, match="ZeroAddress"):
+        await deploy(governor, load_artifact("TaskExecutionHub"), accounts[0].address, "0x" + "00" * 20)
+    with pytest.raises(RevertError, match="ZeroAddress"):
+        await world.hub.transact(governor, "proposeDispatcher", "0x" + "00" * 20)
+    calldata = world.counter.encode("increment")
+    terms = world.terms(calldata)
+    assignment = world.assignment(1, await world.register(terms), terms)
+    for signature in (b"", b"\x00" * 65, b"\x01" * 64, world.sign(assignment, accounts[3])):
+        with pytest.raises(RevertError, match="BadDispatcherSignature"):
+            await world.execute(assignment, terms, calldata, signature=signature)
+    # A dispatcher signature for another hub (another EIP-712 domain) does not work here.
+    foreign = assignment.sign(world.dispatcher, CHAIN_ID, world.counter.address)
+    with pytest.raises(RevertError, match="BadDispatcherSignature"):
+        await world.execute(assignment, terms, calldata, signature=foreign)
+    assert await world.balance(world.owner.address) == ETH
+
+
+async def test_only_the_assigned_performer_before_the_deadline(world: HubWorld, accounts, sender_for, rpc):
+    calldata = world.counter.encode("increment")
+    terms = world.terms(calldata)
+    job_id = await world.register(terms)
     intruder = sender_for(accounts[3])
     with pytest.raises(RevertError) as caught:
-        await execute(
-            core.hub,
-            intruder,
-            assignment,
-            signed(assignment, accounts[1], core.hub),
-            counter.encode("increment"),
-        )
+        await world.execute(world.assignment(1, job_id, terms), terms, calldata, performer=intruder)
     assert caught.value.error_name == "WrongPerformer"
-    assert caught.value.error_args == {"expected": performer.address, "caller": intruder.address}
-    assert await counter.call("count") == 0
-
-
-async def test_expired_deadline_is_rejected(core, accounts, setup, counter, rpc):
-    assignment, performer = setup
     latest = await rpc.call("eth_getBlockByNumber", "latest", False)
-    expired = dataclasses.replace(assignment, deadline=int(latest["timestamp"], 16) - 1)
+    expired = world.assignment(1, job_id, terms, deadline=int(latest["timestamp"], 16) - 1)
     with pytest.raises(RevertError, match="AssignmentExpired"):
-        await execute(
-            core.hub, performer, expired, signed(expired, accounts[1], core.hub), counter.encode("increment")
-        )
-    assert await core.hub.call("executedBy", 7) == "0x" + "0" * 40
+        await world.execute(expired, terms, calldata)
+    assert await world.hub.call("escrowOf", 1) == (False, 0, False)
 
 
-async def test_bad_signatures_are_rejected(core, accounts, setup, counter):
-    assignment, performer = setup
-    calldata = counter.encode("increment")
-    not_dispatcher = signed(assignment, accounts[3], core.hub)
+async def test_an_owner_without_balance_cannot_be_charged(world: HubWorld, accounts, sender_for):
+    broke = sender_for(accounts[6])
+    calldata = world.counter.encode("increment")
+    terms = world.terms(calldata)
+    job_id = await world.register(terms, owner=broke)
     with pytest.raises(RevertError) as caught:
-        await execute(core.hub, performer, assignment, not_dispatcher, calldata)
-    assert caught.value.error_name == "BadDispatcherSignature"
-    assert caught.value.error_args == {"recovered": accounts[3].address}
-
-    # The performer raises its own fee cap: the dispatcher's signature no longer matches.
-    tampered = dataclasses.replace(assignment, max_fee=ETH)
-    with pytest.raises(RevertError, match="BadDispatcherSignature"):
-        await execute(core.hub, performer, tampered, signed(assignment, accounts[1], core.hub), calldata)
-    # A signature for another hub (another domain) does not work here either.
-    other_domain = assignment.sign(accounts[1], CHAIN_ID, counter.address)
-    with pytest.raises(RevertError, match="BadDispatcherSignature"):
-        await execute(core.hub, performer, assignment, other_domain, calldata)
-    with pytest.raises(RevertError, match="BadDispatcherSignature"):
-        await execute(core.hub, performer, assignment, b"\x01" * 64, calldata)
-    assert await counter.call("count") == 0
-
-
-async def test_fee_above_the_signed_max_is_rejected(core, accounts, setup, counter):
-    assignment, performer = setup
-    signature = signed(assignment, accounts[1], core.hub)
-    with pytest.raises(RevertError) as caught:
-        await execute(
-            core.hub, performer, assignment, signature, counter.encode("increment"), fee=2 * FEE + 1
-        )
-    assert caught.value.error_args == {"fee": 2 * FEE + 1, "maxFee": 2 * FEE}
-    await execute(core.hub, performer, assignment, signature, counter.encode("increment"), fee=2 * FEE)
-    assert await core.gas_registry.call("balanceOf", performer.address) == 2 * FEE
-
-
-async def test_calldata_must_match_the_signed_selector(core, accounts, setup, counter):
-    assignment, performer = setup
-    signature = signed(assignment, accounts[1], core.hub)
-    with pytest.raises(RevertError, match="SelectorMismatch"):
-        await execute(core.hub, performer, assignment, signature, counter.encode("incrementBy", 100))
-
-
-async def test_owner_without_balance_cannot_be_charged(core, accounts, setup, counter):
-    assignment, performer = setup
-    broke = dataclasses.replace(assignment, owner=accounts[6].address)
-    with pytest.raises(RevertError) as caught:
-        await execute(
-            core.hub, performer, broke, signed(broke, accounts[1], core.hub), counter.encode("increment")
-        )
-    # The registry's error surfaces, decoded, through the hub.
+        await world.execute(world.assignment(1, job_id, terms), terms, calldata)
     assert caught.value.error_name == "InsufficientBalance"
-    assert await core.hub.call("executedBy", 7) == "0x" + "0" * 40
+    big = world.terms(calldata, max_fee=2**100)
+    big_job = await world.register(big, nonce=2)
+    with pytest.raises(RevertError, match="FeeTooLarge"):
+        await world.execute(world.assignment(2, big_job, big), big, calldata, fee=2**88)
 
 
-async def test_a_reverting_target_is_recorded_as_failed(core, accounts, setup, counter):
-    assignment, performer = setup
-    failing = dataclasses.replace(assignment, selector=counter.encode("fail")[:4])
-    receipt = await execute(
-        core.hub, performer, failing, signed(failing, accounts[1], core.hub), counter.encode("fail")
-    )
+async def test_a_reverting_target_is_recorded_as_failed(world: HubWorld):
+    calldata = world.counter.encode("fail")
+    terms = world.terms(calldata)
+    receipt = await world.execute(world.assignment(7, await world.register(terms), terms), terms, calldata)
     assert receipt.status
-    [executed] = core.hub.events(receipt, "TaskExecuted")
+    [executed] = world.hub.events(receipt, "TaskExecuted")
     assert executed.args["success"] is False
-    [reverted] = core.hub.events(receipt, "TargetReverted")
+    [reverted] = world.hub.events(receipt, "TargetReverted")
     recorded = revert_decoder().decode(reverted.args["revertData"])
     assert (recorded.error_name, recorded.error_args) == ("ForcedFailure", {"count": 0})
-    assert await core.hub.call("executedBy", 7) == performer.address
-    assert await core.gas_registry.call("balanceOf", performer.address) == FEE
+    assert await world.hub.call("escrowOf", 7) == (True, FEE, False)
 
 
-async def test_a_performer_cannot_starve_the_target_of_gas(core, accounts, setup, counter):
-    assignment, performer = setup
-    hungry = dataclasses.replace(assignment, gas_limit=5_000_000)
-    signature = signed(hungry, accounts[1], core.hub)
-    calldata = core.hub.encode("execute", hungry.as_struct(), signature, counter.encode("increment"), FEE)
+async def test_a_performer_cannot_starve_the_target_of_gas(world: HubWorld):
+    calldata = world.counter.encode("increment")
+    terms = world.terms(calldata, gas_limit=5_000_000)
+    assignment = world.assignment(7, await world.register(terms), terms)
+    data = world.hub.encode(
+        "execute", assignment.as_struct(), terms.as_struct(), calldata, FEE, world.sign(assignment)
+    )
     with pytest.raises(RevertError, match="InsufficientGasForTarget"):
-        await performer.transact(core.hub.address, calldata, gas=400_000)
-    assert await core.hub.call("executedBy", 7) == "0x" + "0" * 40
+        await world.performer.transact(world.hub.address, data, gas=400_000)
+    assert await world.hub.call("escrowOf", 7) == (False, 0, False)

@@ -1,4 +1,5 @@
-"""TriggerGasRegistry on anvil: deposits, withdrawals, and charges only by the hub."""
+"""Balances and escrow (TriggerGasRegistry, part of TaskExecutionHub) on anvil: deposits,
+withdrawals, escrows released only by the settler, and time-locked governance."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 
 from node.chain.errors import RevertError
 
-ETH = 10**18
+from ..hub_helpers import ETH, FEE
 
 
 async def eth_balance(rpc, address: str) -> int:
@@ -15,7 +16,7 @@ async def eth_balance(rpc, address: str) -> int:
 
 async def test_deposit_credits_the_sender_or_a_named_account(core, accounts, sender_for):
     alice, bob = sender_for(accounts[2]), sender_for(accounts[3])
-    registry = core.gas_registry
+    registry = core.hub
     receipt = await registry.transact(alice, "deposit", value=ETH)
     [event] = registry.events(receipt, "Deposited")
     assert event.args == {"account": alice.address, "from": alice.address, "amount": ETH, "balance": ETH}
@@ -26,13 +27,13 @@ async def test_deposit_credits_the_sender_or_a_named_account(core, accounts, sen
 
 async def test_zero_deposit_is_rejected(core, accounts, sender_for):
     with pytest.raises(RevertError, match=r"ZeroAmount\(\)"):
-        await core.gas_registry.transact(sender_for(accounts[2]), "deposit", value=0)
+        await core.hub.transact(sender_for(accounts[2]), "deposit", value=0)
 
 
 async def test_withdraw_pays_out_and_never_overdraws(core, accounts, sender_for, rpc):
     alice = sender_for(accounts[2])
     payee = accounts[5].address
-    registry = core.gas_registry
+    registry = core.hub
     await registry.transact(alice, "deposit", value=3 * ETH)
     before = await eth_balance(rpc, payee)
     receipt = await registry.transact(alice, "withdraw", ETH, payee)
@@ -50,19 +51,67 @@ async def test_withdraw_pays_out_and_never_overdraws(core, accounts, sender_for,
     assert await registry.call("balanceOf", alice.address) == 2 * ETH
 
 
-async def test_only_the_hub_may_charge(core, accounts, sender_for):
-    alice, governor = sender_for(accounts[2]), sender_for(accounts[0])
-    registry = core.gas_registry
-    await registry.transact(alice, "deposit", value=ETH)
-    for caller in (alice, governor):
-        with pytest.raises(RevertError) as caught:
-            await registry.transact(caller, "charge", alice.address, caller.address, 1, ETH)
-        assert caught.value.error_name == "NotHub"
-    assert await registry.call("balanceOf", alice.address) == ETH
-    assert await registry.call("hub") == core.hub.address
+async def test_only_the_settler_releases_an_escrow(world, accounts, sender_for):
+    calldata = world.counter.encode("increment")
+    terms = world.terms(calldata)
+    job_id = await world.register(terms)
+    await world.execute(world.assignment(1, job_id, terms), terms, calldata)
+    settler = sender_for(accounts[7])
+    for caller in (world.owner, world.performer, world.governor):
+        with pytest.raises(RevertError, match="NotSettler"):
+            await world.hub.transact(caller, "settle", 1, job_id, 1, world.performer.address, True)
+    await world.hub.transact(world.governor, "proposeSettler", settler.address)  # unset: at once
+    # An approval must name the execution exactly: job, attempt and performer.
+    for wrong in ((job_id + 1, 1, world.performer.address), (job_id, 2, world.performer.address),
+                  (job_id, 1, accounts[3].address)):  # fmt: skip
+        with pytest.raises(RevertError, match="ExecutionMismatch"):
+            await world.hub.transact(settler, "settle", 1, *wrong, True)
+    with pytest.raises(RevertError, match="NotExecuted"):
+        await world.hub.transact(settler, "settle", 2, job_id, 1, world.performer.address, True)
+    await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, True)
+    assert await world.balance(world.performer.address) == FEE
+    assert await world.hub.call("escrowOf", 1) == (True, FEE, True)
+    with pytest.raises(RevertError, match="AlreadySettled"):
+        await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, False)
 
 
-async def test_only_the_governor_may_change_the_hub(core, accounts, sender_for):
+async def test_a_rejection_refunds_the_owner(world, accounts, sender_for):
+    calldata = world.counter.encode("increment")
+    terms = world.terms(calldata)
+    job_id = await world.register(terms)
+    await world.execute(world.assignment(1, job_id, terms), terms, calldata)
+    settler = sender_for(accounts[7])
+    await world.hub.transact(world.governor, "proposeSettler", settler.address)
+    # Rejecting what never executed moves nothing (and does not revert: the rejection stands).
+    await world.hub.transact(settler, "settle", 1, job_id, 2, world.performer.address, False)
+    assert await world.balance(world.owner.address) == ETH - FEE
+    await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, False)
+    assert await world.balance(world.owner.address) == ETH
+    assert await world.balance(world.performer.address) == 0
+
+
+async def test_low_dispatcher_and_settler_changes_are_time_locked(world, accounts, sender_for, rpc):
+    """The governor could redirect the hub and the dispatcher and drain balances at once.
+    Now a change waits GOVERNANCE_DELAY, in public, so owners can withdraw first."""
+    hub, governor = world.hub, world.governor
     with pytest.raises(RevertError, match="NotGovernor"):
-        await core.gas_registry.transact(sender_for(accounts[2]), "setHub", accounts[2].address)
-    assert await core.gas_registry.call("hub") == core.hub.address
+        await hub.transact(world.owner, "proposeDispatcher", accounts[5].address)
+    receipt = await hub.transact(governor, "proposeDispatcher", accounts[5].address)
+    [proposed] = hub.events(receipt, "ChangeProposed")
+    assert proposed.args["value"] == accounts[5].address
+    assert await hub.call("dispatcher") == accounts[1].address
+    with pytest.raises(RevertError, match="ChangeNotReady"):
+        await hub.transact(governor, "applyDispatcher")
+    delay = await hub.call("GOVERNANCE_DELAY")
+    await rpc.call("evm_increaseTime", hex(delay))
+    await rpc.call("evm_mine")
+    await hub.transact(governor, "applyDispatcher")
+    assert await hub.call("dispatcher") == accounts[5].address
+    with pytest.raises(RevertError, match="NoPendingChange"):
+        await hub.transact(governor, "applyDispatcher")
+    # The settler: set at once while unset (deployment wiring), then only after the delay.
+    await hub.transact(governor, "proposeSettler", accounts[6].address)
+    await hub.transact(governor, "proposeSettler", accounts[7].address)
+    assert await hub.call("settler") == accounts[6].address
+    with pytest.raises(RevertError, match="ZeroAddress"):
+        await hub.transact(governor, "proposeSettler", "0x" + "00" * 20)

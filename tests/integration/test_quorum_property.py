@@ -32,7 +32,7 @@ ONE_CHAIN_FOR_ALL_EXAMPLES = [HealthCheck.function_scoped_fixture]
 @dataclass
 class Deployed:
     url: str
-    addresses: tuple[str, str]
+    addresses: tuple[str, str, str, str]
     governor: LocalAccount
     task_ids: itertools.count
 
@@ -42,12 +42,12 @@ class Deployed:
 
 @pytest.fixture
 def deployed(anvil: Anvil, accounts: list[LocalAccount]) -> Deployed:
-    async def deploy() -> tuple[str, str]:
+    async def deploy() -> tuple[str, str, str, str]:
         async with RpcClient(anvil.http_url) as rpc:
             operators = [operator_account(i) for i in range(OPERATORS)]
             governor = TransactionSender(rpc, accounts[0], CHAIN_ID)
             network = await deploy_network(governor, operators, [1] * OPERATORS, CHAIN_ID)
-            return network.registry.address, network.center.address
+            return network.addresses
 
     return Deployed(anvil.http_url, trio.run(deploy), accounts[0], itertools.count(1))
 
@@ -82,6 +82,7 @@ def test_submissions_are_accepted_exactly_when_python_says_so(deployed, distribu
             for operator_id, stake in enumerate(distribution):
                 await network.registry.transact(network.governor, "updateStake", operator_id, stake)
             task = network.task(task_id=next(deployed.task_ids))
+            await network.execute(task)  # an approval must name an execution the hub recorded
             submission = network.submission(task, approve, sorted(signers))
             try:
                 # eth_call runs all of submitTask, the signature check included, and changes nothing.

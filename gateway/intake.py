@@ -1,0 +1,127 @@
+"""Taking jobs in and out: creation (checks against the chain) and the owner's cancellation.
+
+A job is accepted only if it can run: its signed consent checks out (gateway.jobs), this
+gateway does not have it yet, the chain has not seen it cancelled or registered with other
+terms, the owner's balance pays for at least one task at the signed fee cap, and the owner
+stays under the cap on active jobs. A cancellation is the owner's EIP-712 `CancelJob`
+signature, which the gateway relays to the hub: the chain refuses the job's tasks at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+import trio
+from eth_utils import to_checksum_address
+
+from consensus.jobs import CANCELLED_TERMS, UNREGISTERED, cancel_message
+from gateway.jobs import JobSpecError, ValidJob, parse_create_request
+from gateway.records import JobRecord
+from gateway.storage import GatewayStorage
+from node.chain.contracts import Contract
+from node.chain.errors import ChainError, RevertError
+from node.chain.transactions import TransactionSender
+
+MAX_ACTIVE_JOBS_PER_OWNER = 100
+
+
+class JobConflictError(Exception):
+    """The job cannot be created or changed as asked because of what already exists (HTTP 409)."""
+
+
+class CancelRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of a cancellation: the owner's EIP-712 `CancelJob{jobId}` signature (0x-hex)."""
+
+    signature: str
+
+
+@dataclass
+class JobIntake:
+    """Creates and cancels jobs in `storage`, checked against the hub on chain.
+
+    `on_created` and `on_cancelled` tell the scheduler. Signature checks (ecrecover, ~1 ms
+    each) run in worker threads, a few at a time, never on the event loop.
+    """
+
+    storage: GatewayStorage
+    hub: Contract
+    sender: TransactionSender
+    chain_id: int
+    on_created: Callable[[JobRecord], None]
+    on_cancelled: Callable[[JobRecord], None]
+    max_active_jobs_per_owner: int = MAX_ACTIVE_JOBS_PER_OWNER
+    clock: Callable[[], float] = time.time
+    _workers: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(4))
+
+    async def create(self, body: bytes) -> JobRecord:
+        """Create the job in a POST /api/jobs `body`; JobSpecError (400) or JobConflictError (409)."""
+        now = self.clock()
+        job = await trio.to_thread.run_sync(
+            parse_create_request, body, self.chain_id, self.hub.address, now, limiter=self._workers
+        )
+        self._check_new(job)
+        if self.storage.active_jobs_of(job.owner, self.max_active_jobs_per_owner) >= (
+            self.max_active_jobs_per_owner
+        ):
+            raise JobSpecError(
+                "$.job.owner", f"already has {self.max_active_jobs_per_owner} active jobs, the most allowed"
+            )
+        state = await self.hub.call("jobTermsHash", job.chain_job_id)
+        if state == CANCELLED_TERMS:
+            raise JobConflictError(f"job {job.chain_job_id:#x} was cancelled on chain: sign a new nonce")
+        if state not in (UNREGISTERED, job.terms.hash()):
+            raise JobConflictError(f"job {job.chain_job_id:#x} is registered on chain with other terms")
+        balance = await self.hub.call("balanceOf", job.owner)
+        if balance < job.terms.max_fee_per_task:
+            raise JobSpecError(
+                "$.job.owner",
+                f"balance {balance} wei is less than maxFeePerTask {job.terms.max_fee_per_task}: "
+                "deposit to the TaskExecutionHub first",
+            )
+        self._check_new(job)  # again: another request may have created it while we asked the chain
+        record = self.storage.create_job(job, now)
+        self.on_created(record)
+        return record
+
+    async def cancel(self, job_id: int, body: bytes) -> JobRecord:
+        """Cancel job `job_id` on the owner's signature; LookupError if there is no such job."""
+        record = self.storage.jobs.get(job_id)
+        if record is None:
+            raise LookupError(f"no job {job_id}")
+        try:
+            signature = bytes.fromhex(
+                msgspec.json.decode(body, type=CancelRequest).signature.removeprefix("0x")
+            )
+            message = cancel_message(record.chain_job_id, self.chain_id, self.hub.address)
+            signer = await trio.to_thread.run_sync(message.signer, signature, limiter=self._workers)
+        except (msgspec.MsgspecError, ValueError):
+            raise JobSpecError(
+                "$.signature", 'expected {"signature": "0x…"}, a CancelJob signature'
+            ) from None
+        if to_checksum_address(signer) != record.owner:
+            raise JobSpecError("$.signature", f"signed by {signer}, not by the owner {record.owner}")
+        if record.status == "deleted":
+            return record
+        try:
+            await self.hub.transact(self.sender, "cancelJobWithSignature", record.chain_job_id, signature)
+        except RevertError as error:
+            if error.error_name != "JobNotActive":  # already cancelled on chain by the owner
+                raise JobConflictError(f"the hub refused the cancellation: {error}") from None
+        except ChainError as error:
+            raise JobConflictError(f"the cancellation could not be sent: {error}") from None
+        return self.mark_deleted(record)
+
+    def mark_deleted(self, record: JobRecord) -> JobRecord:
+        """Record that `record` was cancelled (never a real delete) and stop scheduling it."""
+        deleted = msgspec.structs.replace(record, status="deleted")
+        self.storage.jobs.put(deleted)
+        self.on_cancelled(deleted)
+        return deleted
+
+    def _check_new(self, job: ValidJob) -> None:
+        existing = self.storage.job_by_chain_id(job.chain_job_id)
+        if existing is not None:
+            raise JobConflictError(f"this signed job already exists as job {existing.id}")
