@@ -1,13 +1,16 @@
 """The aggregator's core: collect the votes on a task attempt, decide, and submit the proof on chain.
 
-`VoteCollector` holds one attempt's votes. It screens each vote (known, active, about
-this task and result, first vote of its operator), then verifies the
-signatures: all new votes for the same decision at once, one verification of their
-aggregate signature against the sum of their (registered, cached) public keys, and only
-when that fails one by one, to find and drop the bad ones. `decision()` applies
-consensus.quorum; `submission()` builds what AttestationCenter.submitTask takes. The
-performer may vote too: its signature joins the aggregate, its stake never counts (as on
-chain), and a submission signed by the whole active set is the cheapest to verify.
+`VoteCollector` holds the votes on one task attempt's claimed result (one TaskInfo: a
+vote signs all of it). It screens each vote (known, active, about exactly this TaskInfo,
+first vote of its operator), then verifies the signatures: all new votes for the same
+decision at once, one verification of their aggregate signature against the sum of their
+(registered, cached) public keys, and only when that fails one by one, to find and drop
+the bad ones. `decision()` applies consensus.quorum to the votes of operators active in
+its operator set; `submission()` builds what AttestationCenter.submitTask takes, signed
+by active operators only. `use_operators` moves the collector to a newer operator set
+(after a revert, say): the votes already verified stay, and count as the new set says.
+The performer may vote too: its signature joins the aggregate, its stake never counts (as
+on chain), and a submission signed by the whole active set is the cheapest to verify.
 `Aggregator.submit` sends it, and counts a task that another aggregator already
 decided as done, not as an error.
 """
@@ -33,7 +36,7 @@ class DropReason(enum.Enum):
 
     UNKNOWN_OPERATOR = "no operator has this id"
     INACTIVE_OPERATOR = "the operator is not active"
-    WRONG_TASK = "the vote is about another task or result"
+    WRONG_TASK = "the vote is about another task attempt or result"
     DUPLICATE = "the operator has already voted"
     BAD_SIGNATURE = "the signature does not verify"
 
@@ -68,7 +71,7 @@ class Submission:
 
 
 class VoteCollector:
-    """The votes on one task attempt.
+    """The votes on one task attempt's claimed result, `task`.
 
     `add` is CPU-bound (checking 100 votes at once takes ~15–30 ms with milagro):
     trio code calls it through `trio.to_thread.run_sync`, one call at a time.
@@ -88,10 +91,7 @@ class VoteCollector:
         self.performer_signature = performer_signature
         self.operators = operators
         self.backend = backend
-        self._messages = {
-            approve: vote_message(chain_id, center, task.task_id, task.result_hash, approve)
-            for approve in (True, False)
-        }
+        self._messages = {approve: vote_message(chain_id, center, task, approve) for approve in (True, False)}
         self._votes: dict[int, Vote] = {}
 
     def add(self, votes: Sequence[Vote]) -> list[DroppedVote]:
@@ -111,16 +111,32 @@ class VoteCollector:
             dropped.extend(DroppedVote(v, DropReason.BAD_SIGNATURE) for v in invalid)
         return dropped
 
+    def use_operators(self, operators: OperatorSet) -> None:
+        """Count the votes from now on as `operators` (a newer read of the registry) says.
+
+        A verified vote stays valid as long as its operator's key is the same (the registry
+        never changes an operator's key); a vote whose operator is unknown to `operators`
+        or has another key there is dropped. Votes of operators no longer active are kept
+        but neither count nor sign (the contract refuses inactive signers).
+        """
+        if operators is self.operators:
+            return
+        self._votes = {
+            i: vote
+            for i, vote in self._votes.items()
+            if (now := operators.operators.get(i)) is not None
+            and now.public_key == self.operators.operators[i].public_key
+        }
+        self.operators = operators
+
     def decision(self) -> Decision:
         """Where the vote stands now (see consensus.quorum.decide)."""
         # The performer's own vote never counts (as on chain): nobody attests to their own work.
-        counted = {i: v for i, v in self._votes.items() if i != self.task.performer_id}
-        approving = self.operators.stake_of(i for i, v in counted.items() if v.approve)
-        rejecting = self.operators.stake_of(i for i, v in counted.items() if not v.approve)
+        performer = self.task.performer_id
+        approving = self.operators.stake_of(i for i in self._signers(True) if i != performer)
+        rejecting = self.operators.stake_of(i for i in self._signers(False) if i != performer)
         outstanding = sum(
-            op.stake
-            for op in self.operators.active
-            if op.id not in self._votes and op.id != self.task.performer_id
+            op.stake for op in self.operators.active if op.id not in self._votes and op.id != performer
         )
         return decide(approving, rejecting, outstanding, self.operators.total_stake)
 
@@ -130,9 +146,14 @@ class VoteCollector:
         if decision not in (Decision.APPROVE, Decision.REJECT):
             return None
         approve = decision is Decision.APPROVE
-        signers = sorted(i for i, v in self._votes.items() if v.approve is approve)
+        signers = self._signers(approve)
         signature = self.backend.aggregate([self._votes[i].signature for i in signers])
         return Submission(self.task, approve, self.performer_signature, signature, tuple(signers))
+
+    def _signers(self, approve: bool) -> list[int]:
+        """The active operators who voted `approve`, by id (the performer included)."""
+        active = self.operators.operators
+        return sorted(i for i, v in self._votes.items() if v.approve is approve and active[i].active)
 
     def _screen(self, vote: Vote, fresh: dict[int, Vote]) -> DropReason | None:
         operator = self.operators.operators.get(vote.operator_id)
@@ -140,7 +161,7 @@ class VoteCollector:
             return DropReason.UNKNOWN_OPERATOR
         if not operator.active:
             return DropReason.INACTIVE_OPERATOR
-        if (vote.task_id, vote.result_hash) != (self.task.task_id, self.task.result_hash):
+        if vote.task != self.task:
             return DropReason.WRONG_TASK
         if vote.operator_id in self._votes or vote.operator_id in fresh:
             return DropReason.DUPLICATE

@@ -1,4 +1,5 @@
-"""VoteCollector: screening, batch verification with a one-by-one fallback, decisions, submissions."""
+"""VoteCollector: screening, batch verification with a one-by-one fallback, decisions, submissions,
+and moving to a newer operator set."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def test_votes_reach_a_decision_and_a_verifiable_submission(backend):
     submission = votes.submission()
     assert submission.signer_ids == (1, 2, 3)
     keys = [votes.operators.operators[i].public_key for i in (1, 2, 3)]
-    message = vote_message(CHAIN_ID, CENTER, TASK.task_id, TASK.result_hash, True)
+    message = vote_message(CHAIN_ID, CENTER, TASK, True)
     assert backend.fast_aggregate_verify(keys, message, submission.aggregate_signature)
 
 
@@ -125,3 +126,46 @@ def test_the_performer_may_co_sign_but_its_stake_never_counts(backend):
     dominant = collector(backend, [5, 1, 1, 1])
     dominant.add([vote(backend, i) for i in range(4)])
     assert dominant.decision() is Decision.IMPOSSIBLE
+
+
+def test_a_vote_counts_only_for_the_task_info_it_signs(backend):
+    votes = collector(backend, [1, 1, 1, 1])
+    # A vote on the same task id and result hash but another job, attempt or performer is
+    # about another claim, and so is one on another task or result.
+    others = [
+        dataclasses.replace(TASK, job_id=2),
+        dataclasses.replace(TASK, attempt=2),
+        dataclasses.replace(TASK, performer_id=3),
+        dataclasses.replace(TASK, task_id=6),
+        dataclasses.replace(TASK, result_hash=hashlib.sha256(b"other").digest()),
+    ]
+    dropped = votes.add([vote(backend, 1, task=other) for other in others])
+    assert [d.reason for d in dropped] == [DropReason.WRONG_TASK] * len(others)
+    # A signature over another TaskInfo does not verify for this one.
+    relabelled = dataclasses.replace(vote(backend, 2, task=others[0]), task=TASK)
+    assert [d.reason for d in votes.add([relabelled])] == [DropReason.BAD_SIGNATURE]
+    assert votes.add([vote(backend, i) for i in (1, 2, 3)]) == []
+    assert votes.decision() is Decision.APPROVE
+
+
+def test_verified_votes_count_as_a_newer_operator_set_says(backend):
+    votes = collector(backend, [1, 1, 1, 1])
+    assert votes.add([vote(backend, i) for i in (0, 1, 2, 3)]) == []
+    assert votes.submission().signer_ids == (0, 1, 2, 3)
+    # Operator 3 was deactivated: its vote neither counts nor signs (the contract would
+    # refuse an inactive signer); 2 of the remaining 3 still approve.
+    votes.use_operators(operator_set(backend, [1, 1, 1, 1], inactive=frozenset({3})))
+    assert votes.decision() is Decision.APPROVE
+    assert votes.submission().signer_ids == (0, 1, 2)
+    # Operator 2's stake grew: 1 of 4 is no longer two thirds, and nobody is left to vote.
+    votes.use_operators(operator_set(backend, [1, 1, 3, 1], inactive=frozenset({2, 3})))
+    assert votes.decision() is Decision.IMPOSSIBLE
+    assert votes.submission() is None
+    # A vote whose operator now has another key is dropped (it was verified against the old one).
+    rekeyed = operator_set(backend, [1, 1, 1, 1])
+    operators = dict(rekeyed.operators)
+    operators[1] = dataclasses.replace(operators[1], public_key=operators[3].public_key)
+    votes.use_operators(type(rekeyed)(operators))
+    assert votes.decision() is Decision.PENDING  # 2 and 3 count: 2 of 4; 1 has not voted
+    assert votes.add([vote(backend, 2)])[0].reason is DropReason.DUPLICATE
+    assert votes.add([vote(backend, 1)])[0].reason is DropReason.BAD_SIGNATURE  # not a duplicate
