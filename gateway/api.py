@@ -7,8 +7,8 @@
     GET  /api/keepers               keepers seen by heartbeat, online or not  → 200 {keepers}
 
 Every error is JSON `{"error": reason}` (with `"field"` for an invalid job) and a 4xx
-status; an unexpected failure is a 500 with a trace id to find it in the logs, never a
-traceback.
+status: unknown routes 404, wrong methods 405, ids the store cannot hold 404. An
+unexpected failure is a 500 with a trace id to find it in the logs, never a traceback.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Any
 import msgspec
 from quart import Response, request
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import BaseConverter
 
 from gateway.jobs import JobSpecError, parse_create_request
 from gateway.records import JobRecord
@@ -30,6 +31,30 @@ from gateway.storage import GatewayStorage
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 500
+MAX_ID = 2**63 - 1  # the store keys ints as signed 64-bit; ids start at 1
+
+
+class _PathId(BaseConverter):
+    """An integer in a path, of any size or sign: the handler, not the router, refuses ids
+    the store cannot hold, so they get a 404 that names them (they were a 500)."""
+
+    regex = r"-?[0-9]+"
+
+
+def _stored_id(raw: str) -> int | None:
+    """The id `raw` names if the store could hold it, else None."""
+    if len(raw) > 20:  # also keeps int() away from thousands of digits
+        return None
+    value = int(raw)
+    return value if 1 <= value <= MAX_ID else None
+
+
+def _no(kind: str, raw: str) -> Response:
+    """404 for a missing record; an id out of range says so."""
+    if _stored_id(raw) is not None:
+        return _error(404, f"no {kind} {raw}")
+    shown = raw if len(raw) <= 40 else f"{raw[:20]}… ({len(raw)} digits)"
+    return _error(404, f"no {kind} {shown}: {kind} ids are 1 to {MAX_ID}")
 
 
 def _json(payload: Any, status: int = 200) -> Response:
@@ -49,6 +74,7 @@ def create_app(
     """The API over `storage`; `on_job_created` hands each new job to the scheduler and
     `keepers` reports the keepers' health."""
     app = QuartTrio("triggerx-gateway")
+    app.url_map.converters["id"] = _PathId
 
     @app.post("/api/jobs")
     async def create_job() -> Response:
@@ -60,15 +86,17 @@ def create_app(
         on_job_created(record)
         return _json({"job": record}, 201)
 
-    @app.get("/api/jobs/id/<int:job_id>")
-    async def get_job(job_id: int) -> Response:
-        record = storage.jobs.get(job_id)
-        return _json({"job": record}) if record else _error(404, f"no job {job_id}")
+    @app.get("/api/jobs/id/<id:raw_id>")
+    async def get_job(raw_id: str) -> Response:
+        job_id = _stored_id(raw_id)
+        record = None if job_id is None else storage.jobs.get(job_id)
+        return _json({"job": record}) if record else _no("job", raw_id)
 
-    @app.get("/api/tasks/job/<int:job_id>")
-    async def tasks_of_job(job_id: int) -> Response:
-        if storage.jobs.get(job_id) is None:
-            return _error(404, f"no job {job_id}")
+    @app.get("/api/tasks/job/<id:raw_id>")
+    async def tasks_of_job(raw_id: str) -> Response:
+        job_id = _stored_id(raw_id)
+        if job_id is None or storage.jobs.get(job_id) is None:
+            return _no("job", raw_id)
         try:
             limit = int(request.args.get("limit", "100"))
         except ValueError:
@@ -81,10 +109,11 @@ def create_app(
             return _error(400, "cursor: not a cursor this API gave out", field="cursor")
         return _json({"tasks": page.items, "cursor": page.cursor})
 
-    @app.get("/api/tasks/id/<int:task_id>")
-    async def get_task(task_id: int) -> Response:
-        record = storage.tasks.get(task_id)
-        return _json({"task": record}) if record else _error(404, f"no task {task_id}")
+    @app.get("/api/tasks/id/<id:raw_id>")
+    async def get_task(raw_id: str) -> Response:
+        task_id = _stored_id(raw_id)
+        record = None if task_id is None else storage.tasks.get(task_id)
+        return _json({"task": record}) if record else _no("task", raw_id)
 
     @app.get("/api/keepers")
     async def list_keepers() -> Response:
@@ -92,7 +121,10 @@ def create_app(
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
-        return _error(error.code or 500, error.description or error.name)
+        response = _error(error.code or 500, error.description or error.name)
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        return response
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Response:

@@ -81,6 +81,14 @@ async def test_tasks_are_listed_by_job_with_a_cursor(created, storage):
         ("GET", "/api/tasks/job/99", None, 404, "no job 99"),
         ("GET", "/api/jobs/id/abc", None, 404, "Not Found"),
         ("DELETE", "/api/jobs/id/1", None, 405, "method is not allowed"),
+        ("GET", "/api/nowhere", None, 404, "Not Found"),
+        # Finding 3: ids the store cannot key (signed 64-bit) were a 500.
+        ("GET", f"/api/jobs/id/{2**63}", None, 404, f"no job {2**63}: job ids are 1 to {2**63 - 1}"),
+        ("GET", f"/api/tasks/id/{2**64}", None, 404, f"no task {2**64}: task ids are 1 to"),
+        ("GET", f"/api/tasks/job/{2**63}", None, 404, f"no job {2**63}: job ids are 1 to"),
+        ("GET", "/api/jobs/id/-9223372036854775809", None, 404, "no job -9223372036854775809: job ids"),
+        ("GET", f"/api/tasks/id/{10**30}", None, 404, f"no task {10**30}: task ids"),
+        ("GET", "/api/tasks/job/" + "9" * 5000, None, 404, "no job 99999999999999999999… (5000 digits)"),
     ],
 )
 async def test_errors_are_json_with_a_reason(created, method, path, data, status, error):
@@ -88,6 +96,13 @@ async def test_errors_are_json_with_a_reason(created, method, path, data, status
     response = await client.open(path, method=method, data=data)
     assert response.status_code == status
     assert error.lower() in (await response.get_json())["error"].lower()
+
+
+async def test_a_wrong_method_says_which_are_allowed(created):
+    _, client = created
+    response = await client.delete("/api/jobs/id/1")
+    assert (response.status_code, response.headers["Allow"]) == (405, "GET, HEAD, OPTIONS")
+    assert response.content_type == "application/json"
 
 
 async def test_bad_pagination_is_a_400(created):
