@@ -7,8 +7,9 @@
     GET  /api/keepers               keepers seen by heartbeat, online or not  → 200 {keepers}
 
 Every error is JSON `{"error": reason}` (with `"field"` for an invalid job) and a 4xx
-status: unknown routes 404, wrong methods 405, ids the store cannot hold 404. An
-unexpected failure is a 500 with a trace id to find it in the logs, never a traceback.
+status: unknown routes 404, wrong methods 405, bodies over the limit 413, bodies too slow
+408 (see gateway.http), ids the store cannot hold 404. An unexpected failure is a 500 with
+a trace id to find it in the logs, never a traceback.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import BaseConverter
 
+from gateway.http import BoundedBodies, HttpLimits
 from gateway.jobs import JobSpecError, parse_create_request
 from gateway.records import JobRecord
 from gateway.storage import GatewayStorage
@@ -70,11 +72,20 @@ def create_app(
     chain_id: int,
     on_job_created: Callable[[JobRecord], None],
     keepers: Callable[[], list[dict[str, Any]]] = list,
+    *,
+    limits: HttpLimits | None = None,
 ) -> QuartTrio:
     """The API over `storage`; `on_job_created` hands each new job to the scheduler and
-    `keepers` reports the keepers' health."""
+    `keepers` reports the keepers' health. `limits` bounds request bodies (serve the app
+    with `gateway.http.server_config` for the connection-level limits)."""
+    limits = limits or HttpLimits()
     app = QuartTrio("triggerx-gateway")
     app.url_map.converters["id"] = _PathId
+    # BoundedBodies reads every body within the limits before a route runs; Quart's own
+    # limits stay as a second line.
+    app.config["MAX_CONTENT_LENGTH"] = limits.max_body_bytes
+    app.config["BODY_TIMEOUT"] = limits.body_timeout
+    app.asgi_app = BoundedBodies(app.asgi_app, limits)  # type: ignore[method-assign]
 
     @app.post("/api/jobs")
     async def create_job() -> Response:
