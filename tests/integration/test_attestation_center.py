@@ -1,4 +1,5 @@
-"""OperatorRegistry and AttestationCenter on anvil: registration with PoP, quorum, signatures, replay."""
+"""OperatorRegistry and AttestationCenter on anvil: registration with PoP, quorum, signatures, replay,
+and the settlement of each decision on the hub (escrow released or refunded, performer penalised)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ from consensus.bls.points import public_key_to_eip2537, signature_to_eip2537
 from node.chain.errors import RevertError
 
 from ..conftest import CHAIN_ID
-from ..consensus_helpers import BACKEND, Network, bls_secret, deploy_network, operator_account, proof_for
+from ..consensus_helpers import (
+    BACKEND,
+    JOB_FEE,
+    JOB_OWNER,
+    Network,
+    bls_secret,
+    deploy_network,
+    operator_account,
+    proof_for,
+)
 
 
 @pytest.fixture
@@ -23,6 +33,10 @@ async def network(accounts, sender_for) -> Network:
 
 
 async def submit(network: Network, submission, sender=None):
+    """Submit `submission`; an approval needs the execution it names, so run it first if needed."""
+    executed, _, _ = await network.hub.call("escrowOf", submission.task.task_id)
+    if submission.approve and not executed:
+        await network.execute(submission.task)
     return await network.center.transact(sender or network.governor, "submitTask", *submission.call_args())
 
 
@@ -97,8 +111,10 @@ async def test_a_third_rejects_and_the_task_can_be_retried(network):
     [event] = network.center.events(receipt, "TaskRejected")
     assert (event.args["signedStake"], event.args["attempt"]) == (200, 1)
     assert await network.center.call("operatorCounters", 0) == (0, 0, 1)
+    approval = network.submission(task, True, [1, 2, 3])
     with pytest.raises(RevertError, match="AttemptAlreadyDecided"):
-        await submit(network, network.submission(task, True, [1, 2, 3]))
+        await network.center.transact(network.governor, "submitTask", *approval.call_args())
+    # Attempt 1 never executed (its performer lied), so attempt 2 may execute and be approved.
     retry = network.task(attempt=2, performer_id=1)
     await submit(network, network.submission(retry, True, [0, 2, 3]))
     assert await network.center.call("taskStatus", task.task_id) == (True, 0b110)
@@ -182,6 +198,7 @@ async def test_the_performer_must_sign_its_result_and_its_vote_carries_no_stake(
 
 async def test_a_second_aggregator_counts_an_already_decided_task_as_done(network, accounts, sender_for):
     submission = network.submission(network.task(), True, [1, 2, 3])
+    await network.execute(submission.task)
     first = Aggregator(network.center, sender_for(accounts[6]))
     second = Aggregator(network.center, sender_for(accounts[7]))
     outcome = await first.submit(submission)
@@ -191,3 +208,66 @@ async def test_a_second_aggregator_counts_an_already_decided_task_as_done(networ
     unrelated = network.submission(network.task(task_id=2), True, [1, 2])
     with pytest.raises(RevertError, match="QuorumNotReached"):
         await second.submit(unrelated)
+
+
+async def test_an_approval_pays_the_performer_from_escrow(network):
+    task = network.task(task_id=5)
+    await network.execute(task)
+    performer = network.operators[0].address
+    assert await network.hub.call("balanceOf", performer) == 0
+    await submit(network, network.submission(task, True, [1, 2, 3]))
+    assert await network.hub.call("balanceOf", performer) == JOB_FEE
+    assert await network.hub.call("escrowOf", 5) == (True, JOB_FEE, True)
+
+
+async def test_finding3_a_rejection_refunds_the_owner_and_penalises_the_performer(network):
+    """A rejection only moved a counter: the performer kept the fee. Now the owner gets it
+    back and the performer loses penaltyBps of its stake."""
+    task = network.task(task_id=6)
+    await network.execute(task)
+    owner_before = await network.hub.call("balanceOf", JOB_OWNER.address)
+    receipt = await submit(network, network.submission(task, False, [2, 3]))
+    assert await network.hub.call("balanceOf", JOB_OWNER.address) == owner_before + JOB_FEE
+    assert await network.hub.call("balanceOf", network.operators[0].address) == 0
+    [penalty] = network.registry.events(receipt, "OperatorPenalized")
+    assert penalty.args == {"id": 0, "penalty": 10, "stake": 90}
+    _, total, _ = await network.registry.call("activeSet")
+    assert total == 390
+    # Only the AttestationCenter penalises.
+    with pytest.raises(RevertError, match="NotAttestationCenter"):
+        await network.registry.transact(network.governor, "penalize", 1)
+
+
+async def test_finding6_nobody_takes_credit_for_another_performers_execution(network):
+    """Anyone could front-run submitTask with their own TaskInfo: votes bound only task id and
+    result. Now votes bind the whole TaskInfo, and an approval must match the hub's record."""
+    honest = network.task(task_id=8, performer_id=0)
+    await network.execute(honest)
+    thief = dataclasses.replace(honest, performer_id=1)
+    # The honest votes do not carry over to the thief's TaskInfo.
+    stolen = dataclasses.replace(
+        network.submission(thief, True, [0, 2, 3]),
+        aggregate_signature=network.submission(honest, True, [0, 2, 3]).aggregate_signature,
+    )
+    with pytest.raises(RevertError, match="InvalidAggregateSignature"):
+        await network.center.transact(network.governor, "submitTask", *stolen.call_args())
+    # Even a quorum that signed the thief's TaskInfo cannot approve an execution the hub
+    # recorded for someone else.
+    with pytest.raises(RevertError, match="ExecutionMismatch"):
+        await network.center.transact(
+            network.governor, "submitTask", *network.submission(thief, True, [0, 2, 3]).call_args()
+        )
+    await submit(network, network.submission(honest, True, [1, 2, 3]))
+    assert await network.center.call("operatorCounters", 0) == (0, 1, 0)
+    assert await network.center.call("operatorCounters", 1) == (1, 0, 0)
+
+
+async def test_low_the_domain_follows_the_chain_id(network):
+    """The center's EIP-712 domain was fixed at deployment: after a chain-id fork, results
+    signed for the old chain still verified. The separator now follows block.chainid."""
+    before = await network.center.call("domainSeparator")
+    await network.hub.rpc.call("anvil_setChainId", CHAIN_ID + 1)
+    after = await network.center.call("domainSeparator")
+    await network.hub.rpc.call("anvil_setChainId", CHAIN_ID)
+    assert before != after
+    assert await network.center.call("domainSeparator") == before
