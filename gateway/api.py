@@ -1,6 +1,6 @@
 """The HTTP API (quart-trio): jobs and tasks, with JSON errors that say what is wrong.
 
-    POST /api/jobs                  create a job (body: see gateway.jobs)     → 201 {job}
+    POST /api/jobs                  create a job (body: see gateway.jobs)     → 201 {job} | 409
     GET  /api/jobs/id/<id>          one job                                   → 200 {job} | 404
     GET  /api/tasks/job/<job_id>    a job's tasks, oldest first, paginated    → 200 {tasks, cursor}
     GET  /api/tasks/id/<id>         one task                                  → 200 {task} | 404
@@ -15,9 +15,8 @@ a trace id to find it in the logs, never a traceback.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -27,12 +26,15 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import BaseConverter
 
 from gateway.http import BoundedBodies, HttpLimits
-from gateway.jobs import JobSpecError, parse_create_request
+from gateway.intake import JobConflictError
+from gateway.jobs import JobSpecError
 from gateway.records import JobRecord
 from gateway.storage import GatewayStorage
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 500
+# POST /api/jobs body → the stored job; JobSpecError (400) or JobConflictError (409).
+JobCreator = Callable[[bytes], Awaitable[JobRecord]]
 MAX_ID = 2**63 - 1  # the store keys ints as signed 64-bit; ids start at 1
 
 
@@ -74,10 +76,16 @@ def create_app(
     keepers: Callable[[], list[dict[str, Any]]] = list,
     *,
     limits: HttpLimits | None = None,
+    create_job: JobCreator | None = None,
 ) -> QuartTrio:
-    """The API over `storage`; `on_job_created` hands each new job to the scheduler and
-    `keepers` reports the keepers' health. `limits` bounds request bodies (serve the app
-    with `gateway.http.server_config` for the connection-level limits)."""
+    """The API over `storage`; `keepers` reports the keepers' health.
+
+    `create_job` makes a job from a POST /api/jobs body: `gateway.intake.JobIntake.create`,
+    which checks it against the chain and tells the scheduler. Without it the gateway takes
+    no jobs (503). `chain_id` and `on_job_created` are what the API used before the intake;
+    they stay so that existing callers still build it. `limits` bounds request bodies
+    (serve the app with `gateway.http.server_config` for the connection-level limits).
+    """
     limits = limits or HttpLimits()
     app = QuartTrio("triggerx-gateway")
     app.url_map.converters["id"] = _PathId
@@ -88,13 +96,15 @@ def create_app(
     app.asgi_app = BoundedBodies(app.asgi_app, limits)  # type: ignore[method-assign]
 
     @app.post("/api/jobs")
-    async def create_job() -> Response:
+    async def post_job() -> Response:
+        if create_job is None:
+            return _error(503, "this gateway takes no jobs: it has no job intake")
         try:
-            job = parse_create_request(await request.get_data(), chain_id)
+            record = await create_job(await request.get_data())
         except JobSpecError as error:
             return _error(400, error.problem, field=error.field)
-        record = storage.create_job(job, now=time.time())
-        on_job_created(record)
+        except JobConflictError as error:
+            return _error(409, str(error))
         return _json({"job": record}, 201)
 
     @app.get("/api/jobs/id/<id:raw_id>")

@@ -1,22 +1,32 @@
-"""The HTTP API over a real store: jobs in, tasks out, and JSON errors for everything else."""
+"""The HTTP API over a real store: jobs in, tasks out, and JSON errors for everything else.
+
+Jobs are made by the real parser and store; the chain checks of gateway.intake.JobIntake
+(balance, on-chain state) are left out here, so no chain is needed.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 
 import msgspec
 import pytest
 from eth_account import Account
 
 from gateway.api import create_app
-from gateway.jobs import IntervalSchedule, JobSpec, sign_job
+from gateway.intake import JobConflictError
+from gateway.jobs import IntervalSchedule, JobSpec, parse_create_request, sign_job
+from gateway.records import JobRecord
 from gateway.storage import GatewayStorage
 from node.store import Store
 
 CHAIN_ID = 31337
+HUB = "0x" + "33" * 20
 OWNER = Account.from_key(b"\x07" * 32)
 SPEC = JobSpec(
     owner=OWNER.address,
+    nonce=1,
+    expiry=int(time.time()) + 86_400,
     target="0x" + "22" * 20,
     function="increment()",
     schedule_type="interval",
@@ -26,7 +36,8 @@ SPEC = JobSpec(
 
 
 def body(spec: JobSpec = SPEC) -> str:
-    return json.dumps({"job": msgspec.to_builtins(spec), "signature": sign_job(spec, OWNER, CHAIN_ID)})
+    signature = sign_job(spec, OWNER, CHAIN_ID, HUB)
+    return json.dumps({"job": msgspec.to_builtins(spec), "signature": signature})
 
 
 @pytest.fixture
@@ -37,8 +48,18 @@ def storage(tmp_path):
 
 @pytest.fixture
 def created(storage):
-    jobs = []
-    return jobs, create_app(storage, CHAIN_ID, jobs.append).test_client()
+    scheduled: list[JobRecord] = []
+
+    async def create_job(data: bytes) -> JobRecord:
+        now = time.time()
+        job = parse_create_request(data, CHAIN_ID, HUB, now)
+        if storage.job_by_chain_id(job.chain_job_id) is not None:
+            raise JobConflictError("this signed job already exists")
+        record = storage.create_job(job, now)
+        scheduled.append(record)
+        return record
+
+    return scheduled, create_app(storage, CHAIN_ID, scheduled.append, create_job=create_job).test_client()
 
 
 async def test_a_job_is_created_and_read_back(created, storage):
@@ -50,8 +71,19 @@ async def test_a_job_is_created_and_read_back(created, storage):
     assert [j.id for j in scheduled] == [1]
     response = await client.get("/api/jobs/id/1")
     assert (await response.get_json())["job"]["spec"]["function"] == "increment()"
-    second = await client.post("/api/jobs", data=body(msgspec.structs.replace(SPEC, salt=2)))
+    second = await client.post("/api/jobs", data=body(msgspec.structs.replace(SPEC, nonce=2)))
     assert (await second.get_json())["job"]["id"] == 2
+    again = await client.post("/api/jobs", data=body())
+    assert (again.status_code, await again.get_json()) == (409, {"error": "this signed job already exists"})
+
+
+async def test_without_a_job_intake_no_jobs_are_taken(storage):
+    client = create_app(storage, CHAIN_ID, lambda job: None).test_client()
+    response = await client.post("/api/jobs", data=body())
+    assert (response.status_code, (await response.get_json())["error"]) == (
+        503,
+        "this gateway takes no jobs: it has no job intake",
+    )
 
 
 async def test_tasks_are_listed_by_job_with_a_cursor(created, storage):
@@ -112,3 +144,19 @@ async def test_bad_pagination_is_a_400(created):
         response = await client.get(f"/api/tasks/job/1?{query}")
         assert response.status_code == 400
         assert (await response.get_json())["field"] == field
+
+
+@pytest.mark.timeout(10)  # it took 39 s on the event loop before the bounded parser
+@pytest.mark.parametrize(
+    "function", ["f" + "(" * 1000 + "uint256" + ")" * 1000, "f(uint256" + "[]" * 1000 + ")"]
+)
+async def test_finding5_a_hostile_function_string_is_a_400(created, function):
+    _, client = created
+    hostile = msgspec.structs.replace(SPEC, function=function)
+    document = {"job": msgspec.to_builtins(hostile), "signature": "0x"}
+    response = await client.post("/api/jobs", data=json.dumps(document))
+    assert response.status_code == 400
+    assert await response.get_json() == {
+        "error": f"function: signature is {len(function)} characters long, at most 512",
+        "field": "$.job.function",
+    }
