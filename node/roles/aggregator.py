@@ -1,91 +1,352 @@
-"""The aggregator role: collect votes, decide, submit the proof on chain, announce finality."""
+"""The aggregator role: collect votes, decide, submit the proof on chain, announce finality.
+
+A vote signs one claimed result (a TaskInfo), so votes are collected per (task id, attempt,
+result hash), each collector counting only votes on exactly its TaskInfo. A collector is
+opened only for a result shown to be the assigned performer's: the report carries the
+assignment signed by the genesis dispatcher, the result is for that assignment's task, job
+and attempt, and it is signed by the operator key of the performer the assignment names,
+an active operator. So nobody but the assigned performer can open a collector, and no
+keeper can keep honest votes out by being first with a made-up result, for this task or a
+future one.
+
+What remains bounded: a performer may sign several results for one attempt (at most
+`max_results_per_attempt` collectors each), at most `max_collectors` are open at once
+(refused beyond, and counted), and every collector, like the record of an attempt
+decided, is forgotten once its assignment's deadline plus `grace` has passed (swept when a
+collector opens and every `sweep_interval` seconds).
+
+When submitTask reverts and the attempt is not decided, the operator set may have changed
+under the collector (an operator deactivated, a stake updated): the desk re-reads it,
+recounts the votes it already verified, and resubmits, a bounded number of times with
+backoff.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import trio
+from eth_utils import to_checksum_address
 
-from consensus.aggregator import Aggregator, VoteCollector
+from consensus.aggregator import Aggregator, DroppedVote, Submission, SubmitOutcome, VoteCollector
+from consensus.attestation import TaskInfo, Vote
 from consensus.bls.backend import choose_backend
-from node.chain.errors import ChainError
+from consensus.operators import OperatorSet
+from consensus.quorum import Decision
+from node.chain.errors import ChainError, RevertError
 from node.config.preflight import NodeSetup
-from node.mesh import FINALITY, MeshNode
-from node.messages import FinalityMessage, VoteMessage, decode, encode
+from node.mesh import FINALITY, MeshError
+from node.mesh.metrics import Metrics
+from node.messages import FinalityMessage, ResultMessage, VoteMessage, decode, encode
 from node.roles.runtime import Chain, OperatorDirectory, load_directory, open_chain, open_mesh
 
 log = logging.getLogger("triggerx.aggregator")
 
+MAX_RESULTS_PER_ATTEMPT = 4
+MAX_COLLECTORS = 10_000
+RESUBMITS = 3
+RESUBMIT_BACKOFF = 2.0
+SWEEP_INTERVAL = 30.0
+REFUSED = "aggregator_collectors_refused_total"
+"""Counter of results for which no collector was opened, by `reason`: `expired` (the
+assignment's deadline plus the grace has passed), `unproven` (not shown to be the assigned
+performer's), `results_per_attempt` and `collectors` (a cap was reached)."""
+
+BallotKey = tuple[int, int, bytes]  # task id, attempt, result hash
+AttemptKey = tuple[int, int]  # task id, attempt
+
+Publish = Callable[[str, bytes], Awaitable[None]]
+
+
+@dataclass
+class Ballot:
+    """The votes on one claimed result, until `expires_at` (unix seconds)."""
+
+    collector: VoteCollector
+    expires_at: float
+
 
 class VoteDesk:
-    """Votes in, per task attempt; a submission out as soon as the quorum is reached."""
+    """Votes in, per claimed result; a submission out as soon as the quorum is reached.
+
+    `publish(topic, payload)` announces finality (MeshNode.publish); `clock` gives the unix
+    time that assignment deadlines are compared with.
+    """
 
     def __init__(
-        self, chain: Chain, directory: OperatorDirectory, mesh: MeshNode, nursery: trio.Nursery
+        self,
+        chain: Chain,
+        directory: OperatorDirectory,
+        *,
+        dispatcher: str,
+        publish: Publish,
+        nursery: trio.Nursery,
+        grace: float,
+        max_results_per_attempt: int = MAX_RESULTS_PER_ATTEMPT,
+        max_collectors: int = MAX_COLLECTORS,
+        resubmits: int = RESUBMITS,
+        backoff: float = RESUBMIT_BACKOFF,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.chain, self.directory, self.mesh, self.nursery = chain, directory, mesh, nursery
+        self.chain, self.directory, self.publish, self.nursery = chain, directory, publish, nursery
+        self.dispatcher = to_checksum_address(dispatcher)
+        self.grace = grace
+        self.max_results_per_attempt = max_results_per_attempt
+        self.max_collectors = max_collectors
+        self.resubmits, self.backoff = resubmits, backoff
+        self.clock = clock
         self.backend = choose_backend()
         self.aggregator = Aggregator(chain.center, chain.sender)
-        self.collectors: dict[tuple[int, int], VoteCollector] = {}
-        self.submitted: set[tuple[int, int]] = set()
-        self._lock = trio.Lock()  # VoteCollector.add runs in a worker thread, one at a time
+        self.collectors: dict[BallotKey, Ballot] = {}
+        self.results: dict[AttemptKey, set[bytes]] = {}  # the result hashes collected per attempt
+        self.submitting: set[AttemptKey] = set()
+        self.decided: dict[AttemptKey, float] = {}  # attempt -> when to forget it
+        self.metrics = Metrics()
+        self._next_expiry = math.inf  # the earliest expires_at / forget time held
+        self._lock = trio.Lock()  # collectors are touched in a worker thread, one call at a time
+        self._full_warned_at = -math.inf
 
     async def on_vote(self, sender: str, payload: bytes) -> bytes:
         """A keeper's `vote` request; the reply says whether the vote counted."""
         message = decode(payload, VoteMessage)
-        voter = self.directory.operators.operators.get(message.vote.operator_id)
+        vote, report = message.vote, message.report
+        voter = self.directory.operators.operators.get(vote.operator_id)
         if voter is None or voter.account != sender:
             raise PermissionError("a vote must come from its operator")
-        task = message.task
-        key = (task.task_id, task.attempt)
-        collector = self.collectors.get(key)
-        if collector is None:
-            performer = self.directory.operators.operators.get(task.performer_id)
-            claimed = task.performer_of(
-                message.performer_signature, self.chain.chain_id, self.chain.center.address
-            )
-            if performer is None or claimed != performer.account:
-                raise PermissionError("the performer did not sign this result")
-            collector = VoteCollector(
-                task,
-                message.performer_signature,
-                self.directory.operators,
-                self.backend,
-                chain_id=self.chain.chain_id,
-                center=self.chain.center.address,
-            )
-            self.collectors[key] = collector
+        task = report.task_info()
+        if vote.task != task:
+            raise ValueError("the vote is not about the result it carries")
+        if self.clock() >= self._next_expiry:
+            self.sweep()
+        attempt: AttemptKey = (task.task_id, task.attempt)
+        if attempt in self.decided:
+            return b"decided"
+        key: BallotKey = (task.task_id, task.attempt, task.result_hash)
+        ballot = self.collectors.get(key) or self._open(key, report, task)
         async with self._lock:
-            dropped = await trio.to_thread.run_sync(collector.add, [message.vote])
+            dropped, decision = await trio.to_thread.run_sync(
+                _count, ballot.collector, self.directory.operators, vote
+            )
         if dropped:
             raise ValueError(f"vote not counted: {dropped[0].reason.value}")
-        submission = collector.submission()
-        if submission is not None and key not in self.submitted:
-            self.submitted.add(key)
-            self.nursery.start_soon(self.submit, key, submission)
+        ready = decision in (Decision.APPROVE, Decision.REJECT)
+        if ready and attempt not in self.submitting and attempt not in self.decided:
+            self.submitting.add(attempt)
+            self.nursery.start_soon(self.submit, key, ballot)
         return b"counted"
 
-    async def submit(self, key: tuple[int, int], submission: object) -> None:
+    def sweep(self) -> int:
+        """Forget the collectors and decided attempts whose time has passed; how many collectors went."""
+        now = self.clock()
+        expired = [key for key, ballot in self.collectors.items() if ballot.expires_at <= now]
+        for key in expired:
+            self._close(key)
+        for attempt in [a for a, forget_at in self.decided.items() if forget_at <= now]:
+            del self.decided[attempt]
+        self._next_expiry = min(
+            min((b.expires_at for b in self.collectors.values()), default=math.inf),
+            min(self.decided.values(), default=math.inf),
+        )
+        if expired:
+            log.debug("swept %d expired collectors; %d open", len(expired), len(self.collectors))
+        return len(expired)
+
+    async def sweep_forever(self, interval: float = SWEEP_INTERVAL) -> None:
+        """Sweep every `interval` seconds, until cancelled."""
+        while True:
+            await trio.sleep(interval)
+            self.sweep()
+
+    async def submit(self, key: BallotKey, ballot: Ballot) -> None:
         """Send a decided attempt to the AttestationCenter and tell the mesh."""
+        attempt: AttemptKey = (key[0], key[1])
         try:
-            outcome = await self.aggregator.submit(submission)
-        except ChainError as error:
-            log.error("task %d attempt %d: submission failed: %s", *key, error)
-            self.submitted.discard(key)
+            sent = await self._submit(attempt, ballot.collector)
+        finally:
+            self.submitting.discard(attempt)
+        if sent is None:
             return
-        log.info("task %d attempt %d decided (%s)", *key, outcome.tx_hash or "by another aggregator")
+        submission, outcome = sent
+        log.info("task %d attempt %d decided (%s)", *attempt, outcome.tx_hash or "by another aggregator")
+        self._decide(attempt, ballot.expires_at)
         if outcome.tx_hash is not None:
-            finality = FinalityMessage(key[0], key[1], submission.approve, outcome.tx_hash)
-            await self.mesh.publish(FINALITY, encode(finality))
-        self.collectors.pop(key, None)
+            finality = FinalityMessage(attempt[0], attempt[1], submission.approve, outcome.tx_hash)
+            try:
+                await self.publish(FINALITY, encode(finality))
+            except MeshError as error:
+                log.warning("task %d attempt %d: finality not announced: %s", *attempt, error)
+
+    async def _submit(
+        self, attempt: AttemptKey, collector: VoteCollector
+    ) -> tuple[Submission, SubmitOutcome] | None:
+        """Submit the collector's decision; after a revert on an attempt not yet decided,
+        re-read the operator set, recount and resubmit, at most `resubmits` times."""
+        for round_ in range(self.resubmits + 1):
+            async with self._lock:
+                submission = await trio.to_thread.run_sync(collector.submission)
+            if submission is None:
+                log.warning(
+                    "task %d attempt %d: the votes reach no decision under the current operator set; "
+                    "waiting for more votes",
+                    *attempt,
+                )
+                return None
+            try:
+                outcome = await self.aggregator.submit(submission)
+            except RevertError as error:
+                if round_ == self.resubmits:
+                    log.error(
+                        "task %d attempt %d: submission reverted %d times, giving up until the next vote: %s",
+                        *attempt,
+                        round_ + 1,
+                        error,
+                    )
+                    return None
+                delay = self.backoff * 2**round_
+                log.warning(
+                    "task %d attempt %d: submission reverted (%s); refreshing the operator set and "
+                    "resubmitting in %.1f s (resubmission %d of %d)",
+                    *attempt,
+                    error,
+                    delay,
+                    round_ + 1,
+                    self.resubmits,
+                )
+                await trio.sleep(delay)
+                await self._refresh(collector)
+            except ChainError as error:
+                log.error("task %d attempt %d: submission failed: %s", *attempt, error)
+                return None
+            else:
+                return submission, outcome
+        return None  # unreachable: the last round returns
+
+    async def _refresh(self, collector: VoteCollector) -> None:
+        """Re-read the operator set and move `collector` to it."""
+        try:
+            await self.directory.refresh()
+        except ChainError as error:
+            log.warning("operator set refresh failed, resubmitting with the last one read: %s", error)
+        async with self._lock:
+            collector.use_operators(self.directory.operators)
+
+    def _open(self, key: BallotKey, report: ResultMessage, task: TaskInfo) -> Ballot:
+        """A collector for `report`'s result, if it is the assigned performer's and there is room."""
+        now = self.clock()
+        attempt: AttemptKey = (key[0], key[1])
+        expires_at = report.order.assignment.deadline + self.grace
+        if expires_at <= now:
+            self.metrics.inc(REFUSED, reason="expired")
+            raise ValueError(f"task {key[0]} attempt {key[1]}: the assignment's deadline has passed")
+        try:
+            self._authenticate(report, task)
+        except PermissionError:
+            self.metrics.inc(REFUSED, reason="unproven")
+            raise
+        results = self.results.get(attempt, set())
+        if len(results) >= self.max_results_per_attempt:
+            self.metrics.inc(REFUSED, reason="results_per_attempt")
+            raise ValueError(f"task {key[0]} attempt {key[1]} already has {len(results)} results")
+        if len(self.collectors) >= self.max_collectors:
+            self.metrics.inc(REFUSED, reason="collectors")
+            if now - self._full_warned_at >= 60.0:
+                self._full_warned_at = now
+                log.warning(
+                    "%d collectors open: refusing new results until some expire", len(self.collectors)
+                )
+            raise ValueError("too many results are being voted on")
+        if results:
+            log.warning(
+                "task %d attempt %d: the performer signed %d different results", *attempt, len(results) + 1
+            )
+        collector = VoteCollector(
+            task,
+            report.performer_signature,
+            self.directory.operators,
+            self.backend,
+            chain_id=self.chain.chain_id,
+            center=self.chain.center.address,
+        )
+        ballot = self.collectors[key] = Ballot(collector, expires_at)
+        self.results.setdefault(attempt, set()).add(key[2])
+        self._next_expiry = min(self._next_expiry, expires_at)
+        return ballot
+
+    def _authenticate(self, report: ResultMessage, task: TaskInfo) -> None:
+        """PermissionError unless `report`'s result is the one its assigned, active performer signed."""
+        order, result = report.order, report.result
+        assignment = order.assignment
+        chain_id = self.chain.chain_id
+        try:
+            dispatcher = assignment.signer(order.dispatcher_signature, chain_id, self.chain.hub.address)
+        except ValueError:  # a malformed signature
+            dispatcher = None
+        if dispatcher != self.dispatcher:
+            raise PermissionError("the report's assignment is not signed by the dispatcher")
+        if (result.task_id, result.job_id, result.attempt) != (
+            assignment.task_id,
+            assignment.job_id,
+            assignment.attempt,
+        ):
+            raise PermissionError("the result is not for the assigned task, job and attempt")
+        performer = self.directory.operators.operators.get(result.performer_id)
+        if performer is None or not performer.active or performer.account != assignment.performer:
+            raise PermissionError("the result's performer is not the assigned, active operator")
+        try:
+            signer = task.performer_of(report.performer_signature, chain_id, self.chain.center.address)
+        except ValueError:
+            signer = None
+        if signer != performer.account:
+            raise PermissionError("the assigned performer did not sign this result")
+
+    def _decide(self, attempt: AttemptKey, forget_at: float) -> None:
+        """The attempt is decided on chain: drop its collectors, refuse its votes until `forget_at`."""
+        for result_hash in list(self.results.get(attempt, ())):
+            key = (attempt[0], attempt[1], result_hash)
+            forget_at = max(forget_at, self.collectors[key].expires_at)
+            self._close(key)
+        self.decided[attempt] = forget_at
+        self._next_expiry = min(self._next_expiry, forget_at)
+
+    def _close(self, key: BallotKey) -> None:
+        del self.collectors[key]
+        attempt = (key[0], key[1])
+        results = self.results[attempt]
+        results.discard(key[2])
+        if not results:
+            del self.results[attempt]
+
+
+def _count(
+    collector: VoteCollector, operators: OperatorSet, vote: Vote
+) -> tuple[list[DroppedVote], Decision]:
+    """In a worker thread: count `vote` as the current operator set says; the decision after it."""
+    collector.use_operators(operators)
+    dropped = collector.add([vote])
+    return dropped, collector.decision()
 
 
 async def run_aggregator(setup: NodeSetup) -> None:
     """Run the aggregator role until cancelled."""
+    dispatcher = setup.genesis.dispatcher
+    if dispatcher is None:
+        raise RuntimeError("the genesis names no dispatcher: an aggregator cannot tell assigned results")
     async with open_chain(setup) as chain:
         directory = await load_directory(setup, chain)
         async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
-            desk = VoteDesk(chain, directory, mesh, nursery)
+            desk = VoteDesk(
+                chain,
+                directory,
+                dispatcher=dispatcher,
+                publish=mesh.publish,
+                nursery=nursery,
+                grace=setup.genesis.protocol.assignment_ttl_seconds,
+            )
             mesh.register_handler("vote", desk.on_vote)
             nursery.start_soon(directory.keep_fresh, 30.0)
+            nursery.start_soon(desk.sweep_forever, SWEEP_INTERVAL)
             log.info("aggregator %s up as %s at %s", setup.operator.address, mesh.peer_id, mesh.listen_addrs)
