@@ -20,6 +20,7 @@ DROP_REASONS = (
     "bad_signature",
     "unknown_sender",
     "replay",
+    "flood",
     "validator_error",
     "slow_consumer",
 )
@@ -30,7 +31,8 @@ DROP_REASONS = (
 - stale: timestamp outside the freshness window (either side of now);
 - bad_signature: the signature does not recover to the claimed sender;
 - unknown_sender: the sender is not a known, active operator;
-- replay: an envelope already accepted from that sender;
+- replay: an envelope already accepted from that sender (and still fresh);
+- flood: the sender already has as many fresh envelopes accepted as its replay cache holds;
 - validator_error: the checks themselves failed (a bug, or the registry callable raised);
 - slow_consumer: a local subscriber's buffer was full.
 """
