@@ -1,9 +1,11 @@
 """The libp2p mesh: one host per process, signed gossip topics and request/response.
 
-Public API: MeshNode (with MeshConfig), the topic and protocol names, identities, the errors.
+Public API: MeshNode (with MeshConfig, and AllowedPeers for peer admission), the topic and
+protocol names, identities, the errors, LogDedup (repeated log lines logged once with a count).
 Read shared/FIELD-NOTES.md (py-libp2p) first: each module names the workarounds it applies.
 """
 
+from node.mesh.admission import AllowedPeers
 from node.mesh.envelope import Envelope, EnvelopeSigner
 from node.mesh.errors import (
     ConnectionLostError,
@@ -17,6 +19,7 @@ from node.mesh.errors import (
 )
 from node.mesh.gossip import Delivery, Subscription
 from node.mesh.host import identity_from_seed, identity_seed, peer_id_of
+from node.mesh.logdedup import LogDedup
 from node.mesh.metrics import DROP_REASONS, Metrics
 from node.mesh.names import ALL_TOPICS, ASSIGNMENTS, FINALITY, HEARTBEATS, RESULTS, RPC_PROTOCOL, versioned
 from node.mesh.node import MeshConfig, MeshNode
@@ -31,6 +34,7 @@ __all__ = [
     "HEARTBEATS",
     "RESULTS",
     "RPC_PROTOCOL",
+    "AllowedPeers",
     "ConnectionLostError",
     "Delivery",
     "Envelope",
@@ -39,6 +43,7 @@ __all__ = [
     "Handler",
     "InvalidReplyError",
     "IsActive",
+    "LogDedup",
     "MeshConfig",
     "MeshError",
     "MeshNode",

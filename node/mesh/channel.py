@@ -54,7 +54,9 @@ class Pending:
 class Channel:
     """One persistent stream to a peer: writes serialized, frames read by its owner's loop."""
 
-    def __init__(self, stream: INetStream, max_frame: int, write_timeout: float) -> None:
+    def __init__(
+        self, stream: INetStream, max_frame: int, write_timeout: float, frame_timeout: float
+    ) -> None:
         self.stream = stream
         self.peer_id: ID = stream.muxed_conn.peer_id
         self.closed = False
@@ -62,7 +64,7 @@ class Channel:
         """Handlers running for this peer's requests."""
         self._max_frame = max_frame
         self._write_timeout = write_timeout
-        self._reader = FrameReader(stream, max_frame)
+        self._reader = FrameReader(stream, max_frame, frame_timeout)
         self._write_lock = trio.Lock()
         self._pending: dict[int, Pending] = {}
         self._next_id = 0

@@ -12,7 +12,14 @@ class PeerUnreachableError(MeshError):
 
 
 class FrameError(MeshError):
-    """A message broke the stream framing: over the size limit, or cut off by the end of the stream."""
+    """A message broke the stream framing: over the size limit, cut off by the end of the stream, or stalled.
+
+    `reason` names which, for metrics: `oversized`, `truncated` or `stalled`.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class RequestError(MeshError):

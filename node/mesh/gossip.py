@@ -39,6 +39,7 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 
 from node.mesh.envelope import EnvelopeSigner, decode_envelope, encode_envelope
+from node.mesh.logdedup import LogDedup
 from node.mesh.metrics import Metrics
 from node.mesh.names import check_name
 from node.mesh.validation import EnvelopeChecker, checksum
@@ -168,6 +169,7 @@ class GossipLayer:
         self._checker = checker
         self._metrics = metrics
         self._settings = settings
+        self._log = LogDedup(logger)  # both of its lines can recur per message: once a minute each
         self._nursery = nursery
         self._my_id = pubsub.my_id
         self._my_id_bytes = self._my_id.to_bytes()
@@ -190,7 +192,9 @@ class GossipLayer:
             try:
                 return self._validate(topic, forwarder, message)
             except Exception:  # an error escaping a validator takes py-libp2p down (FIELD-NOTES 5)
-                logger.exception("gossip validator failed on %s", topic)
+                self._log.log(
+                    logging.ERROR, ("validator", topic), "gossip validator failed on %s", topic, exc_info=True
+                )
                 self._metrics.inc("mesh_messages_dropped_total", reason="validator_error")
                 return False
 
@@ -277,7 +281,12 @@ class GossipLayer:
             return
         # A stuck peer (until health pings drop it) must not stop us publishing to the others.
         self._metrics.inc("mesh_publish_backpressure_timeouts_total")
-        logger.warning("publishing despite a full peer queue after %s s", self._settings.publish_wait_timeout)
+        self._log.log(
+            logging.WARNING,
+            "backpressure",
+            "publishing despite a full peer queue after %s s",
+            self._settings.publish_wait_timeout,
+        )
 
     def topic_peers(self, topic: str) -> list[str]:
         """Peers in this node's GossipSub mesh for `topic`: those it sends the topic's messages to."""

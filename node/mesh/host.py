@@ -13,6 +13,10 @@
 - Every dial is wrapped in `trio.move_on_after` (a dial to a black-holed peer can block ~2 min)
   and first lifts the 60 s block py-libp2p puts on a peer after one failed dial
   (FIELD-NOTES 9, 10), since a dial here is always someone asking to (re)connect.
+- Peer admission (admission.py) runs in py-libp2p's resource manager: its `open_connection` is
+  asked with the remote peer id right after the security handshake and before the muxer
+  starts, and a denial there is logged at DEBUG only. It is the one hook that sees the proven
+  peer id before any stream can be opened.
 - The `libp2p` loggers go to Python logging at WARNING: by default they do not propagate and
   `auto_connector` forces INFO on itself (FIELD-NOTES 13). The TCP transport's ERROR for each
   refused dial is silenced: the same text is raised to the dialer, which reports it.
@@ -21,7 +25,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import multiaddr
 import trio
@@ -35,6 +41,7 @@ from libp2p.network.config import ConnectionConfig, RetryConfig
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.rcmgr import ResourceManager, new_resource_manager
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
@@ -96,10 +103,35 @@ class HostSettings:
     """Seconds between health pings of every connection."""
     ping_timeout: float = 3.0
     """Seconds a health ping may take before the connection is closed (a frozen peer goes in ~5 s)."""
+    peer_recheck_interval: float = 5.0
+    """Seconds between re-checks of every connected peer against the allow-list."""
 
 
-def build_host(identity: KeyPair, listen: str, settings: HostSettings) -> IHost:
-    """A host for `identity` that will listen on the multiaddr `listen` once run."""
+Admit = Callable[[ID, str], bool]
+"""Whether a peer (proven by its handshake) may connect; the str names the stage, for metrics."""
+
+
+def admitting_resource_manager(admit: Admit) -> ResourceManager:
+    """py-libp2p's default resource manager, refusing connections from peers `admit` refuses."""
+    manager = new_resource_manager()
+    open_connection = manager.open_connection
+
+    def gated(peer_id: Any = None, endpoint_ip: str | None = None, direction: str = "inbound") -> Any:
+        # Called with peer_id None before the handshake (nothing to check yet), then with the
+        # proven peer id; None means denied: py-libp2p closes the connection before its muxer runs.
+        if isinstance(peer_id, ID) and not admit(peer_id, "connection"):
+            return None
+        return open_connection(peer_id, endpoint_ip=endpoint_ip, direction=direction)
+
+    manager.open_connection = gated  # type: ignore[method-assign]
+    return manager
+
+
+def build_host(identity: KeyPair, listen: str, settings: HostSettings, admit: Admit | None = None) -> IHost:
+    """A host for `identity` that will listen on the multiaddr `listen` once run.
+
+    With `admit`, a connection (either way) to a peer it refuses is closed after the handshake.
+    """
     route_libp2p_logging()
     connection_config = ConnectionConfig(
         max_connections_per_peer=1,
@@ -119,6 +151,7 @@ def build_host(identity: KeyPair, listen: str, settings: HostSettings) -> IHost:
         muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
         listen_addrs=[multiaddr.Multiaddr(listen)],
         connection_config=connection_config,
+        resource_manager=None if admit is None else admitting_resource_manager(admit),
     )
     # `new_host` has no retry parameter; the swarm reads this attribute on every dial.
     swarm_of(host).retry_config = RetryConfig(max_retries=0)

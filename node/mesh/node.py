@@ -1,6 +1,6 @@
 """MeshNode: the node's one libp2p host, its gossip topics and its request/response service.
 
-    async with MeshNode(identity, operator, is_active, MeshConfig(chain_id=31337)) as node:
+    async with MeshNode(identity, operator, is_active, config, allowed_peers=peer_ids.__contains__) as node:
         results = await node.subscribe(RESULTS)
         await node.publish(HEARTBEATS, payload)
         reply = await node.request(peer_id, "vote", payload, timeout=2.0)
@@ -9,6 +9,9 @@ Everything runs in one trio nursery that the `async with` owns; leaving it close
 listener included (FIELD-NOTES 7: leaving `host.run()` alone leaves the TCP listener open, and
 py-libp2p binds with SO_REUSEPORT, so a restarted node on the same port would silently share
 its connections with the dead one's socket).
+
+`allowed_peers` (base58 peer id -> bool) says which peers may connect at all (admission.py);
+without it every peer is admitted and a warning says so at start.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from libp2p.crypto.keys import KeyPair
 from libp2p.peer.id import ID
 from libp2p.tools.anyio_service import background_trio_service
 
+from node.mesh.admission import AllowedPeers, PeerGate
 from node.mesh.bootstrap import BackoffSettings, keep_connected
 from node.mesh.envelope import EnvelopeSigner
-from node.mesh.errors import MeshError
+from node.mesh.errors import MeshError, PeerUnreachableError
 from node.mesh.gossip import GossipLayer, GossipSettings, Subscription, new_pubsub
 from node.mesh.host import HostSettings, build_host, dial, parse_peer_addr, peer_id_of
 from node.mesh.metrics import Metrics
@@ -96,8 +100,15 @@ class MeshNode:
     """
 
     def __init__(
-        self, identity: KeyPair, operator: LocalAccount, is_active: IsActive, config: MeshConfig
+        self,
+        identity: KeyPair,
+        operator: LocalAccount,
+        is_active: IsActive,
+        config: MeshConfig,
+        *,
+        allowed_peers: AllowedPeers | None = None,
     ) -> None:
+        """`is_active` vets envelope senders (operator addresses), `allowed_peers` connecting peers."""
         multiaddr.Multiaddr(config.listen)  # ValueError now rather than deep inside the host
         for topic in config.topics:
             check_name(topic)
@@ -114,6 +125,8 @@ class MeshNode:
             replay_cache_per_sender=config.replay_cache_per_sender,
         )
         self._bootstrap = [parse_peer_addr(address) for address in config.bootstrap]
+        # The bootstrap peers come from our own config: always admitted.
+        self._gate = PeerGate(allowed_peers, (peer.peer_id for peer in self._bootstrap), self.metrics)
         self._handlers: dict[str, Handler] = {}
         self._running: _Running | None = None
 
@@ -154,7 +167,9 @@ class MeshNode:
 
     async def _start(self, stack: AsyncExitStack) -> _Running:
         config = self.config
-        host = build_host(self._identity, config.listen, config.host)
+        if not self._gate.enforcing:
+            logger.warning("peer admission is off (no allowed_peers): any libp2p peer may connect")
+        host = build_host(self._identity, config.listen, config.host, self._gate.admits)
         # Registered before `host.run` is entered, so it runs after it is left: only close() frees the port.
         stack.push_async_callback(self._close_host, host)
         await stack.enter_async_context(host.run([multiaddr.Multiaddr(config.listen)]))
@@ -182,10 +197,12 @@ class MeshNode:
             config.host.dial_timeout,
             nursery,
             self._handlers,
+            self._gate,
         )
         stack.push_async_callback(rpc.close)
         for topic in config.topics:
             await gossip.join(topic)
+        nursery.start_soon(self._gate.recheck, host, config.host.peer_recheck_interval)
         own = ID.from_base58(self._peer_id)
         for peer in self._bootstrap:
             if peer.peer_id != own:
@@ -210,8 +227,11 @@ class MeshNode:
 
         PeerUnreachableError if it cannot be reached within the dial timeout. A peer py-libp2p
         blocked after a failed dial is unblocked first: asking to connect means trying again.
+        A peer that `allowed_peers` refuses is not dialed (PeerUnreachableError).
         """
         peer = parse_peer_addr(address)
+        if not self._gate.allows(peer.peer_id):
+            raise PeerUnreachableError(f"{peer.peer_id} is not an allowed peer")
         await dial(self._parts().host, peer, self.config.host.dial_timeout)
         return peer.peer_id.to_base58()
 

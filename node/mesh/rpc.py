@@ -7,11 +7,17 @@ replies, matched by request id. Every request and every reply is a signed envelo
 like gossip (a reply must also name the request's nonce in `ref`). Each request has its own
 timeout covering the dial too; a handler has its own timeout on the serving side; a stream
 that breaks fails every request waiting on it at once.
+
+What a peer can make this node hold is bounded (security review, finding 8): only allowed
+peers get streams (admission.py), each at most `max_streams_per_peer` of them (a pair needs
+one, two when both open at once; the rest are reset and counted), each buffering at most one
+frame of `max_frame` bytes, which must arrive within `frame_timeout` of its first byte.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -21,6 +27,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 
+from node.mesh.admission import PeerGate
 from node.mesh.channel import FAILURE, REPLY, REQUEST, Channel, Pending, RpcFrame
 from node.mesh.envelope import Envelope, EnvelopeSigner, encode_envelope
 from node.mesh.errors import (
@@ -32,6 +39,7 @@ from node.mesh.errors import (
     RequestTimeoutError,
 )
 from node.mesh.host import dial, is_connected
+from node.mesh.logdedup import LogDedup
 from node.mesh.metrics import Metrics
 from node.mesh.names import RPC_PROTOCOL, reply_kind, request_kind
 from node.mesh.validation import EnvelopeChecker, checksum
@@ -51,8 +59,14 @@ MAX_DETAIL = 1000
 class RpcSettings:
     """Limits of the request/response layer."""
 
-    max_frame: int = 4 * 1024 * 1024
-    """Largest frame in bytes, either way (py-libp2p's own framing fails past ~6.5 MB)."""
+    max_frame: int = 256 * 1024
+    """Largest frame in bytes, either way. Our largest message is an assignment carrying a
+    transaction's calldata, and nodes (geth's pool) refuse transactions over 128 KiB: twice that
+    leaves room for the rest. Each stream may buffer this much, so it bounds a peer's memory."""
+    frame_timeout: float = 10.0
+    """Seconds a frame may take from its first byte to its last (a half-sent frame is cut off)."""
+    max_streams_per_peer: int = 4
+    """Open RPC streams per peer, both directions together; further inbound ones are reset."""
     handler_timeout: float = 30.0
     """Seconds a handler may run before the caller is told `handler_timeout`."""
     write_timeout: float = 10.0
@@ -74,8 +88,10 @@ class RpcLayer:
         dial_timeout: float,
         nursery: trio.Nursery,
         handlers: dict[str, Handler],
+        gate: PeerGate,
     ) -> None:
         self._host = host
+        self._gate = gate
         self._signer = signer
         self._checker = checker
         self._metrics = metrics
@@ -86,6 +102,9 @@ class RpcLayer:
         self._channels: dict[ID, Channel] = {}
         self._opening: dict[ID, trio.Lock] = {}
         self._all: set[Channel] = set()
+        self._streams: Counter[ID] = Counter()
+        """Open channels per peer (the per-peer cap)."""
+        self._log = LogDedup(logger)
         host.set_stream_handler(TProtocol(RPC_PROTOCOL), self._accept)
 
     async def request(self, peer_id: ID, method: str, payload: bytes, timeout: float) -> bytes:
@@ -127,6 +146,8 @@ class RpcLayer:
             channel = self._channels.get(peer_id)
             if channel is not None and not channel.closed:
                 return channel
+            if not self._gate.allows(peer_id):
+                raise PeerUnreachableError(f"{peer_id} is not an allowed peer")
             if not is_connected(self._host, peer_id):
                 try:
                     addrs = self._host.get_peerstore().addrs(peer_id)
@@ -142,8 +163,10 @@ class RpcLayer:
             return channel
 
     def _adopt(self, stream: INetStream) -> Channel:
-        channel = Channel(stream, self._settings.max_frame, self._settings.write_timeout)
+        settings = self._settings
+        channel = Channel(stream, settings.max_frame, settings.write_timeout, settings.frame_timeout)
         self._all.add(channel)
+        self._streams[channel.peer_id] += 1
         current = self._channels.get(channel.peer_id)
         # Both sides may open at once: keep the first live stream for our requests, serve both.
         if current is None or current.closed:
@@ -152,7 +175,28 @@ class RpcLayer:
 
     async def _accept(self, stream: INetStream) -> None:
         # py-libp2p runs each stream handler in its own task: serve the stream right here.
-        await self._serve(self._adopt(stream))
+        peer_id = stream.muxed_conn.peer_id
+        if not self._gate.admits(peer_id, "stream"):
+            await self._refuse(stream, "not_allowed")
+        elif self._streams[peer_id] >= self._settings.max_streams_per_peer:
+            await self._refuse(stream, "per_peer_limit")
+        else:
+            await self._serve(self._adopt(stream))
+
+    async def _refuse(self, stream: INetStream, reason: str) -> None:
+        self._metrics.inc("mesh_rpc_streams_refused_total", reason=reason)
+        self._log.log(
+            logging.INFO,
+            ("refused", reason),
+            "refused an rpc stream from %s: %s",
+            stream.muxed_conn.peer_id,
+            reason,
+        )
+        with trio.CancelScope(shield=True), trio.move_on_after(self._settings.write_timeout):
+            try:
+                await stream.reset()
+            except Exception as error:  # already broken: nothing left to release
+                logger.debug("resetting a refused rpc stream: %s", error)
 
     async def _serve(self, channel: Channel) -> None:
         try:
@@ -161,13 +205,22 @@ class RpcLayer:
                     self._on_request(channel, message)
                 else:
                     channel.resolve(message)
-        except Exception as error:  # a reset, broken framing or an undecodable frame ends the stream
+        except FrameError as error:  # oversized, truncated or stalled: the peer broke the framing
+            self._metrics.inc("mesh_rpc_streams_cut_total", reason=error.reason)
+            self._log.log(
+                logging.INFO, ("cut", error.reason), "rpc stream with %s cut: %s", channel.peer_id, error
+            )
+        except Exception as error:  # a reset or an undecodable frame ends the stream
             logger.debug("rpc stream with %s ended: %s", channel.peer_id, error)
         finally:
-            await channel.abort()
+            # Bookkeeping first: it must happen even if this task is being cancelled.
             self._all.discard(channel)
+            self._streams[channel.peer_id] -= 1
+            if self._streams[channel.peer_id] <= 0:
+                del self._streams[channel.peer_id]
             if self._channels.get(channel.peer_id) is channel:
                 del self._channels[channel.peer_id]
+            await channel.abort()
 
     def _on_request(self, channel: Channel, message: RpcFrame) -> None:
         try:
@@ -205,7 +258,10 @@ class RpcLayer:
                     if not isinstance(result, bytes):
                         raise TypeError(f"handler returned {type(result).__name__}, not bytes")
                 except Exception as error:  # the handler's failure goes back to the caller, not up
-                    logger.warning("handler for %s failed", method, exc_info=True)
+                    # A peer can make a handler fail on every request: once a minute per method at most.
+                    self._log.log(
+                        logging.WARNING, ("handler", method), "handler for %s failed", method, exc_info=True
+                    )
                     self._fail(channel, message, "handler_error", f"{type(error).__name__}: {error}")
                     return
                 reply = self._signer.seal(reply_kind(method), result, ref=request.nonce)
