@@ -17,6 +17,11 @@
   asked with the remote peer id right after the security handshake and before the muxer
   starts, and a denial there is logged at DEBUG only. It is the one hook that sees the proven
   peer id before any stream can be opened.
+- `dial` first drops connection entries that are already closed: py-libp2p's `connect`
+  returns at once, without dialing, while any entry for the peer remains, even a closed one
+  (its removal waits on a muxer close that can hang on a frozen peer). That made the
+  bootstrap loop spin on "connected" (10 million log lines in 11 minutes); `dial` also
+  reports a `connect` that returns without an open connection as a failure.
 - The `libp2p` loggers go to Python logging at WARNING: by default they do not propagate and
   `auto_connector` forces INFO on itself (FIELD-NOTES 13). The TCP transport's ERROR for each
   refused dial is silenced: the same text is raised to the dialer, which reports it.
@@ -168,18 +173,38 @@ def swarm_of(host: IHost) -> Swarm:
 
 def is_connected(host: IHost, peer_id: ID) -> bool:
     """Whether the host has an open connection to `peer_id`."""
-    return any(not conn.is_closed for conn in host.get_network().get_connections(peer_id))
+    return any(_is_open(conn) for conn in host.get_network().get_connections(peer_id))
+
+
+def _is_open(conn: Any) -> bool:
+    # A closed muxer under a not-yet-closed SwarmConn is dead too: its cleanup is pending.
+    return not conn.is_closed and not getattr(conn.muxed_conn, "is_closed", False)
+
+
+def drop_stale_connections(host: IHost, peer_id: ID) -> int:
+    """Forget the host's closed connection entries for `peer_id` (they make `connect` a no-op); how many."""
+    swarm = swarm_of(host)
+    stale = [conn for conn in swarm.connections.get(peer_id, []) if not _is_open(conn)]
+    for conn in stale:
+        swarm.remove_conn(conn)  # records only: the connection is already closed
+    return len(stale)
 
 
 async def dial(host: IHost, peer: PeerInfo, timeout: float) -> None:
-    """Connect to `peer` unless connected; PeerUnreachableError when that fails or takes over `timeout` s."""
+    """Connect to `peer` unless connected; PeerUnreachableError when that fails or takes over `timeout` s.
+
+    Returns only with an open connection: a `connect` that returns without one is a failure.
+    """
     if is_connected(host, peer.peer_id):
         return
+    drop_stale_connections(host, peer.peer_id)
     swarm_of(host).unblock_peer(peer.peer_id)
     with trio.move_on_after(timeout):
         try:
             await host.connect(peer)
         except Exception as error:  # py-libp2p raises many types, sometimes grouped
             raise PeerUnreachableError(f"cannot connect to {peer.peer_id}: {error}") from error
+        if not is_connected(host, peer.peer_id):
+            raise PeerUnreachableError(f"connecting to {peer.peer_id} returned without an open connection")
         return
     raise PeerUnreachableError(f"no connection to {peer.peer_id} within {timeout} s")

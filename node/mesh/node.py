@@ -35,7 +35,7 @@ from node.mesh.bootstrap import BackoffSettings, keep_connected
 from node.mesh.envelope import EnvelopeSigner
 from node.mesh.errors import MeshError, PeerUnreachableError
 from node.mesh.gossip import GossipLayer, GossipSettings, Subscription, new_pubsub
-from node.mesh.host import HostSettings, build_host, dial, parse_peer_addr, peer_id_of
+from node.mesh.host import HostSettings, build_host, dial, is_connected, parse_peer_addr, peer_id_of
 from node.mesh.metrics import Metrics
 from node.mesh.names import ALL_TOPICS, check_method, check_name
 from node.mesh.rpc import Handler, RpcLayer, RpcSettings
@@ -237,7 +237,9 @@ class MeshNode:
 
     def connected_peers(self) -> list[str]:
         """Peer ids of every peer with an open connection."""
-        return sorted(peer.to_base58() for peer in self._parts().host.get_connected_peers())
+        host = self._parts().host
+        # py-libp2p lists every peer with a connection entry, closed ones included: check each.
+        return sorted(peer.to_base58() for peer in host.get_connected_peers() if is_connected(host, peer))
 
     def topic_peers(self, topic: str) -> list[str]:
         """Peer ids of the peers this node sends `topic`'s messages to (its GossipSub mesh)."""
