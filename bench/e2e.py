@@ -42,7 +42,13 @@ async def measure(facts: dict, tasks: int) -> tuple[list[float], list[float]]:
         next_block = int(await rpc.call("eth_blockNumber"), 16)
         jobs = []
         for _ in range(JOBS):
-            body = demo_job(owner, facts["demoCounter"], facts["chainId"], every_seconds=1)
+            body = demo_job(
+                owner,
+                facts["demoCounter"],
+                facts["chainId"],
+                facts["contracts"]["taskExecutionHub"],
+                every_seconds=1,
+            )
             jobs.append((await http.post("/api/jobs", json=body)).json()["job"]["id"])
         with trio.fail_after(300):
             while len(seen["TaskSubmitted"]) < tasks:

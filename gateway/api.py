@@ -1,6 +1,8 @@
 """The HTTP API (quart-trio): jobs and tasks, with JSON errors that say what is wrong.
 
-    POST /api/jobs                  create a job (body: see gateway.jobs)     → 201 {job} | 409
+    POST   /api/jobs                create a job (body: see gateway.jobs)     → 201 {job} | 409
+    DELETE /api/jobs/delete/<id>    cancel it (body: the owner's CancelJob    → 200 {job} | 404 | 409
+                                    signature, see gateway.intake)
     GET  /api/jobs/id/<id>          one job                                   → 200 {job} | 404
     GET  /api/tasks/job/<job_id>    a job's tasks, oldest first, paginated    → 200 {tasks, cursor}
     GET  /api/tasks/id/<id>         one task                                  → 200 {task} | 404
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -26,15 +28,12 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import BaseConverter
 
 from gateway.http import BoundedBodies, HttpLimits
-from gateway.intake import JobConflictError
+from gateway.intake import JobConflictError, JobIntake
 from gateway.jobs import JobSpecError
-from gateway.records import JobRecord
 from gateway.storage import GatewayStorage
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 500
-# POST /api/jobs body → the stored job; JobSpecError (400) or JobConflictError (409).
-JobCreator = Callable[[bytes], Awaitable[JobRecord]]
 MAX_ID = 2**63 - 1  # the store keys ints as signed 64-bit; ids start at 1
 
 
@@ -71,20 +70,16 @@ def _error(status: int, reason: str, **extra: Any) -> Response:
 
 def create_app(
     storage: GatewayStorage,
-    chain_id: int,
-    on_job_created: Callable[[JobRecord], None],
     keepers: Callable[[], list[dict[str, Any]]] = list,
     *,
+    intake: JobIntake | None = None,
     limits: HttpLimits | None = None,
-    create_job: JobCreator | None = None,
 ) -> QuartTrio:
     """The API over `storage`; `keepers` reports the keepers' health.
 
-    `create_job` makes a job from a POST /api/jobs body: `gateway.intake.JobIntake.create`,
-    which checks it against the chain and tells the scheduler. Without it the gateway takes
-    no jobs (503). `chain_id` and `on_job_created` are what the API used before the intake;
-    they stay so that existing callers still build it. `limits` bounds request bodies
-    (serve the app with `gateway.http.server_config` for the connection-level limits).
+    `intake` creates and cancels jobs, checked against the chain (without one the gateway
+    takes no jobs: 503). `limits` bounds request bodies (serve the app with
+    `gateway.http.server_config` for the connection-level limits).
     """
     limits = limits or HttpLimits()
     app = QuartTrio("triggerx-gateway")
@@ -97,15 +92,30 @@ def create_app(
 
     @app.post("/api/jobs")
     async def post_job() -> Response:
-        if create_job is None:
+        if intake is None:
             return _error(503, "this gateway takes no jobs: it has no job intake")
         try:
-            record = await create_job(await request.get_data())
+            record = await intake.create(await request.get_data())
         except JobSpecError as error:
             return _error(400, error.problem, field=error.field)
         except JobConflictError as error:
             return _error(409, str(error))
         return _json({"job": record}, 201)
+
+    @app.delete("/api/jobs/delete/<id:raw_id>")
+    async def cancel_job(raw_id: str) -> Response:
+        job_id = _stored_id(raw_id)
+        if job_id is None or storage.jobs.get(job_id) is None:
+            return _no("job", raw_id)
+        if intake is None:
+            return _error(503, "this gateway takes no jobs: it has no job intake")
+        try:
+            record = await intake.cancel(job_id, await request.get_data())
+        except JobSpecError as error:
+            return _error(400, error.problem, field=error.field)
+        except JobConflictError as error:
+            return _error(409, str(error))
+        return _json({"job": record})
 
     @app.get("/api/jobs/id/<id:raw_id>")
     async def get_job(raw_id: str) -> Response:

@@ -151,19 +151,23 @@ def _genesis(
     )
 
 
-def demo_job(owner: LocalAccount, counter: str, chain_id: int, every_seconds: int = 5) -> dict[str, object]:
-    """A signed job that increments the demo counter every `every_seconds`."""
+def demo_job(
+    owner: LocalAccount, counter: str, chain_id: int, hub: str, every_seconds: int = 5
+) -> dict[str, object]:
+    """A signed job that increments the demo counter every `every_seconds` (a fresh random
+    nonce each time, so every call makes a new job; the consent is valid for a week)."""
     spec = JobSpec(
         owner=owner.address,
+        nonce=str(secrets.randbits(64)),
+        expiry=int(time.time()) + 7 * 86_400,
         target=counter,
         function="increment()",
         schedule_type="interval",
         schedule=IntervalSchedule(every_seconds=every_seconds),
         max_fee_per_task=str(10**16),
         gas_limit=100_000,
-        salt=secrets.randbits(64),
     )
-    return {"job": msgspec.to_builtins(spec), "signature": sign_job(spec, owner, chain_id)}
+    return {"job": msgspec.to_builtins(spec), "signature": sign_job(spec, owner, chain_id, hub)}
 
 
 class Devnet:

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 
 import msgspec
 import trio
-from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from libp2p.peer.id import ID
 
 from consensus.jobs import CANCELLED_TERMS
 from consensus.operators import Operator
 from gateway.api import create_app
+from gateway.http import server_config
+from gateway.intake import JobIntake
 from gateway.records import AttemptRecord, JobRecord
 from gateway.storage import GatewayStorage
 from node.chain.errors import ChainError
@@ -325,11 +326,16 @@ async def run_gateway(setup: NodeSetup) -> None:
                 gateway = Gateway(setup, chain, directory, mesh, storage, nursery)
                 for job in storage.jobs.records():
                     gateway.schedule(job)
-                app = create_app(storage, chain.chain_id, gateway.schedule, gateway.keeper_status)
-                http = HypercornConfig()
-                http.bind = [str(settings.gateway.http_listen)]
-                http.accesslog = None
-                nursery.start_soon(serve, app, http)
+                intake = JobIntake(
+                    storage,
+                    chain.hub,
+                    chain.sender,
+                    chain.chain_id,
+                    on_created=gateway.schedule,
+                    on_cancelled=gateway.unschedule,
+                )
+                app = create_app(storage, gateway.keeper_status, intake=intake)
+                nursery.start_soon(serve, app, server_config(str(settings.gateway.http_listen)))
                 nursery.start_soon(directory.keep_fresh, 30.0)
                 nursery.start_soon(gateway.track_heartbeats)
                 nursery.start_soon(gateway.follow_decisions)

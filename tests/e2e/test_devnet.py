@@ -63,7 +63,13 @@ def devnet(tmp_path):
 def test_an_interval_job_runs_on_the_devnet(devnet):
     gateway, chain = devnet["gatewayUrl"], devnet["rpcUrl"]
     owner = Account.from_key(devnet["demoOwnerKey"])
-    body = demo_job(owner, devnet["demoCounter"], devnet["chainId"], every_seconds=2)
+    body = demo_job(
+        owner,
+        devnet["demoCounter"],
+        devnet["chainId"],
+        devnet["contracts"]["taskExecutionHub"],
+        every_seconds=2,
+    )
     created = httpx.post(f"{gateway}/api/jobs", json=body)
     assert created.status_code == 201, created.text
     job_id = created.json()["job"]["id"]
@@ -103,6 +109,20 @@ def test_an_interval_job_runs_on_the_devnet(devnet):
         "latest",
     )
     assert int(count, 16) == len(executed) >= len(completed)
+    # Each approval released the task's escrowed fee (to its performer).
+    for task in completed:
+        escrow = rpc(
+            chain,
+            "eth_call",
+            {
+                "to": devnet["contracts"]["taskExecutionHub"],
+                "data": "0x" + hub.encode_call("escrowOf", (task["id"],)).hex(),
+            },
+            "latest",
+        )
+        executed_flag, fee, settled = hub.decode_result("escrowOf", bytes.fromhex(escrow[2:]))
+        assert (executed_flag, settled) == (True, True)
+        assert fee > 0
 
 
 def keepers_online(gateway: str) -> dict[str, bool]:
@@ -128,7 +148,13 @@ def test_a_killed_keeper_goes_offline_and_a_restarted_one_rejoins(devnet):
     wait_for(lambda: keepers_online(gateway)[victim] is False)
 
     owner = Account.from_key(devnet["demoOwnerKey"])
-    body = demo_job(owner, devnet["demoCounter"], devnet["chainId"], every_seconds=1)
+    body = demo_job(
+        owner,
+        devnet["demoCounter"],
+        devnet["chainId"],
+        devnet["contracts"]["taskExecutionHub"],
+        every_seconds=1,
+    )
     job_id = httpx.post(f"{gateway}/api/jobs", json=body).json()["job"]["id"]
     wait_for(lambda: len(performers(gateway, job_id, 0)) >= 6)
     assert victim not in performers(gateway, job_id, 0)

@@ -49,7 +49,7 @@ def test_deploy_prints_working_addresses(anvil, accounts, tmp_path):
     assert printed == json.loads(out.read_text())
     assert printed["dispatcher"] == accounts[1].address
     assert printed["governor"] == accounts[0].address
-    for name in ("jobRegistry", "triggerGasRegistry", "taskExecutionHub"):
+    for name in ("taskExecutionHub", "operatorRegistry", "attestationCenter"):
         reply = httpx.post(
             anvil.http_url,
             json={"jsonrpc": "2.0", "id": 1, "method": "eth_getCode", "params": [printed[name], "latest"]},

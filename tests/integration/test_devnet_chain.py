@@ -23,7 +23,10 @@ async def test_provision_registers_funded_keepers(anvil, accounts, rpc):
     assert [op.public_key for op in operators.active] == [
         choose_backend().secret_to_public(bls_secret(i)) for i in range(3)
     ]
-    gas_registry = Contract(rpc, load_artifact("TriggerGasRegistry"), deployment.gas_registry)
-    assert await gas_registry.call("hub") == deployment.hub
+    # Wired: the center settles the hub's escrows and penalises through the registry.
+    hub = Contract(rpc, load_artifact("TaskExecutionHub"), deployment.hub)
+    assert await hub.call("settler") == deployment.attestation_center
+    assert await hub.call("dispatcher") == accounts[1].address
+    assert await registry.call("attestationCenter") == deployment.attestation_center
     for keeper in keepers:
         assert int(await rpc.call("eth_getBalance", keeper.address, "latest"), 16) > 0

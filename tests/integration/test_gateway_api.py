@@ -1,8 +1,5 @@
-"""The HTTP API over a real store: jobs in, tasks out, and JSON errors for everything else.
-
-Jobs are made by the real parser and store; the chain checks of gateway.intake.JobIntake
-(balance, on-chain state) are left out here, so no chain is needed.
-"""
+"""The HTTP API over a real store and a real chain: jobs in (checked against the hub by
+gateway.intake.JobIntake), cancelled by their owner, tasks out, and JSON errors for everything else."""
 
 from __future__ import annotations
 
@@ -11,17 +8,20 @@ import time
 
 import msgspec
 import pytest
+import rlp
 from eth_account import Account
+from eth_utils import keccak, to_checksum_address
 
+from consensus.jobs import CANCELLED_TERMS, cancel_message
 from gateway.api import create_app
-from gateway.intake import JobConflictError
-from gateway.jobs import IntervalSchedule, JobSpec, parse_create_request, sign_job
+from gateway.intake import JobIntake
+from gateway.jobs import IntervalSchedule, JobSpec, sign_job
 from gateway.records import JobRecord
 from gateway.storage import GatewayStorage
 from node.store import Store
 
-CHAIN_ID = 31337
-HUB = "0x" + "33" * 20
+from ..conftest import CHAIN_ID
+
 OWNER = Account.from_key(b"\x07" * 32)
 SPEC = JobSpec(
     owner=OWNER.address,
@@ -35,8 +35,14 @@ SPEC = JobSpec(
 )
 
 
-def body(spec: JobSpec = SPEC) -> str:
-    signature = sign_job(spec, OWNER, CHAIN_ID, HUB)
+# The `core` fixture deploys the hub as the first transaction of anvil's first account, so its
+# address (part of the EIP-712 domain the owner signs in) is known in advance.
+ANVIL_DEPLOYER = bytes.fromhex("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
+HUB = to_checksum_address(keccak(rlp.encode([ANVIL_DEPLOYER, 0]))[12:])
+
+
+def body(spec: JobSpec = SPEC, owner=OWNER) -> str:
+    signature = sign_job(spec, owner, CHAIN_ID, HUB)
     return json.dumps({"job": msgspec.to_builtins(spec), "signature": signature})
 
 
@@ -47,19 +53,25 @@ def storage(tmp_path):
 
 
 @pytest.fixture
-def created(storage):
+async def created(storage, core, accounts, sender_for, rpc):
+    """The API with a job intake on a fresh hub; OWNER has 1 ETH deposited; accounts[1] relays."""
+    assert core.hub.address == HUB
+    await rpc.call("anvil_setBalance", OWNER.address, hex(10**19))
+    await core.hub.transact(sender_for(OWNER), "deposit", value=10**18)
     scheduled: list[JobRecord] = []
 
-    async def create_job(data: bytes) -> JobRecord:
-        now = time.time()
-        job = parse_create_request(data, CHAIN_ID, HUB, now)
-        if storage.job_by_chain_id(job.chain_job_id) is not None:
-            raise JobConflictError("this signed job already exists")
-        record = storage.create_job(job, now)
-        scheduled.append(record)
-        return record
+    def unschedule(job: JobRecord) -> None:
+        scheduled[:] = [j for j in scheduled if j.id != job.id]
 
-    return scheduled, create_app(storage, CHAIN_ID, scheduled.append, create_job=create_job).test_client()
+    intake = JobIntake(
+        storage,
+        core.hub,
+        sender_for(accounts[1]),
+        CHAIN_ID,
+        on_created=scheduled.append,
+        on_cancelled=unschedule,
+    )
+    return scheduled, create_app(storage, intake=intake).test_client()
 
 
 async def test_a_job_is_created_and_read_back(created, storage):
@@ -73,12 +85,79 @@ async def test_a_job_is_created_and_read_back(created, storage):
     assert (await response.get_json())["job"]["spec"]["function"] == "increment()"
     second = await client.post("/api/jobs", data=body(msgspec.structs.replace(SPEC, nonce=2)))
     assert (await second.get_json())["job"]["id"] == 2
+    # Finding 2: the same signed body posted again is not a new job.
     again = await client.post("/api/jobs", data=body())
-    assert (again.status_code, await again.get_json()) == (409, {"error": "this signed job already exists"})
+    assert (again.status_code, await again.get_json()) == (
+        409,
+        {"error": "this signed job already exists as job 1"},
+    )
+
+
+async def test_finding9_an_owner_without_balance_is_refused(created, sender_for):
+    """A job whose owner had no deposit was accepted, and its tasks timed out on every keeper."""
+    _, client = created
+    broke = Account.from_key(b"\x08" * 32)
+    spec = msgspec.structs.replace(SPEC, owner=broke.address)
+    response = await client.post("/api/jobs", data=body(spec, broke))
+    assert response.status_code == 400
+    reply = await response.get_json()
+    assert reply["field"] == "$.job.owner"
+    assert reply["error"].startswith("balance 0 wei is less than maxFeePerTask 1000000000000000")
+
+
+async def test_finding9_active_jobs_per_owner_are_capped(storage, core, accounts, sender_for, rpc):
+    await rpc.call("anvil_setBalance", OWNER.address, hex(10**19))
+    await core.hub.transact(sender_for(OWNER), "deposit", value=10**18)
+    intake = JobIntake(
+        storage,
+        core.hub,
+        sender_for(accounts[1]),
+        CHAIN_ID,
+        lambda job: None,
+        lambda job: None,
+        max_active_jobs_per_owner=2,
+    )
+    client = create_app(storage, intake=intake).test_client()
+    for nonce in (1, 2):
+        assert (
+            await client.post("/api/jobs", data=body(msgspec.structs.replace(SPEC, nonce=nonce)))
+        ).status_code == 201
+    third = await client.post("/api/jobs", data=body(msgspec.structs.replace(SPEC, nonce=3)))
+    assert (third.status_code, (await third.get_json())["error"]) == (
+        400,
+        "already has 2 active jobs, the most allowed",
+    )
+
+
+async def test_finding2_the_owner_cancels_through_the_gateway_on_chain(created, core):
+    scheduled, client = created
+    await client.post("/api/jobs", data=body())
+    job = scheduled[0]
+    stranger = cancel_message(job.chain_job_id, CHAIN_ID, core.hub.address).sign(
+        Account.from_key(b"\x09" * 32)
+    )
+    refused = await client.delete("/api/jobs/delete/1", data=json.dumps({"signature": "0x" + stranger.hex()}))
+    assert (refused.status_code, (await refused.get_json())["field"]) == (400, "$.signature")
+    signature = cancel_message(job.chain_job_id, CHAIN_ID, core.hub.address).sign(OWNER)
+    response = await client.delete(
+        "/api/jobs/delete/1", data=json.dumps({"signature": "0x" + signature.hex()})
+    )
+    assert response.status_code == 200
+    assert (await response.get_json())["job"]["status"] == "deleted"
+    assert scheduled == []  # unscheduled
+    # On chain at once: the signed consent can never register the job now.
+    assert await core.hub.call("jobTermsHash", job.chain_job_id) == CANCELLED_TERMS
+    # Posting the signed job again is refused, here and on chain.
+    again = await client.post("/api/jobs", data=body())
+    assert again.status_code == 409
+    missing = await client.delete(
+        "/api/jobs/delete/7", data=json.dumps({"signature": "0x" + signature.hex()})
+    )
+    assert missing.status_code == 404
 
 
 async def test_without_a_job_intake_no_jobs_are_taken(storage):
-    client = create_app(storage, CHAIN_ID, lambda job: None).test_client()
+    client = create_app(storage).test_client()
     response = await client.post("/api/jobs", data=body())
     assert (response.status_code, (await response.get_json())["error"]) == (
         503,
@@ -113,6 +192,7 @@ async def test_tasks_are_listed_by_job_with_a_cursor(created, storage):
         ("GET", "/api/tasks/job/99", None, 404, "no job 99"),
         ("GET", "/api/jobs/id/abc", None, 404, "Not Found"),
         ("DELETE", "/api/jobs/id/1", None, 405, "method is not allowed"),
+        ("DELETE", "/api/jobs/delete/1", "{}", 404, "no job 1"),
         ("GET", "/api/nowhere", None, 404, "Not Found"),
         # Finding 3: ids the store cannot key (signed 64-bit) were a 500.
         ("GET", f"/api/jobs/id/{2**63}", None, 404, f"no job {2**63}: job ids are 1 to {2**63 - 1}"),

@@ -103,7 +103,7 @@ GET_KEEPERS = request("GET", "/api/keepers")
 async def port(tmp_path) -> AsyncIterator[int]:
     """A gateway API on a real hypercorn server on 127.0.0.1, configured as the role should be."""
     with Store.open(tmp_path / "db") as store:
-        app = create_app(GatewayStorage(store), CHAIN_ID, lambda job: None, limits=LIMITS)
+        app = create_app(GatewayStorage(store), limits=LIMITS)
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(serve, app, server_config("127.0.0.1:0", LIMITS))
             yield int(binds[0].rsplit(":", 1)[1])

@@ -5,83 +5,80 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import msgspec
 import pytest
 from eth_utils import keccak
 
 from consensus.aggregator import Aggregator, VoteCollector
 from consensus.attestation import TaskInfo, Vote
 from consensus.operators import OperatorSet, load_operator_set
-from node.chain.contracts import Contract, deploy, load_artifact
-from node.chain.deployment import CoreContracts, deploy_core
+from node.chain.contracts import Contract, load_artifact
 from node.dispatcher.assignment import Assignment
 from node.dispatcher.selection import choose_performer
 from node.keeper.attester import ResultChecker
 from node.keeper.executor import AssignmentRefused, TaskExecutor
 from node.keeper.result import ExecutionResult
+from node.messages import AssignmentMessage
 from node.monitor import TaskMonitor
 
 from ..conftest import CHAIN_ID
 from ..consensus_helpers import BACKEND, Network, bls_secret, deploy_network
 
-ETH = 10**18
-
 
 @dataclass
 class World:
-    core: CoreContracts
+    """The network of consensus_helpers (accounts[0] governs and dispatches) with four keepers
+    (anvil accounts 2 to 5) and its registered, funded Counter job."""
+
     network: Network
+    hub: Contract
     counter: Contract
     operators: OperatorSet
-    owner: str
     keepers: dict[str, object]  # address -> LocalAccount
 
 
 @pytest.fixture
 async def world(accounts, sender_for) -> World:
-    governor = sender_for(accounts[0])
-    core = await deploy_core(governor, dispatcher=accounts[1].address)
     keepers = accounts[2:6]
-    network = await deploy_network(governor, keepers, [100] * 4, CHAIN_ID)
-    counter = await deploy(governor, load_artifact("Counter"))
-    await core.gas_registry.transact(sender_for(accounts[6]), "deposit", value=ETH)
+    network = await deploy_network(sender_for(accounts[0]), keepers, [100] * 4, CHAIN_ID)
+    counter = Contract(network.hub.rpc, load_artifact("Counter"), network.terms.target)
     operators = await load_operator_set(network.registry)
-    return World(core, network, counter, operators, accounts[6].address, {k.address: k for k in keepers})
+    return World(network, network.hub, counter, operators, {k.address: k for k in keepers})
 
 
 async def assign(world: World, accounts, task_id: int = 1, attempt: int = 1, tried=()) -> tuple:
+    """The dispatcher's order for the job's task `task_id`, to the keeper selection picks."""
     performer = choose_performer(task_id, world.operators.active, set(tried), world.operators.total_stake)
     latest = await world.counter.rpc.call("eth_getBlockByNumber", "latest", False)
-    calldata = world.counter.encode("increment")
+    network = world.network
     assignment = Assignment(
         task_id=task_id,
-        job_id=9,
+        job_id=network.job_id,
         attempt=attempt,
         performer=performer.account,
-        owner=world.owner,
-        target=world.counter.address,
-        selector=calldata[:4],
-        gas_limit=100_000,
         deadline=int(latest["timestamp"], 16) + 300,
-        max_fee=10**16,
+        terms_hash=network.terms.hash(),
         trigger_evidence=keccak(b"interval tick"),
     )
-    return performer, assignment, assignment.sign(accounts[1], CHAIN_ID, world.core.hub.address), calldata
+    signature = assignment.sign(accounts[0], CHAIN_ID, world.hub.address)
+    return performer, AssignmentMessage(assignment, network.terms, signature, network.calldata)
 
 
 def executor_for(world: World, sender_for, accounts, keeper: str, operator_id: int) -> TaskExecutor:
-    """The executor of keeper `keeper` (an address), with accounts[1] as the dispatcher."""
+    """The executor of keeper `keeper` (an address), with accounts[0] as the dispatcher."""
     sender = sender_for(world.keepers[keeper])
     return TaskExecutor(
-        world.core.hub, sender, dispatcher=accounts[1].address, operator_id=operator_id, chain_id=CHAIN_ID
+        world.hub, sender, dispatcher=accounts[0].address, operator_id=operator_id, chain_id=CHAIN_ID
     )
 
 
 async def attest_and_submit(
-    world: World, sender_for, accounts, assignment, result: ExecutionResult, calldata
+    world: World, sender_for, accounts, order: AssignmentMessage, result: ExecutionResult
 ):
     """Every keeper but the performer checks the result and votes; the aggregator submits."""
     center = world.network.center
     task = TaskInfo(result.task_id, result.job_id, result.attempt, result.performer_id, result.result_hash())
+    assignment = order.assignment
     performer = world.keepers[assignment.performer]
     collector = VoteCollector(
         task,
@@ -91,12 +88,12 @@ async def attest_and_submit(
         chain_id=CHAIN_ID,
         center=center.address,
     )
-    checker = ResultChecker(world.core.hub)
+    checker = ResultChecker(world.hub)
     verdicts = {}
     for operator in world.operators.active:
         if operator.id == result.performer_id:
             continue
-        verdict = await checker.check(assignment, result, expected_calldata=calldata)
+        verdict = await checker.check(assignment, order.terms, result, order.calldata)
         verdicts[operator.id] = verdict
         vote = Vote.cast(
             BACKEND, bls_secret(operator.id), operator.id, task, verdict.approve, CHAIN_ID, center.address
@@ -109,78 +106,79 @@ async def attest_and_submit(
 
 
 async def test_an_honest_task_is_executed_once_and_approved(world, accounts, sender_for):
-    performer, assignment, signature, calldata = await assign(world, accounts)
+    performer, order = await assign(world, accounts)
     executor = executor_for(world, sender_for, accounts, performer.account, performer.id)
-    result = await executor.execute(assignment, signature, calldata)
+    result = await executor.execute(order)
     assert result.target_success
-    submission, verdicts, receipt = await attest_and_submit(
-        world, sender_for, accounts, assignment, result, calldata
-    )
+    submission, verdicts, receipt = await attest_and_submit(world, sender_for, accounts, order, result)
     assert all(v.approve for v in verdicts.values()), verdicts
     assert submission.approve
-    [event] = [world.network.center.abi.decode_log(log) for log in receipt["logs"]]
+    [event] = [e for e in map(world.network.center.abi.decode_log, receipt["logs"]) if e is not None]
     assert event.name == "TaskSubmitted"
     assert (event.args["taskId"], event.args["signedStake"], event.args["totalStake"]) == (1, 300, 400)
     assert await world.counter.call("count") == 1
-    assert await world.core.hub.call("executedBy", 1) == performer.account
-    fee = await world.core.gas_registry.call("balanceOf", performer.account)
-    assert 0 < fee <= assignment.max_fee
+    # The approval released the escrowed fee to the performer.
+    fee = await world.hub.call("balanceOf", performer.account)
+    assert 0 < fee <= world.network.terms.max_fee_per_task
+    assert await world.hub.call("escrowOf", 1) == (True, fee, True)
 
 
 async def test_a_lying_performer_is_rejected(world, accounts, sender_for):
-    performer, assignment, signature, calldata = await assign(world, accounts)
+    performer, order = await assign(world, accounts)
     executor = executor_for(world, sender_for, accounts, performer.account, performer.id)
-    honest = await executor.execute(assignment, signature, calldata)
+    honest = await executor.execute(order)
     # It claims its target call failed (say, to be retried and paid twice).
     lie = dataclasses.replace(honest, target_success=False)
-    submission, verdicts, receipt = await attest_and_submit(
-        world, sender_for, accounts, assignment, lie, calldata
-    )
+    submission, verdicts, receipt = await attest_and_submit(world, sender_for, accounts, order, lie)
     assert {v.reason for v in verdicts.values()} == {"the hub recorded no such execution"}
     assert not submission.approve
-    [event] = [world.network.center.abi.decode_log(log) for log in receipt["logs"]]
+    [event] = [e for e in map(world.network.center.abi.decode_log, receipt["logs"]) if e is not None]
     assert event.name == "TaskRejected"
     assert await world.network.center.call("operatorCounters", performer.id) == (0, 0, 1)
 
 
 async def test_a_result_from_outside_the_hub_is_rejected(world, accounts, sender_for):
-    performer, assignment, _, calldata = await assign(world, accounts)
+    performer, order = await assign(world, accounts)
     # The performer calls the target directly, skipping the hub, and reports that transaction.
     receipt = await world.counter.transact(sender_for(world.keepers[performer.account]), "increment")
     forged = ExecutionResult(
         task_id=1,
-        job_id=9,
+        job_id=world.network.job_id,
         attempt=1,
         performer_id=performer.id,
         tx_hash=bytes.fromhex(receipt.tx_hash[2:]),
         block_number=receipt.block_number,
-        calldata_hash=keccak(calldata),
+        calldata_hash=keccak(order.calldata),
         target_success=True,
     )
-    verdict = await ResultChecker(world.core.hub).check(assignment, forged, expected_calldata=calldata)
+    verdict = await ResultChecker(world.hub).check(order.assignment, order.terms, forged, order.calldata)
     assert verdict == type(verdict)(False, "the transaction did not call the execution hub")
 
 
 async def test_keepers_refuse_assignments_that_are_not_theirs(world, accounts, sender_for):
-    performer, assignment, signature, calldata = await assign(world, accounts)
+    performer, order = await assign(world, accounts)
     other = next(k for k in world.keepers if k != performer.account)
     executor = executor_for(world, sender_for, accounts, other, 0)
     with pytest.raises(AssignmentRefused, match="assigned to"):
-        await executor.execute(assignment, signature, calldata)
-    forged = assignment.sign(accounts[3], CHAIN_ID, world.core.hub.address)
+        await executor.execute(order)
+    forged = order.assignment.sign(accounts[3], CHAIN_ID, world.hub.address)
     mine = executor_for(world, sender_for, accounts, performer.account, performer.id)
     with pytest.raises(AssignmentRefused, match="not the dispatcher"):
-        await mine.execute(assignment, forged, calldata)
+        await mine.execute(msgspec.structs.replace(order, dispatcher_signature=forged))
+    # A call the job's terms do not allow (other arguments) is refused before anything is sent.
+    other_call = world.counter.encode("incrementBy", 10**70)
+    with pytest.raises(AssignmentRefused, match="not the job's"):
+        await mine.execute(msgspec.structs.replace(order, calldata=other_call))
     assert await world.counter.call("count") == 0
 
 
 async def test_the_monitor_reports_each_decision_once_from_its_checkpoint(world, accounts, sender_for):
     monitor = TaskMonitor(world.network.center, next_block=0, max_range=3)
     assert await monitor.poll() == []
-    performer, assignment, signature, calldata = await assign(world, accounts)
+    performer, order = await assign(world, accounts)
     executor = executor_for(world, sender_for, accounts, performer.account, performer.id)
-    result = await executor.execute(assignment, signature, calldata)
-    _, _, receipt = await attest_and_submit(world, sender_for, accounts, assignment, result, calldata)
+    result = await executor.execute(order)
+    _, _, receipt = await attest_and_submit(world, sender_for, accounts, order, result)
     [decision] = await monitor.poll()
     assert (decision.task_id, decision.attempt, decision.approved) == (1, 1, True)
     assert decision.tx_hash == receipt["transactionHash"]

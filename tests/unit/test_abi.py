@@ -12,25 +12,30 @@ from node.chain.contracts import load_artifact, revert_decoder
 HUB = load_artifact("TaskExecutionHub")
 ASSIGNMENT = {
     "taskId": 2**200 + 5,
-    "jobId": 9,
+    "jobId": 2**255 + 9,
     "attempt": 3,
     "performer": to_checksum_address("0x" + "ab" * 20),
-    "owner": to_checksum_address("0x" + "cd" * 20),
+    "deadline": 1_900_000_000,
+    "termsHash": b"\x17" * 32,
+    "triggerEvidence": b"\x42" * 32,
+}
+TERMS = {
     "target": to_checksum_address("0x" + "ef" * 20),
     "selector": b"\xd0\x9d\xe0\x8a",
+    "argsMode": 0,
+    "argsHash": b"\x21" * 32,
     "gasLimit": 2**63,
-    "deadline": 1_900_000_000,
-    "maxFee": 10**18,
-    "triggerEvidence": b"\x42" * 32,
+    "maxFeePerTask": 2**256 - 1,
+    "trigger": b"\x33" * 32,
 }
 
 
 def test_struct_call_encoding_matches_web3():
     w3 = Web3()
     contract = w3.eth.contract(abi=HUB.abi.items)
-    args = (ASSIGNMENT, b"\x01" * 65, b"\xd0\x9d\xe0\x8a" + b"\x00" * 40, 12345)
-    theirs = contract.encode_abi("execute", args=[tuple(ASSIGNMENT.values()), *args[1:]])
-    assert "0x" + HUB.abi.encode_call("execute", args).hex() == theirs
+    rest = (b"\xd0\x9d\xe0\x8a" + b"\x00" * 40, 12345, b"\x01" * 65)
+    theirs = contract.encode_abi("execute", args=[tuple(ASSIGNMENT.values()), tuple(TERMS.values()), *rest])
+    assert "0x" + HUB.abi.encode_call("execute", (ASSIGNMENT, TERMS, *rest)).hex() == theirs
 
 
 def test_struct_given_as_tuple_or_dict_encodes_the_same():
@@ -42,26 +47,24 @@ def test_struct_given_as_tuple_or_dict_encodes_the_same():
 
 def test_canonical_types_and_signatures():
     execute = HUB.abi.function("execute")
-    assert canonical_type(execute["inputs"][0]) == (
-        "(uint256,uint256,uint32,address,address,address,bytes4,uint64,uint64,uint256,bytes32)"
-    )
+    assert canonical_type(execute["inputs"][0]) == "(uint256,uint256,uint32,address,uint64,bytes32,bytes32)"
+    assert canonical_type(execute["inputs"][1]) == "(address,bytes4,uint8,bytes32,uint64,uint256,bytes32)"
     assert signature(execute).startswith("execute((uint256,")
 
 
 def test_event_decoding_matches_web3():
     w3 = Web3()
-    registry = load_artifact("TriggerGasRegistry")
+    registry = HUB
     contract = w3.eth.contract(abi=registry.abi.items)
-    owner, performer = "0x" + "11" * 20, "0x" + "22" * 20
+    performer = "0x" + "22" * 20
     log = {
         "address": "0x" + "33" * 20,
         "topics": [
-            registry.abi.event_topic("Charged"),
-            "0x" + "00" * 12 + owner[2:],
-            "0x" + "00" * 12 + performer[2:],
+            registry.abi.event_topic("FeeReleased"),
             "0x" + (77).to_bytes(32, "big").hex(),
+            "0x" + "00" * 12 + performer[2:],
         ],
-        "data": "0x" + (5 * 10**15).to_bytes(32, "big").hex(),
+        "data": "0x" + (5 * 10**15).to_bytes(32, "big").hex() + (1).to_bytes(32, "big").hex(),
         "blockNumber": "0x10",
         "transactionHash": "0x" + "44" * 32,
         "logIndex": "0x2",
@@ -70,9 +73,9 @@ def test_event_decoding_matches_web3():
         "removed": False,
     }
     ours = registry.abi.decode_log(log)
-    theirs = contract.events.Charged().process_log(log)
+    theirs = contract.events.FeeReleased().process_log(log)
     assert ours.args == dict(theirs["args"])
-    assert (ours.name, ours.block_number, ours.log_index) == ("Charged", 16, 2)
+    assert (ours.name, ours.block_number, ours.log_index) == ("FeeReleased", 16, 2)
     assert registry.abi.decode_log({**log, "topics": ["0x" + "00" * 32]}) is None
 
 

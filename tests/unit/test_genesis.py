@@ -23,7 +23,7 @@ BLS_KEYS = ["0x" + choose_backend().secret_to_public(n.to_bytes(32, "big")).hex(
 
 def full_genesis() -> dict[str, Any]:
     document = json.loads((ROOT / "genesis.json").read_text())
-    document["contracts"]["jobRegistry"] = ADDRESS
+    document["contracts"]["taskExecutionHub"] = ADDRESS
     document["dispatcher"] = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
     document["initialOperators"] = [
         {"address": f"0x{n:040x}", "blsPublicKey": BLS_KEYS[n - 1], "peerId": PEERS[n - 1], "stake": 10**30}
@@ -50,7 +50,7 @@ def test_the_repos_genesis_is_valid():
 
 def test_a_deployed_network_with_operators_is_valid():
     genesis = parse_genesis(json.dumps(full_genesis()).encode())
-    assert genesis.contracts.job_registry == ADDRESS
+    assert genesis.contracts.task_execution_hub == ADDRESS
     assert [operator.peer_id for operator in genesis.initial_operators] == PEERS
     assert genesis.initial_operators[0].stake == 10**30  # beyond 64 bits, exactly
     assert genesis.initial_operators[0].bls_public_key == BLS_KEYS[0]
@@ -87,6 +87,8 @@ def delete(path: str) -> Callable[[dict[str, Any]], None]:
         (replace("chainId", 0), "$.chainId: expected `int` >= 1"),
         (replace("network", ""), "$.network: expected `str` of length >= 1"),
         (replace("protocol.maxTaskAttempts", True), "$.protocol.maxTaskAttempts: expected `int`, got `bool`"),
+        # AttestationCenter decides attempts 1 to 7 only (Low: the genesis was not capped).
+        (replace("protocol.maxTaskAttempts", 8), "$.protocol.maxTaskAttempts: expected `int` <= 7"),
         (
             replace("protocol.retryBackoffSeconds", 1.5),
             "$.protocol.retryBackoffSeconds: expected `int`, got `float`",
@@ -101,8 +103,8 @@ def delete(path: str) -> Callable[[dict[str, Any]], None]:
             "$.rpcUrls[1]: expected an http(s) URL, got 'localhost:8545'",
         ),
         (
-            replace("contracts.jobRegistry", ADDRESS.lower()),
-            f"$.contracts.jobRegistry: '{ADDRESS.lower()}' is not checksummed: expected {ADDRESS}",
+            replace("contracts.taskExecutionHub", ADDRESS.lower()),
+            f"$.contracts.taskExecutionHub: '{ADDRESS.lower()}' is not checksummed: expected {ADDRESS}",
         ),
         (
             replace("dispatcher", "0x1234"),

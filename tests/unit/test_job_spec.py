@@ -1,4 +1,4 @@
-"""POST /api/jobs bodies: a signed job passes; every bad field is named."""
+"""POST /api/jobs bodies: a signed job passes; every bad field is named; uint256 values round-trip."""
 
 from __future__ import annotations
 
@@ -7,14 +7,20 @@ import json
 import msgspec
 import pytest
 from eth_account import Account
+from eth_utils import keccak
 
+from consensus.jobs import job_id_of
 from gateway.calldata import encode_calldata
 from gateway.jobs import IntervalSchedule, JobSpec, JobSpecError, parse_create_request, sign_job
 
 CHAIN_ID = 31337
+HUB = "0x" + "ab" * 20
+NOW = 1_800_000_000
 OWNER = Account.from_key(b"\x01" * 32)
 SPEC = JobSpec(
     owner=OWNER.address,
+    nonce="7",
+    expiry=NOW + 86_400,
     target="0x" + "22" * 20,
     function="incrementBy(uint256)",
     args=["5"],
@@ -26,16 +32,35 @@ SPEC = JobSpec(
 
 
 def body(spec: JobSpec = SPEC, signature: str | None = None, **changes) -> bytes:
-    document = {"job": msgspec.to_builtins(spec), "signature": signature or sign_job(spec, OWNER, CHAIN_ID)}
+    document = {
+        "job": msgspec.to_builtins(spec),
+        "signature": signature or sign_job(spec, OWNER, CHAIN_ID, HUB),
+    }
     document["job"].update(changes)
     return json.dumps(document).encode()
 
 
+def parse(data: bytes):
+    return parse_create_request(data, CHAIN_ID, HUB, NOW)
+
+
 def test_a_signed_job_is_accepted():
-    job = parse_create_request(body(), CHAIN_ID)
+    job = parse(body())
     assert job.owner == OWNER.address
     assert job.calldata == encode_calldata("incrementBy(uint256)", [5])
-    assert job.max_fee == 10**15
+    assert job.chain_job_id == job_id_of(OWNER.address, 7)
+    assert job.terms.max_fee_per_task == 10**15
+    assert job.terms.args_hash == keccak(job.calldata)
+    assert (job.spec.nonce, job.spec.max_fee_per_task) == ("7", "1000000000000000")
+
+
+@pytest.mark.parametrize("value", [2**70, 2**256 - 1, str(2**200), hex(2**255)])
+def test_uint256_values_are_accepted_across_their_whole_range(value):
+    """A correctly signed job with maxFeePerTask 2**70 (a JSON number) gave a 500."""
+    spec = msgspec.structs.replace(SPEC, max_fee_per_task=value, nonce=2**96 - 1)
+    job = parse(body(spec))
+    assert job.terms.max_fee_per_task == int(value, 0) if isinstance(value, str) else value
+    assert job.spec.nonce == str(2**96 - 1)
 
 
 @pytest.mark.parametrize(
@@ -47,28 +72,48 @@ def test_a_signed_job_is_accepted():
         ({"target": "0x1234"}, "$.job.target", "is not an address"),
         ({"schedule": {"everySeconds": 0}}, "$.job.schedule.everySeconds", "at least 1"),
         ({"gasLimit": 10**9}, "$.job.gasLimit", "between 21000"),
-        ({"maxFeePerTask": "-5"}, "$.job.maxFeePerTask", "positive integer"),
+        ({"maxFeePerTask": "-5"}, "$.job.maxFeePerTask", "integer from 1"),
+        ({"maxFeePerTask": 2**256}, "$.job.maxFeePerTask", "integer from 1"),
+        ({"nonce": 2**96}, "$.job.nonce", "integer from 0"),
         ({"function": "incrementBy"}, "$.job.function", "expected name(type,...)"),
         ({"args": ["five"]}, "$.job.args", "'five' is not an integer"),
+        ({"expiry": NOW - 1}, "$.job.expiry", "in the future"),
+        ({"schedule": {"everySeconds": 5, "start": NOW + 100_000}}, "$.job.expiry", "expires before"),
     ],
 )
 def test_bad_fields_are_named(changes, field, problem):
     with pytest.raises(JobSpecError) as caught:
-        parse_create_request(body(**changes), CHAIN_ID)
+        parse(body(**changes))
     assert caught.value.field == field
     assert problem in caught.value.problem
+
+
+@pytest.mark.parametrize(
+    ("schedule", "problem"),
+    [
+        ({"everySeconds": 5, "start": NOW - 100, "end": NOW - 10}, "in the past"),
+        ({"everySeconds": 5, "start": NOW + 100, "end": NOW + 50}, "before start"),
+    ],
+)
+def test_a_schedule_that_can_never_fire_is_refused(schedule, problem):
+    """A job whose start and end were both in the past still ran once and was charged."""
+    with pytest.raises(JobSpecError) as caught:
+        parse(body(msgspec.structs.replace(SPEC, schedule=msgspec.convert(schedule, IntervalSchedule))))
+    assert (caught.value.field, problem in caught.value.problem) == ("$.job.schedule.end", True)
 
 
 def test_the_owner_must_have_signed_exactly_this_job():
     stranger = Account.from_key(b"\x02" * 32)
     with pytest.raises(JobSpecError, match=r"\$.signature: signed by 0x"):
-        parse_create_request(body(signature=sign_job(SPEC, stranger, CHAIN_ID)), CHAIN_ID)
+        parse(body(signature=sign_job(SPEC, stranger, CHAIN_ID, HUB)))
     # Arguments changed after signing: the calldata hash no longer matches.
     with pytest.raises(JobSpecError, match="not by the owner"):
-        parse_create_request(body(args=["6"], signature=sign_job(SPEC, OWNER, CHAIN_ID)), CHAIN_ID)
+        parse(body(args=["6"], signature=sign_job(SPEC, OWNER, CHAIN_ID, HUB)))
     with pytest.raises(JobSpecError, match="not by the owner"):  # another chain's signature
-        parse_create_request(body(signature=sign_job(SPEC, OWNER, 1)), CHAIN_ID)
+        parse(body(signature=sign_job(SPEC, OWNER, 1, HUB)))
+    with pytest.raises(JobSpecError, match="not by the owner"):  # another hub's signature
+        parse(body(signature=sign_job(SPEC, OWNER, CHAIN_ID, "0x" + "cd" * 20)))
     with pytest.raises(JobSpecError, match="not a valid signature"):
-        parse_create_request(body(signature="0x1234"), CHAIN_ID)
+        parse(body(signature="0x1234"))
     with pytest.raises(JobSpecError, match="body: not JSON"):
-        parse_create_request(b"{", CHAIN_ID)
+        parse(b"{")

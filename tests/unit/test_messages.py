@@ -1,4 +1,4 @@
-"""Mesh messages survive the wire, and garbage is refused with a clear error."""
+"""Mesh messages survive the wire (uint256 values included), and garbage is refused with a clear error."""
 
 from __future__ import annotations
 
@@ -6,35 +6,29 @@ import msgspec
 import pytest
 
 from consensus.attestation import Vote
+from consensus.jobs import JobTerms, interval_trigger, job_id_of
 from node.dispatcher.assignment import Assignment
 from node.keeper.result import ExecutionResult
-from node.messages import AssignmentMessage, ResultMessage, VoteMessage, decode, encode
+from node.messages import AssignmentMessage, OwnerConsent, ResultMessage, VoteMessage, decode, encode
 
-ASSIGNMENT = Assignment(
-    1,
-    2,
-    1,
-    "0x" + "11" * 20,
-    "0x" + "22" * 20,
-    "0x" + "33" * 20,
-    b"\1\2\3\4",
-    10**5,
-    10**9,
-    10**15,
-    bytes(32),
-)
-RESULT = ExecutionResult(1, 2, 1, 0, bytes([7]) * 32, 5, bytes([8]) * 32, True)
+OWNER = "0x" + "22" * 20
+JOB_ID = job_id_of(OWNER, 2**96 - 1)  # a 256-bit id: msgpack could not carry it
+TERMS = JobTerms.static_call("0x" + "33" * 20, b"\1\2\3\4", 10**5, 2**255, interval_trigger(60, 0, 0))
+ASSIGNMENT = Assignment(1, JOB_ID, 1, "0x" + "11" * 20, 10**9, TERMS.hash(), bytes(32))
+RESULT = ExecutionResult(1, JOB_ID, 1, 0, bytes([7]) * 32, 5, bytes([8]) * 32, True)
 
 
 def test_messages_round_trip():
-    report = ResultMessage(
-        AssignmentMessage.of(ASSIGNMENT, b"\5" * 65, b"\1\2\3\4", 12.5, "trace-1"), RESULT, b"\x09" * 65
+    order = AssignmentMessage(
+        ASSIGNMENT, TERMS, b"\5" * 65, b"\1\2\3\4", OwnerConsent(2**63, b"\6" * 65), 12.5, "trace-1"
     )
+    report = ResultMessage(order, RESULT, b"\x09" * 65)
     back = decode(encode(report), ResultMessage)
     assert back == report
-    assert back.order.unpack() == ASSIGNMENT
+    assert back.order.assignment == ASSIGNMENT
+    assert back.order.terms.max_fee_per_task == 2**255
     assert back.task_info().result_hash == RESULT.result_hash()
-    vote = VoteMessage(back.task_info(), b"sig", Vote(3, 1, RESULT.result_hash(), True, b"\1" * 96))
+    vote = VoteMessage(back, Vote(3, back.task_info(), True, b"\1" * 96))
     assert decode(encode(vote), VoteMessage) == vote
 
 
@@ -43,3 +37,19 @@ def test_garbage_is_refused():
         decode(b"\xc1", VoteMessage)
     with pytest.raises(msgspec.ValidationError):
         decode(encode(RESULT), VoteMessage)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("attempt", 2**32, "attempt: 4294967296 is not a uint32"),
+        ("task_id", -1, "task_id: -1 is not a uint256"),
+        ("terms_hash", "AAAA", "terms_hash: expected 32 bytes"),
+    ],
+)
+def test_values_outside_their_solidity_type_are_refused(field, value, problem):
+    """A peer's out-of-range number is a validation error at decoding, never a crash later."""
+    document = msgspec.json.decode(encode(AssignmentMessage(ASSIGNMENT, TERMS, b"", b"")))
+    document["assignment"][field] = value
+    with pytest.raises(msgspec.ValidationError, match=problem):
+        decode(msgspec.json.encode(document), AssignmentMessage)
