@@ -1,4 +1,5 @@
-"""BLS benchmark: signing and verification with milagro and py_ecc, and the gas of submitTask.
+"""BLS benchmark: signing and verification with milagro and py_ecc (bench/gas.py has the gas of
+the on-chain verification).
 
     .venv/bin/python bench/bls.py
 
@@ -7,11 +8,6 @@ by 10 and by 100 keys, each backend on the same inputs; then what the aggregator
 instead of fast-aggregate-verify (registered keys are decompressed once and summed, then
 one verify), and a VoteCollector checking a fresh batch of 100 votes, aggregating their
 signatures included.
-
-Gas: AttestationCenter.submitTask on anvil (Prague), approving a task with 4, 16 and 64
-registered operators of equal stake: the first task ever (its storage words start at
-zero), then steady state with sequential task ids, signed by every operator (the
-performer co-signing) and by just two thirds of the stake; gas from the mined receipt.
 """
 
 from __future__ import annotations
@@ -22,9 +18,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import trio
-from eth_account import Account
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.consensus_helpers
 
 from consensus.aggregator import VoteCollector
@@ -33,11 +26,7 @@ from consensus.bls.backend import BlsBackend, MilagroBackend, PyEccBackend
 from consensus.bls.points import aggregate_public_keys
 from consensus.operators import Operator, OperatorSet
 from consensus.quorum import Decision
-from node.chain.anvil import Anvil
-from node.chain.contracts import revert_decoder
-from node.chain.rpc import RpcClient
-from node.chain.transactions import TransactionSender
-from tests.consensus_helpers import bls_secret, deploy_network, operator_account
+from tests.consensus_helpers import bls_secret
 
 MESSAGE = b"\x42" * 32
 CENTER = "0x" + "c0" * 20
@@ -92,37 +81,12 @@ def check_votes(backend: BlsBackend) -> None:
     assert collector.decision() is Decision.APPROVE
 
 
-async def submit_gas(operators: int) -> tuple[int, int, int]:
-    """Gas of approvals: the very first (storage words start at zero), then in steady state
-    signed by every other operator, and by just two thirds of the stake."""
-    with Anvil(accounts=2) as anvil:
-        async with RpcClient(anvil.http_url, revert_decoder=revert_decoder()) as rpc:
-            governor = TransactionSender(rpc, Account.from_key(anvil.private_keys[0]), anvil.chain_id)
-            accounts = [operator_account(i) for i in range(operators)]
-            network = await deploy_network(governor, accounts, [1] * operators, anvil.chain_id)
-            everyone = list(range(operators))  # the performer co-signs; its stake does not count
-            two_thirds = list(range(1, -(-2 * operators // 3) + 1))  # ceil(2n/3) others: the fewest
-            gas = []
-            # Task ids are sequential, as the gateway issues them: later tasks share storage words.
-            for task_id, signers in ((1, everyone), (2, everyone), (3, two_thirds)):
-                submission = network.submission(network.task(task_id=task_id), True, signers)
-                receipt = await network.center.transact(governor, "submitTask", *submission.call_args())
-                gas.append(receipt.gas_used)
-            return gas[0], gas[1], gas[2]
-
-
 def main() -> None:
     fast, reference = crypto_figures(MilagroBackend(), 50), crypto_figures(PyEccBackend(), 3)
     print("BLS12-381, BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_ (median)")
     print(f"{'':44}{'milagro':>10}{'py_ecc':>12}{'ratio':>10}")
     for name, ours in fast.items():
         print(f"{name:44}{ours:>10.2f}{reference[name]:>12.1f}{reference[name] / ours:>9.0f}×")
-    print()
-    print("AttestationCenter.submitTask gas, approving (the performer's co-signature carries no stake)")
-    print(f"{'operators':>10}{'first task ever':>18}{'all sign':>12}{'2/3 sign':>12}")
-    for operators in (4, 16, 64):
-        first, everyone, two_thirds = trio.run(submit_gas, operators)
-        print(f"{operators:>10}{first:>18,}{everyone:>12,}{two_thirds:>12,}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ both sides write a warm, non-zero slot. Rows:
 - first task of a new owner: the job registered from the owner's consent with its first
   execution (executeFirst), the owner's forwarder deployed (CREATE2);
 - first task of a registered job (the owner registered it by transaction; forwarder exists);
-- steady state: a later task of the same job (sequential task ids, as the gateway issues them).
+- steady state: a later task of the same job once the performer's escrow ring is in use
+  (sequential task ids, as the gateway issues them; each escrow settled after its task, as the
+  AttestationCenter does: a ring word is reused once settled).
 
 Decisions (AttestationCenter.submitTask) with 4, 16 and 64 operators of equal stake: the first
 task ever (its storage words start at zero), then steady state with sequential task ids, signed
@@ -91,10 +93,21 @@ async def execute_gas() -> dict[str, int]:
                 receipt = await hub.transact(sender(performer), function, *args)
                 return receipt.gas_used - target_gas
 
-            first_owner = await run(1, nonce=1, consent=True)
+            await hub.transact(sender(governor), "proposeSettler", caller.address)
+
+            async def settled(task_id: int, nonce: int, consent: bool) -> int:
+                gas = await run(task_id, nonce, consent)
+                job_id = job_id_of(owner.address, nonce)
+                await hub.transact(sender(caller), "settle", task_id, job_id, 1, performer.address, True)
+                return gas
+
+            first_owner = await settled(1, nonce=1, consent=True)
             await hub.transact(sender(owner), "registerJob", 2, terms.as_struct())
-            first_registered = await run(2, nonce=2, consent=False)
-            steady = [await run(task_id, nonce=1, consent=False) for task_id in range(3, 13)]
+            first_registered = await settled(2, nonce=2, consent=False)
+            ring = await hub.call("ESCROW_RING")
+            for task_id in range(3, ring + 3):  # fill the ring once
+                await settled(task_id, nonce=1, consent=False)
+            steady = [await settled(task_id, nonce=1, consent=False) for task_id in range(ring + 3, ring + 13)]
             return {
                 "first task of a new owner": first_owner,
                 "first task of a registered job": first_registered,

@@ -66,8 +66,7 @@ contract TaskExecutionHub is Governed, EIP712, JobRegistry, TriggerGasRegistry {
         address indexed performer,
         uint32 attempt,
         bool success,
-        uint256 fee,
-        bytes32 returnDataHash
+        uint256 fee
     );
     event TargetReverted(uint256 indexed taskId, bytes revertData);
 
@@ -76,7 +75,6 @@ contract TaskExecutionHub is Governed, EIP712, JobRegistry, TriggerGasRegistry {
     error TermsMismatch(uint256 jobId);
     error FeeAboveMax(uint256 fee, uint256 maxFee);
     error CallNotAllowed(uint256 jobId);
-    error AlreadyExecuted(uint256 taskId);
     error BadDispatcherSignature(address recovered);
     error InsufficientGasForTarget(uint256 available, uint256 needed);
     error NotSettler(address caller);
@@ -140,7 +138,11 @@ contract TaskExecutionHub is Governed, EIP712, JobRegistry, TriggerGasRegistry {
         returns (bool)
     {
         if (msg.sender != settler) revert NotSettler(msg.sender);
-        return _release(taskId, jobId, attempt, performer, ownerOf(jobId), approve);
+        return _release(taskId, jobId, attempt, performer, approve);
+    }
+
+    function _ownerOfJob(uint256 jobId) internal pure override returns (address) {
+        return ownerOf(jobId);
     }
 
     /// @notice The address of `owner`'s forwarder (deployed or not yet).
@@ -175,10 +177,10 @@ contract TaskExecutionHub is Governed, EIP712, JobRegistry, TriggerGasRegistry {
         bytes calldata dispatcherSignature
     ) private returns (bool success) {
         address forwarder = _admit(a, terms, callData, fee, dispatcherSignature);
-        bytes memory returnData;
-        (success, returnData) = _forward(forwarder, terms.target, terms.gasLimit, callData);
-        emit TaskExecuted(a.taskId, a.jobId, msg.sender, a.attempt, success, fee, keccak256(returnData));
-        if (!success) emit TargetReverted(a.taskId, returnData);
+        bytes memory revertData;
+        (success, revertData) = _forward(forwarder, terms.target, terms.gasLimit, callData);
+        emit TaskExecuted(a.taskId, a.jobId, msg.sender, a.attempt, success, fee);
+        if (!success) emit TargetReverted(a.taskId, revertData);
     }
 
     /// @dev Every check of an execution, then the fee into escrow; returns the owner's forwarder.
@@ -197,7 +199,6 @@ contract TaskExecutionHub is Governed, EIP712, JobRegistry, TriggerGasRegistry {
             callData.length < 4 || bytes4(callData[:4]) != terms.selector
                 || (terms.argsMode == ARGS_STATIC && keccak256(callData) != terms.argsHash)
         ) revert CallNotAllowed(a.jobId);
-        if (_executed(a.taskId)) revert AlreadyExecuted(a.taskId);
         address signer = ECDSA.recover(assignmentDigest(a), dispatcherSignature);
         // The dispatcher is never zero (Governed refuses it), so a malformed signature fails here.
         if (signer != dispatcher) revert BadDispatcherSignature(signer);
@@ -215,11 +216,11 @@ contract TaskExecutionHub is Governed, EIP712, JobRegistry, TriggerGasRegistry {
         }
     }
 
-    /// @dev Ask `forwarder` to call `target` with exactly `gasLimit` gas; copy at most 256
-    ///      bytes of what comes back, so a target cannot exhaust our gas with a huge buffer.
+    /// @dev Ask `forwarder` to call `target` with exactly `gasLimit` gas; on failure copy at
+    ///      most 256 bytes of the revert data, so a target cannot exhaust our gas with a huge buffer.
     function _forward(address forwarder, address target, uint64 gasLimit, bytes calldata callData)
         private
-        returns (bool success, bytes memory returnData)
+        returns (bool success, bytes memory revertData)
     {
         // The target must get the full gas the owner granted, so that a performer cannot make
         // a task fail on purpose by sending too little gas (EIP-150 keeps 1/64 at each hop).
@@ -228,13 +229,16 @@ contract TaskExecutionHub is Governed, EIP712, JobRegistry, TriggerGasRegistry {
             revert InsufficientGasForTarget(gasleft(), forwarderGas + forwarderGas / 63 + _GAS_AFTER_CALL);
         }
         bytes memory request = abi.encodeCall(Forwarder.forward, (target, gasLimit, callData));
-        returnData = new bytes(_MAX_RETURN_DATA);
         assembly ("memory-safe") {
             success := call(forwarderGas, forwarder, 0, add(request, 0x20), mload(request), 0, 0)
+        }
+        if (success) return (true, "");
+        revertData = new bytes(_MAX_RETURN_DATA);
+        assembly ("memory-safe") {
             let copied := returndatasize()
             if gt(copied, _MAX_RETURN_DATA) { copied := _MAX_RETURN_DATA }
-            returndatacopy(add(returnData, 0x20), 0, copied)
-            mstore(returnData, copied)
+            returndatacopy(add(revertData, 0x20), 0, copied)
+            mstore(revertData, copied)
         }
     }
 }

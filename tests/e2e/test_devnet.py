@@ -109,19 +109,18 @@ def test_an_interval_job_runs_on_the_devnet(devnet):
         "latest",
     )
     assert int(count, 16) == len(executed) >= len(completed)
-    # Each approval released the task's escrowed fee (to its performer).
+    # Each approval released the task's escrowed fee to its performer.
+    chain_job_id = httpx.get(f"{gateway}/api/jobs/id/{job_id}").json()["job"]["chainJobId"]
     for task in completed:
-        escrow = rpc(
-            chain,
-            "eth_call",
-            {
-                "to": devnet["contracts"]["taskExecutionHub"],
-                "data": "0x" + hub.encode_call("escrowOf", (task["id"],)).hex(),
-            },
-            "latest",
-        )
-        executed_flag, fee, settled = hub.decode_result("escrowOf", bytes.fromhex(escrow[2:]))
-        assert (executed_flag, settled) == (True, True)
+        [approved] = [a for a in task["attempts"] if a["outcome"] == "approved"]
+        key = (task["id"], chain_job_id, approved["number"], approved["performer"])
+        call = {
+            "to": devnet["contracts"]["taskExecutionHub"],
+            "data": "0x" + hub.encode_call("escrowOf", key).hex(),
+        }
+        escrow = rpc(chain, "eth_call", call, "latest")
+        held, fee, settled = hub.decode_result("escrowOf", bytes.fromhex(escrow[2:]))
+        assert (held, settled) == (True, True)
         assert fee > 0
 
 

@@ -34,8 +34,7 @@ async def network(accounts, sender_for) -> Network:
 
 async def submit(network: Network, submission, sender=None):
     """Submit `submission`; an approval needs the execution it names, so run it first if needed."""
-    executed, _, _ = await network.hub.call("escrowOf", submission.task.task_id)
-    if submission.approve and not executed:
+    if submission.approve and not await network.hub.call("executed", submission.task.task_id):
         await network.execute(submission.task)
     return await network.center.transact(sender or network.governor, "submitTask", *submission.call_args())
 
@@ -217,7 +216,8 @@ async def test_an_approval_pays_the_performer_from_escrow(network):
     assert await network.hub.call("balanceOf", performer) == 0
     await submit(network, network.submission(task, True, [1, 2, 3]))
     assert await network.hub.call("balanceOf", performer) == JOB_FEE
-    assert await network.hub.call("escrowOf", 5) == (True, JOB_FEE, True)
+    escrow = await network.hub.call("escrowOf", 5, task.job_id, 1, performer)
+    assert escrow == (True, JOB_FEE, True)
 
 
 async def test_finding3_a_rejection_refunds_the_owner_and_penalises_the_performer(network):

@@ -42,7 +42,7 @@ async def test_executes_exactly_once_through_the_owners_forwarder(world: HubWorl
     # The fee left the owner's balance and waits in escrow; the performer has nothing yet.
     assert await world.balance(world.owner.address) == ETH - FEE
     assert await world.balance(world.performer.address) == 0
-    assert await world.hub.call("escrowOf", 7) == (True, FEE, False)
+    assert await world.hub.call("escrowOf", 7, job_id, 1, world.performer.address) == (True, FEE, False)
 
     # The same task id again, even as a fresh, correctly signed retry attempt, is refused.
     retry = dataclasses.replace(assignment, attempt=2)
@@ -159,7 +159,7 @@ async def test_only_the_assigned_performer_before_the_deadline(world: HubWorld, 
     expired = world.assignment(1, job_id, terms, deadline=int(latest["timestamp"], 16) - 1)
     with pytest.raises(RevertError, match="AssignmentExpired"):
         await world.execute(expired, terms, calldata)
-    assert await world.hub.call("escrowOf", 1) == (False, 0, False)
+    assert not await world.hub.call("executed", 1)
 
 
 async def test_an_owner_without_balance_cannot_be_charged(world: HubWorld, accounts, sender_for):
@@ -186,7 +186,7 @@ async def test_a_reverting_target_is_recorded_as_failed(world: HubWorld):
     [reverted] = world.hub.events(receipt, "TargetReverted")
     recorded = revert_decoder().decode(reverted.args["revertData"])
     assert (recorded.error_name, recorded.error_args) == ("ForcedFailure", {"count": 0})
-    assert await world.hub.call("escrowOf", 7) == (True, FEE, False)
+    assert await world.hub.call("executed", 7)
 
 
 async def test_a_performer_cannot_starve_the_target_of_gas(world: HubWorld):
@@ -198,4 +198,4 @@ async def test_a_performer_cannot_starve_the_target_of_gas(world: HubWorld):
     )
     with pytest.raises(RevertError, match="InsufficientGasForTarget"):
         await world.performer.transact(world.hub.address, data, gas=400_000)
-    assert await world.hub.call("escrowOf", 7) == (False, 0, False)
+    assert not await world.hub.call("executed", 7)

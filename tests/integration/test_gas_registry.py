@@ -70,7 +70,7 @@ async def test_only_the_settler_releases_an_escrow(world, accounts, sender_for):
         await world.hub.transact(settler, "settle", 2, job_id, 1, world.performer.address, True)
     await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, True)
     assert await world.balance(world.performer.address) == FEE
-    assert await world.hub.call("escrowOf", 1) == (True, FEE, True)
+    assert await world.hub.call("escrowOf", 1, job_id, 1, world.performer.address) == (True, FEE, True)
     with pytest.raises(RevertError, match="AlreadySettled"):
         await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, False)
 
@@ -115,3 +115,47 @@ async def test_low_dispatcher_and_settler_changes_are_time_locked(world, account
     assert await hub.call("settler") == accounts[6].address
     with pytest.raises(RevertError, match="ZeroAddress"):
         await hub.transact(governor, "proposeSettler", "0x" + "00" * 20)
+
+
+async def test_an_undecided_escrow_is_refunded_to_the_owner_after_the_timeout(world, rpc):
+    """A task nobody decides (no quorum, aggregators down) must not lock the owner's fee forever."""
+    calldata = world.counter.encode("increment")
+    terms = world.terms(calldata)
+    job_id = await world.register(terms)
+    await world.execute(world.assignment(1, job_id, terms), terms, calldata)
+    key = (1, job_id, 1, world.performer.address)
+    with pytest.raises(RevertError, match="EscrowNotExpired"):
+        await world.hub.transact(world.performer, "refundExpired", *key)
+    await rpc.call("evm_increaseTime", hex(await world.hub.call("ESCROW_TIMEOUT")))
+    await rpc.call("evm_mine")
+    with pytest.raises(RevertError, match="ExecutionMismatch"):  # it must name the execution
+        await world.hub.transact(world.performer, "refundExpired", 1, job_id, 2, world.performer.address)
+    await world.hub.transact(world.performer, "refundExpired", *key)  # anyone: it goes to the owner
+    assert await world.balance(world.owner.address) == ETH
+    assert await world.hub.call("escrowOf", *key) == (True, FEE, True)
+    with pytest.raises(RevertError, match="AlreadySettled"):
+        await world.hub.transact(world.performer, "refundExpired", *key)
+
+
+async def test_a_performer_cannot_overwrite_an_undecided_escrow(world, accounts, sender_for):
+    """Escrows live in a ring of words per performer: a word is reused only once settled."""
+    calldata = world.counter.encode("increment")
+    terms = world.terms(calldata)
+    job_id = await world.register(terms)
+    ring = await world.hub.call("ESCROW_RING")
+    await world.execute(world.assignment(1, job_id, terms), terms, calldata)
+    with pytest.raises(RevertError) as caught:
+        await world.execute(world.assignment(1 + ring, job_id, terms), terms, calldata)
+    assert (caught.value.error_name, caught.value.error_args["slot"]) == ("EscrowSlotBusy", 1)
+    # Settled, the word takes the next task; the old escrow's record is gone from it.
+    settler = sender_for(accounts[7])
+    await world.hub.transact(world.governor, "proposeSettler", settler.address)
+    await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, True)
+    await world.execute(world.assignment(1 + ring, job_id, terms), terms, calldata)
+    assert await world.hub.call("escrowOf", 1 + ring, job_id, 1, world.performer.address) == (
+        True,
+        FEE,
+        False,
+    )
+    assert await world.hub.call("escrowOf", 1, job_id, 1, world.performer.address) == (False, 0, False)
+    assert (await world.hub.call("executed", 1), await world.hub.call("executed", 1 + ring)) == (True, True)

@@ -120,7 +120,8 @@ async def test_an_honest_task_is_executed_once_and_approved(world, accounts, sen
     # The approval released the escrowed fee to the performer.
     fee = await world.hub.call("balanceOf", performer.account)
     assert 0 < fee <= world.network.terms.max_fee_per_task
-    assert await world.hub.call("escrowOf", 1) == (True, fee, True)
+    escrow = await world.hub.call("escrowOf", 1, world.network.job_id, 1, performer.account)
+    assert escrow == (True, fee, True)
 
 
 async def test_a_lying_performer_is_rejected(world, accounts, sender_for):
