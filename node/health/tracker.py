@@ -10,6 +10,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libp2p.peer.id import ID
+
+from consensus.operators import Operator
+
+MAX_LISTEN_ADDRS = 8  # addresses kept from a heartbeat
+MAX_ADDR_LENGTH = 256
+
+
+def heartbeat_peer(operator: Operator | None, claimed_peer_id: str) -> str | None:
+    """The peer id to trust for a heartbeat signed by `operator`'s account, or None to drop it.
+
+    It is the one the registry holds for an active operator, never the one the heartbeat
+    claims: otherwise a keeper could announce another keeper's peer id with its own
+    addresses and have that keeper's assignments dialled to itself.
+    """
+    if operator is None or not operator.active:
+        return None
+    try:
+        registered = ID(operator.peer_id).to_base58()
+    except Exception:  # a registry entry that is not a peer id: nobody can claim it
+        return None
+    return registered if claimed_peer_id == registered else None
+
+
+def listen_addrs(announced: list[str]) -> list[str]:
+    """The announced addresses worth keeping: a few, of sane length (a heartbeat is unbounded)."""
+    return [a for a in announced[:MAX_LISTEN_ADDRS] if len(a) <= MAX_ADDR_LENGTH]
+
 
 @dataclass
 class KeeperHealth:

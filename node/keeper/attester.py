@@ -13,13 +13,43 @@ import trio
 from eth_utils import keccak, to_checksum_address
 
 from consensus.jobs import JobTerms
+from consensus.operators import OperatorSet
 from node.chain.contracts import Contract
 from node.chain.transactions import Receipt
-from node.dispatcher.assignment import Assignment
+from node.dispatcher.assignment import Assignment, time_trigger_evidence
 from node.keeper.result import ExecutionResult
+from node.messages import ResultMessage
 
 VISIBILITY_TIMEOUT = 60.0
 _POLL_START, _POLL_MAX = 0.1, 2.0
+
+
+def report_problem(
+    report: ResultMessage, sender: str, operators: OperatorSet, *, dispatcher: str, chain_id: int, hub: str
+) -> str | None:
+    """Why an attester must not vote on `report` received from `sender`, or None.
+
+    The sender, the result's performer and the assigned performer must be one active operator
+    (otherwise someone is claiming another keeper's work, or a deactivated operator is
+    performing), and the assignment must be the dispatcher's, with the trigger evidence it
+    signed. Only then is the result worth checking against the chain.
+    """
+    order = report.order
+    assignment = order.assignment
+    performer = operators.operators.get(report.result.performer_id)
+    if performer is None or not performer.active:
+        return f"performer {report.result.performer_id} is not an active operator"
+    if not performer.account == sender == assignment.performer:
+        return f"sent by {sender} for performer {performer.account}, assigned to {assignment.performer}"
+    try:
+        signer = assignment.signer(order.dispatcher_signature, chain_id, hub)
+    except ValueError:
+        signer = None
+    if signer != dispatcher:
+        return "the assignment is not signed by the dispatcher"
+    if time_trigger_evidence(assignment.job_id, order.fire_at, order.calldata) != assignment.trigger_evidence:
+        return "the trigger evidence does not match the assignment"
+    return None
 
 
 @dataclass(frozen=True)

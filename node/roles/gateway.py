@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import msgspec
 import trio
 from hypercorn.trio import serve
-from libp2p.peer.id import ID
 
 from consensus.jobs import CANCELLED_TERMS
 from consensus.operators import Operator
@@ -23,7 +22,7 @@ from node.chain.errors import ChainError
 from node.config.preflight import NodeSetup
 from node.dispatcher.assignment import Assignment, time_trigger_evidence
 from node.dispatcher.selection import choose_performer
-from node.health.tracker import HealthTracker
+from node.health.tracker import HealthTracker, heartbeat_peer, listen_addrs
 from node.mesh import HEARTBEATS, MeshError, MeshNode
 from node.messages import AssignmentMessage, Heartbeat, OwnerConsent, decode, encode
 from node.monitor import TaskDecision, TaskMonitor
@@ -34,7 +33,6 @@ from node.store import CHECKPOINTS, Store, Table
 log = logging.getLogger("triggerx.gateway")
 ACK_TIMEOUT = 5.0
 KEEPER_WAIT = 30.0  # how long a task waits for an eligible keeper to come online
-MAX_LISTEN_ADDRS = 8  # a heartbeat's announced addresses kept (each at most 256 characters)
 
 
 class Checkpoint(msgspec.Struct):
@@ -120,19 +118,10 @@ class Gateway:
                     beat = decode(delivery.payload, Heartbeat)
                 except msgspec.MsgspecError:
                     continue
-                operator = self.directory.operator(delivery.sender)
-                if operator is None or not operator.active:
+                registered = heartbeat_peer(self.directory.operator(delivery.sender), beat.peer_id)
+                if registered is None:
                     continue
-                # The peer id is the one the registry holds for this operator, never the one
-                # the heartbeat claims: a keeper cannot redirect another keeper's assignments.
-                registered = ID(operator.peer_id).to_base58()
-                if beat.peer_id != registered:
-                    log.debug("heartbeat of %s names peer %s, registered %s", delivery.sender, beat.peer_id,
-                              registered)  # fmt: skip
-                    continue
-                self.keeper_addrs[registered] = [
-                    a for a in beat.listen_addrs[:MAX_LISTEN_ADDRS] if len(a) <= 256
-                ]
+                self.keeper_addrs[registered] = listen_addrs(beat.listen_addrs)
                 if self.tracker.heartbeat(delivery.sender, registered, time.time()):
                     log.info("keeper %s online (%s)", delivery.sender, beat.peer_id)
 

@@ -12,8 +12,7 @@ from consensus.attestation import Vote
 from consensus.bls.backend import choose_backend
 from node.chain.errors import ChainError
 from node.config.preflight import NodeSetup
-from node.dispatcher.assignment import time_trigger_evidence
-from node.keeper.attester import ResultChecker
+from node.keeper.attester import ResultChecker, report_problem
 from node.keeper.executor import AssignmentRefused, TaskExecutor
 from node.mesh import HEARTBEATS, RESULTS, MeshError, MeshNode
 from node.messages import AssignmentMessage, Heartbeat, ResultMessage, VoteMessage, decode, encode
@@ -106,24 +105,18 @@ class Keeper:
             return
         order = report.order
         assignment = order.assignment
-        performer = self.directory.operators.operators.get(report.result.performer_id)
-        # The sender, the result's performer and the assigned performer must be one active
-        # operator: otherwise someone is claiming another keeper's work.
-        if (
-            report.result.performer_id == self.me.id
-            or performer is None
-            or not performer.active
-            or performer.account != sender
-            or assignment.performer != sender
-        ):
-            log.warning(
-                "task %d: a result from %s that is not the assigned performer's", assignment.task_id, sender
-            )
+        if report.result.performer_id == self.me.id:
             return
-        genuine = assignment.signer(order.dispatcher_signature, self.chain.chain_id, self.chain.hub.address)
-        evidence = time_trigger_evidence(assignment.job_id, order.fire_at, order.calldata)
-        if genuine != self.dispatcher or evidence != assignment.trigger_evidence:
-            log.warning("task %d: the report carries no genuine assignment; not voting", assignment.task_id)
+        problem = report_problem(
+            report,
+            sender,
+            self.directory.operators,
+            dispatcher=self.dispatcher,
+            chain_id=self.chain.chain_id,
+            hub=self.chain.hub.address,
+        )
+        if problem is not None:
+            log.warning("task %d: not voting on a report from %s: %s", assignment.task_id, sender, problem)
             return
         verdict = await self.checker.check(assignment, order.terms, report.result, order.calldata)
         if verdict is None:

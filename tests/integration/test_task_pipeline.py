@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import msgspec
 import pytest
+import trio
 from eth_utils import keccak
 
 from consensus.aggregator import Aggregator, VoteCollector
@@ -187,3 +188,46 @@ async def test_the_monitor_reports_each_decision_once_from_its_checkpoint(world,
     # A monitor restarted from an older checkpoint sees the same decision again, no more.
     again = TaskMonitor(world.network.center, next_block=decision.block_number)
     assert await again.poll() == [decision]
+
+
+async def test_finding10_an_attester_waits_for_a_lagging_chain_instead_of_rejecting(
+    world, accounts, sender_for
+):
+    """An attester voted reject as soon as it could not yet see the transaction; a third of the
+    stake doing so failed honest work for good. Until its chain reaches the reported block it
+    now waits (bounded), then judges; if the block never comes it abstains."""
+    performer, order = await assign(world, accounts)
+    rpc = world.hub.rpc
+    data = world.hub.encode(
+        "execute", order.assignment.as_struct(), order.terms.as_struct(), order.calldata, 10**14,
+        order.dispatcher_signature,
+    )  # fmt: skip
+    await rpc.call("evm_setAutomine", False)
+    pending = await sender_for(world.keepers[performer.account]).send(world.hub.address, data, 0, 500_000)
+    head = int(await rpc.call("eth_blockNumber"), 16)
+    result = ExecutionResult(
+        task_id=1,
+        job_id=world.network.job_id,
+        attempt=1,
+        performer_id=performer.id,
+        tx_hash=bytes.fromhex(pending.tx_hash[2:]),
+        block_number=head + 1,  # the block the performer saw; this attester's chain is behind
+        calldata_hash=keccak(order.calldata),
+        target_success=True,
+    )
+    verdicts = []
+
+    async def attest(checker: ResultChecker) -> None:
+        verdicts.append(await checker.check(order.assignment, order.terms, result, order.calldata))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(attest, ResultChecker(world.hub))
+        await trio.sleep(1.0)
+        assert verdicts == []  # still waiting, not rejecting
+        await rpc.call("evm_mine")
+    await rpc.call("evm_setAutomine", True)
+    assert verdicts == [type(verdicts[0])(True, "the execution matches the assignment and the chain")]
+    # A block that never comes: the attester abstains (None), it does not vote to reject.
+    later = dataclasses.replace(result, block_number=head + 1_000)
+    checker = ResultChecker(world.hub, visibility_timeout=0.5)
+    assert await checker.check(order.assignment, order.terms, later, order.calldata) is None
