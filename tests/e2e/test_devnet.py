@@ -2,62 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from eth_account import Account
 
-from node.chain.anvil import free_port
 from node.chain.contracts import load_artifact
 from node.devnet.run import demo_job
 
+from .conftest import CLI, rpc
+
 pytestmark = pytest.mark.e2e
-CLI = str(Path(sys.executable).with_name("triggerx-node"))
-
-
-def rpc(url: str, method: str, *params: object) -> object:
-    return httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).json()[
-        "result"
-    ]
-
-
-@pytest.fixture
-def devnet(tmp_path):
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            CLI,
-            "devnet",
-            "--instant",
-            "--keepers",
-            "3",
-            "--dir",
-            str(tmp_path / "devnet"),
-            "--http-port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if line.startswith("then:"):
-                break
-        assert "".join(lines).startswith("devnet ready"), "".join(lines)
-        yield json.loads((tmp_path / "devnet" / "devnet.json").read_text())
-    finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0
 
 
 def test_an_interval_job_runs_on_the_devnet(devnet):
