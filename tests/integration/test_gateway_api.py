@@ -240,3 +240,20 @@ async def test_finding5_a_hostile_function_string_is_a_400(created, function):
         "error": f"function: signature is {len(function)} characters long, at most 512",
         "field": "$.job.function",
     }
+
+
+async def test_uint256_values_round_trip_through_store_and_api(created, core, sender_for, rpc):
+    """A correctly signed job with maxFeePerTask 2**70 as a JSON number gave a 500 (msgpack
+    cannot hold it). Fees of any uint256 and 256-bit job ids now go in and come out whole (2**100
+    here: anvil will not fund a deposit much larger; test_job_spec covers 2**256-1)."""
+    _, client = created
+    rich = Account.from_key(b"\x0a" * 32)
+    await rpc.call("anvil_setBalance", rich.address, hex(2**101))
+    await core.hub.transact(sender_for(rich), "deposit", value=2**100)
+    spec = msgspec.structs.replace(SPEC, owner=rich.address, nonce=2**96 - 1, max_fee_per_task=2**100)
+    response = await client.post("/api/jobs", data=body(spec, rich))
+    assert response.status_code == 201, await response.get_json()
+    stored = (await (await client.get("/api/jobs/id/1")).get_json())["job"]
+    assert stored["spec"]["maxFeePerTask"] == str(2**100)  # decimal strings: safe for any JSON client
+    assert stored["spec"]["nonce"] == str(2**96 - 1)
+    assert stored["chainJobId"] == int(rich.address, 16) << 96 | 2**96 - 1
