@@ -31,6 +31,7 @@ from gateway.http import BoundedBodies, HttpLimits
 from gateway.intake import JobConflictError, JobIntake
 from gateway.jobs import JobSpecError
 from gateway.storage import GatewayStorage
+from node.store import Table
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 500
@@ -58,6 +59,13 @@ def _no(kind: str, raw: str) -> Response:
         return _error(404, f"no {kind} {raw}")
     shown = raw if len(raw) <= 40 else f"{raw[:20]}… ({len(raw)} digits)"
     return _error(404, f"no {kind} {shown}: {kind} ids are 1 to {MAX_ID}")
+
+
+def _one(kind: str, table: Table[Any], raw_id: str) -> Response:
+    """200 with the record `raw_id` names in `table`, or the 404 of `_no`."""
+    record_id = _stored_id(raw_id)
+    record = None if record_id is None else table.get(record_id)
+    return _json({kind: record}) if record else _no(kind, raw_id)
 
 
 def _json(payload: Any, status: int = 200) -> Response:
@@ -119,9 +127,7 @@ def create_app(
 
     @app.get("/api/jobs/id/<id:raw_id>")
     async def get_job(raw_id: str) -> Response:
-        job_id = _stored_id(raw_id)
-        record = None if job_id is None else storage.jobs.get(job_id)
-        return _json({"job": record}) if record else _no("job", raw_id)
+        return _one("job", storage.jobs, raw_id)
 
     @app.get("/api/tasks/job/<id:raw_id>")
     async def tasks_of_job(raw_id: str) -> Response:
@@ -142,9 +148,7 @@ def create_app(
 
     @app.get("/api/tasks/id/<id:raw_id>")
     async def get_task(raw_id: str) -> Response:
-        task_id = _stored_id(raw_id)
-        record = None if task_id is None else storage.tasks.get(task_id)
-        return _json({"task": record}) if record else _no("task", raw_id)
+        return _one("task", storage.tasks, raw_id)
 
     @app.get("/api/keepers")
     async def list_keepers() -> Response:

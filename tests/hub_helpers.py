@@ -85,6 +85,12 @@ class HubWorld:
             args.append(consent)
         return await self.hub.transact(performer or self.performer, function, *args)
 
+    async def increment_job(self) -> tuple[int, JobTerms, bytes]:
+        """Register the owner's job 1 (counter.increment()): its id, terms and calldata."""
+        calldata = self.counter.encode("increment")
+        terms = self.terms(calldata)
+        return await self.register(terms), terms, calldata
+
     async def balance(self, account: str) -> int:
         """`account`'s prepaid balance in the hub."""
         return await self.hub.call("balanceOf", account)

@@ -52,9 +52,7 @@ async def test_withdraw_pays_out_and_never_overdraws(core, accounts, sender_for,
 
 
 async def test_only_the_settler_releases_an_escrow(world, accounts, sender_for):
-    calldata = world.counter.encode("increment")
-    terms = world.terms(calldata)
-    job_id = await world.register(terms)
+    job_id, terms, calldata = await world.increment_job()
     await world.execute(world.assignment(1, job_id, terms), terms, calldata)
     settler = sender_for(accounts[7])
     for caller in (world.owner, world.performer, world.governor):
@@ -76,9 +74,7 @@ async def test_only_the_settler_releases_an_escrow(world, accounts, sender_for):
 
 
 async def test_a_rejection_refunds_the_owner(world, accounts, sender_for):
-    calldata = world.counter.encode("increment")
-    terms = world.terms(calldata)
-    job_id = await world.register(terms)
+    job_id, terms, calldata = await world.increment_job()
     await world.execute(world.assignment(1, job_id, terms), terms, calldata)
     settler = sender_for(accounts[7])
     await world.hub.transact(world.governor, "proposeSettler", settler.address)
@@ -119,9 +115,7 @@ async def test_low_dispatcher_and_settler_changes_are_time_locked(world, account
 
 async def test_an_undecided_escrow_is_refunded_to_the_owner_after_the_timeout(world, rpc):
     """A task nobody decides (no quorum, aggregators down) must not lock the owner's fee forever."""
-    calldata = world.counter.encode("increment")
-    terms = world.terms(calldata)
-    job_id = await world.register(terms)
+    job_id, terms, calldata = await world.increment_job()
     await world.execute(world.assignment(1, job_id, terms), terms, calldata)
     key = (1, job_id, 1, world.performer.address)
     with pytest.raises(RevertError, match="EscrowNotExpired"):
@@ -139,9 +133,7 @@ async def test_an_undecided_escrow_is_refunded_to_the_owner_after_the_timeout(wo
 
 async def test_a_performer_cannot_overwrite_an_undecided_escrow(world, accounts, sender_for):
     """Escrows live in a ring of words per performer: a word is reused only once settled."""
-    calldata = world.counter.encode("increment")
-    terms = world.terms(calldata)
-    job_id = await world.register(terms)
+    job_id, terms, calldata = await world.increment_job()
     ring = await world.hub.call("ESCROW_RING")
     await world.execute(world.assignment(1, job_id, terms), terms, calldata)
     with pytest.raises(RevertError) as caught:

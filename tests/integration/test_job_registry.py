@@ -40,23 +40,10 @@ async def test_finding2_a_signed_job_cannot_be_replayed(world: HubWorld):
     terms = world.terms(calldata)
     job_id = job_id_of(world.owner.address, 3)
     consent = world.consent(terms, nonce=3, expiry=await now(world) + 3600)
-    await world.hub.transact(
-        world.performer,
-        "registerJobWithConsent",
-        job_id,
-        consent["expiry"],
-        terms.as_struct(),
-        consent["signature"],
-    )
+    registration = (job_id, consent["expiry"], terms.as_struct(), consent["signature"])
+    await world.hub.transact(world.performer, "registerJobWithConsent", *registration)
     with pytest.raises(RevertError, match="JobExists"):
-        await world.hub.transact(
-            world.performer,
-            "registerJobWithConsent",
-            job_id,
-            consent["expiry"],
-            terms.as_struct(),
-            consent["signature"],
-        )
+        await world.hub.transact(world.performer, "registerJobWithConsent", *registration)
     with pytest.raises(RevertError, match="JobExists"):
         await world.execute(world.assignment(5, job_id, terms), terms, calldata, consent=consent)
 
