@@ -93,6 +93,16 @@ async def test_a_job_is_created_and_read_back(created, storage):
     )
 
 
+async def test_finding9_a_fee_cap_below_the_cost_of_one_execution_is_refused(created):
+    """A 1-wei fee cap made keepers work for nothing, and job spam free."""
+    _, client = created
+    response = await client.post("/api/jobs", data=body(msgspec.structs.replace(SPEC, max_fee_per_task=1)))
+    assert response.status_code == 400
+    reply = await response.get_json()
+    assert reply["field"] == "$.job.maxFeePerTask"
+    assert reply["error"].startswith("is below the cost of one execution at today's base fee")
+
+
 async def test_finding9_an_owner_without_balance_is_refused(created, sender_for):
     """A job whose owner had no deposit was accepted, and its tasks timed out on every keeper."""
     _, client = created
@@ -129,10 +139,11 @@ async def test_finding9_active_jobs_per_owner_are_capped(storage, core, accounts
     )
 
 
-async def test_finding2_the_owner_cancels_through_the_gateway_on_chain(created, core):
+async def test_finding2_the_owner_cancels_through_the_gateway_on_chain(created, core, storage):
     scheduled, client = created
     await client.post("/api/jobs", data=body())
     job = scheduled[0]
+    storage.fire(job, fire_at=1000.0, now=1000.0, trace_id="t")  # a task may be in flight now
     stranger = cancel_message(job.chain_job_id, CHAIN_ID, core.hub.address).sign(
         Account.from_key(b"\x09" * 32)
     )
@@ -150,6 +161,15 @@ async def test_finding2_the_owner_cancels_through_the_gateway_on_chain(created, 
     # Posting the signed job again is refused, here and on chain.
     again = await client.post("/api/jobs", data=body())
     assert again.status_code == 409
+    # A job that never fired is cancelled here only: cancelling costs the gateway no gas.
+    await client.post("/api/jobs", data=body(msgspec.structs.replace(SPEC, nonce=5)))
+    fresh = scheduled[-1]
+    fresh_signature = cancel_message(fresh.chain_job_id, CHAIN_ID, core.hub.address).sign(OWNER)
+    cancelled = await client.delete(
+        f"/api/jobs/delete/{fresh.id}", data=json.dumps({"signature": "0x" + fresh_signature.hex()})
+    )
+    assert (await cancelled.get_json())["job"]["status"] == "deleted"
+    assert await core.hub.call("jobTermsHash", fresh.chain_job_id) == bytes(32)
     missing = await client.delete(
         "/api/jobs/delete/7", data=json.dumps({"signature": "0x" + signature.hex()})
     )
