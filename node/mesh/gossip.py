@@ -27,12 +27,13 @@ import logging
 import math
 import time
 from collections import OrderedDict
+from contextlib import suppress
 from dataclasses import dataclass
 from types import TracebackType
 
 import msgspec
 import trio
-from libp2p.abc import IHost
+from libp2p.abc import IHost, INetStream
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
@@ -47,6 +48,7 @@ from node.mesh.validation import EnvelopeChecker, checksum
 logger = logging.getLogger(__name__)
 
 BACKPRESSURE_POLL_S = 0.002
+RESET_TIMEOUT_S = 5.0
 ACCEPTED_IDS = 65536
 """Ids of accepted messages kept to recognise concurrent duplicates (minutes of traffic at 500 msg/s)."""
 
@@ -106,6 +108,33 @@ def new_pubsub(host: IHost, settings: GossipSettings, freshness_window_s: float)
     # Seqnos still travel (and feed the equivocation check): start them past any previous run's.
     pubsub.counter = time.time_ns()
     return pubsub, router
+
+
+def guard_pubsub_streams(host: IHost, pubsub: Pubsub, router: GossipSub, metrics: Metrics) -> None:
+    """Serve pubsub's inbound streams through a handler that survives a malformed RPC.
+
+    py-libp2p's `Pubsub.stream_handler` catches stream errors but not protobuf's DecodeError:
+    one RPC that does not parse (sent on purpose, or cut mid-message when a stalled peer
+    resumes, which is how the partition test met it) escapes into the swarm and stops the
+    whole node. Here it ends only that stream, like any other read error, and is counted in
+    `mesh_gossip_streams_cut_total`.
+    """
+    log = LogDedup(logger)
+
+    async def handler(stream: INetStream) -> None:
+        try:
+            await pubsub.stream_handler(stream)
+        except Exception as error:  # DecodeError and whatever else py-libp2p lets escape
+            peer_id = stream.muxed_conn.peer_id
+            metrics.inc("mesh_gossip_streams_cut_total", reason="malformed")
+            log.log(logging.WARNING, "malformed", "cut a gossip stream from %s: %r", peer_id, error)
+            # An already broken stream has nothing left to release: its reset may fail.
+            with trio.CancelScope(shield=True), trio.move_on_after(RESET_TIMEOUT_S), suppress(Exception):
+                await stream.reset()
+            pubsub._handle_dead_peer(peer_id)  # what py-libp2p does after the errors it does catch
+
+    for protocol in router.get_protocols():
+        host.set_stream_handler(protocol, handler)
 
 
 class Subscription:

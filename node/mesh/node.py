@@ -34,7 +34,7 @@ from node.mesh.admission import AllowedPeers, PeerGate
 from node.mesh.bootstrap import BackoffSettings, keep_connected
 from node.mesh.envelope import EnvelopeSigner
 from node.mesh.errors import MeshError, PeerUnreachableError
-from node.mesh.gossip import GossipLayer, GossipSettings, Subscription, new_pubsub
+from node.mesh.gossip import GossipLayer, GossipSettings, Subscription, guard_pubsub_streams, new_pubsub
 from node.mesh.host import HostSettings, build_host, dial, is_connected, parse_peer_addr, peer_id_of
 from node.mesh.metrics import Metrics
 from node.mesh.names import ALL_TOPICS, check_method, check_name
@@ -177,6 +177,7 @@ class MeshNode:
             # py-libp2p logs a failed listen at DEBUG and runs on without a listener.
             raise MeshError(f"cannot listen on {config.listen}: address not local, or port unavailable")
         pubsub, router = new_pubsub(host, config.gossip, config.freshness_window_s)
+        guard_pubsub_streams(host, pubsub, router, self.metrics)
         # Its seen-message cache sweeps in an OS thread that py-libp2p never stops (FIELD-NOTES 14).
         stack.callback(pubsub.seen_messages.stop)
         await stack.enter_async_context(background_trio_service(pubsub))

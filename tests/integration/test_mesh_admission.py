@@ -1,7 +1,8 @@
 """Security review finding 8: what a libp2p peer can make a node hold, on real hosts over 127.0.0.1.
 
 Each test performs the attack with a real py-libp2p host (the attacker) against a real
-MeshNode, and checks that the node refuses it, bounds it, and counts it.
+MeshNode, and checks that the node refuses it, bounds it, and counts it. The last one is a
+crash the partition test found: one malformed gossip RPC stopped the node.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as GOSSIP_PROTOCOL
 
 import node.mesh.validation
 from node.mesh import (
@@ -231,3 +233,21 @@ async def test_finding8_junk_from_unknown_senders_costs_no_signature_recovery(
 def replace_signature(envelope: Envelope, signature: bytes) -> Envelope:
     """`envelope` with another signature (msgspec structs are frozen)."""
     return msgspec.structs.replace(envelope, signature=signature)
+
+
+async def test_a_malformed_gossip_rpc_from_a_registered_peer_does_not_stop_the_node():
+    """Found by the partition test: py-libp2p let protobuf's DecodeError escape and stop the node."""
+    server = gated_node(SERVER_SEED, 1, {peer_of(CLIENT_SEED), peer_of(ATTACKER_SEED)})
+    server.register_handler("echo", echo)
+    async with (
+        server,
+        gated_node(CLIENT_SEED, 0, {peer_of(SERVER_SEED)}) as client,
+        raw_host(ATTACKER_SEED) as bad,
+    ):
+        peer = parse_peer_addr(server.listen_addrs[0])
+        await bad.connect(peer)
+        stream = await bad.new_stream(peer.peer_id, [TProtocol(GOSSIP_PROTOCOL)])
+        await stream.write(b"\x05\xff\xff\xff\xff\xff")  # a 5-byte RPC that is not protobuf
+        await until(lambda: server.metrics.get("mesh_gossip_streams_cut_total", reason="malformed") == 1)
+        await client.connect(server.listen_addrs[0])
+        assert await client.request(server.peer_id, "echo", b"still here", timeout=5) == b"still here"
