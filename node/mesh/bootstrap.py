@@ -25,7 +25,7 @@ from libp2p.abc import IHost
 from libp2p.peer.peerinfo import PeerInfo
 
 from node.mesh.errors import PeerUnreachableError
-from node.mesh.host import dial, is_connected
+from node.mesh.host import dial, drop_stale_connections, is_connected
 from node.mesh.logdedup import LogDedup
 from node.mesh.metrics import Metrics
 
@@ -74,6 +74,9 @@ async def keep_connected(
                 backoff.reset()
             else:  # it accepted us and dropped us at once (restarting, or not admitting us): back off
                 await backoff.wait()
+        # `dial` drops them too; here they are counted, to see how often py-libp2p leaves them.
+        if stale := drop_stale_connections(host, peer.peer_id):
+            metrics.inc("mesh_bootstrap_stale_entries_dropped_total", stale)
         try:
             await dial(host, peer, dial_timeout)
         except PeerUnreachableError as error:

@@ -22,9 +22,10 @@
   (its removal waits on a muxer close that can hang on a frozen peer). That made the
   bootstrap loop spin on "connected" (10 million log lines in 11 minutes); `dial` also
   reports a `connect` that returns without an open connection as a failure.
-- The `libp2p` loggers go to Python logging at WARNING: by default they do not propagate and
-  `auto_connector` forces INFO on itself (FIELD-NOTES 13). The TCP transport's ERROR for each
-  refused dial is silenced: the same text is raised to the dialer, which reports it.
+- The `libp2p` loggers go to Python logging at WARNING, each distinct line once a minute with a
+  count: by default they do not propagate and `auto_connector` forces INFO on itself
+  (FIELD-NOTES 13). The TCP transport's ERROR for each refused dial is silenced: the same
+  text is raised to the dialer, which reports it.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 
 from node.mesh.errors import PeerUnreachableError
+from node.mesh.logdedup import DedupHandler
 
 ED25519_SEED_BYTES = 32
 
@@ -86,11 +88,17 @@ def parse_peer_addr(address: str) -> PeerInfo:
 
 
 def route_libp2p_logging() -> None:
-    """Send py-libp2p's log records through Python logging (the node's handlers) at WARNING."""
+    """Send py-libp2p's log records through Python logging (the node's handlers) at WARNING.
+
+    Through a DedupHandler, not plain propagation: some py-libp2p warnings repeat once per
+    message (a peer's pending gossip queue over its limit logged ~20 lines/s after a peer
+    restart under load), so each distinct warning is written once a minute with a count.
+    """
     root = logging.getLogger("libp2p")
     root.handlers.clear()
     root.setLevel(logging.WARNING)
-    root.propagate = True
+    root.propagate = False
+    root.addHandler(DedupHandler(logging.getLogger()))
     # auto_connector sets INFO on itself at import; NOTSET makes it inherit WARNING.
     logging.getLogger("libp2p.network.auto_connector").setLevel(logging.NOTSET)
     # The TCP transport logs ERROR for every refused dial (a restarting aggregator makes every

@@ -82,3 +82,46 @@ class LogDedup:
             return "", ()
         # %-style like the message itself, so that `%` in a count never breaks formatting.
         return " (repeated %d times in the last %.0f s)", (event.suppressed, now - event.since)
+
+
+class DedupHandler(logging.Handler):
+    """Forwards records to `target`'s handlers, one per logger, level and message template per window.
+
+    For loggers we do not control (py-libp2p warns once per message in some states, e.g. a
+    peer's pending gossip queue over its limit): the key is the record's unformatted template,
+    so lines that differ only in a peer id or a count are one event. The first line after a
+    window carries the count of those swallowed, like LogDedup.
+    """
+
+    def __init__(
+        self,
+        target: logging.Logger,
+        window_s: float = DEFAULT_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._target = target
+        self._window_s = window_s
+        self._clock = clock
+        self._events: OrderedDict[tuple[str, int, str], list[float]] = OrderedDict()
+        """key -> [since, suppressed]."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Forward `record` unless its key was forwarded less than `window_s` ago."""
+        key = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        event = self._events.get(key)
+        if event is not None and now - event[0] < self._window_s:
+            event[1] += 1
+            return
+        if event is not None and event[1]:
+            record = logging.makeLogRecord(record.__dict__)
+            record.msg = (
+                f"{record.getMessage()} (repeated {int(event[1])} times in the last {now - event[0]:.0f} s)"
+            )
+            record.args = None
+        self._events[key] = [now, 0]
+        self._events.move_to_end(key)
+        if len(self._events) > MAX_KEYS:
+            self._events.popitem(last=False)
+        self._target.handle(record)
