@@ -1,12 +1,15 @@
-"""A mesh node in a process of its own, for tests that must freeze a peer (SIGSTOP).
+"""A mesh node in a process of its own, for tests that must freeze (SIGSTOP) or restart a peer.
 
-    python -m tests.integration.mesh_peer
+    python -m tests.integration.mesh_peer [listen multiaddr]
 
-Prints its multiaddr on one line, then runs until killed. Its operator is accepted by the
-tests' registry (OPERATORS[2] of test_mesh); it trusts every sender itself.
+Prints its multiaddr on one line, then runs until killed. Its identity is fixed, so a restart
+on the same listen address is the same peer. Its operator is accepted by the tests' registry
+(OPERATORS[2] of test_mesh); it trusts every sender itself.
 """
 
 from __future__ import annotations
+
+import sys
 
 import trio
 from eth_account import Account
@@ -18,9 +21,12 @@ SEED = b"\x0b" * 32
 OPERATOR_KEY = (3).to_bytes(32, "big")
 
 
-async def main() -> None:
+async def main(listen: str) -> None:
     node = MeshNode(
-        identity_from_seed(SEED), Account.from_key(OPERATOR_KEY), lambda address: True, MeshConfig(CHAIN_ID)
+        identity_from_seed(SEED),
+        Account.from_key(OPERATOR_KEY),
+        lambda address: True,
+        MeshConfig(CHAIN_ID, listen=listen),
     )
     async with node:
         print(node.listen_addrs[0], flush=True)
@@ -28,4 +34,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main)
+    trio.run(main, sys.argv[1] if len(sys.argv) > 1 else MeshConfig(CHAIN_ID).listen)
