@@ -8,9 +8,7 @@ import {OperatorRegistry} from "./OperatorRegistry.sol";
 
 /// @notice What the AttestationCenter needs of the TaskExecutionHub: releasing a task's escrow.
 interface ITaskSettlement {
-    function settle(uint256 taskId, uint256 jobId, uint32 attempt, address performer, bool approve)
-        external
-        returns (bool);
+    function settle(uint256 taskId, uint256 jobId, uint32 attempt, address performer, bool approve) external;
 }
 
 /// @title AttestationCenter
@@ -31,10 +29,10 @@ interface ITaskSettlement {
 ///         active set signed, the aggregate key is read as stored, with nothing subtracted.)
 ///         A task is approved at most once; each attempt is decided at most once.
 ///
-///         A decision settles the task's fee on the TaskExecutionHub: an approval releases the
-///         escrow to the performer and must name exactly the execution the hub recorded (job,
-///         attempt, performer), or it reverts; a rejection refunds the owner (when that attempt
-///         executed) and penalises the performer in the OperatorRegistry.
+///         A decision settles the task's fee on the TaskExecutionHub and must name exactly the
+///         execution the hub recorded (job, attempt, performer), or it reverts: an approval
+///         releases the escrow to the performer; a rejection refunds the owner, and when two
+///         thirds of the stake signed it, also penalises the performer in the OperatorRegistry.
 /// @dev Task state is packed 8 bits per task (bit 0: approved, bit a: attempt a decided),
 ///      32 tasks per storage word, so sequential task ids share slots. Reward counters are
 ///      packed 8 × uint32 per word by operator id.
@@ -131,8 +129,14 @@ contract AttestationCenter is EIP712 {
         _taskFlags[task.taskId >> 5] |= ((approve ? 1 : 0) | (1 << task.attempt)) << ((task.taskId & 31) * 8);
         _count(_attested, tally.signers);
         _increment(approve ? _executed : _rejected, task.performerId);
+        // Every decision names an execution the hub recorded (task, job, attempt, performer), or
+        // reverts: nobody can decide attempts that never ran (future tasks included). A
+        // rejection refunds the owner; only one that two thirds of the stake signed also
+        // penalises the performer, so a colluding third can block a payment but slash nobody.
         hub.settle(task.taskId, task.jobId, task.attempt, tally.performerAccount, approve);
-        if (!approve) registry.penalize(task.performerId);
+        if (!approve && quorumReached(tally.signedStake, tally.totalStake, true)) {
+            registry.penalize(task.performerId);
+        }
         if (approve) {
             emit TaskSubmitted(
                 task.taskId,

@@ -127,18 +127,19 @@ contract TaskExecutionHub is Governed, EIP712, JobRegistry, TriggerGasRegistry {
         bytes calldata dispatcherSignature,
         Consent calldata consent
     ) external returns (bool success) {
-        registerJobWithConsent(a.jobId, consent.expiry, terms, consent.signature);
+        // Someone may have registered the job from the (public) consent first: then it only
+        // has to match, which _admit checks.
+        if (jobTermsHash(a.jobId) == bytes32(0)) {
+            registerJobWithConsent(a.jobId, consent.expiry, terms, consent.signature);
+        }
         return _execute(a, terms, callData, fee, dispatcherSignature);
     }
 
     /// @notice Release task `taskId`'s escrow on the AttestationCenter's decision (see
-    ///         TriggerGasRegistry._release). Returns whether any fee moved.
-    function settle(uint256 taskId, uint256 jobId, uint32 attempt, address performer, bool approve)
-        external
-        returns (bool)
-    {
+    ///         TriggerGasRegistry._release).
+    function settle(uint256 taskId, uint256 jobId, uint32 attempt, address performer, bool approve) external {
         if (msg.sender != settler) revert NotSettler(msg.sender);
-        return _release(taskId, jobId, attempt, performer, approve);
+        _release(taskId, jobId, attempt, performer, approve);
     }
 
     function _ownerOfJob(uint256 jobId) internal pure override returns (address) {
@@ -222,13 +223,17 @@ contract TaskExecutionHub is Governed, EIP712, JobRegistry, TriggerGasRegistry {
         private
         returns (bool success, bytes memory revertData)
     {
+        bytes memory request = abi.encodeCall(Forwarder.forward, (target, gasLimit, callData));
         // The target must get the full gas the owner granted, so that a performer cannot make
         // a task fail on purpose by sending too little gas (EIP-150 keeps 1/64 at each hop).
-        uint256 forwarderGas = uint256(gasLimit) + uint256(gasLimit) / 63 + _FORWARDER_GAS;
+        // The forwarder also copies the call data into memory before calling: 6 gas a word and
+        // the quadratic part of memory expansion.
+        uint256 words = (callData.length + 31) / 32;
+        uint256 forwarderGas =
+            uint256(gasLimit) + uint256(gasLimit) / 63 + _FORWARDER_GAS + 6 * words + (words * words) / 512;
         if (gasleft() < forwarderGas + forwarderGas / 63 + _GAS_AFTER_CALL) {
             revert InsufficientGasForTarget(gasleft(), forwarderGas + forwarderGas / 63 + _GAS_AFTER_CALL);
         }
-        bytes memory request = abi.encodeCall(Forwarder.forward, (target, gasLimit, callData));
         assembly ("memory-safe") {
             success := call(forwarderGas, forwarder, 0, add(request, 0x20), mload(request), 0, 0)
         }

@@ -112,20 +112,14 @@ abstract contract TriggerGasRegistry {
     }
 
     /// @dev Release task `taskId`'s escrow: to `performer` if `approve`, else back to the job's
-    ///      owner. An approval must name the execution exactly (job, attempt, performer); a
-    ///      rejection of something that was never executed moves nothing and returns false.
-    function _release(uint256 taskId, uint256 jobId, uint32 attempt, address performer, bool approve)
-        internal
-        returns (bool released)
-    {
+    ///      owner. The decision must name the execution exactly (job, attempt, performer).
+    function _release(uint256 taskId, uint256 jobId, uint32 attempt, address performer, bool approve) internal {
         Escrow storage e = _escrows[performer][taskId % ESCROW_RING];
         if (e.commitment != _commitment(taskId, jobId, attempt)) {
-            if (!approve) return false;
             if (!executed(taskId)) revert NotExecuted(taskId);
             revert ExecutionMismatch(taskId);
         }
         _settle(e, taskId, approve ? performer : _ownerOfJob(jobId), approve);
-        return true;
     }
 
     function _heldEscrow(uint256 taskId, uint256 jobId, uint32 attempt, address performer)

@@ -33,8 +33,8 @@ async def network(accounts, sender_for) -> Network:
 
 
 async def submit(network: Network, submission, sender=None):
-    """Submit `submission`; an approval needs the execution it names, so run it first if needed."""
-    if submission.approve and not await network.hub.call("executed", submission.task.task_id):
+    """Submit `submission`; a decision names an execution, so run it first if needed."""
+    if not await network.hub.call("executed", submission.task.task_id):
         await network.execute(submission.task)
     return await network.center.transact(sender or network.governor, "submitTask", *submission.call_args())
 
@@ -104,7 +104,7 @@ async def test_one_short_of_two_thirds_is_refused(network):
     assert (await network.center.call("taskStatus", task.task_id))[0] is True
 
 
-async def test_a_third_rejects_and_the_task_can_be_retried(network):
+async def test_a_third_rejects_and_the_attempt_is_decided(network):
     task = network.task(attempt=1)
     receipt = await submit(network, network.submission(task, False, [2, 3]))
     [event] = network.center.events(receipt, "TaskRejected")
@@ -113,10 +113,21 @@ async def test_a_third_rejects_and_the_task_can_be_retried(network):
     approval = network.submission(task, True, [1, 2, 3])
     with pytest.raises(RevertError, match="AttemptAlreadyDecided"):
         await network.center.transact(network.governor, "submitTask", *approval.call_args())
-    # Attempt 1 never executed (its performer lied), so attempt 2 may execute and be approved.
-    retry = network.task(attempt=2, performer_id=1)
-    await submit(network, network.submission(retry, True, [0, 2, 3]))
-    assert await network.center.call("taskStatus", task.task_id) == (True, 0b110)
+    assert await network.center.call("taskStatus", task.task_id) == (False, 0b10)
+
+
+async def test_review_nobody_decides_an_attempt_that_never_ran(network):
+    """A colluding third pre-rejected the next task ids' attempts with made-up results, so that
+    honest keepers' later executions could never be approved (and never paid). A decision now
+    names an execution the hub recorded, or reverts."""
+    future = network.task(task_id=9, attempt=1)
+    for signers, approve in (([1, 2, 3], False), ([2, 3], False), ([1, 2, 3], True)):
+        submission = network.submission(future, approve, signers)
+        with pytest.raises(RevertError, match="NotExecuted"):
+            await network.center.transact(network.governor, "submitTask", *submission.call_args())
+    assert await network.center.call("taskStatus", 9) == (False, 0)
+    await submit(network, network.submission(future, True, [1, 2, 3]))
+    assert (await network.center.call("taskStatus", 9))[0] is True
 
 
 async def test_a_replayed_task_is_refused(network):
@@ -222,17 +233,24 @@ async def test_an_approval_pays_the_performer_from_escrow(network):
 
 async def test_finding3_a_rejection_refunds_the_owner_and_penalises_the_performer(network):
     """A rejection only moved a counter: the performer kept the fee. Now the owner gets it
-    back and the performer loses penaltyBps of its stake."""
+    back and, when two thirds of the stake rejected, the performer loses penaltyBps of its stake."""
     task = network.task(task_id=6)
     await network.execute(task)
     owner_before = await network.hub.call("balanceOf", JOB_OWNER.address)
-    receipt = await submit(network, network.submission(task, False, [2, 3]))
+    receipt = await submit(network, network.submission(task, False, [1, 2, 3]))
     assert await network.hub.call("balanceOf", JOB_OWNER.address) == owner_before + JOB_FEE
     assert await network.hub.call("balanceOf", network.operators[0].address) == 0
     [penalty] = network.registry.events(receipt, "OperatorPenalized")
     assert penalty.args == {"id": 0, "penalty": 10, "stake": 90}
     _, total, _ = await network.registry.call("activeSet")
     assert total == 390
+    # A third of the stake can block the payment (the owner is refunded) but slash nobody.
+    minority = network.task(task_id=7, performer_id=1)
+    receipt = await submit(network, network.submission(minority, False, [2, 3]))
+    assert network.registry.events(receipt, "OperatorPenalized") == []
+    assert (
+        await network.hub.call("balanceOf", JOB_OWNER.address) == owner_before + JOB_FEE
+    )  # charged, refunded
     # Only the AttestationCenter penalises.
     with pytest.raises(RevertError, match="NotAttestationCenter"):
         await network.registry.transact(network.governor, "penalize", 1)

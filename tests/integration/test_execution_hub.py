@@ -199,3 +199,24 @@ async def test_a_performer_cannot_starve_the_target_of_gas(world: HubWorld):
     with pytest.raises(RevertError, match="InsufficientGasForTarget"):
         await world.performer.transact(world.hub.address, data, gas=400_000)
     assert not await world.hub.call("executed", 7)
+
+
+async def test_review_large_call_data_does_not_eat_into_the_targets_gas(world: HubWorld):
+    """With 64 KB of call data the target got 55k of a 100k gas limit: the forwarder's copy of
+    the call data came out of the target's share. The hub now budgets it: with the least
+    transaction gas that goes through (what a performer starving the target would send, as
+    the node's own gas estimate finds it), the target still gets its whole limit."""
+    recorder = await deploy(world.governor, load_artifact("Recorder"))
+    for task_id, size in enumerate((4, 8_192, 32_768), start=1):
+        calldata = b"\x01\x02\x03\x04" + b"\x07" * (size - 4)
+        terms = JobTerms.static_call(recorder.address, calldata, 100_000, 2 * FEE, TRIGGER)
+        job_id = await world.register(terms, nonce=task_id)
+        assignment = world.assignment(task_id, job_id, terms)
+        data = world.hub.encode(
+            "execute", assignment.as_struct(), terms.as_struct(), calldata, FEE, world.sign(assignment)
+        )
+        call = {"from": world.performer.address, "to": world.hub.address, "data": "0x" + data.hex()}
+        least = int(await world.hub.rpc.call("eth_estimateGas", call), 16)
+        receipt = await world.performer.transact(world.hub.address, data, gas=least)
+        [called] = recorder.events(receipt, "Called")
+        assert called.args["gasAtEntry"] >= terms.gas_limit - 1_000, (size, called.args["gasAtEntry"])

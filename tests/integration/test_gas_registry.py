@@ -78,8 +78,9 @@ async def test_a_rejection_refunds_the_owner(world, accounts, sender_for):
     await world.execute(world.assignment(1, job_id, terms), terms, calldata)
     settler = sender_for(accounts[7])
     await world.hub.transact(world.governor, "proposeSettler", settler.address)
-    # Rejecting what never executed moves nothing (and does not revert: the rejection stands).
-    await world.hub.transact(settler, "settle", 1, job_id, 2, world.performer.address, False)
+    # A rejection, too, must name the execution.
+    with pytest.raises(RevertError, match="ExecutionMismatch"):
+        await world.hub.transact(settler, "settle", 1, job_id, 2, world.performer.address, False)
     assert await world.balance(world.owner.address) == ETH - FEE
     await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, False)
     assert await world.balance(world.owner.address) == ETH
