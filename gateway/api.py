@@ -31,11 +31,11 @@ from gateway.http import BoundedBodies, HttpLimits
 from gateway.intake import JobConflictError, JobIntake
 from gateway.jobs import JobSpecError
 from gateway.storage import GatewayStorage
-from node.store import Table
+from node.store import MAX_INT_KEY, Table
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 500
-MAX_ID = 2**63 - 1  # the store keys ints as signed 64-bit; ids start at 1
+MAX_ID = MAX_INT_KEY  # the store keys ints as signed 64-bit; ids start at 1
 
 
 class _PathId(BaseConverter):

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
+import msgspec
 from msgspec.structs import replace
 
 from gateway.jobs import ValidJob
 from gateway.records import JobRecord, Sequence, TaskRecord
-from node.store import JOBS, SCHEDULES, TASKS, Batch, Index, Page, Store, Table
+from node.monitor import TaskDecision
+from node.store import CHECKPOINTS, JOBS, MAX_INT_KEY, SCHEDULES, TASKS, Batch, Index, Page, Store, Table
+
+log = logging.getLogger(__name__)
+DECISIONS_CHECKPOINT = "attestations"
+
+
+class Checkpoint(msgspec.Struct):
+    """The next block a chain follower reads."""
+
+    name: str
+    next_block: int
 
 
 class GatewayStorage:
@@ -33,6 +48,7 @@ class GatewayStorage:
             indexes=[Index("job", lambda t: t.job_id), Index("status", lambda t: t.status)],
         )
         self.sequences = Table(store, Sequence, SCHEDULES.child("seq"), key=lambda s: s.name)
+        self.checkpoints = Table(store, Checkpoint, CHECKPOINTS, key=lambda c: c.name)
 
     def job_by_chain_id(self, chain_job_id: int) -> JobRecord | None:
         """The job whose id on chain is `chain_job_id`, if this gateway has it."""
@@ -76,6 +92,31 @@ class GatewayStorage:
             )
             self.tasks.put(task, batch=batch)
             self.jobs.put(replace(job, last_fire=fire_at), batch=batch)
+        return task
+
+    def record_decision(self, decision: TaskDecision, next_block: int) -> TaskRecord | None:
+        """The AttestationCenter's `decision` on a task and the decisions checkpoint, in one batch.
+
+        Anyone with a quorum can decide tasks this gateway never issued (any id, up to 2**256):
+        such a decision is skipped, but the checkpoint still moves past it, so it can neither
+        crash the follower nor be read again forever. Returns the updated task, if ours.
+        """
+        known = 0 < decision.task_id <= MAX_INT_KEY
+        task = self.tasks.get(decision.task_id) if known else None
+        with self.store.batch() as batch:
+            if task is not None:
+                outcome = "approved" if decision.approved else "rejected"
+                attempts = [
+                    replace(a, outcome=outcome) if a.number == decision.attempt else a for a in task.attempts
+                ]
+                changes: dict[str, object] = {"attempts": attempts, "updated_at": time.time()}
+                if decision.approved:
+                    changes |= {"status": "completed", "submission_tx": decision.tx_hash}
+                task = replace(task, **changes)
+                self.tasks.put(task, batch=batch)
+            self.checkpoints.put(Checkpoint(DECISIONS_CHECKPOINT, next_block), batch=batch)
+        if task is None:
+            log.info("decision on task %d, which this gateway did not issue: skipped", decision.task_id)
         return task
 
     def save_task(self, task: TaskRecord) -> None:

@@ -8,9 +8,10 @@ signatures, so that whoever receives one can check it without trusting the relay
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import msgspec
+from msgspec import Meta
 
 from consensus.attestation import TaskInfo, Vote
 from consensus.jobs import JobTerms
@@ -18,6 +19,10 @@ from node.dispatcher.assignment import Assignment
 from node.keeper.result import ExecutionResult
 
 M = TypeVar("M", bound=msgspec.Struct)
+# Bounds on what a peer may put in fields no signature covers: the fire time goes into the
+# trigger evidence as uint64 milliseconds, trace ids into logs, addresses into dials.
+FireAt = Annotated[float, Meta(ge=0, le=(2**64 - 1) / 1000)]
+TraceId = Annotated[str, Meta(max_length=64)]
 
 
 class Heartbeat(msgspec.Struct, frozen=True):
@@ -44,8 +49,8 @@ class AssignmentMessage(msgspec.Struct, frozen=True):
     dispatcher_signature: bytes
     calldata: bytes
     consent: OwnerConsent | None = None
-    fire_at: float = 0.0
-    trace_id: str = ""
+    fire_at: FireAt = 0.0
+    trace_id: TraceId = ""
 
 
 class ResultMessage(msgspec.Struct, frozen=True):
@@ -67,7 +72,7 @@ class VoteMessage(msgspec.Struct, frozen=True):
 
     report: ResultMessage
     vote: Vote
-    trace_id: str = ""
+    trace_id: TraceId = ""
 
 
 class FinalityMessage(msgspec.Struct, frozen=True):

@@ -17,7 +17,7 @@ from gateway.api import create_app
 from gateway.http import server_config
 from gateway.intake import JobIntake
 from gateway.records import AttemptRecord, JobRecord
-from gateway.storage import GatewayStorage
+from gateway.storage import DECISIONS_CHECKPOINT, GatewayStorage
 from node.chain.errors import ChainError
 from node.config.preflight import NodeSetup
 from node.dispatcher.assignment import Assignment, time_trigger_evidence
@@ -28,18 +28,11 @@ from node.messages import AssignmentMessage, Heartbeat, OwnerConsent, decode, en
 from node.monitor import TaskDecision, TaskMonitor
 from node.roles.runtime import Chain, OperatorDirectory, load_directory, open_chain, open_mesh
 from node.schedulers.time import IntervalSchedule, TimeScheduler
-from node.store import CHECKPOINTS, Store, Table
+from node.store import Store
 
 log = logging.getLogger("triggerx.gateway")
 ACK_TIMEOUT = 5.0
 KEEPER_WAIT = 30.0  # how long a task waits for an eligible keeper to come online
-
-
-class Checkpoint(msgspec.Struct):
-    """The next block the task monitor reads."""
-
-    name: str
-    next_block: int
 
 
 def schedule_of(job: JobRecord) -> IntervalSchedule:
@@ -78,7 +71,6 @@ class Gateway:
         self.protocol = setup.genesis.protocol
         self.tracker = HealthTracker(self.protocol.offline_after_seconds)
         self.scheduler = TimeScheduler()
-        self.checkpoints = Table(storage.store, Checkpoint, CHECKPOINTS, key=lambda c: c.name)
         self.waiters: dict[tuple[int, int], Waiter] = {}
         self.keeper_addrs: dict[str, list[str]] = {}  # peer id -> multiaddrs, from heartbeats
         self._wake = trio.Event()
@@ -249,37 +241,20 @@ class Gateway:
                 log.debug("could not dial %s at %s: %s", peer, address, error)
 
     async def follow_decisions(self) -> None:
-        """The AttestationCenter's decisions → task records (with the checkpoint, in one batch)."""
-        checkpoint = self.checkpoints.get("attestations")
+        """The AttestationCenter's decisions → task records (with the checkpoint, in one batch:
+        see GatewayStorage.record_decision)."""
+        checkpoint = self.storage.checkpoints.get(DECISIONS_CHECKPOINT)
         start = checkpoint.next_block if checkpoint else int(await self.chain.rpc.call("eth_blockNumber"), 16)
         monitor = TaskMonitor(self.chain.center, start)
         send, receive = trio.open_memory_channel[TaskDecision](256)
         self.nursery.start_soon(monitor.follow, send)
         async with receive:
             async for decision in receive:
-                self._record_decision(decision, monitor.next_block)
+                self.storage.record_decision(decision, monitor.next_block)
                 waiter = self.waiters.get((decision.task_id, decision.attempt))
                 if waiter is not None:
                     waiter.decision = decision
                     waiter.done.set()
-
-    def _record_decision(self, decision: TaskDecision, next_block: int) -> None:
-        task = self.storage.tasks.get(decision.task_id)
-        with self.storage.store.batch() as batch:
-            if task is not None:
-                attempts = [
-                    msgspec.structs.replace(a, outcome="approved" if decision.approved else "rejected")
-                    if a.number == decision.attempt
-                    else a
-                    for a in task.attempts
-                ]
-                changes: dict[str, object] = {"attempts": attempts, "updated_at": time.time()}
-                if decision.approved:
-                    changes |= {"status": "completed", "submission_tx": decision.tx_hash}
-                self.storage.tasks.put(msgspec.structs.replace(task, **changes), batch=batch)
-            self.checkpoints.put(Checkpoint("attestations", next_block), batch=batch)
-        log.info("task %d attempt %d %s in %s", decision.task_id, decision.attempt,
-                 "approved" if decision.approved else "rejected", decision.tx_hash)  # fmt: skip
 
     def _update(
         self,

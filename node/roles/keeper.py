@@ -27,6 +27,9 @@ from node.roles.runtime import (
 
 log = logging.getLogger("triggerx.keeper")
 VOTE_TIMEOUT = 10.0
+# Reports checked at once (each may wait up to the attester's visibility timeout); more are
+# dropped and counted, so a flood of reports costs a bounded number of tasks.
+MAX_CONCURRENT_CHECKS = 64
 
 
 class Keeper:
@@ -60,6 +63,8 @@ class Keeper:
             chain.hub, chain.sender, dispatcher=self.dispatcher, operator_id=me.id, chain_id=chain.chain_id
         )
         self.checker = ResultChecker(chain.hub)
+        self.checks = trio.CapacityLimiter(MAX_CONCURRENT_CHECKS)
+        self.reports_dropped = 0
 
     async def on_assign(self, sender: str, payload: bytes) -> bytes:
         """The dispatcher's `assign` request: acknowledge now, execute in the background."""
@@ -73,13 +78,19 @@ class Keeper:
         return b"ack"
 
     async def perform(self, order: AssignmentMessage) -> None:
-        """Execute an assignment, publish the signed result, and co-sign its approval."""
+        """Execute an assignment, publish the signed result, and co-sign its approval.
+
+        Nothing one task does may stop the keeper: every failure is logged, never raised."""
         assignment = order.assignment
         try:
-            result = await self.executor.execute(order)
-        except (AssignmentRefused, ChainError) as error:
+            await self._perform(order)
+        except (AssignmentRefused, ChainError, MeshError) as error:
             log.warning("task %d attempt %d not executed: %s", assignment.task_id, assignment.attempt, error)
-            return
+        except Exception:
+            log.exception("task %d attempt %d failed", assignment.task_id, assignment.attempt)
+
+    async def _perform(self, order: AssignmentMessage) -> None:
+        result = await self.executor.execute(order)
         report = ResultMessage(order, result, b"")
         task = report.task_info()
         signature = task.sign_as_performer(
@@ -94,10 +105,25 @@ class Keeper:
         """Check every result published by another keeper and vote on it."""
         async with await self.mesh.subscribe(RESULTS) as results:
             async for delivery in results:
+                if self.checks.available_tokens == 0:
+                    self.reports_dropped += 1
+                    continue
                 self.nursery.start_soon(self.check_report, delivery.sender, delivery.payload)
 
     async def check_report(self, sender: str, payload: bytes) -> None:
-        """Vote on one performer's report, after checking it against the chain."""
+        """Vote on one performer's report, after checking it against the chain.
+
+        A peer's report can make this fail in ways no check foresaw; that must cost one
+        report, never the keeper: every failure is logged, never raised."""
+        async with self.checks:
+            try:
+                await self._check_report(sender, payload)
+            except (ChainError, MeshError) as error:
+                log.warning("a report from %s could not be checked: %s", sender, error)
+            except Exception:
+                log.exception("a report from %s could not be checked", sender)
+
+    async def _check_report(self, sender: str, payload: bytes) -> None:
         try:
             report = decode(payload, ResultMessage)
         except msgspec.MsgspecError as error:

@@ -2,7 +2,7 @@
 
 Keys are grouped in spaces by prefix (`job/`, `task/`, `user/`, `keeper/`, `apikey/`,
 `sched/...`, `chk/...`, indexes under `idx/...`, the schema version at `meta/schema`).
-Values are msgspec Structs as msgpack behind a version byte. A `Table` binds a Struct type
+Values are msgspec Structs as JSON behind a version byte. A `Table` binds a Struct type
 to a space, a primary key and secondary indexes, and writes each record together with its
 index entries in one atomic batch; `Store.batch()` makes writes to several tables atomic:
 
@@ -22,6 +22,7 @@ from node.store.keys import (
     INDEXES,
     JOBS,
     KEEPERS,
+    MAX_INT_KEY,
     META,
     SCHEDULES,
     TASKS,
@@ -38,6 +39,7 @@ __all__ = [
     "INDEXES",
     "JOBS",
     "KEEPERS",
+    "MAX_INT_KEY",
     "META",
     "SCHEDULES",
     "SCHEMA_VERSION",

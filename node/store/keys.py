@@ -21,6 +21,8 @@ KeyPart = int | str | bytes
 
 _INT, _STR, _BYTES = b"i", b"s", b"b"
 _INT_OFFSET = 1 << 63
+MAX_INT_KEY = _INT_OFFSET - 1
+"""The largest int a key part can hold (record ids are 1 to this)."""
 _END = b"\x00"
 _ESCAPED_ZERO = b"\x00\xff"
 

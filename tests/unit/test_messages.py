@@ -53,3 +53,14 @@ def test_values_outside_their_solidity_type_are_refused(field, value, problem):
     document["assignment"][field] = value
     with pytest.raises(msgspec.ValidationError, match=problem):
         decode(msgspec.json.encode(document), AssignmentMessage)
+
+
+@pytest.mark.parametrize("fire_at", [1e20, -1.0, float("inf")])
+def test_review_a_fire_time_outside_uint64_milliseconds_is_refused(fire_at):
+    """The fire time is not under the dispatcher's signature: one keeper republished a genuine
+    report with fire_at 1e20, and every attester died encoding it into the trigger evidence."""
+    order = AssignmentMessage(ASSIGNMENT, TERMS, b"", b"")
+    document = msgspec.json.decode(encode(order))
+    document["fire_at"] = fire_at
+    with pytest.raises(msgspec.ValidationError, match="fire_at"):
+        decode(msgspec.json.encode(document), AssignmentMessage)
