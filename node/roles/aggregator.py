@@ -27,12 +27,19 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 from eth_utils import to_checksum_address
 
-from consensus.aggregator import Aggregator, DroppedVote, Submission, SubmitOutcome, VoteCollector
+from consensus.aggregator import (
+    Aggregator,
+    DroppedVote,
+    DropReason,
+    Submission,
+    SubmitOutcome,
+    VoteCollector,
+)
 from consensus.attestation import TaskInfo, Vote
 from consensus.bls.backend import choose_backend
 from consensus.operators import OperatorSet
@@ -64,10 +71,13 @@ Publish = Callable[[str, bytes], Awaitable[None]]
 
 @dataclass
 class Ballot:
-    """The votes on one claimed result, until `expires_at` (unix seconds)."""
+    """The votes on one claimed result, until `expires_at` (unix seconds), and the operators
+    whose vote on it failed verification: each operator costs a ballot one failed check at
+    most (a BLS verification is ~6 ms; a keeper repeating bad votes must not buy more)."""
 
     collector: VoteCollector
     expires_at: float
+    refused: set[int] = field(default_factory=set)
 
 
 class VoteDesk:
@@ -127,11 +137,15 @@ class VoteDesk:
             return b"decided"
         key: BallotKey = (task.task_id, task.attempt, task.result_hash)
         ballot = self.collectors.get(key) or self._open(key, report, task)
+        if vote.operator_id in ballot.refused:
+            raise ValueError("vote not counted: this operator's vote on this result was refused before")
         async with self._lock:
             dropped, decision = await trio.to_thread.run_sync(
                 _count, ballot.collector, self.directory.operators, vote
             )
         if dropped:
+            if dropped[0].reason is DropReason.BAD_SIGNATURE:
+                ballot.refused.add(vote.operator_id)
             raise ValueError(f"vote not counted: {dropped[0].reason.value}")
         ready = decision in (Decision.APPROVE, Decision.REJECT)
         if ready and attempt not in self.submitting and attempt not in self.decided:
