@@ -64,6 +64,7 @@ class JobIntake:
     max_active_jobs_per_owner: int = MAX_ACTIVE_JOBS_PER_OWNER
     clock: Callable[[], float] = time.time
     _workers: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(4))
+    _cancelling: set[int] = field(default_factory=set)
 
     async def create(self, body: bytes) -> JobRecord:
         """Create the job in a POST /api/jobs `body`; JobSpecError (400) or JobConflictError (409)."""
@@ -72,12 +73,6 @@ class JobIntake:
             parse_create_request, body, self.chain_id, self.hub.address, now, limiter=self._workers
         )
         self._check_new(job)
-        if self.storage.active_jobs_of(job.owner, self.max_active_jobs_per_owner) >= (
-            self.max_active_jobs_per_owner
-        ):
-            raise JobSpecError(
-                "$.job.owner", f"already has {self.max_active_jobs_per_owner} active jobs, the most allowed"
-            )
         state = await self.hub.call("jobTermsHash", job.chain_job_id)
         if state == CANCELLED_TERMS:
             raise JobConflictError(f"job {job.chain_job_id:#x} was cancelled on chain: sign a new nonce")
@@ -98,7 +93,9 @@ class JobIntake:
                 f"balance {balance} wei is less than maxFeePerTask {job.terms.max_fee_per_task}: "
                 "deposit to the TaskExecutionHub first",
             )
-        self._check_new(job)  # again: another request may have created it while we asked the chain
+        # Checked last, with no await before the write: requests for the same job or owner
+        # may have been accepted while this one asked the chain.
+        self._check_new(job)
         record = self.storage.create_job(job, now)
         self.on_created(record)
         return record
@@ -124,6 +121,10 @@ class JobIntake:
             return record
         if record.last_fire is None:
             return self.mark_deleted(record)
+        # One transaction per job, however many requests arrive while it is under way.
+        if job_id in self._cancelling:
+            raise JobConflictError(f"job {job_id} is being cancelled")
+        self._cancelling.add(job_id)
         try:
             await self.hub.transact(self.sender, "cancelJobWithSignature", record.chain_job_id, signature)
         except RevertError as error:
@@ -131,7 +132,9 @@ class JobIntake:
                 raise JobConflictError(f"the hub refused the cancellation: {error}") from None
         except ChainError as error:
             raise JobConflictError(f"the cancellation could not be sent: {error}") from None
-        return self.mark_deleted(record)
+        finally:
+            self._cancelling.discard(job_id)
+        return self.mark_deleted(self.storage.jobs.get(job_id) or record)
 
     def mark_deleted(self, record: JobRecord) -> JobRecord:
         """Record that `record` was cancelled (never a real delete) and stop scheduling it."""
@@ -141,6 +144,10 @@ class JobIntake:
         return deleted
 
     def _check_new(self, job: ValidJob) -> None:
+        """JobConflictError if this gateway has the job; JobSpecError if its owner is at the cap."""
         existing = self.storage.job_by_chain_id(job.chain_job_id)
         if existing is not None:
             raise JobConflictError(f"this signed job already exists as job {existing.id}")
+        cap = self.max_active_jobs_per_owner
+        if self.storage.active_jobs_of(job.owner, cap) >= cap:
+            raise JobSpecError("$.job.owner", f"already has {cap} active jobs, the most allowed")

@@ -86,7 +86,8 @@ class TaskExecutor:
         return "executeFirst", [*args, {"expiry": order.consent.expiry, "signature": order.consent.signature}]
 
     async def _gas_and_fee(self, function: str, args: list[Any], terms: JobTerms) -> tuple[int, int]:
-        """Gas for the transaction, and the fee: its cost at today's base fee, capped by the terms."""
+        """Gas for the transaction, and the fee: its cost at today's base fee. AssignmentRefused
+        when the terms' fee cap does not cover that cost: a keeper does not work at a loss."""
         data = self.hub.encode(function, *args)
         call = {"from": self.sender.address, "to": self.hub.address, "data": "0x" + data.hex()}
         estimate, block = await self.hub.rpc.batch(
@@ -94,4 +95,6 @@ class TaskExecutor:
         )
         gas = int(estimate, 16)
         cost = gas * int(block["baseFeePerGas"], 16)
-        return int(gas * self.sender.gas_margin), min(cost, terms.max_fee_per_task)
+        if cost > terms.max_fee_per_task:
+            raise AssignmentRefused(f"the job's fee cap {terms.max_fee_per_task} is below the cost {cost}")
+        return int(gas * self.sender.gas_margin), cost

@@ -9,6 +9,7 @@ import time
 import msgspec
 import pytest
 import rlp
+import trio
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 
@@ -128,15 +129,48 @@ async def test_finding9_active_jobs_per_owner_are_capped(storage, core, accounts
         max_active_jobs_per_owner=2,
     )
     client = create_app(storage, intake=intake).test_client()
-    for nonce in (1, 2):
-        assert (
-            await client.post("/api/jobs", data=body(msgspec.structs.replace(SPEC, nonce=nonce)))
-        ).status_code == 201
-    third = await client.post("/api/jobs", data=body(msgspec.structs.replace(SPEC, nonce=3)))
+    statuses: list[int] = []
+
+    async def post(nonce: int) -> None:
+        response = await client.post("/api/jobs", data=body(msgspec.structs.replace(SPEC, nonce=nonce)))
+        statuses.append(response.status_code)
+
+    # Ten at once: each awaits the chain between its checks, so the cap is checked again last.
+    async with trio.open_nursery() as nursery:
+        for nonce in range(1, 11):
+            nursery.start_soon(post, nonce)
+    assert sorted(statuses) == [201, 201] + [400] * 8
+    third = await client.post("/api/jobs", data=body(msgspec.structs.replace(SPEC, nonce=11)))
     assert (third.status_code, (await third.get_json())["error"]) == (
         400,
         "already has 2 active jobs, the most allowed",
     )
+
+
+async def test_review_concurrent_cancellations_send_one_transaction(created, core, storage, accounts, rpc):
+    """Ten DELETEs at once made the gateway send ten transactions at its own expense."""
+    scheduled, client = created
+    await client.post("/api/jobs", data=body())
+    job = scheduled[0]
+    storage.fire(job, fire_at=1000.0, now=1000.0, trace_id="t")
+    signature = cancel_message(job.chain_job_id, CHAIN_ID, core.hub.address).sign(OWNER)
+    before = int(await rpc.call("eth_getTransactionCount", accounts[1].address, "latest"), 16)
+    statuses: list[int] = []
+
+    async def cancel() -> None:
+        response = await client.delete(
+            "/api/jobs/delete/1", data=json.dumps({"signature": "0x" + signature.hex()})
+        )
+        statuses.append(response.status_code)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(10):
+            nursery.start_soon(cancel)
+    after = int(await rpc.call("eth_getTransactionCount", accounts[1].address, "latest"), 16)
+    assert after - before == 1
+    assert statuses.count(200) >= 1
+    assert set(statuses) <= {200, 409}
+    assert storage.jobs.get(1).status == "deleted"
 
 
 async def test_finding2_the_owner_cancels_through_the_gateway_on_chain(created, core, storage):

@@ -12,6 +12,7 @@ from eth_utils import keccak
 
 from consensus.aggregator import Aggregator, VoteCollector
 from consensus.attestation import TaskInfo, Vote
+from consensus.jobs import job_id_of
 from consensus.operators import OperatorSet, load_operator_set
 from node.chain.contracts import Contract, load_artifact
 from node.dispatcher.assignment import Assignment
@@ -23,7 +24,7 @@ from node.messages import AssignmentMessage
 from node.monitor import TaskMonitor
 
 from ..conftest import CHAIN_ID
-from ..consensus_helpers import BACKEND, Network, bls_secret, deploy_network
+from ..consensus_helpers import BACKEND, JOB_OWNER, Network, bls_secret, deploy_network
 
 
 @dataclass
@@ -167,6 +168,15 @@ async def test_keepers_refuse_assignments_that_are_not_theirs(world, accounts, s
     mine = executor_for(world, sender_for, accounts, performer.account, performer.id)
     with pytest.raises(AssignmentRefused, match="not the dispatcher"):
         await mine.execute(msgspec.structs.replace(order, dispatcher_signature=forged))
+    # A job whose fee cap does not cover the execution's cost: the keeper does not work at a loss.
+    poor = dataclasses.replace(order.terms, max_fee_per_task=1)
+    await world.hub.transact(sender_for(JOB_OWNER), "registerJob", 2, poor.as_struct())
+    assignment = dataclasses.replace(
+        order.assignment, job_id=job_id_of(JOB_OWNER.address, 2), terms_hash=poor.hash()
+    )
+    signature = assignment.sign(accounts[0], CHAIN_ID, world.hub.address)
+    with pytest.raises(AssignmentRefused, match="below the cost"):
+        await mine.execute(AssignmentMessage(assignment, poor, signature, order.calldata))
     # A call the job's terms do not allow (other arguments) is refused before anything is sent.
     other_call = world.counter.encode("incrementBy", 10**70)
     with pytest.raises(AssignmentRefused, match="not the job's"):
