@@ -76,6 +76,9 @@ class Genesis(_Object, frozen=True):
     aggregators: list[ChecksumAddress] = msgspec.field(
         default_factory=list
     )  # their mesh messages are accepted
+    # The gateway's mesh peer id: keepers and aggregators admit its connections. Without it,
+    # nodes run with peer admission off (any libp2p peer may connect), and say so.
+    dispatcher_peer_id: PeerId | None = None
 
 
 def load_genesis(path: Path) -> Genesis:

@@ -119,7 +119,12 @@ async def _fund_and_demo(
 
 
 def _genesis(
-    base: Genesis, rpc_url: str, deployment: Deployment, aggregator: NodeSpec, keepers: list[NodeSpec]
+    base: Genesis,
+    rpc_url: str,
+    deployment: Deployment,
+    aggregator: NodeSpec,
+    gateway: NodeSpec,
+    keepers: list[NodeSpec],
 ) -> Genesis:
     backend = choose_backend()
     return msgspec.structs.replace(
@@ -143,6 +148,7 @@ def _genesis(
         ],
         aggregator_bootstrap=[f"/ip4/127.0.0.1/tcp/{aggregator.mesh_port}/p2p/{aggregator.peer_id}"],
         aggregators=[aggregator.operator.address],
+        dispatcher_peer_id=gateway.peer_id,
         protocol=msgspec.structs.replace(
             base.protocol,
             heartbeat_interval_seconds=DEVNET_HEARTBEAT_SECONDS,
@@ -210,7 +216,9 @@ class Devnet:
             deployment.hub,
         )
         genesis_path = self.root / "genesis.json"
-        genesis = _genesis(load_genesis(REPO_GENESIS), self.anvil.http_url, deployment, aggregator, keepers)
+        genesis = _genesis(
+            load_genesis(REPO_GENESIS), self.anvil.http_url, deployment, aggregator, gateway, keepers
+        )
         genesis_path.write_bytes(msgspec.json.format(msgspec.json.encode(genesis)))
         for node in [aggregator, gateway, *keepers]:  # the aggregator first: it is the bootstrap peer
             config = _config(node, self.anvil.http_url, genesis_path, password_file, self.http_port)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from libp2p.peer.id import ID
-
 from consensus.operators import Operator
+from node.mesh.host import peer_id_text
 
 MAX_LISTEN_ADDRS = 8  # addresses kept from a heartbeat
 MAX_ADDR_LENGTH = 256
@@ -27,11 +26,8 @@ def heartbeat_peer(operator: Operator | None, claimed_peer_id: str) -> str | Non
     """
     if operator is None or not operator.active:
         return None
-    try:
-        registered = ID(operator.peer_id).to_base58()
-    except Exception:  # a registry entry that is not a peer id: nobody can claim it
-        return None
-    return registered if claimed_peer_id == registered else None
+    registered = peer_id_text(operator.peer_id)
+    return registered if registered is not None and claimed_peer_id == registered else None
 
 
 def listen_addrs(announced: list[str]) -> list[str]:

@@ -79,6 +79,15 @@ def peer_id_of(identity: KeyPair) -> str:
     return ID.from_pubkey(identity.public_key).to_base58()
 
 
+def peer_id_text(raw: bytes) -> str | None:
+    """A peer id's bytes (as the operator registry holds them) in base58, or None if they are
+    not a peer id."""
+    try:
+        return ID(raw).to_base58()
+    except Exception:  # py-libp2p raises several types for bytes that are no multihash
+        return None
+
+
 def parse_peer_addr(address: str) -> PeerInfo:
     """The peer id and address in a multiaddr ending in /p2p/<id>; ValueError otherwise."""
     try:

@@ -16,7 +16,7 @@ from node.chain.rpc import RpcClient
 from node.chain.transactions import TransactionSender
 from node.config.preflight import NodeSetup
 from node.mesh import MeshConfig, MeshNode
-from node.mesh.host import parse_peer_addr
+from node.mesh.host import parse_peer_addr, peer_id_text
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +40,26 @@ class OperatorDirectory:
     known senders: they sign mesh messages but hold no stake.
     """
 
-    def __init__(self, registry: Contract, infrastructure: set[str]) -> None:
+    def __init__(
+        self, registry: Contract, infrastructure: set[str], infrastructure_peers: frozenset[str] = frozenset()
+    ) -> None:
         self.registry = registry
         self.infrastructure = {to_checksum_address(a) for a in infrastructure}
+        self.infrastructure_peers = set(infrastructure_peers)
         self.operators = OperatorSet({})
         self._by_account: dict[str, Operator] = {}
+        self._active_peers: set[str | None] = set()
 
     async def refresh(self) -> None:
         """Read the operator set again."""
         self.operators = await load_operator_set(self.registry)
         self._by_account = {op.account: op for op in self.operators.operators.values()}
+        self._active_peers = {peer_id_text(op.peer_id) for op in self.operators.active} - {None}
+
+    def allows_peer(self, peer_id: str) -> bool:
+        """Whether the mesh admits connections from `peer_id` (base58): the active operators'
+        registered peers, the aggregators and the gateway."""
+        return peer_id in self._active_peers or peer_id in self.infrastructure_peers
 
     async def keep_fresh(self, interval: float) -> None:
         """Refresh every `interval` seconds, forever (a failed read keeps the last set)."""
@@ -72,7 +82,13 @@ class OperatorDirectory:
 
 async def load_directory(setup: NodeSetup, chain: Chain) -> OperatorDirectory:
     """The operator directory, read once: active operators plus the genesis's dispatcher and aggregators."""
-    directory = OperatorDirectory(chain.registry, {setup.genesis.dispatcher, *setup.genesis.aggregators})
+    genesis = setup.genesis
+    peers = {parse_peer_addr(address).peer_id.to_base58() for address in genesis.aggregator_bootstrap}
+    if genesis.dispatcher_peer_id is not None:
+        peers.add(genesis.dispatcher_peer_id)
+    directory = OperatorDirectory(
+        chain.registry, {genesis.dispatcher, *genesis.aggregators}, frozenset(peers)
+    )
     await directory.refresh()
     return directory
 
@@ -111,7 +127,11 @@ async def open_mesh(setup: NodeSetup, directory: OperatorDirectory) -> AsyncIter
         listen=settings.mesh.listen,
         bootstrap=tuple(settings.mesh.bootstrap or setup.genesis.aggregator_bootstrap),
     )
-    async with MeshNode(setup.identity, setup.operator, directory.is_active, config) as mesh:
+    # Peer admission needs every peer id of the network, the gateway's included (see Genesis).
+    admits = directory.allows_peer if setup.genesis.dispatcher_peer_id is not None else None
+    async with MeshNode(
+        setup.identity, setup.operator, directory.is_active, config, allowed_peers=admits
+    ) as mesh:
         yield mesh
 
 
