@@ -74,8 +74,9 @@ async def test_finding3_a_stale_connection_entry_does_not_make_the_bootstrap_loo
         await plant_stale_entry(keeper, peer, last)
         before = (dials(keeper), bootstrap_lines(caplog))
         await trio.sleep(4.0)
-        # Backoff 0.25, 0.5, 1, 2 s (+-20%): about 4 dials in 4 s, where the old loop made millions.
-        assert 2 <= dials(keeper) - before[0] <= 6
+        # Backoff 0.25, 0.5, 1, 2 s (+-20%): at most about 4 dials in 4 s, where the old loop made
+        # millions (fewer on a loaded machine, where a failing dial itself takes a while).
+        assert 1 <= dials(keeper) - before[0] <= 6
         assert bootstrap_lines(caplog) - before[1] <= 2
 
 
