@@ -107,7 +107,8 @@ async def execute_gas() -> dict[str, int]:
             ring = await hub.call("ESCROW_RING")
             for task_id in range(3, ring + 3):  # fill the ring once
                 await settled(task_id, nonce=1, consent=False)
-            steady = [await settled(task_id, nonce=1, consent=False) for task_id in range(ring + 3, ring + 13)]
+            later = range(ring + 3, ring + 13)
+            steady = [await settled(task_id, nonce=1, consent=False) for task_id in later]
             return {
                 "first task of a new owner": first_owner,
                 "first task of a registered job": first_registered,
