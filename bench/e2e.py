@@ -18,11 +18,10 @@ from pathlib import Path
 
 import httpx
 import trio
-from eth_account import Account
 
 from node.chain.contracts import load_artifact
 from node.chain.rpc import RpcClient
-from node.devnet.run import Devnet, demo_job
+from node.devnet.run import Devnet, devnet_demo_job
 
 JOBS = 5
 
@@ -36,19 +35,12 @@ async def measure(facts: dict, tasks: int) -> tuple[list[float], list[float]]:
     hub_abi, center_abi = load_artifact("TaskExecutionHub").abi, load_artifact("AttestationCenter").abi
     contracts = facts["contracts"]
     seen: dict[str, dict[int, float]] = {"TaskExecuted": {}, "TaskSubmitted": {}}
-    owner = Account.from_key(facts["demoOwnerKey"])
     addresses = [contracts["taskExecutionHub"], contracts["attestationCenter"]]
     async with RpcClient(facts["rpcUrl"]) as rpc, httpx.AsyncClient(base_url=facts["gatewayUrl"]) as http:
         next_block = int(await rpc.call("eth_blockNumber"), 16)
         jobs = []
         for _ in range(JOBS):
-            body = demo_job(
-                owner,
-                facts["demoCounter"],
-                facts["chainId"],
-                facts["contracts"]["taskExecutionHub"],
-                every_seconds=1,
-            )
+            body = devnet_demo_job(facts, every_seconds=1)
             jobs.append((await http.post("/api/jobs", json=body)).json()["job"]["id"])
         with trio.fail_after(300):
             while len(seen["TaskSubmitted"]) < tasks:

@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -174,6 +175,13 @@ def demo_job(
         gas_limit=100_000,
     )
     return {"job": msgspec.to_builtins(spec), "signature": sign_job(spec, owner, chain_id, hub)}
+
+
+def devnet_demo_job(facts: dict[str, Any], every_seconds: int = 5) -> dict[str, object]:
+    """`demo_job` for the devnet described by `facts` (its devnet.json)."""
+    owner = Account.from_key(facts["demoOwnerKey"])
+    hub = facts["contracts"]["taskExecutionHub"]
+    return demo_job(owner, facts["demoCounter"], facts["chainId"], hub, every_seconds)
 
 
 class Devnet:

@@ -9,10 +9,9 @@ import time
 
 import httpx
 import pytest
-from eth_account import Account
 
 from node.chain.contracts import load_artifact
-from node.devnet.run import demo_job
+from node.devnet.run import devnet_demo_job
 
 from .conftest import CLI, rpc
 
@@ -21,14 +20,7 @@ pytestmark = pytest.mark.e2e
 
 def test_an_interval_job_runs_on_the_devnet(devnet):
     gateway, chain = devnet["gatewayUrl"], devnet["rpcUrl"]
-    owner = Account.from_key(devnet["demoOwnerKey"])
-    body = demo_job(
-        owner,
-        devnet["demoCounter"],
-        devnet["chainId"],
-        devnet["contracts"]["taskExecutionHub"],
-        every_seconds=2,
-    )
+    body = devnet_demo_job(devnet, every_seconds=2)
     created = httpx.post(f"{gateway}/api/jobs", json=body)
     assert created.status_code == 201, created.text
     job_id = created.json()["job"]["id"]
@@ -105,14 +97,7 @@ def test_a_killed_keeper_goes_offline_and_a_restarted_one_rejoins(devnet):
     os.kill(devnet["processes"]["keeper-1"], signal.SIGKILL)
     wait_for(lambda: keepers_online(gateway)[victim] is False)
 
-    owner = Account.from_key(devnet["demoOwnerKey"])
-    body = demo_job(
-        owner,
-        devnet["demoCounter"],
-        devnet["chainId"],
-        devnet["contracts"]["taskExecutionHub"],
-        every_seconds=1,
-    )
+    body = devnet_demo_job(devnet, every_seconds=1)
     job_id = httpx.post(f"{gateway}/api/jobs", json=body).json()["job"]["id"]
     wait_for(lambda: len(performers(gateway, job_id, 0)) >= 6)
     assert victim not in performers(gateway, job_id, 0)

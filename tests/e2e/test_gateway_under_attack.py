@@ -18,9 +18,8 @@ import time
 
 import httpx
 import pytest
-from eth_account import Account
 
-from node.devnet.run import demo_job
+from node.devnet.run import devnet_demo_job
 
 pytestmark = pytest.mark.e2e
 ATTACK_SECONDS = 10.0
@@ -61,9 +60,7 @@ def dribble_forever(host: str, port: int, stop: threading.Event) -> None:
 def test_big_and_endless_bodies_stall_neither_the_api_nor_the_schedule(devnet):
     gateway = devnet["gatewayUrl"]
     host, port = gateway.removeprefix("http://").split(":")
-    owner = Account.from_key(devnet["demoOwnerKey"])
-    hub = devnet["contracts"]["taskExecutionHub"]
-    body = demo_job(owner, devnet["demoCounter"], devnet["chainId"], hub, every_seconds=1)
+    body = devnet_demo_job(devnet, every_seconds=1)
     created = httpx.post(f"{gateway}/api/jobs", json=body)
     assert created.status_code == 201, created.text
     job_id = created.json()["job"]["id"]
