@@ -10,7 +10,7 @@ same machine's). Then the same with bare py-libp2p (same host and GossipSub sett
 envelopes), to tell what the mesh layer costs from what the library costs on this machine.
 
 Request/response: 2 processes, one persistent stream, sequential requests (p50, p99, rate)
-and 8 concurrent callers (rate); then, as FIELD-NOTES measured it, the same host settings
+and 8 concurrent callers (rate); then, as first measured on py-libp2p alone, the same host settings
 echoing raw framed bytes without envelopes. Figures only: nothing is asserted.
 """
 
@@ -390,7 +390,7 @@ def main() -> None:
                 f"  {p50:>5.1f} ms  {p99:>5.1f} ms  {cpu:>7.0%}"
             )
     print("  bare = py-libp2p with the same host and GossipSub settings, payloads without envelopes")
-    print("  FIELD-NOTES baseline (5-node ring, 100 msg/s, no envelopes): p50 7.6 ms, p99 15 ms")
+    print("  py-libp2p alone (5-node ring, 100 msg/s, no envelopes): p50 7.6 ms, p99 15 ms")
     rpc = run_rpc(context)
     print(f"\nrequest/response over one persistent stream, 2 processes, {REQUESTS} requests of 200 bytes")
     print(
@@ -399,7 +399,7 @@ def main() -> None:
     )
     print(f"  signed + checked both ways, {CONCURRENCY} callers:   {rpc['concurrent']:.0f} req/s")
     print(f"  raw frames, same host settings, no envelopes: p50 {rpc['raw_p50']:.2f} ms")
-    print("  FIELD-NOTES baseline (raw frames): p50 0.62 ms, ~2,600 req/s")
+    print("  py-libp2p alone (raw frames): p50 0.62 ms, ~2,600 req/s")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """EIP-712 typed messages: one definition of the domain, signing, recovery and digest.
 
-Everything a contract or a peer verifies is signed this way (DESIGN §4), never as JSON.
+Everything a contract or a peer verifies is signed this way (docs/protocol.md), never as JSON.
 """
 
 from __future__ import annotations

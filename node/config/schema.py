@@ -27,7 +27,7 @@ ROLES: dict[Role, str] = {
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 ENV_PREFIX = "TRIGGERX"
-_FLAG_ALIASES = {"node.role": "--role"}  # DESIGN §11's spelling, kept as the short form
+_FLAG_ALIASES = {"node.role": "--role"}  # the documented spelling (README), kept as the short form
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

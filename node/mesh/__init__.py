@@ -2,7 +2,7 @@
 
 Public API: MeshNode (with MeshConfig, and AllowedPeers for peer admission), the topic and
 protocol names, identities, the errors, LogDedup (repeated log lines logged once with a count).
-Read shared/FIELD-NOTES.md (py-libp2p) first: each module names the workarounds it applies.
+Read docs/architecture.md (py-libp2p) first: each module names the workarounds it applies.
 """
 
 from node.mesh.admission import AllowedPeers

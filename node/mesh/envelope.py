@@ -4,7 +4,7 @@ Wire format: msgspec msgpack of `Envelope`, a fixed-order array
 `[kind, sender, timestamp_ms, nonce, ref, payload, signature]` (array_like, so the encoding
 of a value is unique and field names cost nothing on the wire).
 
-Signature: EIP-712 (DESIGN §4: what a peer verifies is typed data, never "JSON then sign").
+Signature: EIP-712 (what a peer verifies is typed data, never "JSON then sign": docs/protocol.md).
 The digest is `keccak256(0x1901 || domainSeparator || hashStruct(envelope))` with
 
     EIP712Domain(string name,string version,uint256 chainId)  = ("TriggerX Mesh", "1", chainId)

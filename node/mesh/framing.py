@@ -1,10 +1,10 @@
 """Length-prefixed frames on a libp2p stream: a 4-byte big-endian length, then the bytes.
 
 Framing is what tells a dead peer from a finished message: py-libp2p reports a peer that went
-away as a clean EOF, not a reset (FIELD-NOTES 11), so EOF in the middle of a frame is an error
+away as a clean EOF, not a reset (py-libp2p 11), so EOF in the middle of a frame is an error
 and EOF between frames is the end. The reader buffers whatever the stream hands over and loops
 until a frame is complete, with no cap on partial reads (py-libp2p's own `read_exactly` gives
-up after 100 of them, which breaks messages over ~6.5 MB: FIELD-NOTES 8).
+up after 100 of them, which breaks messages over ~6.5 MB: py-libp2p 8).
 
 A peer may sit idle between frames (the stream is persistent), but once a frame has begun it
 must be complete within `frame_timeout` seconds of its first byte: otherwise a peer could hold

@@ -1,6 +1,6 @@
 """GossipSub topics: signed publishes, validation before delivery and forwarding, buffered delivery.
 
-py-libp2p's defaults fixed here (FIELD-NOTES 2-5):
+py-libp2p's defaults fixed here (docs/architecture.md, py-libp2p 2-5):
 - heartbeat every second (default 120 s: the mesh would take minutes to form and repair), and
   adaptive gossip off: when it judges the network unhealthy (a peer lost, no peers) it sets
   the heartbeat to 30-60 s, so a partition took a minute to repair and the message cache,
@@ -256,7 +256,7 @@ class GossipLayer:
         async def validate(forwarder: ID, message: rpc_pb2.Message) -> bool:
             try:
                 return self._validate(topic, forwarder, message)
-            except Exception:  # an error escaping a validator takes py-libp2p down (FIELD-NOTES 5)
+            except Exception:  # an error escaping a validator takes py-libp2p down (py-libp2p 5)
                 self._log.log(
                     logging.ERROR, ("validator", topic), "gossip validator failed on %s", topic, exc_info=True
                 )

@@ -1,18 +1,18 @@
-"""One libp2p host per process, built with every FIELD-NOTES workaround for py-libp2p 0.8.
+"""One libp2p host per process, built with every py-libp2p 0.8 workaround of docs/architecture.md.
 
 - TCP + Noise only + Yamux: py-libp2p's default security also accepts PLAINTEXT and SECIO
-  inbound (FIELD-NOTES 6), and Mplex is offered as a fallback muxer; both are left out.
+  inbound (py-libp2p 6), and Mplex is offered as a fallback muxer; both are left out.
 - `max_connections_per_peer=1`: with the default (3) every dial waits out a fixed 250 ms
-  "happy eyeballs" delay for further connections (FIELD-NOTES 1); with 1 a dial takes ~4 ms.
+  "happy eyeballs" delay for further connections (py-libp2p 1); with 1 a dial takes ~4 ms.
 - Health monitoring with abort on a failed ping: otherwise a frozen peer is never noticed
-  (FIELD-NOTES 9); here it is dropped within ~`health_interval` + `ping_timeout` seconds. The
+  (py-libp2p 9); here it is dropped within ~`health_interval` + `ping_timeout` seconds. The
   timeout is not shorter because a CPU-saturated node answers pings late, and dropping its
   connections then turns slowness into a partition.
 - The swarm's own dial retries are off: the bootstrap loop retries with its own bounded
   backoff, and the swarm's three retries only made each failed dial take ~3x longer.
 - Every dial is wrapped in `trio.move_on_after` (a dial to a black-holed peer can block ~2 min)
   and first lifts the 60 s block py-libp2p puts on a peer after one failed dial
-  (FIELD-NOTES 9, 10), since a dial here is always someone asking to (re)connect.
+  (py-libp2p 9, 10), since a dial here is always someone asking to (re)connect.
 - Peer admission (admission.py) runs in py-libp2p's resource manager: its `open_connection` is
   asked with the remote peer id right after the security handshake and before the muxer
   starts, and a denial there is logged at DEBUG only. It is the one hook that sees the proven
@@ -24,7 +24,7 @@
   reports a `connect` that returns without an open connection as a failure.
 - The `libp2p` loggers go to Python logging at WARNING, each distinct line once a minute with a
   count: by default they do not propagate and `auto_connector` forces INFO on itself
-  (FIELD-NOTES 13). The TCP transport's ERROR for each refused dial is silenced: the same
+  (py-libp2p 13). The TCP transport's ERROR for each refused dial is silenced: the same
   text is raised to the dialer, which reports it.
 """
 

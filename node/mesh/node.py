@@ -6,7 +6,7 @@
         reply = await node.request(peer_id, "vote", payload, timeout=2.0)
 
 Everything runs in one trio nursery that the `async with` owns; leaving it closes the host,
-listener included (FIELD-NOTES 7: leaving `host.run()` alone leaves the TCP listener open, and
+listener included (py-libp2p 7: leaving `host.run()` alone leaves the TCP listener open, and
 py-libp2p binds with SO_REUSEPORT, so a restarted node on the same port would silently share
 its connections with the dead one's socket).
 
@@ -78,7 +78,7 @@ class _Running:
 
 
 def _describe(error: BaseException) -> str:
-    # py-libp2p's startup errors arrive as nested ExceptionGroups (FIELD-NOTES 12): name the leaves.
+    # py-libp2p's startup errors arrive as nested ExceptionGroups (py-libp2p 12): name the leaves.
     if isinstance(error, BaseExceptionGroup):
         return "; ".join(_describe(inner) for inner in error.exceptions)
     return f"{type(error).__name__}: {error}"
@@ -178,7 +178,7 @@ class MeshNode:
             raise MeshError(f"cannot listen on {config.listen}: address not local, or port unavailable")
         pubsub, router = new_pubsub(host, config.gossip, config.freshness_window_s)
         guard_pubsub_streams(host, pubsub, router, self.metrics)
-        # Its seen-message cache sweeps in an OS thread that py-libp2p never stops (FIELD-NOTES 14).
+        # Its seen-message cache sweeps in an OS thread that py-libp2p never stops (py-libp2p 14).
         stack.callback(pubsub.seen_messages.stop)
         await stack.enter_async_context(background_trio_service(pubsub))
         await stack.enter_async_context(background_trio_service(router))

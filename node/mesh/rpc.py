@@ -1,6 +1,6 @@
 """Request/response: named methods over ONE persistent framed stream per peer pair.
 
-FIELD-NOTES measured a stream per request (py-libp2p's `RequestResponse`) at ~4x the latency
+A stream per request (py-libp2p's `RequestResponse`) at ~4x the latency
 of a kept stream (2.5 ms vs 0.62 ms p50), so each pair of peers keeps one `/triggerx/rpc/1`
 stream, opened by whoever first needs it and then used by both sides for requests and
 replies, matched by request id. Every request and every reply is a signed envelope, checked

@@ -113,7 +113,7 @@ class EnvelopeChecker:
 
         A failure is counted under its reason. Never raises: a failure of the checks
         themselves is a drop counted as `validator_error` (and logged), never an exception
-        into py-libp2p, where an escaping validator error kills the node (FIELD-NOTES 5).
+        into py-libp2p, where an escaping validator error kills the node (py-libp2p 5).
         """
         try:
             result = self._examine(data, kind, ref)
