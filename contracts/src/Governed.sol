@@ -56,8 +56,8 @@ abstract contract Governed {
     }
 
     /// @dev Set `setting` (now `current`) to `value`: at once while it is unset (deployment
-    ///      wiring), otherwise propose it for `applyChange` after the delay. Returns the value
-    ///      in force afterwards.
+    ///      wiring), otherwise propose it, to be applied with `_applyAddress` after the delay.
+    ///      Returns the value in force afterwards.
     function _proposeAddress(bytes32 setting, address current, address value) internal returns (address) {
         if (value == address(0)) revert ZeroAddress();
         if (current == address(0)) {

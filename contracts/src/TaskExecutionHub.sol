@@ -231,9 +231,8 @@ contract TaskExecutionHub is Governed, EIP712, JobRegistry, TriggerGasRegistry {
         uint256 words = (callData.length + 31) / 32;
         uint256 forwarderGas =
             uint256(gasLimit) + uint256(gasLimit) / 63 + _FORWARDER_GAS + 6 * words + (words * words) / 512;
-        if (gasleft() < forwarderGas + forwarderGas / 63 + _GAS_AFTER_CALL) {
-            revert InsufficientGasForTarget(gasleft(), forwarderGas + forwarderGas / 63 + _GAS_AFTER_CALL);
-        }
+        uint256 needed = forwarderGas + forwarderGas / 63 + _GAS_AFTER_CALL;
+        if (gasleft() < needed) revert InsufficientGasForTarget(gasleft(), needed);
         assembly ("memory-safe") {
             success := call(forwarderGas, forwarder, 0, add(request, 0x20), mload(request), 0, 0)
         }

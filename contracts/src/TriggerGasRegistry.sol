@@ -114,21 +114,22 @@ abstract contract TriggerGasRegistry {
     /// @dev Release task `taskId`'s escrow: to `performer` if `approve`, else back to the job's
     ///      owner. The decision must name the execution exactly (job, attempt, performer).
     function _release(uint256 taskId, uint256 jobId, uint32 attempt, address performer, bool approve) internal {
-        Escrow storage e = _escrows[performer][taskId % ESCROW_RING];
-        if (e.commitment != _commitment(taskId, jobId, attempt)) {
-            if (!executed(taskId)) revert NotExecuted(taskId);
-            revert ExecutionMismatch(taskId);
-        }
+        Escrow storage e = _heldEscrow(taskId, jobId, attempt, performer);
         _settle(e, taskId, approve ? performer : _ownerOfJob(jobId), approve);
     }
 
+    /// @dev The escrow of exactly this execution (task, job, attempt, performer), or a revert
+    ///      saying whether the task never executed or executed otherwise.
     function _heldEscrow(uint256 taskId, uint256 jobId, uint32 attempt, address performer)
         private
         view
         returns (Escrow storage e)
     {
         e = _escrows[performer][taskId % ESCROW_RING];
-        if (e.commitment != _commitment(taskId, jobId, attempt)) revert ExecutionMismatch(taskId);
+        if (e.commitment != _commitment(taskId, jobId, attempt)) {
+            if (!executed(taskId)) revert NotExecuted(taskId);
+            revert ExecutionMismatch(taskId);
+        }
     }
 
     function _settle(Escrow storage e, uint256 taskId, address to, bool approved) private {
