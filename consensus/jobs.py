@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import eth_abi
-from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
 from node.chain.abi import check_bytes, check_uint
-from node.chain.eip712 import Domain, Fields, TypedMessage
+from node.chain.eip712 import Domain, Fields, TypedMessage, TypedStruct, struct_hash
 
 HUB_DOMAIN_NAME = "TriggerX TaskExecutionHub"
 HUB_DOMAIN_VERSION = "2"
@@ -65,11 +64,6 @@ def job_id_of(owner: str, nonce: int) -> int:
     return int(owner, 16) << 96 | nonce
 
 
-def owner_of(job_id: int) -> str:
-    """The owner encoded in `job_id`."""
-    return to_checksum_address((job_id >> 96).to_bytes(20, "big"))
-
-
 def interval_trigger(every_seconds: int, start: int, end: int) -> bytes:
     """The `trigger` of an interval job: keccak256(abi.encode(keccak("interval"), every, start, end))."""
     return keccak(
@@ -108,19 +102,6 @@ class JobTerms:
         """Terms that allow exactly `calldata` on `target`."""
         return cls(target, calldata[:4], ARGS_STATIC, keccak(calldata), gas_limit, max_fee_per_task, trigger)
 
-    @classmethod
-    def from_struct(cls, struct: dict[str, Any]) -> JobTerms:
-        """The terms in a decoded call (the inverse of `as_struct`)."""
-        return cls(
-            target=struct["target"],
-            selector=struct["selector"],
-            args_mode=struct["argsMode"],
-            args_hash=struct["argsHash"],
-            gas_limit=struct["gasLimit"],
-            max_fee_per_task=struct["maxFeePerTask"],
-            trigger=struct["trigger"],
-        )
-
     def as_struct(self) -> dict[str, Any]:
         """The struct as the contract's ABI and EIP-712 name its fields."""
         return {
@@ -133,59 +114,34 @@ class JobTerms:
             "trigger": self.trigger,
         }
 
-    def allows(self, calldata: bytes) -> bool:
-        """Whether the hub would accept `calldata` under these terms."""
-        if calldata[:4] != self.selector or len(calldata) < 4:
+    def permit(self, terms_hash: bytes, calldata: bytes) -> bool:
+        """Whether an assignment naming `terms_hash` may make `calldata` under these terms: the
+        hub's own check (the terms are the ones named; the selector, and for static arguments
+        every byte, are the ones allowed)."""
+        if self.hash() != terms_hash or len(calldata) < 4 or calldata[:4] != self.selector:
             return False
         return self.args_mode != ARGS_STATIC or keccak(calldata) == self.args_hash
 
     def hash(self) -> bytes:
         """The EIP-712 struct hash (what the hub stores and assignments name)."""
-        encoded = eth_abi.encode(
-            ["bytes32", "address", "bytes4", "uint8", "bytes32", "uint64", "uint256", "bytes32"],
-            [
-                keccak(text=_type_string("JobTerms", _TERMS_FIELDS)),
-                self.target,
-                self.selector,
-                self.args_mode,
-                self.args_hash,
-                self.gas_limit,
-                self.max_fee_per_task,
-                self.trigger,
-            ],
-        )
-        return keccak(encoded)
+        return struct_hash("JobTerms", _TERMS_FIELDS, self.as_struct())
 
 
 @dataclass(frozen=True)
-class JobConsent:
+class JobConsent(TypedStruct):
     """An owner's consent to job number `nonce` with `terms`, valid until `expiry` (unix seconds)."""
 
     nonce: int
     expiry: int
     terms: JobTerms
 
-    def typed(self, chain_id: int, hub: str) -> TypedMessage:
-        """The EIP-712 message the hub checks."""
+    def typed(self, chain_id: int, verifying_contract: str) -> TypedMessage:
+        """The EIP-712 message the hub checks (the owner signs it)."""
         message = {"nonce": self.nonce, "expiry": self.expiry, "terms": self.terms.as_struct()}
-        return TypedMessage(
-            hub_domain(chain_id, hub), "JobConsent", _CONSENT_FIELDS, message, {"JobTerms": _TERMS_FIELDS}
-        )
-
-    def sign(self, owner: LocalAccount, chain_id: int, hub: str) -> bytes:
-        """The owner's 65-byte signature."""
-        return self.typed(chain_id, hub).sign(owner)
-
-    def signer(self, signature: bytes, chain_id: int, hub: str) -> str:
-        """Who signed; ValueError for a malformed signature."""
-        return self.typed(chain_id, hub).signer(signature)
+        domain = hub_domain(chain_id, verifying_contract)
+        return TypedMessage(domain, "JobConsent", _CONSENT_FIELDS, message, {"JobTerms": _TERMS_FIELDS})
 
 
 def cancel_message(job_id: int, chain_id: int, hub: str) -> TypedMessage:
     """The EIP-712 `CancelJob{jobId}` an owner signs so that anyone may relay the cancellation."""
     return TypedMessage(hub_domain(chain_id, hub), "CancelJob", _CANCEL_FIELDS, {"jobId": job_id})
-
-
-def _type_string(name: str, fields: Fields) -> str:
-    members = ",".join(field["type"] + " " + field["name"] for field in fields)
-    return f"{name}({members})"

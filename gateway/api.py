@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -30,11 +30,13 @@ from werkzeug.routing import BaseConverter
 from gateway.http import BoundedBodies, HttpLimits
 from gateway.intake import JobConflictError, JobIntake
 from gateway.jobs import JobSpecError
+from gateway.records import JobRecord
 from gateway.storage import GatewayStorage
 from node.store import MAX_INT_KEY, Table
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 500
+IntakeChange = Callable[[JobIntake, bytes], Awaitable[JobRecord]]  # create or cancel a job
 MAX_ID = MAX_INT_KEY  # the store keys ints as signed 64-bit; ids start at 1
 
 
@@ -98,32 +100,30 @@ def create_app(
     app.config["BODY_TIMEOUT"] = limits.body_timeout
     app.asgi_app = BoundedBodies(app.asgi_app, limits)  # type: ignore[method-assign]
 
-    @app.post("/api/jobs")
-    async def post_job() -> Response:
+    async def through_intake(
+        change: Callable[[JobIntake, bytes], Awaitable[JobRecord]], status: int
+    ) -> Response:
+        """The job `change` makes of the request body, or the intake's refusal as JSON."""
         if intake is None:
             return _error(503, "this gateway takes no jobs: it has no job intake")
         try:
-            record = await intake.create(await request.get_data())
+            record = await change(intake, await request.get_data())
         except JobSpecError as error:
             return _error(400, error.problem, field=error.field)
         except JobConflictError as error:
             return _error(409, str(error))
-        return _json({"job": record}, 201)
+        return _json({"job": record}, status)
+
+    @app.post("/api/jobs")
+    async def post_job() -> Response:
+        return await through_intake(JobIntake.create, 201)
 
     @app.delete("/api/jobs/delete/<id:raw_id>")
     async def cancel_job(raw_id: str) -> Response:
         job_id = _stored_id(raw_id)
         if job_id is None or storage.jobs.get(job_id) is None:
             return _no("job", raw_id)
-        if intake is None:
-            return _error(503, "this gateway takes no jobs: it has no job intake")
-        try:
-            record = await intake.cancel(job_id, await request.get_data())
-        except JobSpecError as error:
-            return _error(400, error.problem, field=error.field)
-        except JobConflictError as error:
-            return _error(409, str(error))
-        return _json({"job": record})
+        return await through_intake(lambda jobs, body: jobs.cancel(job_id, body), 200)
 
     @app.get("/api/jobs/id/<id:raw_id>")
     async def get_job(raw_id: str) -> Response:

@@ -37,6 +37,32 @@ MAX_ACTIVE_JOBS_PER_OWNER = 100
 EXECUTION_OVERHEAD_GAS = 100_000
 
 
+@dataclass(frozen=True)
+class JobStanding:
+    """What the chain says of a job now: the terms hash the hub holds for it (UNREGISTERED,
+    CANCELLED_TERMS or the terms'), its owner's balance, and the latest base fee."""
+
+    terms_hash: bytes
+    balance: int
+    base_fee: int
+
+
+async def job_standing(hub: Contract, chain_job_id: int, owner: str) -> JobStanding:
+    """Read a job's standing from `hub`, in one round trip."""
+    state, balance, block = await hub.rpc.batch(
+        [
+            hub.call_request("jobTermsHash", chain_job_id),
+            hub.call_request("balanceOf", owner),
+            ("eth_getBlockByNumber", ["latest", False]),
+        ]
+    )
+    return JobStanding(
+        terms_hash=hub.decode_result("jobTermsHash", state),
+        balance=hub.decode_result("balanceOf", balance),
+        base_fee=int(block.get("baseFeePerGas", "0x0"), 16),
+    )
+
+
 class JobConflictError(Exception):
     """The job cannot be created or changed as asked because of what already exists (HTTP 409)."""
 
@@ -73,20 +99,19 @@ class JobIntake:
             parse_create_request, body, self.chain_id, self.hub.address, now, limiter=self._workers
         )
         self._check_new(job)
-        state = await self.hub.call("jobTermsHash", job.chain_job_id)
-        if state == CANCELLED_TERMS:
+        standing = await job_standing(self.hub, job.chain_job_id, job.owner)
+        if standing.terms_hash == CANCELLED_TERMS:
             raise JobConflictError(f"job {job.chain_job_id:#x} was cancelled on chain: sign a new nonce")
-        if state not in (UNREGISTERED, job.terms.hash()):
+        if standing.terms_hash not in (UNREGISTERED, job.terms.hash()):
             raise JobConflictError(f"job {job.chain_job_id:#x} is registered on chain with other terms")
-        block = await self.hub.rpc.call("eth_getBlockByNumber", "latest", False)
-        cost = (EXECUTION_OVERHEAD_GAS + job.terms.gas_limit) * int(block.get("baseFeePerGas", "0x0"), 16)
+        cost = (EXECUTION_OVERHEAD_GAS + job.terms.gas_limit) * standing.base_fee
         if job.terms.max_fee_per_task < cost:
             raise JobSpecError(
                 "$.job.maxFeePerTask",
                 f"is below the cost of one execution at today's base fee ({cost} wei for gasLimit "
                 f"{job.terms.gas_limit} plus {EXECUTION_OVERHEAD_GAS} of overhead)",
             )
-        balance = await self.hub.call("balanceOf", job.owner)
+        balance = standing.balance
         if balance < job.terms.max_fee_per_task:
             raise JobSpecError(
                 "$.job.owner",

@@ -27,13 +27,20 @@ import msgspec
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
-from consensus.jobs import MAX_NONCE, UINT256_MAX, JobConsent, JobTerms, interval_trigger, job_id_of
+from consensus.jobs import (
+    MAX_NONCE,
+    UINT64_MAX,
+    UINT256_MAX,
+    JobConsent,
+    JobTerms,
+    interval_trigger,
+    job_id_of,
+)
 from gateway.calldata import CalldataError, encode_calldata
 
 MIN_INTERVAL_SECONDS = 1
 MIN_GAS_LIMIT = 21_000
 MAX_GAS_LIMIT = 10_000_000
-UINT64_MAX = 2**64 - 1
 
 
 class JobSpecError(ValueError):
@@ -135,7 +142,8 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
     try:
         calldata = encode_calldata(spec.function, spec.args)
     except CalldataError as error:
-        raise JobSpecError("$.job.args" if "args" in str(error) else "$.job.function", str(error)) from None
+        field = "$.job.function" if error.field == "function" else "$.job.args"
+        raise JobSpecError(field, str(error)) from None
     canonical = msgspec.structs.replace(
         spec,
         owner=to_checksum_address(spec.owner),

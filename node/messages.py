@@ -52,6 +52,13 @@ class AssignmentMessage(msgspec.Struct, frozen=True):
     fire_at: FireAt = 0.0
     trace_id: TraceId = ""
 
+    def signed_by(self, dispatcher: str, chain_id: int, hub: str) -> bool:
+        """Whether the assignment carries `dispatcher`'s signature (False for a malformed one)."""
+        try:
+            return self.assignment.signer(self.dispatcher_signature, chain_id, hub) == dispatcher
+        except ValueError:
+            return False
+
 
 class ResultMessage(msgspec.Struct, frozen=True):
     """A performer's report (topic /triggerx/results/1): what it was told, what it did, signed."""

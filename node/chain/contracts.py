@@ -81,11 +81,22 @@ class Contract:
 
     async def call(self, function: str, *args: Any, sender: str | None = None, block: str = "latest") -> Any:
         """Run `function(*args)` with `eth_call` and decode what it returns."""
+        method, params = self.call_request(function, *args, sender=sender, block=block)
+        return self.decode_result(function, await self.rpc.call(method, *params))
+
+    def call_request(
+        self, function: str, *args: Any, sender: str | None = None, block: str = "latest"
+    ) -> tuple[str, list[Any]]:
+        """The `eth_call` of `function(*args)`, to send with others in one `RpcClient.batch`
+        (decode each reply with `decode_result`)."""
         request: dict[str, Any] = {"to": self.address, "data": "0x" + self.encode(function, *args).hex()}
         if sender is not None:
             request["from"] = sender
-        result = await self.rpc.call("eth_call", request, block)
-        return self.abi.decode_result(function, bytes.fromhex(result[2:]))
+        return "eth_call", [request, block]
+
+    def decode_result(self, function: str, reply: str) -> Any:
+        """What `function` returned, from an `eth_call` reply (0x-hex)."""
+        return self.abi.decode_result(function, bytes.fromhex(reply[2:]))
 
     async def transact(
         self,

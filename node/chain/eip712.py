@@ -79,3 +79,35 @@ class TypedMessage:
             return Account.recover_message(self.signable(), signature=signature)
         except Exception as error:  # eth-account raises several types for malformed signatures
             raise ValueError(f"not a valid signature: {error}") from None
+
+
+class TypedStruct:
+    """A struct signed as EIP-712 typed data in a verifying contract's domain: a subclass says
+    how it is typed (`typed`), and gets its digest, signing and signer recovery."""
+
+    def typed(self, chain_id: int, verifying_contract: str) -> TypedMessage:
+        """The struct as the EIP-712 message the contract at `verifying_contract` checks."""
+        raise NotImplementedError
+
+    def digest(self, chain_id: int, verifying_contract: str) -> bytes:
+        """The 32-byte EIP-712 hash that is signed."""
+        return self.typed(chain_id, verifying_contract).digest()
+
+    def sign(self, account: LocalAccount, chain_id: int, verifying_contract: str) -> bytes:
+        """`account`'s 65-byte signature (r, s, v with v in {27, 28})."""
+        return self.typed(chain_id, verifying_contract).sign(account)
+
+    def signer(self, signature: bytes, chain_id: int, verifying_contract: str) -> str:
+        """The address that produced `signature`; ValueError for a malformed signature."""
+        return self.typed(chain_id, verifying_contract).signer(signature)
+
+
+def struct_hash(primary_type: str, fields: Fields, message: dict[str, Any]) -> bytes:
+    """The EIP-712 `hashStruct` of `message` (what a contract stores or nests; no domain enters it)."""
+    full = {
+        "types": {"EIP712Domain": [], primary_type: fields},
+        "primaryType": primary_type,
+        "domain": {},
+        "message": message,
+    }
+    return bytes(encode_typed_data(full_message=full).body)

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import eth_abi
-from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
 from consensus.jobs import hub_domain
 from node.chain.abi import check_bytes, check_uint
-from node.chain.eip712 import TypedMessage
+from node.chain.eip712 import TypedMessage, TypedStruct
 
 _FIELDS = [
     {"name": "taskId", "type": "uint256"},
@@ -30,7 +29,7 @@ _FIELDS = [
 
 
 @dataclass(frozen=True)
-class Assignment:
+class Assignment(TypedStruct):
     """The dispatcher's order: `performer` may run attempt `attempt` of task `task_id`.
 
     It names the job and the hash of the job's terms it was made for (the hub checks that
@@ -80,21 +79,9 @@ class Assignment:
             "triggerEvidence": self.trigger_evidence,
         }
 
-    def typed(self, chain_id: int, hub: str) -> TypedMessage:
-        """This assignment as the EIP-712 message the hub at `hub` on chain `chain_id` checks."""
-        return TypedMessage(hub_domain(chain_id, hub), "Assignment", _FIELDS, self.as_struct())
-
-    def digest(self, chain_id: int, hub: str) -> bytes:
-        """The 32-byte EIP-712 hash that is signed."""
-        return self.typed(chain_id, hub).digest()
-
-    def sign(self, dispatcher: LocalAccount, chain_id: int, hub: str) -> bytes:
-        """The dispatcher's 65-byte signature (r, s, v with v in {27, 28})."""
-        return self.typed(chain_id, hub).sign(dispatcher)
-
-    def signer(self, signature: bytes, chain_id: int, hub: str) -> str:
-        """The address that produced `signature` over this assignment."""
-        return self.typed(chain_id, hub).signer(signature)
+    def typed(self, chain_id: int, verifying_contract: str) -> TypedMessage:
+        """This assignment as the EIP-712 message the hub checks (the dispatcher signs it)."""
+        return TypedMessage(hub_domain(chain_id, verifying_contract), "Assignment", _FIELDS, self.as_struct())
 
 
 def time_trigger_evidence(job_id: int, fire_at: float, calldata: bytes) -> bytes:

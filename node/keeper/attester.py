@@ -8,6 +8,7 @@ bound) instead of voting to reject. If the chain never gets there in time, it ab
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 from eth_utils import keccak, to_checksum_address
@@ -41,11 +42,7 @@ def report_problem(
         return f"performer {report.result.performer_id} is not an active operator"
     if not performer.account == sender == assignment.performer:
         return f"sent by {sender} for performer {performer.account}, assigned to {assignment.performer}"
-    try:
-        signer = assignment.signer(order.dispatcher_signature, chain_id, hub)
-    except ValueError:
-        signer = None
-    if signer != dispatcher:
+    if not order.signed_by(dispatcher, chain_id, hub):
         return "the assignment is not signed by the dispatcher"
     if time_trigger_evidence(assignment.job_id, order.fire_at, order.calldata) != assignment.trigger_evidence:
         return "the trigger evidence does not match the assignment"
@@ -81,14 +78,13 @@ class ResultChecker:
             assignment.attempt,
         ):
             return Verdict(False, "the result is for another task, job or attempt")
-        if terms.hash() != assignment.terms_hash or not terms.allows(expected_calldata):
+        if not terms.permit(assignment.terms_hash, expected_calldata):
             return Verdict(False, "the assignment's terms do not allow the job's call")
-        if not await self._reached(result.block_number):
-            return None
         tx_hash = "0x" + result.tx_hash.hex()
-        tx, receipt = await self.hub.rpc.batch(
-            [("eth_getTransactionByHash", [tx_hash]), ("eth_getTransactionReceipt", [tx_hash])]
-        )
+        seen = await self._when_reached(result.block_number, tx_hash)
+        if seen is None:
+            return None
+        tx, receipt = seen
         if tx is None or receipt is None:
             return Verdict(False, f"transaction {tx_hash} is not in the chain at the reported block")
         if receipt["status"] != "0x1" or int(receipt["blockNumber"], 16) != result.block_number:
@@ -117,12 +113,20 @@ class ResultChecker:
             return Verdict(False, "the hub recorded no such execution")
         return Verdict(True, "the execution matches the assignment and the chain")
 
-    async def _reached(self, block_number: int) -> bool:
-        """Wait, with backoff, until this node's chain has block `block_number`; False on timeout."""
+    async def _when_reached(self, block_number: int, tx_hash: str) -> tuple[Any, Any] | None:
+        """The transaction and its receipt as this node's chain has them once it has block
+        `block_number` (each poll reads all three at once, with backoff); None on timeout."""
         delay = _POLL_START
+        calls = [
+            ("eth_blockNumber", []),
+            ("eth_getTransactionByHash", [tx_hash]),
+            ("eth_getTransactionReceipt", [tx_hash]),
+        ]
         with trio.move_on_after(self.visibility_timeout):
-            while int(await self.hub.rpc.call("eth_blockNumber"), 16) < block_number:
+            while True:
+                head, tx, receipt = await self.hub.rpc.batch(calls)
+                if int(head, 16) >= block_number:
+                    return tx, receipt
                 await trio.sleep(delay)
                 delay = min(2 * delay, _POLL_MAX)
-            return True
-        return False
+        return None

@@ -6,7 +6,7 @@ from typing import Any
 
 from eth_utils import keccak
 
-from consensus.jobs import UNREGISTERED, JobTerms
+from consensus.jobs import JobTerms
 from node.chain.contracts import Contract
 from node.chain.transactions import TransactionSender
 from node.keeper.result import ExecutionResult
@@ -52,9 +52,9 @@ class TaskExecutor:
             raise AssignmentRefused(f"task {assignment.task_id}: signed by {signer}, not the dispatcher")
         if assignment.performer != self.sender.address:
             raise AssignmentRefused(f"task {assignment.task_id}: assigned to {assignment.performer}")
-        if terms.hash() != assignment.terms_hash or not terms.allows(order.calldata):
+        if not terms.permit(assignment.terms_hash, order.calldata):
             raise AssignmentRefused(f"task {assignment.task_id}: the call is not the job's")
-        function, args = await self._call(order)
+        function, args = self._call(order)
         gas, fee = await self._gas_and_fee(function, args, terms)
         receipt = await self.hub.transact(self.sender, function, *args[:3], fee, *args[4:], gas=gas)
         [executed] = self.hub.events(receipt, "TaskExecuted")
@@ -69,9 +69,11 @@ class TaskExecutor:
             target_success=executed.args["success"],
         )
 
-    async def _call(self, order: AssignmentMessage) -> tuple[str, list[Any]]:
-        """The hub function and its arguments (the fee at its cap, for estimating): `execute`
-        for a registered job, `executeFirst` with the owner's consent otherwise."""
+    @staticmethod
+    def _call(order: AssignmentMessage) -> tuple[str, list[Any]]:
+        """The hub function and its arguments (the fee at its cap, for estimating): `executeFirst`
+        with the owner's consent while the dispatcher sends it (the job is not yet registered on
+        chain), `execute` otherwise."""
         assignment, terms = order.assignment, order.terms
         args: list[Any] = [
             assignment.as_struct(),
@@ -80,8 +82,7 @@ class TaskExecutor:
             terms.max_fee_per_task,
             order.dispatcher_signature,
         ]
-        registered = await self.hub.call("jobTermsHash", assignment.job_id)
-        if registered != UNREGISTERED or order.consent is None:
+        if order.consent is None:
             return "execute", args
         return "executeFirst", [*args, {"expiry": order.consent.expiry, "signature": order.consent.signature}]
 

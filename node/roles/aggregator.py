@@ -295,11 +295,7 @@ class VoteDesk:
         order, result = report.order, report.result
         assignment = order.assignment
         chain_id = self.chain.chain_id
-        try:
-            dispatcher = assignment.signer(order.dispatcher_signature, chain_id, self.chain.hub.address)
-        except ValueError:  # a malformed signature
-            dispatcher = None
-        if dispatcher != self.dispatcher:
+        if not order.signed_by(self.dispatcher, chain_id, self.chain.hub.address):
             raise PermissionError("the report's assignment is not signed by the dispatcher")
         if (result.task_id, result.job_id, result.attempt) != (
             assignment.task_id,

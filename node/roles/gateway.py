@@ -11,11 +11,11 @@ import msgspec
 import trio
 from hypercorn.trio import serve
 
-from consensus.jobs import CANCELLED_TERMS
+from consensus.jobs import CANCELLED_TERMS, UNREGISTERED
 from consensus.operators import Operator
 from gateway.api import create_app
 from gateway.http import server_config
-from gateway.intake import JobIntake
+from gateway.intake import JobIntake, JobStanding, job_standing
 from gateway.records import AttemptRecord, JobRecord
 from gateway.storage import DECISIONS_CHECKPOINT, GatewayStorage
 from node.chain.errors import ChainError
@@ -74,6 +74,14 @@ class Gateway:
         self.waiters: dict[tuple[int, int], Waiter] = {}
         self.keeper_addrs: dict[str, list[str]] = {}  # peer id -> multiaddrs, from heartbeats
         self._wake = trio.Event()
+        self.intake = JobIntake(
+            storage,
+            chain.hub,
+            chain.sender,
+            chain.chain_id,
+            on_created=self.schedule,
+            on_cancelled=self.unschedule,
+        )
 
     def schedule(self, job: JobRecord) -> None:
         """Add `job` to the scheduler (at start, and for each new job)."""
@@ -134,41 +142,46 @@ class Gateway:
 
     async def dispatch(self, task_id: int) -> None:
         """Run a task's attempts until one is approved on chain or the attempts run out."""
-        reason = await self._unpayable(task_id)
+        job = self.storage.jobs.get(self.storage.tasks.get(task_id).job_id)
+        try:
+            standing = await job_standing(self.chain.hub, job.chain_job_id, job.owner)
+        except ChainError as error:
+            log.warning("task %d: could not read the job's state on chain: %s", task_id, error)
+            standing = None  # the keeper's own checks and the hub still guard the execution
+        reason = self._unpayable(job, standing)
         if reason is not None:
             self._update(task_id, status="failed", reason=reason)
             log.warning("task %d not dispatched: %s", task_id, reason)
             return
+        # The owner's consent travels with the assignment until the job is registered on chain
+        # (the hub's executeFirst also accepts a job registered meanwhile).
+        consent = None
+        if standing is None or standing.terms_hash == UNREGISTERED:
+            consent = OwnerConsent(job.spec.expiry, job.consent_signature)
         tried: list[str] = []
         for attempt in range(1, self.protocol.max_task_attempts + 1):
             performer = await self._performer(task_id, tried)
             if performer is None:
                 break
             tried.append(performer.account)
-            decision = await self._attempt(task_id, attempt, performer)
+            decision = await self._attempt(task_id, attempt, performer, consent)
             if decision is not None and decision.approved:
                 return
             await trio.sleep(self.protocol.retry_backoff_seconds * 2 ** (attempt - 1))
         self._update(task_id, status="failed", reason=f"no approved execution in {len(tried)} attempt(s)")
         log.warning("task %d failed after %d attempt(s)", task_id, len(tried))
 
-    async def _unpayable(self, task_id: int) -> str | None:
-        """Why the task's job cannot run now (cancelled on chain, owner's balance below the fee
-        cap), or None. A cancelled job is marked deleted and leaves the scheduler."""
-        job = self.storage.jobs.get(self.storage.tasks.get(task_id).job_id)
-        try:
-            state = await self.chain.hub.call("jobTermsHash", job.chain_job_id)
-            balance = await self.chain.hub.call("balanceOf", job.owner)
-        except ChainError as error:
-            log.warning("task %d: could not read the job's state on chain: %s", task_id, error)
-            return None  # the keeper's own checks and the hub still guard the execution
-        if state == CANCELLED_TERMS:
-            self.storage.jobs.put(msgspec.structs.replace(job, status="deleted"))
-            self.unschedule(job)
+    def _unpayable(self, job: JobRecord, standing: JobStanding | None) -> str | None:
+        """Why `job` cannot run now (cancelled on chain, owner's balance below the fee cap), or
+        None. A job cancelled on chain is marked deleted here too."""
+        if standing is None:
+            return None
+        if standing.terms_hash == CANCELLED_TERMS:
+            self.intake.mark_deleted(job)
             return "the owner cancelled the job on chain"
-        if balance < job.terms.max_fee_per_task:
-            cap = job.terms.max_fee_per_task
-            return f"the owner's balance ({balance} wei) is below the job's fee cap ({cap} wei)"
+        cap = job.terms.max_fee_per_task
+        if standing.balance < cap:
+            return f"the owner's balance ({standing.balance} wei) is below the job's fee cap ({cap} wei)"
         return None
 
     async def _performer(self, task_id: int, tried: list[str]) -> Operator | None:
@@ -182,7 +195,9 @@ class Gateway:
                 await trio.sleep(0.5)
         return None
 
-    async def _attempt(self, task_id: int, attempt: int, performer: Operator) -> TaskDecision | None:
+    async def _attempt(
+        self, task_id: int, attempt: int, performer: Operator, consent: OwnerConsent | None
+    ) -> TaskDecision | None:
         """Assign one attempt and wait for the chain's decision (None: none in time)."""
         task = self.storage.tasks.get(task_id)
         job = self.storage.jobs.get(task.job_id)
@@ -202,7 +217,7 @@ class Gateway:
             job.terms,
             signature,
             job.calldata,
-            OwnerConsent(job.spec.expiry, job.consent_signature),
+            consent,
             task.fire_at,
             task.trace_id,
         )
@@ -290,15 +305,7 @@ async def run_gateway(setup: NodeSetup) -> None:
                 gateway = Gateway(setup, chain, directory, mesh, storage, nursery)
                 for job in storage.jobs.records():
                     gateway.schedule(job)
-                intake = JobIntake(
-                    storage,
-                    chain.hub,
-                    chain.sender,
-                    chain.chain_id,
-                    on_created=gateway.schedule,
-                    on_cancelled=gateway.unschedule,
-                )
-                app = create_app(storage, gateway.keeper_status, intake=intake)
+                app = create_app(storage, gateway.keeper_status, intake=gateway.intake)
                 nursery.start_soon(serve, app, server_config(str(settings.gateway.http_listen)))
                 nursery.start_soon(directory.keep_fresh, 30.0)
                 nursery.start_soon(gateway.track_heartbeats)
