@@ -57,6 +57,20 @@ def gated_node(seed: int, operator_index: int, allowed: set[str], **settings: An
 
 
 @asynccontextmanager
+async def echo_server_client_and_attacker() -> AsyncIterator[tuple[MeshNode, MeshNode, IHost]]:
+    """A server admitting the client and the attacker, with an `echo` handler; the client (a
+    mesh node admitting the server) and the attacker (a bare libp2p host), all running."""
+    server = gated_node(SERVER_SEED, 1, {peer_of(CLIENT_SEED), peer_of(ATTACKER_SEED)})
+    server.register_handler("echo", echo)
+    async with (
+        server,
+        gated_node(CLIENT_SEED, 0, {peer_of(SERVER_SEED)}) as client,
+        raw_host(ATTACKER_SEED) as bad,
+    ):
+        yield server, client, bad
+
+
+@asynccontextmanager
 async def raw_host(seed: int) -> AsyncIterator[IHost]:
     """A bare py-libp2p host (Noise, Yamux) that speaks whatever the test writes: the attacker."""
     host = build_host(identity_from_seed(bytes([seed]) * 32), LOCALHOST, HostSettings())
@@ -176,13 +190,7 @@ async def test_finding8_a_half_sent_frame_is_cut_off():
 
 async def test_finding8_the_frame_cap_fits_our_messages_and_cuts_bigger_ones_at_once():
     assert RpcSettings().max_frame <= 256 * 1024
-    server = gated_node(SERVER_SEED, 1, {peer_of(CLIENT_SEED), peer_of(ATTACKER_SEED)})
-    server.register_handler("echo", echo)
-    async with (
-        server,
-        gated_node(CLIENT_SEED, 0, {peer_of(SERVER_SEED)}) as client,
-        raw_host(ATTACKER_SEED) as bad,
-    ):
+    async with echo_server_client_and_attacker() as (server, client, bad):
         await client.connect(server.listen_addrs[0])
         calldata = bytes(128 * 1024)  # the largest transaction data a node's pool accepts
         assert await client.request(server.peer_id, "echo", calldata, timeout=5) == calldata
@@ -237,13 +245,7 @@ def replace_signature(envelope: Envelope, signature: bytes) -> Envelope:
 
 async def test_a_malformed_gossip_rpc_from_a_registered_peer_does_not_stop_the_node():
     """Found by the partition test: py-libp2p let protobuf's DecodeError escape and stop the node."""
-    server = gated_node(SERVER_SEED, 1, {peer_of(CLIENT_SEED), peer_of(ATTACKER_SEED)})
-    server.register_handler("echo", echo)
-    async with (
-        server,
-        gated_node(CLIENT_SEED, 0, {peer_of(SERVER_SEED)}) as client,
-        raw_host(ATTACKER_SEED) as bad,
-    ):
+    async with echo_server_client_and_attacker() as (server, client, bad):
         peer = parse_peer_addr(server.listen_addrs[0])
         await bad.connect(peer)
         stream = await bad.new_stream(peer.peer_id, [TProtocol(GOSSIP_PROTOCOL)])
