@@ -104,10 +104,10 @@ async def execute_gas() -> dict[str, int]:
             first_owner = await settled(1, nonce=1, consent=True)
             await hub.transact(sender(owner), "registerJob", 2, terms.as_struct())
             first_registered = await settled(2, nonce=2, consent=False)
-            ring = await hub.call("ESCROW_RING")
-            for task_id in range(3, ring + 3):  # fill the ring once
+            ring = await hub.call("EXECUTION_RING")
+            for task_id in range(3, 13):  # these tasks' ring words are in use and settled...
                 await settled(task_id, nonce=1, consent=False)
-            later = range(ring + 3, ring + 13)
+            later = range(ring + 3, ring + 13)  # ...and these tasks reuse them
             steady = [await settled(task_id, nonce=1, consent=False) for task_id in later]
             return {
                 "first task of a new owner": first_owner,

@@ -16,6 +16,8 @@ from node.dispatcher.assignment import Assignment
 ETH = 10**18
 FEE = 10**15
 TRIGGER = interval_trigger(60, 0, 0)
+# TriggerGasRegistry.TaskState
+TASK_OPEN, TASK_EXECUTED, TASK_CLOSED = range(3)
 
 
 @dataclass

@@ -60,14 +60,9 @@ contract TaskExecutionHub is Governed, EIP712, JobRegistry, TriggerGasRegistry {
     address public settler;
     bytes32 private immutable _forwarderCodeHash;
 
-    event TaskExecuted(
-        uint256 indexed taskId,
-        uint256 indexed jobId,
-        address indexed performer,
-        uint32 attempt,
-        bool success,
-        uint256 fee
-    );
+    /// @notice Task `taskId` of job `jobId` executed. The rest (attempt, performer, fee) is in
+    ///         the transaction's input and sender, and in escrowOf.
+    event TaskExecuted(uint256 indexed taskId, uint256 indexed jobId, bool success);
     event TargetReverted(uint256 indexed taskId, bytes revertData);
 
     error WrongPerformer(address expected, address caller);
@@ -180,7 +175,7 @@ contract TaskExecutionHub is Governed, EIP712, JobRegistry, TriggerGasRegistry {
         address forwarder = _admit(a, terms, callData, fee, dispatcherSignature);
         bytes memory revertData;
         (success, revertData) = _forward(forwarder, terms.target, terms.gasLimit, callData);
-        emit TaskExecuted(a.taskId, a.jobId, msg.sender, a.attempt, success, fee);
+        emit TaskExecuted(a.taskId, a.jobId, success);
         if (!success) emit TargetReverted(a.taskId, revertData);
     }
 

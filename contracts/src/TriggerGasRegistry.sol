@@ -10,26 +10,44 @@ pragma solidity ^0.8.28;
 ///         refunded to the owner by anyone. Balances are credited inside the contract, never
 ///         pushed, and nothing here is callable by a job: the hub calls targets through the
 ///         owner's forwarder, and the functions that move money are internal.
-/// @dev Gas: a task costs two warm-ish storage words, not a fresh one. Exactly-once is one
-///      bit per task id (sequential ids share words); escrows live in a ring of
-///      ESCROW_RING words per performer, indexed by task id, each a 128-bit commitment to
-///      (task, job, attempt), the fee, the execution time and whether it was settled. A ring
-///      word is reused once its escrow is settled; a performer with an undecided escrow in
-///      the word a new task needs cannot execute that task (another keeper will).
+/// @dev Gas: an execution writes one storage word besides the owner's balance. Task `t` owns
+///      word `t % EXECUTION_RING` of a ring shared by all tasks, which records the newest task
+///      that executed in it: its id, a commitment to (job, attempt, performer), the escrowed
+///      fee, the execution time and whether the escrow was settled. Exactly once: a task
+///      executes only while its word is empty or records an older task, and once recorded, the
+///      word's task id never goes below it again. A task whose word records a later task is
+///      refused (that one is at least EXECUTION_RING ids newer: the gateway retries nothing
+///      that old). An older task's escrow still undecided when a newer one takes the word moves
+///      aside (`_evicted`, a fresh word the newer execution pays for), so an escrow nobody
+///      decides blocks nobody. Task ids are below 2^64, a fee below 2^72 wei (about 4,700 ETH).
+///      The first EXECUTION_RING tasks of a deployment write fresh words (20,000 gas more each).
 abstract contract TriggerGasRegistry {
-    uint256 public constant ESCROW_RING = 64;
+    uint256 public constant EXECUTION_RING = 4096;
     uint256 public constant ESCROW_TIMEOUT = 1 days;
 
-    struct Escrow {
-        bytes16 commitment;
-        uint80 fee;
+    /// @notice Where task `taskId` stands: it may still execute (Open), its execution is
+    ///         recorded (Executed), or a newer task took its word and it can no longer execute
+    ///         (Closed; whether it did is in the TaskExecuted logs).
+    enum TaskState {
+        Open,
+        Executed,
+        Closed
+    }
+
+    /// @dev One ring word. A recorded execution's commitment is never zero (its low bit is set).
+    struct Execution {
+        uint64 taskId;
+        bytes9 commitment;
+        uint72 fee;
         uint40 executedAt;
         bool settled;
     }
 
     mapping(address => uint256) public balanceOf;
-    mapping(uint256 => uint256) private _executedBits;
-    mapping(address => Escrow[ESCROW_RING]) private _escrows;
+    /// @dev The ring: word `taskId % EXECUTION_RING`.
+    mapping(uint256 => Execution) private _executions;
+    /// @dev taskId → its undecided execution, moved out of the ring by a newer task.
+    mapping(uint256 => Execution) private _evicted;
 
     event Deposited(address indexed account, address indexed from, uint256 amount, uint256 balance);
     event Withdrawn(address indexed account, address indexed to, uint256 amount, uint256 balance);
@@ -39,8 +57,9 @@ abstract contract TriggerGasRegistry {
     error ZeroAmount();
     error TransferFailed(address to, uint256 amount);
     error FeeTooLarge(uint256 fee);
+    error TaskIdTooLarge(uint256 taskId);
     error AlreadyExecuted(uint256 taskId);
-    error EscrowSlotBusy(address performer, uint256 slot);
+    error TaskSuperseded(uint256 taskId);
     error NotExecuted(uint256 taskId);
     error AlreadySettled(uint256 taskId);
     error ExecutionMismatch(uint256 taskId);
@@ -64,27 +83,30 @@ abstract contract TriggerGasRegistry {
         if (!ok) revert TransferFailed(to, amount);
     }
 
-    /// @notice Whether task `taskId` has executed (whatever its attempt or performer).
-    function executed(uint256 taskId) public view returns (bool) {
-        return _executedBits[taskId >> 8] & (uint256(1) << (taskId & 255)) != 0;
+    /// @notice Where task `taskId` stands (see TaskState).
+    function taskState(uint256 taskId) external view returns (TaskState state) {
+        if (taskId > type(uint64).max) return TaskState.Closed; // an id the hub never executes
+        (, state) = _record(taskId);
     }
 
     /// @notice The escrow of attempt `attempt` of task `taskId` of job `jobId` by `performer`:
-    ///         whether it is held (still in the ring), its fee, and whether it was settled.
+    ///         whether its execution is recorded, its fee, and whether it was settled.
     function escrowOf(uint256 taskId, uint256 jobId, uint32 attempt, address performer)
         external
         view
         returns (bool held, uint256 fee, bool settled)
     {
-        Escrow memory e = _escrows[performer][taskId % ESCROW_RING];
-        if (e.commitment != _commitment(taskId, jobId, attempt)) return (false, 0, false);
+        (Execution storage e, TaskState state) = _record(taskId);
+        if (state != TaskState.Executed || e.commitment != _commitment(taskId, jobId, attempt, performer)) {
+            return (false, 0, false);
+        }
         return (true, e.fee, e.settled);
     }
 
     /// @notice Refund to its owner the fee of an execution nobody decided within ESCROW_TIMEOUT
     ///         (anyone may call: the money can only go back to the job's owner).
     function refundExpired(uint256 taskId, uint256 jobId, uint32 attempt, address performer) external {
-        Escrow storage e = _heldEscrow(taskId, jobId, attempt, performer);
+        Execution storage e = _heldEscrow(taskId, jobId, attempt, performer);
         uint256 refundableAt = uint256(e.executedAt) + ESCROW_TIMEOUT;
         if (block.timestamp < refundableAt) revert EscrowNotExpired(taskId, refundableAt);
         _settle(e, taskId, _ownerOfJob(jobId), false);
@@ -93,54 +115,71 @@ abstract contract TriggerGasRegistry {
     /// @dev The owner encoded in a job id (see JobRegistry).
     function _ownerOfJob(uint256 jobId) internal pure virtual returns (address);
 
-    /// @dev Mark task `taskId` executed (once) and move `fee` from `owner`'s balance into escrow.
+    /// @dev Record task `taskId`'s execution (once) and move `fee` from `owner`'s balance into
+    ///      its escrow.
     function _escrow(address owner, uint256 taskId, uint256 jobId, uint32 attempt, address performer, uint256 fee)
         internal
     {
-        uint256 bit = uint256(1) << (taskId & 255);
-        uint256 word = _executedBits[taskId >> 8];
-        if (word & bit != 0) revert AlreadyExecuted(taskId);
-        _executedBits[taskId >> 8] = word | bit;
-        if (fee > type(uint80).max) revert FeeTooLarge(fee);
+        if (taskId > type(uint64).max) revert TaskIdTooLarge(taskId);
+        if (fee > type(uint72).max) revert FeeTooLarge(fee);
+        uint256 slot = taskId % EXECUTION_RING;
+        Execution memory previous = _executions[slot];
+        if (previous.commitment != bytes9(0)) {
+            if (previous.taskId == taskId) revert AlreadyExecuted(taskId);
+            if (previous.taskId > taskId) revert TaskSuperseded(taskId);
+            if (!previous.settled) _evicted[previous.taskId] = previous;
+        }
         uint256 balance = balanceOf[owner];
         if (balance < fee) revert InsufficientBalance(owner, balance, fee);
         balanceOf[owner] = balance - fee;
-        Escrow storage e = _escrows[performer][taskId % ESCROW_RING];
-        if (e.commitment != bytes16(0) && !e.settled) revert EscrowSlotBusy(performer, taskId % ESCROW_RING);
-        _escrows[performer][taskId % ESCROW_RING] =
-            Escrow(_commitment(taskId, jobId, attempt), uint80(fee), uint40(block.timestamp), false);
+        _executions[slot] = Execution(
+            uint64(taskId), _commitment(taskId, jobId, attempt, performer), uint72(fee), uint40(block.timestamp), false
+        );
     }
 
     /// @dev Release task `taskId`'s escrow: to `performer` if `approve`, else back to the job's
     ///      owner. The decision must name the execution exactly (job, attempt, performer).
     function _release(uint256 taskId, uint256 jobId, uint32 attempt, address performer, bool approve) internal {
-        Escrow storage e = _heldEscrow(taskId, jobId, attempt, performer);
+        Execution storage e = _heldEscrow(taskId, jobId, attempt, performer);
         _settle(e, taskId, approve ? performer : _ownerOfJob(jobId), approve);
     }
 
-    /// @dev The escrow of exactly this execution (task, job, attempt, performer), or a revert
-    ///      saying whether the task never executed or executed otherwise.
+    /// @dev The recorded execution of exactly (task, job, attempt, performer), or a revert
+    ///      saying whether the task never executed, executed otherwise, or was superseded.
     function _heldEscrow(uint256 taskId, uint256 jobId, uint32 attempt, address performer)
         private
         view
-        returns (Escrow storage e)
+        returns (Execution storage e)
     {
-        e = _escrows[performer][taskId % ESCROW_RING];
-        if (e.commitment != _commitment(taskId, jobId, attempt)) {
-            if (!executed(taskId)) revert NotExecuted(taskId);
-            revert ExecutionMismatch(taskId);
-        }
+        TaskState state;
+        (e, state) = _record(taskId);
+        if (state == TaskState.Open) revert NotExecuted(taskId);
+        if (state == TaskState.Closed) revert TaskSuperseded(taskId);
+        if (e.commitment != _commitment(taskId, jobId, attempt, performer)) revert ExecutionMismatch(taskId);
     }
 
-    function _settle(Escrow storage e, uint256 taskId, address to, bool approved) private {
+    /// @dev Task `taskId`'s execution record (in the ring, or moved aside undecided) and its state.
+    function _record(uint256 taskId) private view returns (Execution storage e, TaskState state) {
+        e = _executions[taskId % EXECUTION_RING];
+        if (e.commitment == bytes9(0) || e.taskId < taskId) return (e, TaskState.Open);
+        if (e.taskId == taskId) return (e, TaskState.Executed);
+        e = _evicted[taskId];
+        return (e, e.commitment == bytes9(0) ? TaskState.Closed : TaskState.Executed);
+    }
+
+    function _settle(Execution storage e, uint256 taskId, address to, bool approved) private {
         if (e.settled) revert AlreadySettled(taskId);
         e.settled = true;
         balanceOf[to] += e.fee;
         emit FeeReleased(taskId, to, e.fee, approved);
     }
 
-    function _commitment(uint256 taskId, uint256 jobId, uint32 attempt) private pure returns (bytes16) {
-        return bytes16(keccak256(abi.encode(taskId, jobId, attempt)));
+    function _commitment(uint256 taskId, uint256 jobId, uint32 attempt, address performer)
+        private
+        pure
+        returns (bytes9)
+    {
+        return bytes9(keccak256(abi.encode(taskId, jobId, attempt, performer))) | bytes9(uint72(1));
     }
 
     function _credit(address account) private {

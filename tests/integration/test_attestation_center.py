@@ -24,6 +24,7 @@ from ..consensus_helpers import (
     operator_account,
     proof_for,
 )
+from ..hub_helpers import TASK_EXECUTED
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ async def network(accounts, sender_for) -> Network:
 
 async def submit(network: Network, submission, sender=None):
     """Submit `submission`; a decision names an execution, so run it first if needed."""
-    if not await network.hub.call("executed", submission.task.task_id):
+    if await network.hub.call("taskState", submission.task.task_id) != TASK_EXECUTED:
         await network.execute(submission.task)
     return await network.center.transact(sender or network.governor, "submitTask", *submission.call_args())
 

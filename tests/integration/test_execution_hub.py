@@ -13,7 +13,7 @@ from node.chain.contracts import Contract, deploy, load_artifact, revert_decoder
 from node.chain.errors import RevertError
 
 from ..conftest import CHAIN_ID
-from ..hub_helpers import ETH, FEE, TRIGGER, HubWorld
+from ..hub_helpers import ETH, FEE, TASK_EXECUTED, TASK_OPEN, TRIGGER, HubWorld
 
 
 async def test_python_digests_match_the_contract(world: HubWorld):
@@ -33,7 +33,7 @@ async def test_executes_exactly_once_through_the_owners_forwarder(world: HubWorl
     assignment = world.assignment(7, job_id, terms)
     receipt = await world.execute(assignment, terms, calldata)
     [executed] = world.hub.events(receipt, "TaskExecuted")
-    assert (executed.args["taskId"], executed.args["success"], executed.args["fee"]) == (7, True, FEE)
+    assert (executed.args["taskId"], executed.args["jobId"], executed.args["success"]) == (7, job_id, True)
     # The target is called by the owner's own forwarder, never by the hub.
     [incremented] = world.counter.events(receipt, "Incremented")
     forwarder = await world.hub.call("forwarderOf", world.owner.address)
@@ -159,7 +159,7 @@ async def test_only_the_assigned_performer_before_the_deadline(world: HubWorld, 
     expired = world.assignment(1, job_id, terms, deadline=int(latest["timestamp"], 16) - 1)
     with pytest.raises(RevertError, match="AssignmentExpired"):
         await world.execute(expired, terms, calldata)
-    assert not await world.hub.call("executed", 1)
+    assert await world.hub.call("taskState", 1) == TASK_OPEN
 
 
 async def test_an_owner_without_balance_cannot_be_charged(world: HubWorld, accounts, sender_for):
@@ -186,7 +186,7 @@ async def test_a_reverting_target_is_recorded_as_failed(world: HubWorld):
     [reverted] = world.hub.events(receipt, "TargetReverted")
     recorded = revert_decoder().decode(reverted.args["revertData"])
     assert (recorded.error_name, recorded.error_args) == ("ForcedFailure", {"count": 0})
-    assert await world.hub.call("executed", 7)
+    assert await world.hub.call("taskState", 7) == TASK_EXECUTED
 
 
 async def test_a_performer_cannot_starve_the_target_of_gas(world: HubWorld):
@@ -198,7 +198,7 @@ async def test_a_performer_cannot_starve_the_target_of_gas(world: HubWorld):
     )
     with pytest.raises(RevertError, match="InsufficientGasForTarget"):
         await world.performer.transact(world.hub.address, data, gas=400_000)
-    assert not await world.hub.call("executed", 7)
+    assert await world.hub.call("taskState", 7) == TASK_OPEN
 
 
 async def test_review_large_call_data_does_not_eat_into_the_targets_gas(world: HubWorld):

@@ -7,7 +7,7 @@ import pytest
 
 from node.chain.errors import RevertError
 
-from ..hub_helpers import ETH, FEE
+from ..hub_helpers import ETH, FEE, TASK_CLOSED, TASK_EXECUTED, TASK_OPEN
 
 
 async def eth_balance(rpc, address: str) -> int:
@@ -132,23 +132,64 @@ async def test_an_undecided_escrow_is_refunded_to_the_owner_after_the_timeout(wo
         await world.hub.transact(world.performer, "refundExpired", *key)
 
 
-async def test_a_performer_cannot_overwrite_an_undecided_escrow(world, accounts, sender_for):
-    """Escrows live in a ring of words per performer: a word is reused only once settled."""
+async def test_a_ring_word_passes_to_a_newer_task_and_exactly_once_outlives_the_record(
+    world, accounts, sender_for
+):
+    """Task t records its execution in word t % EXECUTION_RING, shared by every performer. A
+    newer task takes the word; a settled record is then gone, and task t can never execute
+    again (exactly once outlives the record)."""
     job_id, terms, calldata = await world.increment_job()
-    ring = await world.hub.call("ESCROW_RING")
+    ring = await world.hub.call("EXECUTION_RING")
     await world.execute(world.assignment(1, job_id, terms), terms, calldata)
-    with pytest.raises(RevertError) as caught:
-        await world.execute(world.assignment(1 + ring, job_id, terms), terms, calldata)
-    assert (caught.value.error_name, caught.value.error_args["slot"]) == ("EscrowSlotBusy", 1)
-    # Settled, the word takes the next task; the old escrow's record is gone from it.
     settler = sender_for(accounts[7])
     await world.hub.transact(world.governor, "proposeSettler", settler.address)
     await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, True)
-    await world.execute(world.assignment(1 + ring, job_id, terms), terms, calldata)
-    assert await world.hub.call("escrowOf", 1 + ring, job_id, 1, world.performer.address) == (
-        True,
-        FEE,
-        False,
-    )
+    other = sender_for(accounts[6])
+    later = world.assignment(1 + ring, job_id, terms, performer=other.address)
+    await world.execute(later, terms, calldata, performer=other)
+    assert await world.hub.call("escrowOf", 1 + ring, job_id, 1, other.address) == (True, FEE, False)
     assert await world.hub.call("escrowOf", 1, job_id, 1, world.performer.address) == (False, 0, False)
-    assert (await world.hub.call("executed", 1), await world.hub.call("executed", 1 + ring)) == (True, True)
+    states = [await world.hub.call("taskState", t) for t in (1, 1 + ring, 1 + 2 * ring, 2**64)]
+    assert states == [TASK_CLOSED, TASK_EXECUTED, TASK_OPEN, TASK_CLOSED]
+    # Task 1, even as a fresh attempt, and a decision naming it are refused for good.
+    with pytest.raises(RevertError) as caught:
+        await world.execute(world.assignment(1, job_id, terms, attempt=2), terms, calldata)
+    assert (caught.value.error_name, caught.value.error_args) == ("TaskSuperseded", {"taskId": 1})
+    with pytest.raises(RevertError, match="TaskSuperseded"):
+        await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, False)
+
+
+async def test_an_undecided_escrow_blocks_nobody(world, accounts, sender_for, rpc):
+    """Review: a keeper that executes and never reports leaves its escrow undecided. The newer
+    task of another owner and performer still takes the word; the old escrow moves aside, where
+    its decision or its refund after ESCROW_TIMEOUT still finds it."""
+    job_id, terms, calldata = await world.increment_job()
+    ring = await world.hub.call("EXECUTION_RING")
+    await world.execute(world.assignment(5, job_id, terms), terms, calldata)  # never decided
+    stranger = sender_for(accounts[8])
+    await world.hub.transact(stranger, "deposit", value=ETH)
+    other_job = await world.register(terms, owner=stranger)
+    other = sender_for(accounts[6])
+    for round_ in (1, 2):
+        task = 5 + round_ * ring
+        assignment = world.assignment(task, other_job, terms, performer=other.address)
+        await world.execute(assignment, terms, calldata, performer=other)
+        assert await world.hub.call("escrowOf", task, other_job, 1, other.address) == (True, FEE, False)
+    key = (5, job_id, 1, world.performer.address)
+    assert await world.hub.call("taskState", 5) == TASK_EXECUTED
+    assert await world.hub.call("escrowOf", *key) == (True, FEE, False)
+    with pytest.raises(RevertError, match="TaskSuperseded"):
+        await world.execute(world.assignment(5, job_id, terms, attempt=2), terms, calldata)
+    await rpc.call("evm_increaseTime", hex(await world.hub.call("ESCROW_TIMEOUT")))
+    await rpc.call("evm_mine")
+    await world.hub.transact(stranger, "refundExpired", *key)
+    assert await world.balance(world.owner.address) == ETH
+    assert await world.hub.call("escrowOf", *key) == (True, FEE, True)
+    with pytest.raises(RevertError, match="AlreadySettled"):
+        await world.hub.transact(stranger, "refundExpired", *key)
+
+
+async def test_a_task_id_beyond_64_bits_is_refused(world):
+    job_id, terms, calldata = await world.increment_job()
+    with pytest.raises(RevertError, match="TaskIdTooLarge"):
+        await world.execute(world.assignment(2**64, job_id, terms), terms, calldata)
