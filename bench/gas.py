@@ -33,13 +33,13 @@ import trio
 from eth_account import Account
 from eth_utils import keccak
 
-from consensus.jobs import JobConsent, JobTerms, interval_trigger, job_id_of
 from node.chain.anvil import Anvil
 from node.chain.contracts import deploy, load_artifact, revert_decoder
 from node.chain.deployment import deploy_core
 from node.chain.rpc import RpcClient
 from node.chain.transactions import TransactionSender
-from node.dispatcher.assignment import Assignment
+from protocol.assignment import Assignment
+from protocol.jobs import JobConsent, JobTerms, interval_trigger, job_id_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.consensus_helpers
 

@@ -8,7 +8,7 @@
      "signature": "0x…"}
 
 The owner signs the job's on-chain consent (`JobConsent{nonce, expiry, terms}`, EIP-712 in the
-TaskExecutionHub's domain: see consensus.jobs). The terms bind the target, the exact calldata
+TaskExecutionHub's domain: see protocol.jobs). The terms bind the target, the exact calldata
 (its hash), the gas limit, the fee cap and the trigger, so what runs is exactly what was
 signed; the job's id on chain is `owner << 96 | nonce`, so a signed job can be created once,
 never replayed. The first task registers the job on chain with this signature (or the owner
@@ -27,7 +27,8 @@ import msgspec
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
-from consensus.jobs import (
+from gateway.calldata import CalldataError, encode_calldata
+from protocol.jobs import (
     MAX_NONCE,
     UINT64_MAX,
     UINT256_MAX,
@@ -36,7 +37,6 @@ from consensus.jobs import (
     interval_trigger,
     job_id_of,
 )
-from gateway.calldata import CalldataError, encode_calldata
 
 MIN_INTERVAL_SECONDS = 1
 MIN_GAS_LIMIT = 21_000

@@ -10,12 +10,13 @@ from typing import Literal
 
 import msgspec
 
-from consensus.jobs import JobTerms
 from gateway.jobs import JobSpec
+from protocol.jobs import JobTerms
 
 JobStatus = Literal["active", "deleted"]
 # created: fired, not yet handed to a keeper; dispatched: a keeper acknowledged an attempt;
-# executed: its result is on the mesh; completed: TaskSubmitted on chain; failed: out of attempts.
+# executed: an attempt executed on chain, its decision awaited; completed: approved on chain;
+# failed: no attempt can succeed (the reason says why). See gateway.ledger.
 TaskStatus = Literal["created", "dispatched", "executed", "completed", "failed"]
 
 

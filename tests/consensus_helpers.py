@@ -13,16 +13,16 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from consensus.aggregator import Submission, VoteCollector
-from consensus.attestation import TaskInfo, Vote
-from consensus.bls.backend import CURVE_ORDER, BlsBackend, choose_backend
-from consensus.jobs import JobTerms, interval_trigger, job_id_of
-from consensus.operators import OperatorSet, load_operator_set, registration_proof
 from node.chain.contracts import Contract, deploy, load_artifact, revert_decoder
 from node.chain.deployment import deploy_consensus, deploy_core
 from node.chain.rpc import RpcClient
 from node.chain.transactions import Receipt, TransactionSender
-from node.dispatcher.assignment import Assignment
+from protocol.aggregator import Submission, VoteCollector
+from protocol.assignment import Assignment
+from protocol.attestation import TaskInfo, Vote
+from protocol.bls.backend import CURVE_ORDER, BlsBackend, choose_backend
+from protocol.jobs import JobTerms, interval_trigger, job_id_of
+from protocol.operators import OperatorSet, load_operator_set, registration_proof
 
 BACKEND = choose_backend()
 

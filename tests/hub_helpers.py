@@ -8,10 +8,10 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from consensus.jobs import JobConsent, JobTerms, interval_trigger, job_id_of
 from node.chain.contracts import Contract
 from node.chain.transactions import Receipt, TransactionSender
-from node.dispatcher.assignment import Assignment
+from protocol.assignment import Assignment
+from protocol.jobs import JobConsent, JobTerms, interval_trigger, job_id_of
 
 ETH = 10**18
 FEE = 10**15

@@ -26,7 +26,6 @@ import trio
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from consensus.bls.backend import CURVE_ORDER, choose_backend
 from gateway.jobs import IntervalSchedule, JobSpec, sign_job
 from node.chain.anvil import Anvil, free_port
 from node.chain.contracts import Contract, deploy, load_artifact, revert_decoder
@@ -38,6 +37,7 @@ from node.keys.bls import import_bls_keystore
 from node.keys.cli import save_keys
 from node.keys.files import KeyDirectory
 from node.keys.identity import new_identity, peer_id
+from protocol.bls.backend import CURVE_ORDER, choose_backend
 
 REPO_GENESIS = Path(__file__).resolve().parents[2] / "genesis.json"
 # A local network notices a dead keeper in seconds; a public one tolerates slow links.
@@ -159,10 +159,11 @@ def _genesis(
 
 
 def demo_job(
-    owner: LocalAccount, counter: str, chain_id: int, hub: str, every_seconds: int = 5
+    owner: LocalAccount, counter: str, chain_id: int, hub: str, every_seconds: int = 5, end: int | None = None
 ) -> dict[str, object]:
-    """A signed job that increments the demo counter every `every_seconds` (a fresh random
-    nonce each time, so every call makes a new job; the consent is valid for a week)."""
+    """A signed job that increments the demo counter every `every_seconds` until `end` (unix
+    seconds; never by default), with a fresh random nonce each time, so every call makes a new
+    job; the consent is valid for a week."""
     spec = JobSpec(
         owner=owner.address,
         nonce=str(secrets.randbits(64)),
@@ -170,18 +171,20 @@ def demo_job(
         target=counter,
         function="increment()",
         schedule_type="interval",
-        schedule=IntervalSchedule(every_seconds=every_seconds),
+        schedule=IntervalSchedule(every_seconds=every_seconds, end=end),
         max_fee_per_task=str(10**16),
         gas_limit=100_000,
     )
     return {"job": msgspec.to_builtins(spec), "signature": sign_job(spec, owner, chain_id, hub)}
 
 
-def devnet_demo_job(facts: dict[str, Any], every_seconds: int = 5) -> dict[str, object]:
+def devnet_demo_job(
+    facts: dict[str, Any], every_seconds: int = 5, end: int | None = None
+) -> dict[str, object]:
     """`demo_job` for the devnet described by `facts` (its devnet.json)."""
     owner = Account.from_key(facts["demoOwnerKey"])
     hub = facts["contracts"]["taskExecutionHub"]
-    return demo_job(owner, facts["demoCounter"], facts["chainId"], hub, every_seconds)
+    return demo_job(owner, facts["demoCounter"], facts["chainId"], hub, every_seconds, end)
 
 
 class Devnet:

@@ -13,13 +13,13 @@ from typing import Any
 import trio
 from eth_utils import keccak, to_checksum_address
 
-from consensus.jobs import JobTerms
-from consensus.operators import OperatorSet
 from node.chain.contracts import Contract
 from node.chain.transactions import Receipt
-from node.dispatcher.assignment import Assignment, time_trigger_evidence
-from node.keeper.result import ExecutionResult
-from node.messages import ResultMessage
+from protocol.assignment import Assignment, time_trigger_evidence
+from protocol.jobs import JobTerms
+from protocol.messages import ResultMessage
+from protocol.operators import OperatorSet
+from protocol.result import ExecutionResult
 
 VISIBILITY_TIMEOUT = 60.0
 _POLL_START, _POLL_MAX = 0.1, 2.0

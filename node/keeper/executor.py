@@ -6,11 +6,11 @@ from typing import Any
 
 from eth_utils import keccak
 
-from consensus.jobs import JobTerms
 from node.chain.contracts import Contract
 from node.chain.transactions import TransactionSender
-from node.keeper.result import ExecutionResult
-from node.messages import AssignmentMessage
+from protocol.jobs import JobTerms
+from protocol.messages import AssignmentMessage
+from protocol.result import ExecutionResult
 
 
 class AssignmentRefused(Exception):  # noqa: N818 - it names what happened, like trio's Cancelled

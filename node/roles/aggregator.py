@@ -32,7 +32,12 @@ from dataclasses import dataclass, field
 import trio
 from eth_utils import to_checksum_address
 
-from consensus.aggregator import (
+from node.chain.errors import ChainError, RevertError
+from node.config.preflight import NodeSetup
+from node.mesh import FINALITY, MeshError
+from node.mesh.metrics import Metrics
+from node.roles.runtime import Chain, load_directory, open_chain, open_mesh
+from protocol.aggregator import (
     Aggregator,
     DroppedVote,
     DropReason,
@@ -40,16 +45,11 @@ from consensus.aggregator import (
     SubmitOutcome,
     VoteCollector,
 )
-from consensus.attestation import TaskInfo, Vote
-from consensus.bls.backend import choose_backend
-from consensus.operators import OperatorSet
-from consensus.quorum import Decision
-from node.chain.errors import ChainError, RevertError
-from node.config.preflight import NodeSetup
-from node.mesh import FINALITY, MeshError
-from node.mesh.metrics import Metrics
-from node.messages import FinalityMessage, ResultMessage, VoteMessage, decode, encode
-from node.roles.runtime import Chain, OperatorDirectory, load_directory, open_chain, open_mesh
+from protocol.attestation import TaskInfo, Vote
+from protocol.bls.backend import choose_backend
+from protocol.messages import FinalityMessage, ResultMessage, VoteMessage, decode, encode
+from protocol.operators import OperatorDirectory, OperatorSet
+from protocol.quorum import Decision
 
 log = logging.getLogger("triggerx.aggregator")
 

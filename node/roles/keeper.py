@@ -8,14 +8,11 @@ import time
 import msgspec
 import trio
 
-from consensus.attestation import Vote
-from consensus.bls.backend import choose_backend
 from node.chain.errors import ChainError
 from node.config.preflight import NodeSetup
 from node.keeper.attester import ResultChecker, report_problem
 from node.keeper.executor import AssignmentRefused, TaskExecutor
 from node.mesh import HEARTBEATS, RESULTS, MeshError, MeshNode
-from node.messages import AssignmentMessage, Heartbeat, ResultMessage, VoteMessage, decode, encode
 from node.roles.runtime import (
     Chain,
     OperatorDirectory,
@@ -24,6 +21,9 @@ from node.roles.runtime import (
     open_chain,
     open_mesh,
 )
+from protocol.attestation import Vote
+from protocol.bls.backend import choose_backend
+from protocol.messages import AssignmentMessage, Heartbeat, ResultMessage, VoteMessage, decode, encode
 
 log = logging.getLogger("triggerx.keeper")
 VOTE_TIMEOUT = 10.0

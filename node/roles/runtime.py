@@ -7,16 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import trio
-from eth_utils import to_checksum_address
-
-from consensus.operators import Operator, OperatorSet, load_operator_set
 from node.chain.contracts import Contract, load_artifact, revert_decoder
 from node.chain.rpc import RpcClient
 from node.chain.transactions import TransactionSender
 from node.config.preflight import NodeSetup
 from node.mesh import MeshConfig, MeshNode
-from node.mesh.host import parse_peer_addr, peer_id_text
+from node.mesh.host import parse_peer_addr
+from protocol.operators import OperatorDirectory
 
 log = logging.getLogger(__name__)
 
@@ -31,53 +28,6 @@ class Chain:
     hub: Contract
     registry: Contract
     center: Contract
-
-
-class OperatorDirectory:
-    """The registered operators, re-read from the registry now and then; who may talk on the mesh.
-
-    Besides active operators, the dispatcher and the aggregators named in the genesis are
-    known senders: they sign mesh messages but hold no stake.
-    """
-
-    def __init__(
-        self, registry: Contract, infrastructure: set[str], infrastructure_peers: frozenset[str] = frozenset()
-    ) -> None:
-        self.registry = registry
-        self.infrastructure = {to_checksum_address(a) for a in infrastructure}
-        self.infrastructure_peers = set(infrastructure_peers)
-        self.operators = OperatorSet({})
-        self._by_account: dict[str, Operator] = {}
-        self._active_peers: set[str | None] = set()
-
-    async def refresh(self) -> None:
-        """Read the operator set again."""
-        self.operators = await load_operator_set(self.registry)
-        self._by_account = {op.account: op for op in self.operators.operators.values()}
-        self._active_peers = {peer_id_text(op.peer_id) for op in self.operators.active} - {None}
-
-    def allows_peer(self, peer_id: str) -> bool:
-        """Whether the mesh admits connections from `peer_id` (base58): the active operators'
-        registered peers, the aggregators and the gateway."""
-        return peer_id in self._active_peers or peer_id in self.infrastructure_peers
-
-    async def keep_fresh(self, interval: float) -> None:
-        """Refresh every `interval` seconds, forever (a failed read keeps the last set)."""
-        while True:
-            await trio.sleep(interval)
-            try:
-                await self.refresh()
-            except Exception as error:  # the chain may be briefly unreachable; keep what we have
-                log.warning("operator set refresh failed: %s", error)
-
-    def is_active(self, address: str) -> bool:
-        """Whether envelopes signed by `address` are accepted."""
-        operator = self._by_account.get(address)
-        return address in self.infrastructure or (operator is not None and operator.active)
-
-    def operator(self, address: str) -> Operator | None:
-        """The operator whose account is `address`."""
-        return self._by_account.get(address)
 
 
 async def load_directory(setup: NodeSetup, chain: Chain) -> OperatorDirectory:

@@ -20,14 +20,15 @@ import trio
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from consensus.attestation import TaskInfo
 from node.chain.transactions import Receipt
-from node.dispatcher.assignment import Assignment
-from node.keeper.result import ExecutionResult
 from node.mesh import FINALITY
-from node.messages import AssignmentMessage, FinalityMessage, ResultMessage, VoteMessage, decode, encode
 from node.roles.aggregator import REFUSED, VoteDesk
-from node.roles.runtime import Chain, OperatorDirectory
+from node.roles.runtime import Chain
+from protocol.assignment import Assignment
+from protocol.attestation import TaskInfo
+from protocol.messages import AssignmentMessage, FinalityMessage, ResultMessage, VoteMessage, decode, encode
+from protocol.operators import OperatorDirectory
+from protocol.result import ExecutionResult
 
 from ..conftest import CHAIN_ID
 from ..consensus_helpers import Network, deploy_network, operator_account

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from eth_account import Account
 
-from consensus.bls.backend import choose_backend
-from consensus.operators import load_operator_set
 from node.chain.contracts import Contract, load_artifact
 from node.devnet.chain import KEEPER_STAKE, KeeperKeys, provision
+from protocol.bls.backend import choose_backend
+from protocol.operators import load_operator_set
 
 from ..consensus_helpers import bls_secret
 

@@ -8,9 +8,9 @@ import dataclasses
 
 import pytest
 
-from consensus.jobs import JobTerms, job_id_of
 from node.chain.contracts import Contract, deploy, load_artifact, revert_decoder
 from node.chain.errors import RevertError
+from protocol.jobs import JobTerms, job_id_of
 
 from ..conftest import CHAIN_ID
 from ..hub_helpers import ETH, FEE, TASK_EXECUTED, TASK_OPEN, TRIGGER, HubWorld

@@ -13,13 +13,14 @@ import trio
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 
-from consensus.jobs import CANCELLED_TERMS, cancel_message
 from gateway.api import create_app
 from gateway.intake import JobIntake
 from gateway.jobs import IntervalSchedule, JobSpec, sign_job
+from gateway.ledger import TaskLedger
 from gateway.records import JobRecord
 from gateway.storage import GatewayStorage
 from node.store import Store
+from protocol.jobs import CANCELLED_TERMS, cancel_message
 
 from ..conftest import CHAIN_ID
 
@@ -152,7 +153,7 @@ async def test_review_concurrent_cancellations_send_one_transaction(created, cor
     scheduled, client = created
     await client.post("/api/jobs", data=body())
     job = scheduled[0]
-    storage.fire(job, fire_at=1000.0, now=1000.0, trace_id="t")
+    TaskLedger(storage).create(job, fire_at=1000.0, trace_id="t")
     signature = cancel_message(job.chain_job_id, CHAIN_ID, core.hub.address).sign(OWNER)
     before = int(await rpc.call("eth_getTransactionCount", accounts[1].address, "latest"), 16)
     statuses: list[int] = []
@@ -177,7 +178,7 @@ async def test_finding2_the_owner_cancels_through_the_gateway_on_chain(created, 
     scheduled, client = created
     await client.post("/api/jobs", data=body())
     job = scheduled[0]
-    storage.fire(job, fire_at=1000.0, now=1000.0, trace_id="t")  # a task may be in flight now
+    TaskLedger(storage).create(job, fire_at=1000.0, trace_id="t")  # a task may be in flight now
     stranger = cancel_message(job.chain_job_id, CHAIN_ID, core.hub.address).sign(
         Account.from_key(b"\x09" * 32)
     )
@@ -224,7 +225,7 @@ async def test_tasks_are_listed_by_job_with_a_cursor(created, storage):
     await client.post("/api/jobs", data=body())
     job = storage.jobs.get(1)
     for fire in range(5):
-        storage.fire(job, fire_at=1000.0 + fire, now=1000.0 + fire, trace_id=f"t{fire}")
+        TaskLedger(storage).create(job, fire_at=1000.0 + fire, trace_id=f"t{fire}")
         job = storage.jobs.get(1)
     first = await (await client.get("/api/tasks/job/1?limit=3")).get_json()
     assert [t["id"] for t in first["tasks"]] == [1, 2, 3]

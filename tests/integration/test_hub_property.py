@@ -22,14 +22,14 @@ from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consensus.jobs import JobTerms, interval_trigger, job_id_of
 from node.chain.anvil import Anvil
 from node.chain.contracts import Contract, deploy, load_artifact, revert_decoder
 from node.chain.deployment import deploy_core
 from node.chain.errors import RevertError
 from node.chain.rpc import RpcClient
 from node.chain.transactions import TransactionSender
-from node.dispatcher.assignment import Assignment
+from protocol.assignment import Assignment
+from protocol.jobs import JobTerms, interval_trigger, job_id_of
 
 from ..conftest import CHAIN_ID
 

@@ -16,8 +16,6 @@ import pytest
 from eth_account import Account
 from libp2p.crypto.ed25519 import create_new_key_pair
 
-from consensus.bls.backend import choose_backend
-from consensus.bls.keystore import Keystore
 from node.keys import (
     KeyDirectory,
     KeyFileError,
@@ -29,6 +27,8 @@ from node.keys import (
 )
 from node.keys.identity import decode_identity
 from node.keys.operator import encrypt_operator_key
+from protocol.bls.backend import choose_backend
+from protocol.bls.keystore import Keystore
 
 CLI = str(Path(sys.executable).with_name("triggerx-node"))
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Property tests: AttestationCenter's quorum rule equals consensus.quorum, on random stakes.
+"""Property tests: AttestationCenter's quorum rule equals protocol.quorum, on random stakes.
 
 pytest-trio runs every hypothesis example in a trio.run of its own, and an HTTP client
 cannot outlive its run; so these tests are synchronous: the contracts are deployed once
@@ -16,11 +16,11 @@ from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consensus.quorum import APPROVE, REJECT
 from node.chain.anvil import Anvil
 from node.chain.errors import RevertError
 from node.chain.rpc import RpcClient
 from node.chain.transactions import TransactionSender
+from protocol.quorum import APPROVE, REJECT
 
 from ..conftest import CHAIN_ID
 from ..consensus_helpers import attach_network, deploy_network, operator_account

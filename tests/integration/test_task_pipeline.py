@@ -10,18 +10,18 @@ import pytest
 import trio
 from eth_utils import keccak
 
-from consensus.aggregator import Aggregator, VoteCollector
-from consensus.attestation import TaskInfo, Vote
-from consensus.jobs import job_id_of
-from consensus.operators import OperatorSet, load_operator_set
+from gateway.monitor import TaskMonitor
 from node.chain.contracts import Contract, load_artifact
-from node.dispatcher.assignment import Assignment
-from node.dispatcher.selection import choose_performer
 from node.keeper.attester import ResultChecker
 from node.keeper.executor import AssignmentRefused, TaskExecutor
-from node.keeper.result import ExecutionResult
-from node.messages import AssignmentMessage
-from node.monitor import TaskMonitor
+from protocol.aggregator import Aggregator, VoteCollector
+from protocol.assignment import Assignment
+from protocol.attestation import TaskInfo, Vote
+from protocol.jobs import job_id_of
+from protocol.messages import AssignmentMessage
+from protocol.operators import OperatorSet, load_operator_set
+from protocol.result import ExecutionResult
+from protocol.selection import choose_performer
 
 from ..conftest import CHAIN_ID
 from ..consensus_helpers import BACKEND, JOB_OWNER, Network, bls_secret, deploy_network

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consensus.bls.derivation import (
+from protocol.bls.derivation import (
     SIGNING_KEY_PATH,
     derive_child_secret,
     derive_master_secret,

@@ -10,8 +10,8 @@ import stat
 
 import pytest
 
-from consensus.bls.backend import choose_backend
-from consensus.bls.keystore import (
+from protocol.bls.backend import choose_backend
+from protocol.bls.keystore import (
     InvalidKeystoreError,
     Keystore,
     KeystoreError,

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 from libp2p.peer.id import ID
 
-from consensus.operators import Operator
-from node.health.tracker import MAX_LISTEN_ADDRS, HealthTracker, heartbeat_peer, listen_addrs
+from gateway.health import MAX_LISTEN_ADDRS, HealthTracker, heartbeat_peer, listen_addrs
 from node.mesh.host import identity_from_seed
+from protocol.operators import Operator
 
 
 def test_online_until_silent_for_longer_than_the_threshold():

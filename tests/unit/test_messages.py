@@ -5,11 +5,11 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from consensus.attestation import Vote
-from consensus.jobs import JobTerms, interval_trigger, job_id_of
-from node.dispatcher.assignment import Assignment
-from node.keeper.result import ExecutionResult
-from node.messages import AssignmentMessage, OwnerConsent, ResultMessage, VoteMessage, decode, encode
+from protocol.assignment import Assignment
+from protocol.attestation import Vote
+from protocol.jobs import JobTerms, interval_trigger, job_id_of
+from protocol.messages import AssignmentMessage, OwnerConsent, ResultMessage, VoteMessage, decode, encode
+from protocol.result import ExecutionResult
 
 OWNER = "0x" + "22" * 20
 JOB_ID = job_id_of(OWNER, 2**96 - 1)  # a 256-bit id: msgpack could not carry it

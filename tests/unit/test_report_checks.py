@@ -9,12 +9,12 @@ import msgspec
 import pytest
 from eth_account import Account
 
-from consensus.jobs import JobTerms, interval_trigger, job_id_of
-from consensus.operators import Operator, OperatorSet
-from node.dispatcher.assignment import Assignment, time_trigger_evidence
 from node.keeper.attester import report_problem
-from node.keeper.result import ExecutionResult
-from node.messages import AssignmentMessage, ResultMessage
+from protocol.assignment import Assignment, time_trigger_evidence
+from protocol.jobs import JobTerms, interval_trigger, job_id_of
+from protocol.messages import AssignmentMessage, ResultMessage
+from protocol.operators import Operator, OperatorSet
+from protocol.result import ExecutionResult
 
 CHAIN_ID = 31337
 HUB = "0x" + "ab" * 20

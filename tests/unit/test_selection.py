@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from consensus.operators import Operator
-from node.dispatcher.selection import choose_performer, rank
+from protocol.operators import Operator
+from protocol.selection import choose_performer, rank
 
 
 def keeper(i: int, stake: int = 10) -> Operator:

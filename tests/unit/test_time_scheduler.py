@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from node.schedulers.time import Fire, IntervalSchedule, TimeScheduler
+from gateway.triggers.time import Fire, IntervalSchedule, TimeScheduler
 
 
 def test_interval_fire_times():

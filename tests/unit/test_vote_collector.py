@@ -8,11 +8,11 @@ import hashlib
 
 import pytest
 
-from consensus.aggregator import DropReason, VoteCollector
-from consensus.attestation import TaskInfo, Vote, vote_message
-from consensus.bls.backend import available_backends
-from consensus.operators import Operator, OperatorSet
-from consensus.quorum import Decision
+from protocol.aggregator import DropReason, VoteCollector
+from protocol.attestation import TaskInfo, Vote, vote_message
+from protocol.bls.backend import available_backends
+from protocol.operators import Operator, OperatorSet
+from protocol.quorum import Decision
 
 from ..consensus_helpers import bls_secret
 

@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 import eth_abi
 from eth_utils import keccak
 
-from consensus.operators import Operator
+from protocol.operators import Operator
 
 
 def rank(task_id: int, keeper: str) -> bytes:

@@ -13,10 +13,10 @@ from typing import Annotated, TypeVar
 import msgspec
 from msgspec import Meta
 
-from consensus.attestation import TaskInfo, Vote
-from consensus.jobs import JobTerms
-from node.dispatcher.assignment import Assignment
-from node.keeper.result import ExecutionResult
+from protocol.assignment import Assignment
+from protocol.attestation import TaskInfo, Vote
+from protocol.jobs import JobTerms
+from protocol.result import ExecutionResult
 
 M = TypeVar("M", bound=msgspec.Struct)
 # Bounds on what a peer may put in fields no signature covers: the fire time goes into the
@@ -34,7 +34,7 @@ class Heartbeat(msgspec.Struct, frozen=True):
 
 
 class OwnerConsent(msgspec.Struct, frozen=True):
-    """The owner's signed consent to a job not yet registered on chain (see consensus.jobs)."""
+    """The owner's signed consent to a job not yet registered on chain (see protocol.jobs)."""
 
     expiry: int
     signature: bytes

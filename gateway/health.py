@@ -8,10 +8,19 @@ moment the keeper went offline (its last heartbeat + `offline_after`).
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
+from typing import Any
 
-from consensus.operators import Operator
+import msgspec
+
+from node.mesh import HEARTBEATS, MeshNode
 from node.mesh.host import peer_id_text
+from protocol.messages import Heartbeat, decode
+from protocol.operators import Operator, OperatorDirectory
+
+log = logging.getLogger("triggerx.gateway")
 
 MAX_LISTEN_ADDRS = 8  # addresses kept from a heartbeat
 MAX_ADDR_LENGTH = 256
@@ -84,3 +93,56 @@ class HealthTracker:
         return sorted(
             (h for h in self.keepers.values() if h.online(now, self.offline_after)), key=lambda h: h.address
         )
+
+
+class KeeperWatch:
+    """Follows the keepers' heartbeats on the mesh: who is online, and where to dial them.
+
+    A heartbeat counts only when signed by an active operator and naming the peer id the
+    registry holds for it (`heartbeat_peer`).
+    """
+
+    def __init__(self, directory: OperatorDirectory, mesh: MeshNode, offline_after: float) -> None:
+        self.directory = directory
+        self.mesh = mesh
+        self.tracker = HealthTracker(offline_after)
+        self.addresses: dict[str, list[str]] = {}  # peer id -> multiaddrs, from heartbeats
+
+    async def run(self) -> None:
+        """Read heartbeats until cancelled."""
+        async with await self.mesh.subscribe(HEARTBEATS) as heartbeats:
+            async for delivery in heartbeats:
+                try:
+                    beat = decode(delivery.payload, Heartbeat)
+                except msgspec.MsgspecError:
+                    continue
+                registered = heartbeat_peer(self.directory.operator(delivery.sender), beat.peer_id)
+                if registered is None:
+                    continue
+                self.addresses[registered] = listen_addrs(beat.listen_addrs)
+                if self.tracker.heartbeat(delivery.sender, registered, time.time()):
+                    log.info("keeper %s online (%s)", delivery.sender, beat.peer_id)
+
+    def online_accounts(self) -> set[str]:
+        """The accounts of the keepers online now."""
+        return {h.address for h in self.tracker.online(time.time())}
+
+    def peer_of(self, account: str) -> str | None:
+        """The peer id `account`'s heartbeats came from, if any did."""
+        health = self.tracker.keepers.get(account)
+        return health.peer_id if health else None
+
+    def status(self) -> list[dict[str, Any]]:
+        """Every keeper seen, for GET /api/keepers."""
+        now = time.time()
+        after = self.tracker.offline_after
+        return [
+            {
+                "address": h.address,
+                "peerId": h.peer_id,
+                "online": h.online(now, after),
+                "lastSeen": h.last_seen,
+                "uptime": round(h.uptime(now, after), 4),
+            }
+            for h in self.tracker.keepers.values()
+        ]

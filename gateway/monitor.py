@@ -8,10 +8,13 @@ stores `next_block` with the task updates it makes). Blocks are read only once t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
 
+from gateway.ledger import TaskLedger
+from gateway.storage import DECISIONS_CHECKPOINT
 from node.chain.contracts import Contract
 
 
@@ -95,3 +98,24 @@ class TaskMonitor:
                 for decision in await self.poll():
                     await send.send(decision)
                 await trio.sleep(self.poll_interval)
+
+
+async def follow_decisions(
+    center: Contract, ledger: TaskLedger, on_decision: Callable[[TaskDecision], None]
+) -> None:
+    """Record every decision of `center` in `ledger` (with the checkpoint, in one batch) and
+    pass it to `on_decision`, from the stored checkpoint on (a new gateway starts at the
+    chain's head), until cancelled."""
+    checkpoint = ledger.storage.checkpoints.get(DECISIONS_CHECKPOINT)
+    if checkpoint is not None:
+        start = checkpoint.next_block
+    else:
+        start = int(await center.rpc.call("eth_blockNumber"), 16)
+    monitor = TaskMonitor(center, start)
+    send, receive = trio.open_memory_channel[TaskDecision](256)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(monitor.follow, send)
+        async with receive:
+            async for decision in receive:
+                ledger.record_decision(decision, monitor.next_block)
+                on_decision(decision)

@@ -13,9 +13,9 @@ from typing import Any
 import eth_abi
 from eth_utils import keccak, to_checksum_address
 
-from consensus.jobs import hub_domain
 from node.chain.abi import check_bytes, check_uint
 from node.chain.eip712 import TypedMessage, TypedStruct
+from protocol.jobs import hub_domain
 
 _FIELDS = [
     {"name": "taskId", "type": "uint256"},

@@ -5,7 +5,7 @@ vote signs all of it). It screens each vote (known, active, about exactly this T
 first vote of its operator), then verifies the signatures: all new votes for the same
 decision at once, one verification of their aggregate signature against the sum of their
 (registered, cached) public keys, and only when that fails one by one, to find and drop
-the bad ones. `decision()` applies consensus.quorum to the votes of operators active in
+the bad ones. `decision()` applies protocol.quorum to the votes of operators active in
 its operator set; `submission()` builds what AttestationCenter.submitTask takes, signed
 by active operators only. `use_operators` moves the collector to a newer operator set
 (after a revert, say): the votes already verified stay, and count as the new set says.
@@ -21,14 +21,14 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from consensus.attestation import TaskInfo, Vote, vote_message
-from consensus.bls.backend import BlsBackend
-from consensus.bls.points import aggregate_public_keys, signature_to_eip2537
-from consensus.operators import OperatorSet
-from consensus.quorum import Decision, decide
 from node.chain.contracts import Contract
 from node.chain.errors import RevertError
 from node.chain.transactions import TransactionSender
+from protocol.attestation import TaskInfo, Vote, vote_message
+from protocol.bls.backend import BlsBackend
+from protocol.bls.points import aggregate_public_keys, signature_to_eip2537
+from protocol.operators import OperatorSet
+from protocol.quorum import Decision, decide
 
 
 class DropReason(enum.Enum):
@@ -130,7 +130,7 @@ class VoteCollector:
         self.operators = operators
 
     def decision(self) -> Decision:
-        """Where the vote stands now (see consensus.quorum.decide)."""
+        """Where the vote stands now (see protocol.quorum.decide)."""
         # The performer's own vote never counts (as on chain): nobody attests to their own work.
         performer = self.task.performer_id
         approving = self.operators.stake_of(i for i in self._signers(True) if i != performer)

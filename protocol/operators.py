@@ -1,17 +1,23 @@
-"""The operator set as OperatorRegistry holds it: reading it, and admitting an operator."""
+"""The operator set as OperatorRegistry holds it: reading it, admitting an operator, and the
+directory every role keeps of who may talk on the mesh."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import trio
 from eth_utils import to_checksum_address
 from py_ecc.bls import G2ProofOfPossession
 
-from consensus.bls.backend import BlsBackend
-from consensus.bls.points import public_key_from_eip2537, public_key_to_eip2537, signature_to_eip2537
 from node.chain.contracts import Contract
 from node.chain.transactions import TransactionSender
+from node.mesh.host import peer_id_text
+from protocol.bls.backend import BlsBackend
+from protocol.bls.points import public_key_from_eip2537, public_key_to_eip2537, signature_to_eip2537
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,3 +95,50 @@ async def register_operator(
     )
     [event] = registry.events(receipt, "OperatorRegistered")
     return event.args["id"]
+
+
+class OperatorDirectory:
+    """The registered operators, re-read from the registry now and then; who may talk on the mesh.
+
+    Besides active operators, the dispatcher and the aggregators named in the genesis are
+    known senders: they sign mesh messages but hold no stake.
+    """
+
+    def __init__(
+        self, registry: Contract, infrastructure: set[str], infrastructure_peers: frozenset[str] = frozenset()
+    ) -> None:
+        self.registry = registry
+        self.infrastructure = {to_checksum_address(a) for a in infrastructure}
+        self.infrastructure_peers = set(infrastructure_peers)
+        self.operators = OperatorSet({})
+        self._by_account: dict[str, Operator] = {}
+        self._active_peers: set[str | None] = set()
+
+    async def refresh(self) -> None:
+        """Read the operator set again."""
+        self.operators = await load_operator_set(self.registry)
+        self._by_account = {op.account: op for op in self.operators.operators.values()}
+        self._active_peers = {peer_id_text(op.peer_id) for op in self.operators.active} - {None}
+
+    def allows_peer(self, peer_id: str) -> bool:
+        """Whether the mesh admits connections from `peer_id` (base58): the active operators'
+        registered peers, the aggregators and the gateway."""
+        return peer_id in self._active_peers or peer_id in self.infrastructure_peers
+
+    async def keep_fresh(self, interval: float) -> None:
+        """Refresh every `interval` seconds, forever (a failed read keeps the last set)."""
+        while True:
+            await trio.sleep(interval)
+            try:
+                await self.refresh()
+            except Exception as error:  # the chain may be briefly unreachable; keep what we have
+                log.warning("operator set refresh failed: %s", error)
+
+    def is_active(self, address: str) -> bool:
+        """Whether envelopes signed by `address` are accepted."""
+        operator = self._by_account.get(address)
+        return address in self.infrastructure or (operator is not None and operator.active)
+
+    def operator(self, address: str) -> Operator | None:
+        """The operator whose account is `address`."""
+        return self._by_account.get(address)

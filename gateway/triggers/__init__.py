@@ -1,0 +1,1 @@
+"""What fires jobs: the time scheduler (interval jobs)."""

@@ -1,0 +1,60 @@
+"""The time-trigger service: fires each active job when due and hands the new task on."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+import trio
+
+from gateway.ledger import TaskLedger
+from gateway.records import JobRecord
+from gateway.storage import GatewayStorage
+from gateway.triggers.time import IntervalSchedule, TimeScheduler
+
+log = logging.getLogger("triggerx.gateway")
+
+
+def schedule_of(job: JobRecord) -> IntervalSchedule:
+    """The interval schedule of `job`; it starts when the job was created unless it says otherwise."""
+    schedule = job.spec.schedule
+    start = schedule.start if schedule.start is not None else job.created_at
+    return IntervalSchedule(every=schedule.every_seconds, start=start, end=schedule.end)
+
+
+class JobScheduler:
+    """Fires scheduled jobs: each fire is a task written by the ledger (with the job's last
+    fire, so a restart resumes without firing twice), then passed to `on_task`."""
+
+    def __init__(self, storage: GatewayStorage, ledger: TaskLedger, on_task: Callable[[int], None]) -> None:
+        self.storage, self.ledger, self.on_task = storage, ledger, on_task
+        self._times = TimeScheduler()
+        self._wake = trio.Event()
+
+    def schedule(self, job: JobRecord) -> None:
+        """Add `job` (at start, and for each new job); inactive jobs are ignored."""
+        if job.status == "active":
+            self._times.add(job.id, schedule_of(job), job.last_fire, time.time())
+            self._wake.set()
+
+    def unschedule(self, job: JobRecord) -> None:
+        """Stop firing `job` (cancelled)."""
+        self._times.remove(job.id)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Fire jobs when due, until cancelled."""
+        while True:
+            for fire in self._times.due(time.time()):
+                job = self.storage.jobs.get(fire.job_id)
+                if job is None or job.status != "active":
+                    continue
+                task = self.ledger.create(job, fire.at, trace_id=uuid.uuid4().hex)
+                log.info("job %d fired for %.3f: task %d (trace %s)", job.id, fire.at, task.id, task.trace_id)
+                self.on_task(task.id)
+            following = self._times.next_fire_time()
+            with trio.move_on_after(3600 if following is None else max(following - time.time(), 0)):
+                await self._wake.wait()
+            self._wake = trio.Event()

@@ -1,1 +1,0 @@
-"""Dispatch: choosing a task's performer and signing its assignment."""

@@ -1,1 +1,0 @@
-"""Keeper health: heartbeats, online/offline, uptime."""

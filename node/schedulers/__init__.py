@@ -1,1 +1,0 @@
-"""Schedulers: they decide when a job's trigger fires (time now; events and conditions later)."""

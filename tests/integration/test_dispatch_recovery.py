@@ -1,0 +1,120 @@
+"""Dispatch never reassigns a task whose earlier attempt executed on chain (the hub would refuse
+it, and the fired task would end `failed` although it ran and was paid for): it follows the
+attempt's decision, and refunds the owner when none comes within the escrow timeout. On a
+real hub on anvil; these paths never reach the mesh (the dispatcher gets none: any use of it
+would fail the test)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import trio
+
+from gateway.dispatch import Dispatcher
+from gateway.jobs import IntervalSchedule, JobSpec
+from gateway.ledger import TaskEvent, TaskLedger
+from gateway.monitor import TaskDecision
+from gateway.records import AttemptRecord, JobRecord, TaskRecord
+from gateway.storage import GatewayStorage
+from node.config.genesis import load_genesis
+from node.devnet.run import REPO_GENESIS
+from node.store import Store
+
+from ..hub_helpers import ETH, FEE, HubWorld
+
+
+@pytest.fixture
+async def executed_task(world: HubWorld, tmp_path):
+    """A gateway store with the owner's registered Counter job and one task whose attempt 1
+    the performer executed on chain; the ledger over that store."""
+    job_id, terms, calldata = await world.increment_job()
+    with Store.open(tmp_path / "gateway.db") as store:
+        storage = GatewayStorage(store)
+        owner = world.owner.address
+        spec = JobSpec(
+            owner=owner,
+            nonce="1",
+            expiry=2**40,
+            target=world.counter.address,
+            function="increment()",
+            schedule_type="interval",
+            schedule=IntervalSchedule(every_seconds=60),
+            max_fee_per_task=str(terms.max_fee_per_task),
+        )
+        job = JobRecord(
+            id=1,
+            owner=owner,
+            chain_job_id=job_id,
+            spec=spec,
+            calldata=calldata,
+            terms=terms,
+            consent_signature=b"",
+            created_at=time.time(),
+        )
+        storage.jobs.put(job)
+        ledger = TaskLedger(storage)
+        task = ledger.create(job, fire_at=time.time(), trace_id="t")
+        attempt = AttemptRecord(
+            number=1,
+            performer=world.performer.address,
+            assigned_at=time.time(),
+            deadline=int(time.time()) + 60,
+        )
+        ledger.attempt_assigned(task.id, attempt)
+        await world.execute(world.assignment(task.id, job_id, terms), terms, calldata)
+        yield ledger, task
+
+
+def dispatcher_for(world: HubWorld, ledger: TaskLedger, escrow_timeout: float) -> Dispatcher:
+    return Dispatcher(
+        ledger=ledger,
+        storage=ledger.storage,
+        hub=world.hub,
+        chain_id=world.chain_id,
+        sender=world.governor,  # anyone may send the refund; assignments are never signed here
+        mesh=None,  # type: ignore[arg-type]
+        directory=None,  # type: ignore[arg-type]
+        keepers=None,  # type: ignore[arg-type]
+        intake=None,  # type: ignore[arg-type]
+        protocol=load_genesis(REPO_GENESIS).protocol,
+        escrow_timeout=escrow_timeout,
+    )
+
+
+async def next_status(events: trio.MemoryReceiveChannel[TaskEvent], status: str) -> TaskRecord:
+    """The task of the first event that moves a task to `status` (the ledger's stream)."""
+    with trio.fail_after(20):
+        async for event in events:
+            if event.task.status == status:
+                return event.task
+    raise AssertionError(f"the ledger's stream ended before a task became {status}")
+
+
+async def test_an_executed_attempt_is_followed_to_its_decision_never_reassigned(world, executed_task):
+    ledger, task = executed_task
+    dispatcher = dispatcher_for(world, ledger, escrow_timeout=3600)
+    events = ledger.subscribe()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(dispatcher.dispatch, task.id)
+        executed = await next_status(events, "executed")
+        assert len(executed.attempts) == 1
+        decision = TaskDecision(task.id, executed_task[1].job_id, 1, True, 0, "0xab", 9)
+        ledger.record_decision(decision, next_block=10)
+        dispatcher.decided(decision)
+    done = ledger.storage.tasks.get(task.id)
+    assert (done.status, [a.outcome for a in done.attempts]) == ("completed", ["approved"])
+
+
+async def test_an_execution_nobody_decides_is_refunded_to_its_owner(world, executed_task, rpc):
+    ledger, task = executed_task
+    assert await world.balance(world.owner.address) == ETH - FEE
+    await rpc.call("evm_increaseTime", hex(await world.hub.call("ESCROW_TIMEOUT")))
+    await rpc.call("evm_mine")
+    with trio.fail_after(30):
+        await dispatcher_for(world, ledger, escrow_timeout=0.5).dispatch(task.id)
+    failed = ledger.storage.tasks.get(task.id)
+    assert failed.status == "failed"
+    assert failed.reason == "attempt 1 executed, but no decision came in time: fee refunded to the owner"
+    assert len(failed.attempts) == 1
+    assert await world.balance(world.owner.address) == ETH
