@@ -4,8 +4,9 @@
 
 Starts a devnet (separate processes, `--instant`), creates 5 jobs firing every second, and
 polls the hub's TaskExecuted and the AttestationCenter's TaskSubmitted logs every 10 ms. For each
-task: trigger = the gateway's task creation time; mined = when the TaskExecuted log is first
-seen; attested = when TaskSubmitted is (one machine, one clock; 10 ms resolution).
+task: trigger = its scheduled fire time (what the owner asked for, not when the gateway got
+to it); mined = when the TaskExecuted log is first seen; attested = when TaskSubmitted is (one
+machine, one clock; 10 ms resolution).
 """
 
 from __future__ import annotations
@@ -54,13 +55,13 @@ async def measure(facts: dict, tasks: int) -> tuple[list[float], list[float]]:
                             seen[event.name].setdefault(event.args["taskId"], time.time())
                     next_block = head + 1
                 await trio.sleep(0.01)
-        created: dict[int, float] = {}
+        fired: dict[int, float] = {}
         for job in jobs:
             page = (await http.get(f"/api/tasks/job/{job}", params={"limit": 500})).json()["tasks"]
-            created.update({t["id"]: t["createdAt"] for t in page})
-    done = [t for t in seen["TaskSubmitted"] if t in seen["TaskExecuted"] and t in created]
-    mined = [seen["TaskExecuted"][t] - created[t] for t in done]
-    attested = [seen["TaskSubmitted"][t] - created[t] for t in done]
+            fired.update({t["id"]: t["fireAt"] for t in page})
+    done = [t for t in seen["TaskSubmitted"] if t in seen["TaskExecuted"] and t in fired]
+    mined = [seen["TaskExecuted"][t] - fired[t] for t in done]
+    attested = [seen["TaskSubmitted"][t] - fired[t] for t in done]
     return mined, attested
 
 

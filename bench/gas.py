@@ -39,7 +39,8 @@ from node.chain.deployment import deploy_core
 from node.chain.rpc import RpcClient
 from node.chain.transactions import TransactionSender
 from protocol.assignment import Assignment
-from protocol.jobs import JobConsent, JobTerms, interval_trigger, job_id_of
+from protocol.jobs import JobConsent, JobTerms, job_id_of
+from protocol.triggers.interval import interval_trigger
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.consensus_helpers
 

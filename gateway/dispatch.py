@@ -18,6 +18,7 @@ import trio
 
 from gateway.health import KeeperWatch
 from gateway.intake import JobIntake, JobStanding, job_standing
+from gateway.jobs import trigger_kind
 from gateway.ledger import TERMINAL, TaskLedger
 from gateway.monitor import TaskDecision
 from gateway.records import AttemptRecord, JobRecord, TaskRecord
@@ -27,11 +28,12 @@ from node.chain.errors import ChainError, RevertError
 from node.chain.transactions import TransactionSender
 from node.config.genesis import Protocol
 from node.mesh import MeshError, MeshNode
-from protocol.assignment import Assignment, time_trigger_evidence
+from protocol.assignment import Assignment
 from protocol.jobs import CANCELLED_TERMS, UNREGISTERED
 from protocol.messages import AssignmentMessage, OwnerConsent, encode
 from protocol.operators import Operator, OperatorDirectory
 from protocol.selection import choose_performer
+from protocol.triggers import TriggerFire
 
 log = logging.getLogger("triggerx.gateway")
 ACK_TIMEOUT = 5.0
@@ -251,27 +253,34 @@ class Dispatcher:
                 await trio.sleep(0.5)
         return None
 
+    def order_for(
+        self, task_id: int, attempt: int, performer: str, consent: OwnerConsent | None
+    ) -> AssignmentMessage:
+        """The signed order of attempt `attempt` of task `task_id` to `performer`: the
+        assignment (valid for the genesis's assignment lifetime from now) with the evidence of
+        the task's fire as its job's trigger kind states it."""
+        task = self.storage.tasks.get(task_id)
+        job = self.storage.jobs.get(task.job_id)
+        fire = TriggerFire(job.spec.schedule_type, job.spec.schedule, task.fire_at)
+        assignment = Assignment(
+            task_id=task.id,
+            job_id=job.chain_job_id,
+            attempt=attempt,
+            performer=performer,
+            deadline=int(time.time()) + self.protocol.assignment_ttl_seconds,
+            terms_hash=job.terms.hash(),
+            trigger_evidence=trigger_kind(job.spec).evidence(job.chain_job_id, fire, job.calldata),
+        )
+        signature = assignment.sign(self.sender.account, self.chain_id, self.hub.address)
+        return AssignmentMessage(assignment, job.terms, signature, job.calldata, fire, consent, task.trace_id)
+
     async def _attempt(
         self, task_id: int, attempt: int, performer: Operator, consent: OwnerConsent | None
     ) -> None:
         """Assign one attempt and wait for the chain's decision on it (at most the assignment's
         lifetime and a grace period)."""
-        task = self.storage.tasks.get(task_id)
-        job = self.storage.jobs.get(task.job_id)
-        deadline = int(time.time()) + self.protocol.assignment_ttl_seconds
-        assignment = Assignment(
-            task_id=task.id,
-            job_id=job.chain_job_id,
-            attempt=attempt,
-            performer=performer.account,
-            deadline=deadline,
-            terms_hash=job.terms.hash(),
-            trigger_evidence=time_trigger_evidence(job.chain_job_id, task.fire_at, job.calldata),
-        )
-        signature = assignment.sign(self.sender.account, self.chain_id, self.hub.address)
-        order = AssignmentMessage(
-            assignment, job.terms, signature, job.calldata, consent, task.fire_at, task.trace_id
-        )
+        order = self.order_for(task_id, attempt, performer.account, consent)
+        deadline = order.assignment.deadline
         record = AttemptRecord(
             number=attempt, performer=performer.account, assigned_at=time.time(), deadline=deadline
         )

@@ -21,24 +21,16 @@ Numbers that may exceed 2**53 (nonce, fees) may be given as JSON integers or as 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
 from gateway.calldata import CalldataError, encode_calldata
-from protocol.jobs import (
-    MAX_NONCE,
-    UINT64_MAX,
-    UINT256_MAX,
-    JobConsent,
-    JobTerms,
-    interval_trigger,
-    job_id_of,
-)
+from protocol.jobs import MAX_NONCE, UINT64_MAX, UINT256_MAX, JobConsent, JobTerms, job_id_of
+from protocol.triggers import TriggerKind, TriggerSpecError, kind_named, kind_names
 
-MIN_INTERVAL_SECONDS = 1
 MIN_GAS_LIMIT = 21_000
 MAX_GAS_LIMIT = 10_000_000
 
@@ -52,24 +44,17 @@ class JobSpecError(ValueError):
         self.problem = problem
 
 
-class IntervalSchedule(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
-    """Every `every_seconds`, from `start` (unix seconds; default: when created) until `end`."""
-
-    every_seconds: int
-    start: int | None = None
-    end: int | None = None
-
-
 class JobSpec(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
-    """A time job with static arguments (what this gateway version runs)."""
+    """A job with static arguments: `schedule_type` names a registered trigger kind
+    (protocol.triggers) and `schedule` is that kind's spec."""
 
     owner: str
     nonce: int | str
     expiry: int
     target: str
     function: str
-    schedule_type: Literal["interval"]
-    schedule: IntervalSchedule
+    schedule_type: str
+    schedule: dict[str, Any]
     max_fee_per_task: int | str
     args: list[Any] = msgspec.field(default_factory=list)
     gas_limit: int = 200_000
@@ -95,10 +80,24 @@ class ValidJob:
     consent_signature: bytes
 
 
+def trigger_kind(spec: JobSpec) -> TriggerKind[Any]:
+    """The trigger kind `spec` names; JobSpecError if none is registered by that name."""
+    kind = kind_named(spec.schedule_type)
+    if kind is None:
+        known = ", ".join(kind_names())
+        raise JobSpecError(
+            "$.job.scheduleType", f"unknown trigger kind {spec.schedule_type!r} (known: {known})"
+        )
+    return kind
+
+
 def job_terms(spec: JobSpec, calldata: bytes) -> JobTerms:
-    """The on-chain terms of `spec` (an interval job with static arguments)."""
-    schedule = spec.schedule
-    trigger = interval_trigger(schedule.every_seconds, schedule.start or 0, schedule.end or 0)
+    """The on-chain terms of `spec` (a job with static arguments)."""
+    kind = trigger_kind(spec)
+    try:
+        trigger = kind.trigger_hash(kind.decode(spec.schedule))
+    except TriggerSpecError as error:
+        raise _schedule_error(error) from None
     return JobTerms.static_call(spec.target, calldata, spec.gas_limit, _uint(spec.max_fee_per_task), trigger)
 
 
@@ -134,7 +133,11 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
     max_fee = _amount(spec.max_fee_per_task, "$.job.maxFeePerTask", UINT256_MAX, minimum=1)
     if not MIN_GAS_LIMIT <= spec.gas_limit <= MAX_GAS_LIMIT:
         raise JobSpecError("$.job.gasLimit", f"must be between {MIN_GAS_LIMIT} and {MAX_GAS_LIMIT}")
-    first_fire = _check_schedule(spec.schedule, now)
+    kind = trigger_kind(spec)
+    try:
+        schedule, first_fire = kind.parse(spec.schedule, now)
+    except TriggerSpecError as error:
+        raise _schedule_error(error) from None
     if not now < spec.expiry <= UINT64_MAX:
         raise JobSpecError("$.job.expiry", "must be a unix time in the future")
     if spec.expiry < first_fire:
@@ -150,6 +153,7 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
         target=to_checksum_address(spec.target),
         nonce=str(nonce),
         max_fee_per_task=str(max_fee),
+        schedule=msgspec.to_builtins(schedule),
     )
     consent = job_consent(canonical, calldata)
     try:
@@ -169,21 +173,8 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
     )
 
 
-def _check_schedule(schedule: IntervalSchedule, now: float) -> float:
-    """The schedule's first fire time; JobSpecError for a schedule that can never fire."""
-    if not MIN_INTERVAL_SECONDS <= schedule.every_seconds <= UINT64_MAX:
-        raise JobSpecError("$.job.schedule.everySeconds", f"must be at least {MIN_INTERVAL_SECONDS}")
-    for name in ("start", "end"):
-        value = getattr(schedule, name)
-        if value is not None and not 0 < value <= UINT64_MAX:
-            raise JobSpecError(f"$.job.schedule.{name}", "must be a unix time")
-    start = schedule.start if schedule.start is not None else now
-    if schedule.end is not None:
-        if schedule.end <= now:
-            raise JobSpecError("$.job.schedule.end", "is in the past: the job would never fire")
-        if schedule.end < start:
-            raise JobSpecError("$.job.schedule.end", "must not be before start")
-    return max(start, now)
+def _schedule_error(error: TriggerSpecError) -> JobSpecError:
+    return JobSpecError("$.job.schedule" + (f".{error.field}" if error.field else ""), error.problem)
 
 
 def _amount(value: int | str, field: str, maximum: int, minimum: int) -> int:

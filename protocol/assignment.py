@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import eth_abi
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
 from node.chain.abi import check_bytes, check_uint
 from node.chain.eip712 import TypedMessage, TypedStruct
@@ -82,15 +81,3 @@ class Assignment(TypedStruct):
     def typed(self, chain_id: int, verifying_contract: str) -> TypedMessage:
         """This assignment as the EIP-712 message the hub checks (the dispatcher signs it)."""
         return TypedMessage(hub_domain(chain_id, verifying_contract), "Assignment", _FIELDS, self.as_struct())
-
-
-def time_trigger_evidence(job_id: int, fire_at: float, calldata: bytes) -> bytes:
-    """The `triggerEvidence` of a time job's task: which job, which fire time, which call.
-
-    Binding the calldata's hash here puts it under the dispatcher's signature, so attesters
-    can trust the calldata a performer relays to them.
-    """
-    encoded = eth_abi.encode(
-        ["uint256", "uint64", "bytes32"], [job_id, round(fire_at * 1000), keccak(calldata)]
-    )
-    return keccak(encoded)

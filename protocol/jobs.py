@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import eth_abi
 from eth_utils import keccak, to_checksum_address
 
 from node.chain.abi import check_bytes, check_uint
@@ -62,15 +61,6 @@ def job_id_of(owner: str, nonce: int) -> int:
     if not 0 <= nonce <= MAX_NONCE:
         raise ValueError(f"nonce {nonce} is outside 0..2**96-1")
     return int(owner, 16) << 96 | nonce
-
-
-def interval_trigger(every_seconds: int, start: int, end: int) -> bytes:
-    """The `trigger` of an interval job: keccak256(abi.encode(keccak("interval"), every, start, end))."""
-    return keccak(
-        eth_abi.encode(
-            ["bytes32", "uint64", "uint64", "uint64"], [keccak(text="interval"), every_seconds, start, end]
-        )
-    )
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from protocol.assignment import Assignment
 from protocol.attestation import TaskInfo, Vote
 from protocol.jobs import JobTerms
 from protocol.result import ExecutionResult
+from protocol.triggers import TriggerFire
 
 M = TypeVar("M", bound=msgspec.Struct)
-# Bounds on what a peer may put in fields no signature covers: the fire time goes into the
-# trigger evidence as uint64 milliseconds, trace ids into logs, addresses into dials.
-FireAt = Annotated[float, Meta(ge=0, le=(2**64 - 1) / 1000)]
+# Bounds on what a peer may put in fields no signature covers: trace ids go into logs,
+# addresses into dials (a fire's bounds are TriggerFire's).
 TraceId = Annotated[str, Meta(max_length=64)]
 
 
@@ -41,15 +41,16 @@ class OwnerConsent(msgspec.Struct, frozen=True):
 
 
 class AssignmentMessage(msgspec.Struct, frozen=True):
-    """The dispatcher's order to a performer (request `assign`), with the job's terms, the
-    call to make, and the owner's consent while the job is not yet registered on chain."""
+    """The dispatcher's order to a performer (request `assign`): the job's terms, the call to
+    make, the trigger's fire (whose evidence the assignment signs), and the owner's consent
+    while the job is not yet registered on chain."""
 
     assignment: Assignment
     terms: JobTerms
     dispatcher_signature: bytes
     calldata: bytes
+    trigger: TriggerFire
     consent: OwnerConsent | None = None
-    fire_at: FireAt = 0.0
     trace_id: TraceId = ""
 
     def signed_by(self, dispatcher: str, chain_id: int, hub: str) -> bool:
@@ -80,15 +81,6 @@ class VoteMessage(msgspec.Struct, frozen=True):
     report: ResultMessage
     vote: Vote
     trace_id: TraceId = ""
-
-
-class FinalityMessage(msgspec.Struct, frozen=True):
-    """The aggregator submitted a decision (topic /triggerx/finality/1)."""
-
-    task_id: int
-    attempt: int
-    approved: bool
-    tx_hash: str
 
 
 def encode(message: msgspec.Struct) -> bytes:

@@ -21,8 +21,10 @@ from protocol.aggregator import Submission, VoteCollector
 from protocol.assignment import Assignment
 from protocol.attestation import TaskInfo, Vote
 from protocol.bls.backend import CURVE_ORDER, BlsBackend, choose_backend
-from protocol.jobs import JobTerms, interval_trigger, job_id_of
+from protocol.jobs import JobTerms, job_id_of
 from protocol.operators import OperatorSet, load_operator_set, registration_proof
+from protocol.triggers import TriggerFire
+from protocol.triggers.interval import interval_trigger
 
 BACKEND = choose_backend()
 
@@ -46,6 +48,8 @@ def proof_for(index: int) -> tuple[bytes, bytes]:
 
 JOB_OWNER = Account.from_key(hashlib.sha256(b"triggerx test job owner").digest())
 JOB_FEE = 10**15
+# A fire of test_job's trigger (every 60 s), for assignment messages.
+FIRE = TriggerFire("interval", {"everySeconds": 60}, 0.0)
 ETHER = 10**18
 
 

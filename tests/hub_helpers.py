@@ -11,7 +11,8 @@ from eth_utils import keccak
 from node.chain.contracts import Contract
 from node.chain.transactions import Receipt, TransactionSender
 from protocol.assignment import Assignment
-from protocol.jobs import JobConsent, JobTerms, interval_trigger, job_id_of
+from protocol.jobs import JobConsent, JobTerms, job_id_of
+from protocol.triggers.interval import interval_trigger
 
 ETH = 10**18
 FEE = 10**15

@@ -1,4 +1,5 @@
-"""The time-trigger service: fires each active job when due and hands the new task on."""
+"""The time-trigger service: fires each active time-triggered job when due (its kind's
+schedule) and hands the new task on."""
 
 from __future__ import annotations
 
@@ -9,19 +10,13 @@ from collections.abc import Callable
 
 import trio
 
+from gateway.jobs import trigger_kind
 from gateway.ledger import TaskLedger
 from gateway.records import JobRecord
 from gateway.storage import GatewayStorage
-from gateway.triggers.time import IntervalSchedule, TimeScheduler
+from gateway.triggers.time import TimeScheduler
 
 log = logging.getLogger("triggerx.gateway")
-
-
-def schedule_of(job: JobRecord) -> IntervalSchedule:
-    """The interval schedule of `job`; it starts when the job was created unless it says otherwise."""
-    schedule = job.spec.schedule
-    start = schedule.start if schedule.start is not None else job.created_at
-    return IntervalSchedule(every=schedule.every_seconds, start=start, end=schedule.end)
 
 
 class JobScheduler:
@@ -34,9 +29,14 @@ class JobScheduler:
         self._wake = trio.Event()
 
     def schedule(self, job: JobRecord) -> None:
-        """Add `job` (at start, and for each new job); inactive jobs are ignored."""
-        if job.status == "active":
-            self._times.add(job.id, schedule_of(job), job.last_fire, time.time())
+        """Add `job` (at start, and for each new job) if its trigger kind is time-based;
+        inactive jobs are ignored."""
+        if job.status != "active":
+            return
+        kind = trigger_kind(job.spec)
+        schedule = kind.schedule(kind.decode(job.spec.schedule), job.created_at)
+        if schedule is not None:
+            self._times.add(job.id, schedule, job.last_fire, time.time())
             self._wake.set()
 
     def unschedule(self, job: JobRecord) -> None:

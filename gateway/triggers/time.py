@@ -1,4 +1,5 @@
-"""When time-triggered jobs fire, kept in a heap so that only what fired is recomputed.
+"""When time-triggered jobs fire (each kind's Schedule), kept in a heap so that only what fired
+is recomputed.
 
 The scheduler holds no state of its own worth keeping: on restart the gateway rebuilds it
 from the jobs in the store and the last fire time recorded with each job's latest task.
@@ -10,36 +11,9 @@ missed time, then keeps its rhythm: automation that catches up in a burst does h
 from __future__ import annotations
 
 import heapq
-import math
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class IntervalSchedule:
-    """Every `every` seconds from `start` (unix seconds), optionally until `end`."""
-
-    every: float
-    start: float
-    end: float | None = None
-
-    def __post_init__(self) -> None:
-        if not self.every > 0:
-            raise ValueError(f"an interval must be positive, not {self.every}")
-
-    def next_fire(self, after: float) -> float | None:
-        """The first fire time strictly after `after`, or None when the schedule has ended."""
-        if after < self.start:
-            fire = self.start
-        else:
-            fire = self.start + (math.floor((after - self.start) / self.every) + 1) * self.every
-        return None if self.end is not None and fire > self.end else fire
-
-    def latest_fire(self, at_or_before: float) -> float | None:
-        """The last fire time not after `at_or_before`, or None if there is none yet."""
-        limit = at_or_before if self.end is None else min(at_or_before, self.end)
-        if limit < self.start:
-            return None
-        return self.start + math.floor((limit - self.start) / self.every) * self.every
+from protocol.triggers import Schedule
 
 
 @dataclass(frozen=True)
@@ -60,16 +34,21 @@ class TimeScheduler:
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int]] = []
-        self._schedules: dict[int, tuple[IntervalSchedule, float]] = {}
+        self._schedules: dict[int, tuple[Schedule, float]] = {}
 
     def __len__(self) -> int:
         return len(self._schedules)
 
-    def add(self, job_id: int, schedule: IntervalSchedule, last_fire: float | None, now: float) -> None:
+    def add(self, job_id: int, schedule: Schedule, last_fire: float | None, now: float) -> None:
         """Schedule `job_id`; `last_fire` is the time it last fired (None if never), from the store."""
-        owed = schedule.start if last_fire is None else schedule.next_fire(last_fire)
-        if owed is not None and owed <= now:
-            owed = schedule.latest_fire(now)  # missed while we were down: fire once, for the latest
+        if last_fire is None:  # never fired: the latest time already due, else the first to come
+            owed = schedule.latest_fire(now)
+            if owed is None:
+                owed = schedule.next_fire(now)
+        else:
+            owed = schedule.next_fire(last_fire)
+            if owed is not None and owed <= now:
+                owed = schedule.latest_fire(now)  # missed while we were down: fire once, for the latest
         self._schedules.pop(job_id, None)
         if owed is None:
             return

@@ -3,7 +3,7 @@
 The schema is strict: every field is required (a contract not deployed yet is `null`), no
 unknown field is accepted, and JSON types must match exactly (`1.0` is not an integer, `true`
 is not a number). Errors name the JSON path of the bad field, e.g.
-`genesis.json: $.protocol.approveThreshold: expected a fraction in (0, 1], got 3/2`.
+`genesis.json: $.protocol.maxTaskAttempts: expected `int` <= 7`.
 """
 
 from __future__ import annotations
@@ -24,13 +24,6 @@ class _Object(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="c
     """A JSON object of genesis.json: camelCase keys, nothing unknown."""
 
 
-class Fraction(_Object, frozen=True):
-    """A fraction of the total active stake, in (0, 1]."""
-
-    numerator: int
-    denominator: int
-
-
 class Contracts(_Object, frozen=True):
     """The network's contracts; null until the devnet (or an operator) deploys them."""
 
@@ -49,11 +42,10 @@ class InitialOperator(_Object, frozen=True):
 
 
 class Protocol(_Object, frozen=True):
-    """Protocol parameters every node must agree on."""
+    """Protocol parameters every node must agree on. (The quorum thresholds are constants of
+    the AttestationCenter and protocol.quorum, and every active operator attests: see
+    docs/protocol.md, "Constants".)"""
 
-    approve_threshold: Fraction  # share of stake whose approval finalises a task
-    reject_threshold: Fraction  # share of stake whose rejection fails an attempt
-    attesters_per_task: Positive  # most attesters asked per task (all other keepers when fewer)
     assignment_ttl_seconds: Positive  # an assignment's deadline, from when it is signed
     # attempts, each by a different keeper, before a task fails (AttestationCenter.MAX_ATTEMPT is 7)
     max_task_attempts: Annotated[int, Meta(ge=1, le=7)]
@@ -108,13 +100,6 @@ def parse_genesis(data: bytes, source: str = "genesis") -> Genesis:
 def _rule_broken(genesis: Genesis) -> tuple[str, str] | None:
     """The JSON path and problem of the first rule across fields that `genesis` breaks."""
     protocol = genesis.protocol
-    for name, fraction in (
-        ("approveThreshold", protocol.approve_threshold),
-        ("rejectThreshold", protocol.reject_threshold),
-    ):
-        if not 0 < fraction.numerator <= fraction.denominator:
-            got = f"{fraction.numerator}/{fraction.denominator}"
-            return f"$.protocol.{name}", f"expected a fraction in (0, 1], got {got}"
     if protocol.offline_after_seconds <= protocol.heartbeat_interval_seconds:
         return (
             "$.protocol.offlineAfterSeconds",

@@ -26,7 +26,7 @@ import trio
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from gateway.jobs import IntervalSchedule, JobSpec, sign_job
+from gateway.jobs import JobSpec, sign_job
 from node.chain.anvil import Anvil, free_port
 from node.chain.contracts import Contract, deploy, load_artifact, revert_decoder
 from node.chain.rpc import RpcClient
@@ -171,7 +171,7 @@ def demo_job(
         target=counter,
         function="increment()",
         schedule_type="interval",
-        schedule=IntervalSchedule(every_seconds=every_seconds, end=end),
+        schedule={"everySeconds": every_seconds} | ({} if end is None else {"end": end}),
         max_fee_per_task=str(10**16),
         gas_limit=100_000,
     )

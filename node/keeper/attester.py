@@ -7,6 +7,7 @@ bound) instead of voting to reject. If the chain never gets there in time, it ab
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,25 +16,34 @@ from eth_utils import keccak, to_checksum_address
 
 from node.chain.contracts import Contract
 from node.chain.transactions import Receipt
-from protocol.assignment import Assignment, time_trigger_evidence
+from protocol.assignment import Assignment
 from protocol.jobs import JobTerms
 from protocol.messages import ResultMessage
 from protocol.operators import OperatorSet
 from protocol.result import ExecutionResult
+from protocol.triggers import kind_named
 
 VISIBILITY_TIMEOUT = 60.0
 _POLL_START, _POLL_MAX = 0.1, 2.0
 
 
 def report_problem(
-    report: ResultMessage, sender: str, operators: OperatorSet, *, dispatcher: str, chain_id: int, hub: str
+    report: ResultMessage,
+    sender: str,
+    operators: OperatorSet,
+    *,
+    dispatcher: str,
+    chain_id: int,
+    hub: str,
+    now: float | None = None,
 ) -> str | None:
-    """Why an attester must not vote on `report` received from `sender`, or None.
+    """Why an attester must not vote on `report` received from `sender` (at time `now`), or None.
 
     The sender, the result's performer and the assigned performer must be one active operator
     (otherwise someone is claiming another keeper's work, or a deactivated operator is
-    performing), and the assignment must be the dispatcher's, with the trigger evidence it
-    signed. Only then is the result worth checking against the chain.
+    performing), the assignment must be the dispatcher's, with the evidence it signed of a
+    fire the owner's trigger allows (its kind's check). Only then is the result worth checking
+    against the chain.
     """
     order = report.order
     assignment = order.assignment
@@ -44,9 +54,12 @@ def report_problem(
         return f"sent by {sender} for performer {performer.account}, assigned to {assignment.performer}"
     if not order.signed_by(dispatcher, chain_id, hub):
         return "the assignment is not signed by the dispatcher"
-    if time_trigger_evidence(assignment.job_id, order.fire_at, order.calldata) != assignment.trigger_evidence:
+    kind = kind_named(order.trigger.kind)
+    if kind is None:
+        return f"unknown trigger kind {order.trigger.kind!r}"
+    if kind.evidence(assignment.job_id, order.trigger, order.calldata) != assignment.trigger_evidence:
         return "the trigger evidence does not match the assignment"
-    return None
+    return kind.check(order.trigger, order.terms.trigger, time.time() if now is None else now)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,13 @@ from eth_utils import keccak
 
 from node.chain.contracts import Contract
 from node.chain.transactions import TransactionSender
+from node.mesh import RequestRefused
 from protocol.jobs import JobTerms
 from protocol.messages import AssignmentMessage
 from protocol.result import ExecutionResult
 
 
-class AssignmentRefused(Exception):  # noqa: N818 - it names what happened, like trio's Cancelled
+class AssignmentRefused(RequestRefused):
     """This keeper will not execute the assignment; the message says why."""
 
 

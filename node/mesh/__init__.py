@@ -15,22 +15,21 @@ from node.mesh.errors import (
     PeerUnreachableError,
     RemoteError,
     RequestError,
+    RequestRefused,
     RequestTimeoutError,
 )
 from node.mesh.gossip import Delivery, Subscription
 from node.mesh.host import identity_from_seed, identity_seed, peer_id_of
 from node.mesh.logdedup import LogDedup
 from node.mesh.metrics import DROP_REASONS, Metrics
-from node.mesh.names import ALL_TOPICS, ASSIGNMENTS, FINALITY, HEARTBEATS, RESULTS, RPC_PROTOCOL, versioned
+from node.mesh.names import ALL_TOPICS, HEARTBEATS, RESULTS, RPC_PROTOCOL, versioned
 from node.mesh.node import MeshConfig, MeshNode
 from node.mesh.rpc import Handler
 from node.mesh.validation import IsActive
 
 __all__ = [
     "ALL_TOPICS",
-    "ASSIGNMENTS",
     "DROP_REASONS",
-    "FINALITY",
     "HEARTBEATS",
     "RESULTS",
     "RPC_PROTOCOL",
@@ -51,6 +50,7 @@ __all__ = [
     "PeerUnreachableError",
     "RemoteError",
     "RequestError",
+    "RequestRefused",
     "RequestTimeoutError",
     "Subscription",
     "identity_from_seed",

@@ -7,6 +7,14 @@ class MeshError(Exception):
     """A mesh operation failed; the message says what and with which peer."""
 
 
+class RequestRefused(Exception):  # noqa: N818 - it names what the handler does
+    """A request handler refuses a request on purpose (malformed, not allowed, not now).
+
+    The caller gets RemoteError with code `rejected` and this message; the serving node counts
+    it without logging a traceback (a refusal is the handler working, not failing).
+    """
+
+
 class PeerUnreachableError(MeshError):
     """A peer could not be dialed (refused, no address, or no answer within the dial timeout)."""
 

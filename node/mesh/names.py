@@ -32,10 +32,8 @@ def check_method(method: str) -> str:
 
 
 HEARTBEATS = versioned("heartbeats")
-ASSIGNMENTS = versioned("assignments")
 RESULTS = versioned("results")
-FINALITY = versioned("finality")
-ALL_TOPICS = (HEARTBEATS, ASSIGNMENTS, RESULTS, FINALITY)
+ALL_TOPICS = (HEARTBEATS, RESULTS)
 """Every gossip topic; aggregators join them all so that they relay them all."""
 
 RPC_PROTOCOL = versioned("rpc")

@@ -258,7 +258,9 @@ class MeshNode:
         """Answer `method` requests with `handler(sender_address, payload) -> reply payload`.
 
         Register before starting the node so that no early request finds the method unknown.
-        An exception in the handler is returned to the caller as RemoteError("handler_error").
+        A handler refuses a request by raising RequestRefused: the caller gets
+        RemoteError("rejected") with its message. Any other exception is a failure, returned
+        as RemoteError("handler_error") and logged.
         """
         self._handlers[check_method(method)] = handler
 

@@ -36,6 +36,7 @@ from node.mesh.errors import (
     InvalidReplyError,
     PeerUnreachableError,
     RemoteError,
+    RequestRefused,
     RequestTimeoutError,
 )
 from node.mesh.host import dial, is_connected
@@ -257,6 +258,9 @@ class RpcLayer:
                     result = await handler(checksum(request.sender), request.payload)
                     if not isinstance(result, bytes):
                         raise TypeError(f"handler returned {type(result).__name__}, not bytes")
+                except RequestRefused as refused:
+                    self._fail(channel, message, "rejected", str(refused))
+                    return
                 except Exception as error:  # the handler's failure goes back to the caller, not up
                     # A peer can make a handler fail on every request: once a minute per method at most.
                     self._log.log(

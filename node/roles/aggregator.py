@@ -26,15 +26,17 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import msgspec
 import trio
 from eth_utils import to_checksum_address
 
 from node.chain.errors import ChainError, RevertError
+from node.config import ConfigError
 from node.config.preflight import NodeSetup
-from node.mesh import FINALITY, MeshError
+from node.mesh import RequestRefused
 from node.mesh.metrics import Metrics
 from node.roles.runtime import Chain, load_directory, open_chain, open_mesh
 from protocol.aggregator import (
@@ -47,7 +49,7 @@ from protocol.aggregator import (
 )
 from protocol.attestation import TaskInfo, Vote
 from protocol.bls.backend import choose_backend
-from protocol.messages import FinalityMessage, ResultMessage, VoteMessage, decode, encode
+from protocol.messages import ResultMessage, VoteMessage, decode
 from protocol.operators import OperatorDirectory, OperatorSet
 from protocol.quorum import Decision
 
@@ -66,7 +68,9 @@ performer's), `results_per_attempt` and `collectors` (a cap was reached)."""
 BallotKey = tuple[int, int, bytes]  # task id, attempt, result hash
 AttemptKey = tuple[int, int]  # task id, attempt
 
-Publish = Callable[[str, bytes], Awaitable[None]]
+
+class VoteRefused(RequestRefused):
+    """A vote the desk does not count (the voter gets the reason as a `rejected` reply)."""
 
 
 @dataclass
@@ -83,8 +87,8 @@ class Ballot:
 class VoteDesk:
     """Votes in, per claimed result; a submission out as soon as the quorum is reached.
 
-    `publish(topic, payload)` announces finality (MeshNode.publish); `clock` gives the unix
-    time that assignment deadlines are compared with.
+    `clock` gives the unix time that assignment deadlines are compared with. Decisions are
+    announced by the chain itself (the gateway follows the AttestationCenter's logs).
     """
 
     def __init__(
@@ -93,7 +97,6 @@ class VoteDesk:
         directory: OperatorDirectory,
         *,
         dispatcher: str,
-        publish: Publish,
         nursery: trio.Nursery,
         grace: float,
         max_results_per_attempt: int = MAX_RESULTS_PER_ATTEMPT,
@@ -102,7 +105,7 @@ class VoteDesk:
         backoff: float = RESUBMIT_BACKOFF,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.chain, self.directory, self.publish, self.nursery = chain, directory, publish, nursery
+        self.chain, self.directory, self.nursery = chain, directory, nursery
         self.dispatcher = to_checksum_address(dispatcher)
         self.grace = grace
         self.max_results_per_attempt = max_results_per_attempt
@@ -122,14 +125,17 @@ class VoteDesk:
 
     async def on_vote(self, sender: str, payload: bytes) -> bytes:
         """A keeper's `vote` request; the reply says whether the vote counted."""
-        message = decode(payload, VoteMessage)
+        try:
+            message = decode(payload, VoteMessage)
+        except msgspec.MsgspecError as error:
+            raise VoteRefused(f"not a vote message: {error}") from None
         vote, report = message.vote, message.report
         voter = self.directory.operators.operators.get(vote.operator_id)
         if voter is None or voter.account != sender:
-            raise PermissionError("a vote must come from its operator")
+            raise VoteRefused("a vote must come from its operator")
         task = report.task_info()
         if vote.task != task:
-            raise ValueError("the vote is not about the result it carries")
+            raise VoteRefused("the vote is not about the result it carries")
         if self.clock() >= self._next_expiry:
             self.sweep()
         attempt: AttemptKey = (task.task_id, task.attempt)
@@ -138,7 +144,7 @@ class VoteDesk:
         key: BallotKey = (task.task_id, task.attempt, task.result_hash)
         ballot = self.collectors.get(key) or self._open(key, report, task)
         if vote.operator_id in ballot.refused:
-            raise ValueError("vote not counted: this operator's vote on this result was refused before")
+            raise VoteRefused("vote not counted: this operator's vote on this result was refused before")
         async with self._lock:
             dropped, decision = await trio.to_thread.run_sync(
                 _count, ballot.collector, self.directory.operators, vote
@@ -146,7 +152,7 @@ class VoteDesk:
         if dropped:
             if dropped[0].reason is DropReason.BAD_SIGNATURE:
                 ballot.refused.add(vote.operator_id)
-            raise ValueError(f"vote not counted: {dropped[0].reason.value}")
+            raise VoteRefused(f"vote not counted: {dropped[0].reason.value}")
         ready = decision in (Decision.APPROVE, Decision.REJECT)
         if ready and attempt not in self.submitting and attempt not in self.decided:
             self.submitting.add(attempt)
@@ -176,7 +182,7 @@ class VoteDesk:
             self.sweep()
 
     async def submit(self, key: BallotKey, ballot: Ballot) -> None:
-        """Send a decided attempt to the AttestationCenter and tell the mesh."""
+        """Send a decided attempt to the AttestationCenter."""
         attempt: AttemptKey = (key[0], key[1])
         try:
             sent = await self._submit(attempt, ballot.collector)
@@ -184,15 +190,9 @@ class VoteDesk:
             self.submitting.discard(attempt)
         if sent is None:
             return
-        submission, outcome = sent
+        _, outcome = sent
         log.info("task %d attempt %d decided (%s)", *attempt, outcome.tx_hash or "by another aggregator")
         self._decide(attempt, ballot.expires_at)
-        if outcome.tx_hash is not None:
-            finality = FinalityMessage(attempt[0], attempt[1], submission.approve, outcome.tx_hash)
-            try:
-                await self.publish(FINALITY, encode(finality))
-            except MeshError as error:
-                log.warning("task %d attempt %d: finality not announced: %s", *attempt, error)
 
     async def _submit(
         self, attempt: AttemptKey, collector: VoteCollector
@@ -255,16 +255,16 @@ class VoteDesk:
         expires_at = report.order.assignment.deadline + self.grace
         if expires_at <= now:
             self.metrics.inc(REFUSED, reason="expired")
-            raise ValueError(f"task {key[0]} attempt {key[1]}: the assignment's deadline has passed")
+            raise VoteRefused(f"task {key[0]} attempt {key[1]}: the assignment's deadline has passed")
         try:
             self._authenticate(report, task)
-        except PermissionError:
+        except VoteRefused:
             self.metrics.inc(REFUSED, reason="unproven")
             raise
         results = self.results.get(attempt, set())
         if len(results) >= self.max_results_per_attempt:
             self.metrics.inc(REFUSED, reason="results_per_attempt")
-            raise ValueError(f"task {key[0]} attempt {key[1]} already has {len(results)} results")
+            raise VoteRefused(f"task {key[0]} attempt {key[1]} already has {len(results)} results")
         if len(self.collectors) >= self.max_collectors:
             self.metrics.inc(REFUSED, reason="collectors")
             if now - self._full_warned_at >= 60.0:
@@ -272,7 +272,7 @@ class VoteDesk:
                 log.warning(
                     "%d collectors open: refusing new results until some expire", len(self.collectors)
                 )
-            raise ValueError("too many results are being voted on")
+            raise VoteRefused("too many results are being voted on")
         if results:
             log.warning(
                 "task %d attempt %d: the performer signed %d different results", *attempt, len(results) + 1
@@ -291,27 +291,27 @@ class VoteDesk:
         return ballot
 
     def _authenticate(self, report: ResultMessage, task: TaskInfo) -> None:
-        """PermissionError unless `report`'s result is the one its assigned, active performer signed."""
+        """VoteRefused unless `report`'s result is the one its assigned, active performer signed."""
         order, result = report.order, report.result
         assignment = order.assignment
         chain_id = self.chain.chain_id
         if not order.signed_by(self.dispatcher, chain_id, self.chain.hub.address):
-            raise PermissionError("the report's assignment is not signed by the dispatcher")
+            raise VoteRefused("the report's assignment is not signed by the dispatcher")
         if (result.task_id, result.job_id, result.attempt) != (
             assignment.task_id,
             assignment.job_id,
             assignment.attempt,
         ):
-            raise PermissionError("the result is not for the assigned task, job and attempt")
+            raise VoteRefused("the result is not for the assigned task, job and attempt")
         performer = self.directory.operators.operators.get(result.performer_id)
         if performer is None or not performer.active or performer.account != assignment.performer:
-            raise PermissionError("the result's performer is not the assigned, active operator")
+            raise VoteRefused("the result's performer is not the assigned, active operator")
         try:
             signer = task.performer_of(report.performer_signature, chain_id, self.chain.center.address)
         except ValueError:
             signer = None
         if signer != performer.account:
-            raise PermissionError("the assigned performer did not sign this result")
+            raise VoteRefused("the assigned performer did not sign this result")
 
     def _decide(self, attempt: AttemptKey, forget_at: float) -> None:
         """The attempt is decided on chain: drop its collectors, refuse its votes until `forget_at`."""
@@ -344,7 +344,7 @@ async def run_aggregator(setup: NodeSetup) -> None:
     """Run the aggregator role until cancelled."""
     dispatcher = setup.genesis.dispatcher
     if dispatcher is None:
-        raise RuntimeError("the genesis names no dispatcher: an aggregator cannot tell assigned results")
+        raise ConfigError("genesis: names no dispatcher, so an aggregator cannot tell assigned results")
     async with open_chain(setup) as chain:
         directory = await load_directory(setup, chain)
         async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
@@ -352,7 +352,6 @@ async def run_aggregator(setup: NodeSetup) -> None:
                 chain,
                 directory,
                 dispatcher=dispatcher,
-                publish=mesh.publish,
                 nursery=nursery,
                 grace=setup.genesis.protocol.assignment_ttl_seconds,
             )

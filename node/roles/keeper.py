@@ -69,11 +69,14 @@ class Keeper:
     async def on_assign(self, sender: str, payload: bytes) -> bytes:
         """The dispatcher's `assign` request: acknowledge now, execute in the background."""
         if sender != self.dispatcher:
-            raise PermissionError("only the dispatcher assigns tasks")
-        order = decode(payload, AssignmentMessage)
+            raise AssignmentRefused("only the dispatcher assigns tasks")
+        try:
+            order = decode(payload, AssignmentMessage)
+        except msgspec.MsgspecError as error:
+            raise AssignmentRefused(f"not an assignment message: {error}") from None
         assignment = order.assignment
         if assignment.performer != self.me.account:
-            raise PermissionError(f"task {assignment.task_id} is assigned to {assignment.performer}")
+            raise AssignmentRefused(f"task {assignment.task_id} is assigned to {assignment.performer}")
         self.nursery.start_soon(self.perform, order)
         return b"ack"
 

@@ -20,18 +20,18 @@ import trio
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
+from gateway.monitor import TaskDecision, TaskMonitor
 from node.chain.transactions import Receipt
-from node.mesh import FINALITY
-from node.roles.aggregator import REFUSED, VoteDesk
+from node.roles.aggregator import REFUSED, VoteDesk, VoteRefused
 from node.roles.runtime import Chain
 from protocol.assignment import Assignment
 from protocol.attestation import TaskInfo
-from protocol.messages import AssignmentMessage, FinalityMessage, ResultMessage, VoteMessage, decode, encode
+from protocol.messages import AssignmentMessage, ResultMessage, VoteMessage, encode
 from protocol.operators import OperatorDirectory
 from protocol.result import ExecutionResult
 
 from ..conftest import CHAIN_ID
-from ..consensus_helpers import Network, deploy_network, operator_account
+from ..consensus_helpers import FIRE, Network, deploy_network, operator_account
 
 EXECUTED_DEADLINE = 2**40  # the deadline of the assignments Network.execute executes
 
@@ -55,7 +55,6 @@ class Clock:
 @dataclass
 class Desk:
     desk: VoteDesk
-    announced: list[FinalityMessage]
     network: Network
     nursery: trio.Nursery
 
@@ -65,10 +64,18 @@ class Desk:
         sender = self.network.operators[operator_id].address
         return await self.desk.on_vote(sender, encode(VoteMessage(report, vote, "trace")))
 
-    async def finality(self, count: int = 1) -> list[FinalityMessage]:
-        """Wait until `count` decisions were announced."""
-        await until(lambda: len(self.announced) >= count)
-        return self.announced
+    async def decisions(self, count: int = 1) -> list[TaskDecision]:
+        """Wait until the chain holds `count` decisions; all it holds then."""
+        monitor, found = TaskMonitor(self.network.center), []
+        with trio.fail_after(30):
+            while len(found) < count:
+                found += await monitor.poll()
+                await trio.sleep(0.01)
+        return found
+
+    async def decided_on_chain(self) -> list[TaskDecision]:
+        """The decisions the chain holds now."""
+        return await TaskMonitor(self.network.center).poll()
 
     async def settled(self) -> None:
         """Wait until no submission is in flight."""
@@ -88,22 +95,14 @@ async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
 
 @asynccontextmanager
 async def open_desk(network: Network, submitter, **options) -> AsyncIterator[Desk]:
-    """A VoteDesk over `network`, submitting from `submitter`; finality is recorded, not published."""
+    """A VoteDesk over `network`, submitting from `submitter`."""
     chain = Chain(network.center.rpc, CHAIN_ID, submitter, network.hub, network.registry, network.center)
     directory = OperatorDirectory(network.registry, set())
     await directory.refresh()
-    announced: list[FinalityMessage] = []
-
-    async def publish(topic: str, payload: bytes) -> None:
-        assert topic == FINALITY
-        announced.append(decode(payload, FinalityMessage))
-
     options.setdefault("grace", 60.0)
     async with trio.open_nursery() as nursery:
-        desk = VoteDesk(
-            chain, directory, dispatcher=network.governor.address, publish=publish, nursery=nursery, **options
-        )
-        yield Desk(desk, announced, network, nursery)
+        desk = VoteDesk(chain, directory, dispatcher=network.governor.address, nursery=nursery, **options)
+        yield Desk(desk, network, nursery)
         nursery.cancel_scope.cancel()
 
 
@@ -126,7 +125,7 @@ def order_for(
 ) -> AssignmentMessage:
     """`assignment` signed by the dispatcher (or by `signer`), as the dispatcher sends it."""
     signature = assignment.sign(signer or network.governor.account, CHAIN_ID, network.hub.address)
-    return AssignmentMessage(assignment, network.terms, signature, network.calldata, trace_id="trace")
+    return AssignmentMessage(assignment, network.terms, signature, network.calldata, FIRE, trace_id="trace")
 
 
 def report_for(
@@ -196,15 +195,16 @@ async def test_finding4_a_forged_first_vote_does_not_block_honest_votes(network,
     ]
     async with open_desk(network, sender_for(accounts[7])) as desk:
         for forged in forgeries:
-            with pytest.raises(PermissionError):
+            with pytest.raises(VoteRefused):
                 await desk.vote(forged, 3)
         assert desk.desk.collectors == {}
         assert desk.refused("unproven") == len(forgeries)
 
         # The honest votes all count, and the task is approved on chain.
         assert [await desk.vote(honest, i) for i in (1, 2, 3)] == [b"counted"] * 3
-        [finality] = await desk.finality()
-        assert (finality.task_id, finality.attempt, finality.approved) == (1, 1, True)
+        [decision] = await desk.decisions()
+        await desk.settled()  # the desk has recorded it too
+        assert (decision.task_id, decision.attempt, decision.approved) == (1, 1, True)
         assert await network.center.call("taskStatus", 1) == (True, 0b10)
         # The attempt is decided: its collector is gone, and a late vote opens no other.
         assert desk.desk.collectors == {}
@@ -227,7 +227,7 @@ async def test_finding4_votes_count_only_for_the_result_they_sign(network, accou
         for report in reports[:4]:
             assert await desk.vote(report, 1) == b"counted"
         assert len(desk.desk.collectors) == 4
-        with pytest.raises(ValueError, match="already has 4 results"):
+        with pytest.raises(VoteRefused, match="already has 4 results"):
             await desk.vote(reports[4], 1)
         assert desk.refused("results_per_attempt") == 1
         for report in reports[:4]:
@@ -238,21 +238,21 @@ async def test_finding4_votes_count_only_for_the_result_they_sign(network, accou
         # A vote signed for one result, carried with the report of another, is refused.
         first, second = reports[0], reports[1]
         vote = network.vote(2, second.task_info(), True)
-        with pytest.raises(ValueError, match="not about the result it carries"):
+        with pytest.raises(VoteRefused, match="not about the result it carries"):
             await desk.desk.on_vote(network.operators[2].address, encode(VoteMessage(first, vote)))
         # So is a vote on the right result whose signature binds another job.
         other_job = dataclasses.replace(first.task_info(), job_id=first.task_info().job_id + 1)
         relabelled = dataclasses.replace(network.vote(2, other_job, True), task=first.task_info())
-        with pytest.raises(ValueError, match="the signature does not verify"):
+        with pytest.raises(VoteRefused, match="the signature does not verify"):
             await desk.desk.on_vote(network.operators[2].address, encode(VoteMessage(first, relabelled)))
         # And a vote relayed by anyone but its operator.
         vote = network.vote(2, first.task_info(), True)
-        with pytest.raises(PermissionError, match="from its operator"):
+        with pytest.raises(VoteRefused, match="from its operator"):
             await desk.desk.on_vote(network.operators[3].address, encode(VoteMessage(first, vote)))
         # An inactive performer's result opens nothing, even under a genuine assignment.
         await network.registry.transact(network.governor, "deactivate", 2)
         await desk.desk.directory.refresh()
-        with pytest.raises(PermissionError, match="not the assigned, active operator"):
+        with pytest.raises(VoteRefused, match="not the assigned, active operator"):
             await desk.vote(unexecuted_report(network, task_id=2, performer_id=2), 1)
 
 
@@ -263,7 +263,8 @@ async def test_finding4_state_expires_with_the_deadline(network, accounts, sende
         executed = await executed_report(network, task_id=1)
         for i in (1, 2, 3):
             await desk.vote(executed, i)
-        await desk.finality()
+        await desk.decisions()
+        await desk.settled()
         assert desk.desk.decided == {(1, 1): EXECUTED_DEADLINE + 60}
         # Task 2's assignment ends 50 s from now, task 3's in 100.
         short = unexecuted_report(network, task_id=2, deadline=EXECUTED_DEADLINE - 50)
@@ -278,7 +279,7 @@ async def test_finding4_state_expires_with_the_deadline(network, accounts, sende
         # The next vote sweeps first: task 2's collector is gone, and its votes are refused.
         assert await desk.vote(long, 2) == b"counted"
         assert {key[0] for key in desk.desk.collectors} == {3}
-        with pytest.raises(ValueError, match="deadline has passed"):
+        with pytest.raises(VoteRefused, match="deadline has passed"):
             await desk.vote(short, 2)
         assert desk.refused("expired") == 1
         assert set(desk.desk.results) == {(3, 1)}
@@ -292,7 +293,7 @@ async def test_finding4_state_expires_with_the_deadline(network, accounts, sende
         await until(lambda: not desk.desk.collectors, timeout=5)
         assert (desk.desk.collectors, desk.desk.results, desk.desk.decided) == ({}, {}, {})
         # A late vote on the forgotten task is refused as expired, not counted anew.
-        with pytest.raises(ValueError, match="deadline has passed"):
+        with pytest.raises(VoteRefused, match="deadline has passed"):
             await desk.vote(executed, 0)
         assert desk.desk.collectors == {}
 
@@ -305,7 +306,7 @@ async def test_finding4_the_number_of_open_collectors_is_capped(network, account
         for report in reports:
             assert await desk.vote(report, 1) == b"counted"
         for _ in range(3):
-            with pytest.raises(ValueError, match="too many results"):
+            with pytest.raises(VoteRefused, match="too many results"):
                 await desk.vote(later, 1)
         assert desk.refused("collectors") == 3
         # Votes on the open ones still count.
@@ -326,9 +327,10 @@ async def test_low_resubmits_after_a_refreshed_operator_set(network, accounts, s
             assert await desk.vote(report, i) == b"counted"
         # The first submission names operator 3 and reverts; the desk re-reads the set, where
         # 1 and 2 hold two thirds of the 300 still active, and resubmits with the same votes.
-        [finality] = await desk.finality()
-        assert finality.approved
-        receipt = await network.center.rpc.call("eth_getTransactionReceipt", finality.tx_hash)
+        [decision] = await desk.decisions()
+        await desk.settled()  # the desk has recorded it too
+        assert decision.approved
+        receipt = await network.center.rpc.call("eth_getTransactionReceipt", decision.tx_hash)
         [event] = network.center.events(Receipt.from_rpc(receipt), "TaskSubmitted")
         assert (event.args["signerBitmap"], event.args["totalStake"]) == (0b111, 300)
     messages = [r.getMessage() for r in caplog.records if r.name == "triggerx.aggregator"]
@@ -353,13 +355,14 @@ async def test_low_resubmission_is_bounded_and_resumes_with_the_next_vote(
         [gave_up] = [m for m in messages if "giving up" in m]
         assert "reverted 3 times" in gave_up
         assert desk.desk.decided == {}
-        assert desk.announced == []
+        assert await desk.decided_on_chain() == []
         assert len(desk.desk.collectors) == 1  # the votes are kept
         # Once the execution is on chain, the next vote (the performer's co-signature) decides.
         await network.execute(report.task_info())
         assert await desk.vote(report, 0) == b"counted"
-        [finality] = await desk.finality()
-        assert finality.approved
+        [decision] = await desk.decisions()
+        await desk.settled()  # the desk has recorded it too
+        assert decision.approved
         assert await network.center.call("taskStatus", 1) == (True, 0b10)
 
 
@@ -371,7 +374,7 @@ async def test_an_attempt_decided_by_another_aggregator_is_done(network, account
         for i in (1, 2, 3):
             assert await desk.vote(report, i) == b"counted"
         await desk.settled()
-        assert desk.announced == []  # nothing of ours to announce
+        assert len(await desk.decided_on_chain()) == 1  # the other aggregator's, not a second
         assert (1, 1) in desk.desk.decided
         assert desk.desk.collectors == {}
         assert await desk.vote(report, 0) == b"decided"
@@ -388,9 +391,9 @@ async def test_review_a_bad_vote_costs_one_verification_per_operator_and_result(
     async with open_desk(network, sender_for(accounts[7])) as desk:
         payload = encode(VoteMessage(honest, bad, "trace"))
         sender = network.operators[3].address
-        with pytest.raises(ValueError, match="the signature does not verify"):
+        with pytest.raises(VoteRefused, match="the signature does not verify"):
             await desk.desk.on_vote(sender, payload)
         for _ in range(50):  # refused at once: no verification, no lock
-            with pytest.raises(ValueError, match="was refused before"):
+            with pytest.raises(VoteRefused, match="was refused before"):
                 await desk.desk.on_vote(sender, payload)
         assert [await desk.vote(honest, i) for i in (0, 1, 2)] == [b"counted"] * 3

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from gateway.dispatch import Dispatcher
-from gateway.jobs import IntervalSchedule, JobSpec
+from gateway.jobs import JobSpec
 from gateway.ledger import TaskEvent, TaskLedger
 from gateway.monitor import TaskDecision
 from gateway.records import AttemptRecord, JobRecord, TaskRecord
@@ -39,7 +39,7 @@ async def executed_task(world: HubWorld, tmp_path):
             target=world.counter.address,
             function="increment()",
             schedule_type="interval",
-            schedule=IntervalSchedule(every_seconds=60),
+            schedule={"everySeconds": 60},
             max_fee_per_task=str(terms.max_fee_per_task),
         )
         job = JobRecord(

@@ -15,7 +15,7 @@ from eth_utils import keccak, to_checksum_address
 
 from gateway.api import create_app
 from gateway.intake import JobIntake
-from gateway.jobs import IntervalSchedule, JobSpec, sign_job
+from gateway.jobs import JobSpec, sign_job
 from gateway.ledger import TaskLedger
 from gateway.records import JobRecord
 from gateway.storage import GatewayStorage
@@ -32,7 +32,7 @@ SPEC = JobSpec(
     target="0x" + "22" * 20,
     function="increment()",
     schedule_type="interval",
-    schedule=IntervalSchedule(every_seconds=2),
+    schedule={"everySeconds": 2},
     max_fee_per_task="1000000000000000",
 )
 

@@ -29,7 +29,8 @@ from node.chain.errors import RevertError
 from node.chain.rpc import RpcClient
 from node.chain.transactions import TransactionSender
 from protocol.assignment import Assignment
-from protocol.jobs import JobTerms, interval_trigger, job_id_of
+from protocol.jobs import JobTerms, job_id_of
+from protocol.triggers.interval import interval_trigger
 
 from ..conftest import CHAIN_ID
 

@@ -35,7 +35,6 @@ from libp2p.tools.anyio_service import background_trio_service
 
 from node.chain.eip712 import Domain, TypedMessage
 from node.mesh import (
-    FINALITY,
     HEARTBEATS,
     RESULTS,
     ConnectionLostError,
@@ -44,6 +43,7 @@ from node.mesh import (
     MeshNode,
     PeerUnreachableError,
     RemoteError,
+    RequestRefused,
     RequestTimeoutError,
     identity_from_seed,
     identity_seed,
@@ -273,9 +273,13 @@ async def test_request_response_round_trip_and_handler_errors():
     async def broken(sender: str, payload: bytes) -> bytes:
         raise ValueError(f"cannot handle {payload!r}")
 
+    async def choosy(sender: str, payload: bytes) -> bytes:
+        raise RequestRefused(f"not taking {payload!r}")
+
     server = make_node(1)
     server.register_handler("reverse", reverse)
     server.register_handler("broken", broken)
+    server.register_handler("choosy", choosy)
     async with make_node(0) as client, server:
         await client.connect(server.listen_addrs[0])
         assert await client.request(server.peer_id, "reverse", b"abc", timeout=5) == (
@@ -285,6 +289,10 @@ async def test_request_response_round_trip_and_handler_errors():
             await client.request(server.peer_id, "broken", b"xyz", timeout=5)
         assert failure.value.code == "handler_error"
         assert "ValueError: cannot handle b'xyz'" in str(failure.value)
+        # A deliberate refusal is `rejected`, with the handler's reason, not a handler error.
+        with pytest.raises(RemoteError) as refused:
+            await client.request(server.peer_id, "choosy", b"abc", timeout=5)
+        assert (refused.value.code, "not taking b'abc'" in str(refused.value)) == ("rejected", True)
         with pytest.raises(RemoteError) as unknown:
             await client.request(server.peer_id, "missing", b"", timeout=5)
         assert unknown.value.code == "unknown_method"
@@ -386,10 +394,10 @@ async def test_a_restarted_bootstrap_peer_is_reconnected():
         restarted = make_node(1, listen=listen)
         restarted.register_handler("echo", echo)
         async with restarted:
-            inbox = await restarted.subscribe(FINALITY)
+            inbox = await restarted.subscribe(RESULTS)
             await until(lambda: restarted.peer_id in keeper.connected_peers())
-            await linked(keeper, restarted, FINALITY)
-            await keeper.publish(FINALITY, b"after the restart")
+            await linked(keeper, restarted, RESULTS)
+            await keeper.publish(RESULTS, b"after the restart")
             with trio.fail_after(WAIT_S):
                 delivery = await inbox.receive()
             assert (delivery.sender, delivery.payload) == (keeper.address, b"after the restart")

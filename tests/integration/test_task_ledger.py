@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from gateway.jobs import IntervalSchedule, JobSpec
+from gateway.jobs import JobSpec
 from gateway.ledger import TaskLedger
 from gateway.monitor import TaskDecision
 from gateway.records import AttemptRecord, JobRecord
@@ -22,7 +22,7 @@ SPEC = JobSpec(
     target=OWNER,
     function="increment()",
     schedule_type="interval",
-    schedule=IntervalSchedule(every_seconds=5),
+    schedule={"everySeconds": 5},
     max_fee_per_task="1000000000000000",
 )
 JOB = JobRecord(

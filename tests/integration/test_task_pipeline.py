@@ -24,7 +24,7 @@ from protocol.result import ExecutionResult
 from protocol.selection import choose_performer
 
 from ..conftest import CHAIN_ID
-from ..consensus_helpers import BACKEND, JOB_OWNER, Network, bls_secret, deploy_network
+from ..consensus_helpers import BACKEND, FIRE, JOB_OWNER, Network, bls_secret, deploy_network
 
 
 @dataclass
@@ -63,7 +63,7 @@ async def assign(world: World, accounts, task_id: int = 1, attempt: int = 1, tri
         trigger_evidence=keccak(b"interval tick"),
     )
     signature = assignment.sign(accounts[0], CHAIN_ID, world.hub.address)
-    return performer, AssignmentMessage(assignment, network.terms, signature, network.calldata)
+    return performer, AssignmentMessage(assignment, network.terms, signature, network.calldata, FIRE)
 
 
 def executor_for(world: World, sender_for, accounts, keeper: str, operator_id: int) -> TaskExecutor:
@@ -176,7 +176,7 @@ async def test_keepers_refuse_assignments_that_are_not_theirs(world, accounts, s
     )
     signature = assignment.sign(accounts[0], CHAIN_ID, world.hub.address)
     with pytest.raises(AssignmentRefused, match="below the cost"):
-        await mine.execute(AssignmentMessage(assignment, poor, signature, order.calldata))
+        await mine.execute(AssignmentMessage(assignment, poor, signature, order.calldata, FIRE))
     # A call the job's terms do not allow (other arguments) is refused before anything is sent.
     other_call = world.counter.encode("incrementBy", 10**70)
     with pytest.raises(AssignmentRefused, match="not the job's"):

@@ -43,8 +43,6 @@ def test_the_repos_genesis_is_valid():
     assert genesis.contracts.attestation_center is None
     assert genesis.dispatcher is None
     protocol = genesis.protocol
-    assert (protocol.approve_threshold.numerator, protocol.approve_threshold.denominator) == (2, 3)
-    assert (protocol.reject_threshold.numerator, protocol.reject_threshold.denominator) == (1, 3)
     assert protocol.offline_after_seconds > protocol.heartbeat_interval_seconds
 
 
@@ -93,7 +91,13 @@ def delete(path: str) -> Callable[[dict[str, Any]], None]:
             replace("protocol.retryBackoffSeconds", 1.5),
             "$.protocol.retryBackoffSeconds: expected `int`, got `float`",
         ),
-        (replace("protocol.attestersPerTask", 0), "$.protocol.attestersPerTask: expected `int` >= 1"),
+        (replace("protocol.assignmentTtlSeconds", 0), "$.protocol.assignmentTtlSeconds: expected `int` >= 1"),
+        # Parameters nothing could honour are gone: a genesis that sets one is refused.
+        (
+            replace("protocol.approveThreshold", {"numerator": 1, "denominator": 2}),
+            "$.protocol.approveThreshold: unknown field",
+        ),
+        (replace("protocol.attestersPerTask", 16), "$.protocol.attestersPerTask: unknown field"),
         (replace("protocol.extra", 1), "$.protocol.extra: unknown field"),
         (replace("extra", 1), "$.extra: unknown field"),
         (delete("contracts.operatorRegistry"), "$.contracts.operatorRegistry: missing"),
@@ -132,18 +136,6 @@ def delete(path: str) -> Callable[[dict[str, Any]], None]:
         (
             replace("aggregatorBootstrap.1", "/dns4/agg/tcp/1"),
             "$.aggregatorBootstrap[1]: expected a multiaddr ending in /p2p/<peer id>, got '/dns4/agg/tcp/1'",
-        ),
-        (
-            replace("protocol.approveThreshold", {"numerator": 3, "denominator": 2}),
-            "$.protocol.approveThreshold: expected a fraction in (0, 1], got 3/2",
-        ),
-        (
-            replace("protocol.rejectThreshold.numerator", 0),
-            "$.protocol.rejectThreshold: expected a fraction in (0, 1], got 0/3",
-        ),
-        (
-            replace("protocol.rejectThreshold.denominator", 0),
-            "$.protocol.rejectThreshold: expected a fraction in (0, 1], got 1/0",
         ),
         (
             replace("protocol.offlineAfterSeconds", 5),

@@ -7,20 +7,23 @@ import pytest
 
 from protocol.assignment import Assignment
 from protocol.attestation import Vote
-from protocol.jobs import JobTerms, interval_trigger, job_id_of
+from protocol.jobs import JobTerms, job_id_of
 from protocol.messages import AssignmentMessage, OwnerConsent, ResultMessage, VoteMessage, decode, encode
 from protocol.result import ExecutionResult
+from protocol.triggers import TriggerFire
+from protocol.triggers.interval import interval_trigger
 
 OWNER = "0x" + "22" * 20
 JOB_ID = job_id_of(OWNER, 2**96 - 1)  # a 256-bit id: msgpack could not carry it
 TERMS = JobTerms.static_call("0x" + "33" * 20, b"\1\2\3\4", 10**5, 2**255, interval_trigger(60, 0, 0))
 ASSIGNMENT = Assignment(1, JOB_ID, 1, "0x" + "11" * 20, 10**9, TERMS.hash(), bytes(32))
 RESULT = ExecutionResult(1, JOB_ID, 1, 0, bytes([7]) * 32, 5, bytes([8]) * 32, True)
+FIRE = TriggerFire("interval", {"everySeconds": 60}, 12.5)
 
 
 def test_messages_round_trip():
     order = AssignmentMessage(
-        ASSIGNMENT, TERMS, b"\5" * 65, b"\1\2\3\4", OwnerConsent(2**63, b"\6" * 65), 12.5, "trace-1"
+        ASSIGNMENT, TERMS, b"\5" * 65, b"\1\2\3\4", FIRE, OwnerConsent(2**63, b"\6" * 65), "trace-1"
     )
     report = ResultMessage(order, RESULT, b"\x09" * 65)
     back = decode(encode(report), ResultMessage)
@@ -49,7 +52,7 @@ def test_garbage_is_refused():
 )
 def test_values_outside_their_solidity_type_are_refused(field, value, problem):
     """A peer's out-of-range number is a validation error at decoding, never a crash later."""
-    document = msgspec.json.decode(encode(AssignmentMessage(ASSIGNMENT, TERMS, b"", b"")))
+    document = msgspec.json.decode(encode(AssignmentMessage(ASSIGNMENT, TERMS, b"", b"", FIRE)))
     document["assignment"][field] = value
     with pytest.raises(msgspec.ValidationError, match=problem):
         decode(msgspec.json.encode(document), AssignmentMessage)
@@ -59,8 +62,8 @@ def test_values_outside_their_solidity_type_are_refused(field, value, problem):
 def test_review_a_fire_time_outside_uint64_milliseconds_is_refused(fire_at):
     """The fire time is not under the dispatcher's signature: one keeper republished a genuine
     report with fire_at 1e20, and every attester died encoding it into the trigger evidence."""
-    order = AssignmentMessage(ASSIGNMENT, TERMS, b"", b"")
+    order = AssignmentMessage(ASSIGNMENT, TERMS, b"", b"", FIRE)
     document = msgspec.json.decode(encode(order))
-    document["fire_at"] = fire_at
+    document["trigger"]["fire_at"] = fire_at
     with pytest.raises(msgspec.ValidationError, match="fire_at"):
         decode(msgspec.json.encode(document), AssignmentMessage)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.triggers.time import Fire, IntervalSchedule, TimeScheduler
+from gateway.triggers.time import Fire, TimeScheduler
+from protocol.triggers.interval import IntervalSchedule
 
 
 def test_interval_fire_times():

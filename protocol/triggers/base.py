@@ -1,0 +1,133 @@
+"""What every trigger kind declares, and what a fire carries to performers and attesters.
+
+A kind (one module per kind, registered in protocol.triggers) declares:
+- its JSON spec (`spec_type`, a strict msgspec struct) and how it is checked at creation;
+- its part of the owner's signed terms (`trigger_hash`: `JobTerms.trigger`);
+- how it fires: a time schedule (`schedule`), or nothing here for kinds a watcher fires;
+- the evidence of a fire (`evidence`: the assignment's `triggerEvidence`, which the
+  dispatcher signs), and the attester's check of a fire against the owner's terms.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
+
+import eth_abi
+import msgspec
+from eth_utils import keccak
+from msgspec import Meta
+
+from node.config.errors import split_validation_error
+
+S = TypeVar("S", bound=msgspec.Struct)
+# A fire time goes into the evidence as uint64 milliseconds.
+FireAt = Annotated[float, Meta(ge=0, le=(2**64 - 1) / 1000)]
+CLOCK_SKEW = 30.0  # seconds an attester's clock may trail the dispatcher's
+
+
+class TriggerSpecError(ValueError):
+    """A trigger spec is invalid; `field` is the path inside the spec (e.g. `everySeconds`;
+    empty for the spec as a whole)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class TriggerFire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One fire of a job's trigger, as the assignment message carries it: the kind, the job's
+    trigger spec (checked against the owner's signed terms), when it fired, and what else the
+    kind needs to show the fire was real (an event's block and log index, a value read)."""
+
+    kind: Annotated[str, Meta(max_length=32)]
+    spec: dict[str, Any]
+    fire_at: FireAt
+    detail: Annotated[bytes, Meta(max_length=1024)] = b""
+
+
+class Schedule(Protocol):
+    """The fire times of a time-triggered job."""
+
+    def next_fire(self, after: float) -> float | None:
+        """The first fire time strictly after `after`, or None when the schedule has ended."""
+        ...
+
+    def latest_fire(self, at_or_before: float) -> float | None:
+        """The last fire time not after `at_or_before`, or None if there is none yet."""
+        ...
+
+
+class TriggerKind(ABC, Generic[S]):
+    """One kind of trigger (see the module docstring). Subclasses set `name` and `spec_type`."""
+
+    name: ClassVar[str]
+    spec_type: ClassVar[type[msgspec.Struct]]
+
+    def parse(self, raw: dict[str, Any], now: float) -> tuple[S, float]:
+        """The spec in `raw` (a job's JSON `schedule`), checked at time `now`, and its first
+        fire time (the consent must not expire before it); TriggerSpecError otherwise."""
+        spec = self.decode(raw)
+        return spec, self.validate(spec, now)
+
+    def decode(self, raw: dict[str, Any]) -> S:
+        """`raw` as this kind's spec struct (shape only); TriggerSpecError names the field."""
+        try:
+            return msgspec.convert(raw, type=self.spec_type, strict=True)  # type: ignore[return-value]
+        except msgspec.ValidationError as error:
+            path, problem = split_validation_error(error)
+            raise TriggerSpecError(path.removeprefix("$").removeprefix("."), problem) from None
+
+    @abstractmethod
+    def validate(self, spec: S, now: float) -> float:
+        """Check `spec`'s values at time `now`; its first fire time."""
+
+    @abstractmethod
+    def trigger_hash(self, spec: S) -> bytes:
+        """The `trigger` of the job's on-chain terms: what the owner signs about when it runs."""
+
+    def schedule(self, spec: S, created_at: float) -> Schedule | None:
+        """When a time-triggered job fires (None: a watcher fires this kind)."""
+        return None
+
+    def evidence(self, job_id: int, fire: TriggerFire, calldata: bytes) -> bytes:
+        """The assignment's `triggerEvidence` for `fire`: which job, kind, time, detail and
+        call. Binding the calldata puts it under the dispatcher's signature, so attesters can
+        trust the calldata a performer relays to them."""
+        return keccak(
+            eth_abi.encode(
+                ["uint256", "bytes32", "uint64", "bytes32", "bytes32"],
+                [
+                    job_id,
+                    keccak(text=fire.kind),
+                    round(fire.fire_at * 1000),
+                    keccak(fire.detail),
+                    keccak(calldata),
+                ],
+            )
+        )
+
+    def check(self, fire: TriggerFire, terms_trigger: bytes, now: float) -> str | None:
+        """Why an attester must not accept `fire` for a job whose signed trigger is
+        `terms_trigger`, at time `now`; None when it is a fire the owner's trigger allows."""
+        try:
+            spec = self.decode(fire.spec)
+        except TriggerSpecError as error:
+            return f"the trigger spec is malformed ({error})"
+        if self.trigger_hash(spec) != terms_trigger:
+            return "the trigger spec is not the one the owner signed"
+        if fire.fire_at > now + CLOCK_SKEW:
+            return f"the fire time {fire.fire_at:.3f} is in the future"
+        return self.check_fire(spec, fire)
+
+    def check_fire(self, spec: S, fire: TriggerFire) -> str | None:
+        """What this kind checks of a fire beyond the base checks (None: nothing more)."""
+        return None
+
+
+def on_grid(value: float, start: float, step: float) -> bool:
+    """Whether `value` is `start` plus a whole number of `step`s (to the millisecond)."""
+    steps = (value - start) / step
+    return abs(steps - round(steps)) * step < 0.001 and not math.isnan(steps)
