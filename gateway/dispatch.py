@@ -37,7 +37,7 @@ from protocol.triggers import TriggerFire
 
 log = logging.getLogger("triggerx.gateway")
 ACK_TIMEOUT = 5.0
-KEEPER_WAIT = 30.0  # how long a task waits for an eligible keeper to come online
+KEEPER_WAIT = 300.0  # how long a task waits (`created`, in order) for an eligible keeper to be online
 DEADLINE_GRACE = 30.0  # how long after an attempt's deadline its decision is still awaited
 CHAIN_RETRY = 5.0  # seconds before asking the chain again after a failed read or refund
 

@@ -9,24 +9,20 @@ import msgspec
 import trio
 
 from node.chain.errors import ChainError
+from node.config import ConfigError
 from node.config.preflight import NodeSetup
 from node.keeper.attester import ResultChecker, report_problem
 from node.keeper.executor import AssignmentRefused, TaskExecutor
+from node.keeper.votes import VoteKey, VoteSender
 from node.mesh import HEARTBEATS, RESULTS, MeshError, MeshNode
-from node.roles.runtime import (
-    Chain,
-    OperatorDirectory,
-    aggregator_peers,
-    load_directory,
-    open_chain,
-    open_mesh,
-)
-from protocol.attestation import Vote
+from node.roles.runtime import Chain, aggregator_peers, load_directory, open_chain, open_mesh
+from protocol.attestation import TaskInfo, Vote
 from protocol.bls.backend import choose_backend
 from protocol.messages import AssignmentMessage, Heartbeat, ResultMessage, VoteMessage, decode, encode
+from protocol.operators import OperatorDirectory
 
 log = logging.getLogger("triggerx.keeper")
-VOTE_TIMEOUT = 10.0
+VOTE_GRACE = 60.0  # how long after an assignment's deadline its votes are still resent
 # Reports checked at once (each may wait up to the attester's visibility timeout); more are
 # dropped and counted, so a flood of reports costs a bounded number of tasks.
 MAX_CONCURRENT_CHECKS = 64
@@ -45,9 +41,11 @@ class Keeper:
     ) -> None:
         me = directory.operator(setup.operator.address)
         if me is None or not me.active:
-            raise RuntimeError(f"operator {setup.operator.address} is not an active operator of the registry")
+            raise ConfigError(
+                f"keys.operator_keystore: {setup.operator.address} is not an active operator of the registry"
+            )
         if setup.bls_secret is None:
-            raise RuntimeError("keys.bls_keystore: a keeper needs its BLS key to vote")
+            raise ConfigError("keys.bls_keystore: a keeper needs its BLS key to vote")
         self.setup, self.chain, self.directory, self.mesh, self.nursery = (
             setup,
             chain,
@@ -58,6 +56,7 @@ class Keeper:
         self.me = me
         self.dispatcher = setup.genesis.dispatcher
         self.aggregators = aggregator_peers(setup)
+        self.votes = VoteSender(mesh, self.aggregators)
         self.backend = choose_backend()
         self.executor = TaskExecutor(
             chain.hub, chain.sender, dispatcher=self.dispatcher, operator_id=me.id, chain_id=chain.chain_id
@@ -101,8 +100,7 @@ class Keeper:
         )
         report = msgspec.structs.replace(report, performer_signature=signature)
         log.info("task %d attempt %d executed in %s", task.task_id, task.attempt, "0x" + result.tx_hash.hex())
-        await self.mesh.publish(RESULTS, encode(report))
-        await self.send_vote(report, approve=True)
+        self.send_vote(report, approve=True, own=True)
 
     async def attest(self) -> None:
         """Check every result published by another keeper and vote on it."""
@@ -134,8 +132,9 @@ class Keeper:
             return
         order = report.order
         assignment = order.assignment
-        if report.result.performer_id == self.me.id:
-            return
+        task = report.task_info()
+        if report.result.performer_id == self.me.id or self.votes.holds(_vote_key(task)):
+            return  # ours, or voted on already (the vote is being resent)
         problem = report_problem(
             report,
             sender,
@@ -154,10 +153,11 @@ class Keeper:
             return
         log.info("task %d attempt %d: %s (%s)", assignment.task_id, assignment.attempt,
                  "approve" if verdict.approve else "reject", verdict.reason)  # fmt: skip
-        await self.send_vote(report, approve=verdict.approve)
+        self.send_vote(report, approve=verdict.approve)
 
-    async def send_vote(self, report: ResultMessage, *, approve: bool) -> None:
-        """Sign a vote on `report` and hand it to the aggregators."""
+    def send_vote(self, report: ResultMessage, *, approve: bool, own: bool = False) -> None:
+        """Sign a vote on `report` and deliver it to the aggregators until the attempt is
+        decided (see node.keeper.votes); the performer's `own` report is republished with it."""
         task = report.task_info()
         vote = Vote.cast(
             self.backend,
@@ -169,11 +169,8 @@ class Keeper:
             self.chain.center.address,
         )
         message = encode(VoteMessage(report, vote, report.order.trace_id))
-        for peer in self.aggregators:
-            try:
-                await self.mesh.request(peer, "vote", message, timeout=VOTE_TIMEOUT)
-            except MeshError as error:
-                log.warning("task %d: vote not delivered to %s: %s", task.task_id, peer, error)
+        expires_at = report.order.assignment.deadline + VOTE_GRACE
+        self.votes.add(_vote_key(task), message, expires_at, encode(report) if own else None)
 
     async def send_heartbeats(self) -> None:
         """Tell the gateway, every heartbeat interval, that this keeper is alive."""
@@ -193,5 +190,10 @@ async def run_keeper(setup: NodeSetup) -> None:
             mesh.register_handler("assign", keeper.on_assign)
             nursery.start_soon(directory.keep_fresh, 30.0)
             nursery.start_soon(keeper.attest)
+            nursery.start_soon(keeper.votes.run)
             nursery.start_soon(keeper.send_heartbeats)
             log.info("keeper %s (operator %d) up as %s", setup.operator.address, keeper.me.id, mesh.peer_id)
+
+
+def _vote_key(task: TaskInfo) -> VoteKey:
+    return (task.task_id, task.attempt, task.result_hash)

@@ -91,3 +91,55 @@ def test_a_gateway_killed_with_tasks_in_flight_loses_none(devnet, tmp_path):
     finally:
         restarted.send_signal(signal.SIGTERM)
         restarted.wait(timeout=30)
+
+
+def test_an_aggregator_down_for_20_s_loses_no_task(devnet, tmp_path):
+    """Keepers resend their votes, and performers their reports, until the attempt is decided
+    (node.keeper.votes): tasks executed while the aggregator is down, or whose votes it had
+    counted when it died, are still decided once it is back."""
+    gateway, chain = devnet["gatewayUrl"], devnet["rpcUrl"]
+    body = devnet_demo_job(devnet, every_seconds=2, end=int(time.time()) + 40)
+    created = httpx.post(f"{gateway}/api/jobs", json=body)
+    assert created.status_code == 201, created.text
+    job_id = created.json()["job"]["id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+        t["status"] == "completed" for t in tasks_of(gateway, job_id)
+    ):
+        time.sleep(0.2)
+    os.kill(devnet["processes"]["aggregator"], signal.SIGKILL)
+    down_at = time.time()
+    time.sleep(20)
+    with (tmp_path / "aggregator-restarted.log").open("wb") as log:
+        restarted = subprocess.Popen(
+            [CLI, "--config", devnet["configs"]["aggregator"]], stdout=log, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + 40 + SETTLE_S
+        tasks: list[dict] = []
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            tasks = tasks_of(gateway, job_id)
+            ended = time.time() > body["job"]["schedule"]["end"] + 2
+            if ended and tasks and all(t["status"] in ("completed", "failed") for t in tasks):
+                break
+        statuses = collections.Counter(t["status"] for t in tasks)
+        unfinished = [t for t in tasks if t["status"] != "completed"]
+        assert statuses == {"completed": len(tasks)}, (statuses, unfinished)
+        assert any(down_at < t["fireAt"] < down_at + 20 for t in tasks), "nothing fired while it was down"
+        hub = load_artifact("TaskExecutionHub").abi
+        logs = rpc(
+            chain,
+            "eth_getLogs",
+            {
+                "address": devnet["contracts"]["taskExecutionHub"],
+                "topics": [hub.event_topic("TaskExecuted")],
+                "fromBlock": "0x0",
+                "toBlock": "latest",
+            },
+        )
+        executed = collections.Counter(hub.decode_log(log).args["taskId"] for log in logs)
+        assert all(executed[t["id"]] == 1 for t in tasks)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(timeout=30)

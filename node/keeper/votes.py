@@ -1,0 +1,140 @@
+"""A keeper's votes, sent to the aggregators again and again until their attempt is decided.
+
+An aggregator keeps its vote counts in memory: one that restarts has lost them, and one that
+is down misses every vote sent meanwhile. So a keeper does not send a vote once: it resends it
+every `resend_every` seconds until an aggregator answers `decided` (the attempt is decided on
+chain), refuses it (`rejected`: it will never count), or the attempt's deadline plus a grace
+has passed. A performer also republishes its own report each time, so that attesters that
+missed it (the aggregators relay the results topic) still get to check it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from node.mesh import RESULTS, MeshError, MeshNode, RemoteError
+
+log = logging.getLogger("triggerx.keeper")
+VoteKey = tuple[int, int, bytes]  # task id, attempt, result hash
+
+
+@dataclass
+class _Pending:
+    message: bytes  # the VoteMessage
+    report: bytes | None  # our own report, republished with each send
+    expires_at: float
+    next_send: float = 0.0
+    failed: bool = False  # a delivery failed already (and was logged)
+
+
+class VoteSender:
+    """Delivers votes until their attempt is decided (see the module docstring).
+
+    Args:
+        mesh: sends the votes and republishes reports.
+        aggregators: the aggregators' peer ids.
+        resend_every: seconds between two sends of a vote not yet known decided.
+        vote_timeout: how long one aggregator may take to answer.
+        max_pending: most votes held; beyond it the one expiring first is given up.
+        clock: unix time.
+    """
+
+    def __init__(
+        self,
+        mesh: MeshNode,
+        aggregators: list[str],
+        *,
+        resend_every: float = 5.0,
+        vote_timeout: float = 10.0,
+        max_pending: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.mesh, self.aggregators = mesh, aggregators
+        self.resend_every, self.vote_timeout, self.max_pending = resend_every, vote_timeout, max_pending
+        self.clock = clock
+        self.pending: dict[VoteKey, _Pending] = {}
+        self._sending: set[VoteKey] = set()
+        self._limiter = trio.CapacityLimiter(32)  # deliveries at once
+        self._wake = trio.Event()
+
+    def holds(self, key: VoteKey) -> bool:
+        """Whether a vote on (task, attempt, result) is being delivered already."""
+        return key in self.pending
+
+    def add(self, key: VoteKey, message: bytes, expires_at: float, report: bytes | None = None) -> None:
+        """Deliver `message` (a vote on `key`) until decided or `expires_at`; republish `report`
+        with it if given (the performer's own)."""
+        if len(self.pending) >= self.max_pending and key not in self.pending:
+            oldest = min(self.pending, key=lambda k: self.pending[k].expires_at)
+            log.warning("task %d attempt %d: too many votes pending; giving this one up", *oldest[:2])
+            del self.pending[oldest]
+        self.pending[key] = _Pending(message, report, expires_at)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Send what is due, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            while True:
+                now = self.clock()
+                for key in [k for k, p in self.pending.items() if p.expires_at <= now]:
+                    log.warning(
+                        "task %d attempt %d: no decision before the deadline; vote given up", *key[:2]
+                    )
+                    del self.pending[key]
+                for key, entry in self.pending.items():
+                    if entry.next_send <= now and key not in self._sending:
+                        entry.next_send = now + self.resend_every
+                        self._sending.add(key)
+                        nursery.start_soon(self._deliver, key)
+                following = min((p.next_send for p in self.pending.values()), default=math.inf)
+                with trio.move_on_after(min(max(following - self.clock(), 0), 3600)):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+
+    async def _deliver(self, key: VoteKey) -> None:
+        try:
+            async with self._limiter:
+                await self._deliver_once(key)
+        finally:
+            self._sending.discard(key)
+
+    async def _deliver_once(self, key: VoteKey) -> None:
+        entry = self.pending.get(key)
+        if entry is None:
+            return
+        if entry.report is not None:
+            try:
+                await self.mesh.publish(RESULTS, entry.report)
+            except MeshError as error:
+                log.debug("task %d: report not republished: %s", key[0], error)
+        for peer in self.aggregators:
+            try:
+                reply = await self.mesh.request(peer, "vote", entry.message, timeout=self.vote_timeout)
+            except RemoteError as error:
+                if error.code == "rejected":  # it will never count: stop sending it
+                    log.warning("task %d attempt %d: vote refused by %s: %s", *key[:2], peer, error)
+                    self.pending.pop(key, None)
+                    return
+                log.warning("task %d attempt %d: vote not taken by %s: %s", *key[:2], peer, error)
+                continue
+            except MeshError as error:
+                # Said once per vote: an aggregator down for a while must not flood the log.
+                level = logging.INFO if not entry.failed else logging.DEBUG
+                entry.failed = True
+                log.log(
+                    level,
+                    "task %d attempt %d: vote not delivered to %s (resending): %s",
+                    *key[:2],
+                    peer,
+                    error,
+                )
+                continue
+            if reply == b"decided":
+                self.pending.pop(key, None)
+                return
