@@ -32,8 +32,24 @@ def tasks_of(gateway: str, job_id: int) -> list[dict]:
     return httpx.get(f"{gateway}/api/tasks/job/{job_id}?limit=500", timeout=5).json()["tasks"]
 
 
+def executions(devnet: dict) -> collections.Counter[int]:
+    """How many times the hub executed each task id (its TaskExecuted logs)."""
+    hub = load_artifact("TaskExecutionHub").abi
+    logs = rpc(
+        devnet["rpcUrl"],
+        "eth_getLogs",
+        {
+            "address": devnet["contracts"]["taskExecutionHub"],
+            "topics": [hub.event_topic("TaskExecuted")],
+            "fromBlock": "0x0",
+            "toBlock": "latest",
+        },
+    )
+    return collections.Counter(hub.decode_log(log).args["taskId"] for log in logs)
+
+
 def test_a_gateway_killed_with_tasks_in_flight_loses_none(devnet, tmp_path):
-    gateway, chain = devnet["gatewayUrl"], devnet["rpcUrl"]
+    gateway = devnet["gatewayUrl"]
     body = devnet_demo_job(devnet, every_seconds=1, end=int(time.time()) + FIRING_S)
     created = httpx.post(f"{gateway}/api/jobs", json=body)
     assert created.status_code == 201, created.text
@@ -75,18 +91,7 @@ def test_a_gateway_killed_with_tasks_in_flight_loses_none(devnet, tmp_path):
         fired_after = [t for t in tasks if t["fireAt"] > killed_at]
         assert fired_after, "the restarted gateway fired nothing"
 
-        hub = load_artifact("TaskExecutionHub").abi
-        logs = rpc(
-            chain,
-            "eth_getLogs",
-            {
-                "address": devnet["contracts"]["taskExecutionHub"],
-                "topics": [hub.event_topic("TaskExecuted")],
-                "fromBlock": "0x0",
-                "toBlock": "latest",
-            },
-        )
-        executed = collections.Counter(hub.decode_log(log).args["taskId"] for log in logs)
+        executed = executions(devnet)
         assert executed == collections.Counter(t["id"] for t in tasks)  # each exactly once
     finally:
         restarted.send_signal(signal.SIGTERM)
@@ -97,7 +102,7 @@ def test_an_aggregator_down_for_20_s_loses_no_task(devnet, tmp_path):
     """Keepers resend their votes, and performers their reports, until the attempt is decided
     (node.keeper.votes): tasks executed while the aggregator is down, or whose votes it had
     counted when it died, are still decided once it is back."""
-    gateway, chain = devnet["gatewayUrl"], devnet["rpcUrl"]
+    gateway = devnet["gatewayUrl"]
     body = devnet_demo_job(devnet, every_seconds=2, end=int(time.time()) + 40)
     created = httpx.post(f"{gateway}/api/jobs", json=body)
     assert created.status_code == 201, created.text
@@ -127,18 +132,7 @@ def test_an_aggregator_down_for_20_s_loses_no_task(devnet, tmp_path):
         unfinished = [t for t in tasks if t["status"] != "completed"]
         assert statuses == {"completed": len(tasks)}, (statuses, unfinished)
         assert any(down_at < t["fireAt"] < down_at + 20 for t in tasks), "nothing fired while it was down"
-        hub = load_artifact("TaskExecutionHub").abi
-        logs = rpc(
-            chain,
-            "eth_getLogs",
-            {
-                "address": devnet["contracts"]["taskExecutionHub"],
-                "topics": [hub.event_topic("TaskExecuted")],
-                "fromBlock": "0x0",
-                "toBlock": "latest",
-            },
-        )
-        executed = collections.Counter(hub.decode_log(log).args["taskId"] for log in logs)
+        executed = executions(devnet)
         assert all(executed[t["id"]] == 1 for t in tasks)
     finally:
         restarted.send_signal(signal.SIGTERM)
