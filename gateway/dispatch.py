@@ -22,6 +22,7 @@ from gateway.jobs import trigger_kind
 from gateway.ledger import TERMINAL, TaskLedger
 from gateway.monitor import TaskDecision
 from gateway.records import AttemptRecord, JobRecord, TaskRecord
+from gateway.relay import ExecutionRelay
 from gateway.storage import GatewayStorage
 from node.chain.contracts import Contract
 from node.chain.errors import ChainError, RevertError
@@ -40,6 +41,8 @@ ACK_TIMEOUT = 5.0
 KEEPER_WAIT = 300.0  # how long a task waits (`created`, in order) for an eligible keeper to be online
 DEADLINE_GRACE = 30.0  # how long after an attempt's deadline its decision is still awaited
 CHAIN_RETRY = 5.0  # seconds before asking the chain again after a failed read or refund
+RELAY_AFTER = 20.0  # how long an executed attempt's decision is awaited before relaying its result
+RELAY_EVERY = 60.0  # how often the relay is repeated while no decision comes
 
 
 @dataclass
@@ -86,6 +89,7 @@ class Dispatcher:
         self.ledger, self.storage, self.hub, self.chain_id = ledger, storage, hub, chain_id
         self.sender, self.mesh, self.directory, self.keepers = sender, mesh, directory, keepers
         self.intake, self.protocol, self.escrow_timeout = intake, protocol, escrow_timeout
+        self.relay = ExecutionRelay(hub, mesh, directory)
         self._waiters: dict[tuple[int, int], _Waiter] = {}
 
     def resume(self, nursery: trio.Nursery) -> None:
@@ -102,6 +106,15 @@ class Dispatcher:
             waiter.done.set()
 
     async def dispatch(self, task_id: int) -> None:
+        """Drive a task to its end (see `_drive`); a failure no check foresaw fails this task,
+        never the gateway."""
+        try:
+            await self._drive(task_id)
+        except Exception as error:
+            log.exception("task %d: dispatch failed", task_id)
+            self.ledger.fail(task_id, f"internal error in dispatch: {type(error).__name__}")
+
+    async def _drive(self, task_id: int) -> None:
         """Drive a task to its end: `completed`, or `failed` with the reason.
 
         It picks up from the task's stored attempts, so it also resumes a task that was in
@@ -136,6 +149,9 @@ class Dispatcher:
                 return
             if task.attempts and not await self._earlier_attempts_settled(task, job):
                 continue
+            if self.storage.jobs.get(job.id).status != "active":  # no new attempt for it
+                self.ledger.fail(task_id, "the job was cancelled")
+                return
             if len(task.attempts) >= self.protocol.max_task_attempts:
                 self.ledger.fail(task_id, f"no approved execution in {len(task.attempts)} attempt(s)")
                 log.warning("task %d failed after %d attempt(s)", task_id, len(task.attempts))
@@ -159,9 +175,7 @@ class Dispatcher:
             await trio.sleep(CHAIN_RETRY)
             return False
         if landed is not None:
-            self.ledger.executed(task.id, landed.number)
-            if not await self._decision(task.id, landed.number, self.escrow_timeout):
-                await self._refund(task, job, landed)
+            await self._follow(task, job, *landed)
             return False
         # An acknowledged attempt still before its deadline may yet execute: wait for it (an
         # unacknowledged one is unlikely to, and if it does the hub refuses the newer attempt).
@@ -172,18 +186,38 @@ class Dispatcher:
             return False
         return True
 
-    async def _landed(self, task: TaskRecord, job: JobRecord) -> tuple[AttemptRecord | None, int]:
-        """The attempt of `task` whose execution the hub records (if any) and the chain's time,
-        in one round trip."""
+    async def _follow(self, task: TaskRecord, job: JobRecord, landed: AttemptRecord, settled: bool) -> None:
+        """Wait for the decision on the attempt that executed. If none comes soon, its performer
+        may have died before reporting: relay its result from the chain (gateway.relay), again
+        now and then; if none comes within the escrow timeout, refund the owner. An escrow
+        already settled was decided on chain: the decision follower brings it."""
+        self.ledger.executed(task.id, landed.number)
+        if settled:
+            await self._decision(task.id, landed.number, CHAIN_RETRY)
+            return
+        give_up_at = time.monotonic() + self.escrow_timeout
+        wait = RELAY_AFTER
+        while not await self._decision(task.id, landed.number, min(wait, give_up_at - time.monotonic())):
+            if time.monotonic() >= give_up_at:
+                await self._refund(task, job, landed)
+                return
+            await self.relay.relay(task, job, landed)
+            wait = RELAY_EVERY
+
+    async def _landed(
+        self, task: TaskRecord, job: JobRecord
+    ) -> tuple[tuple[AttemptRecord, bool] | None, int]:
+        """The attempt of `task` whose execution the hub records (if any, with whether its
+        escrow is settled) and the chain's time, in one round trip."""
         calls = [
             self.hub.call_request("escrowOf", task.id, job.chain_job_id, a.number, a.performer)
             for a in task.attempts
         ]
         *escrows, head = await self.hub.rpc.batch([*calls, ("eth_getBlockByNumber", ["latest", False])])
         for attempt, reply in zip(task.attempts, escrows, strict=True):
-            held, _, _ = self.hub.decode_result("escrowOf", reply)
+            held, _, settled = self.hub.decode_result("escrowOf", reply)
             if held:
-                return attempt, int(head["timestamp"], 16)
+                return (attempt, settled), int(head["timestamp"], 16)
         return None, int(head["timestamp"], 16)
 
     async def _decision(self, task_id: int, attempt: int, wait: float) -> bool:
@@ -289,6 +323,7 @@ class Dispatcher:
             if peer is None:
                 raise MeshError(f"no heartbeat from {performer.account} yet")
             await self._reach(peer)
+            self.ledger.attempt_started(task_id, record)
             await self.mesh.request(peer, "assign", encode(order), timeout=ACK_TIMEOUT)
         except MeshError as error:
             log.warning(

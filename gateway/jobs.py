@@ -30,7 +30,12 @@ from eth_utils import is_address, to_checksum_address
 from gateway.calldata import CalldataError, encode_calldata
 from protocol.jobs import MAX_NONCE, UINT64_MAX, UINT256_MAX, JobConsent, JobTerms, job_id_of
 from protocol.triggers import TriggerKind, TriggerSpecError, kind_named, kind_names
+from protocol.triggers.base import SpecJson
 
+# How deep a request's JSON may nest (call arguments: arrays of tuples of ...). Deeper JSON
+# would run the decoder into the C stack: py_ecc raises Python's recursion limit, so it
+# would crash the process instead of raising.
+MAX_NESTING = 32
 MIN_GAS_LIMIT = 21_000
 MAX_GAS_LIMIT = 10_000_000
 
@@ -54,7 +59,7 @@ class JobSpec(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     target: str
     function: str
     schedule_type: str
-    schedule: dict[str, Any]
+    schedule: SpecJson
     max_fee_per_task: int | str
     args: list[Any] = msgspec.field(default_factory=list)
     gas_limit: int = 200_000
@@ -118,6 +123,8 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
     Checks everything that needs no chain: shapes, ranges, a schedule that can fire before
     the consent expires, the calldata, and the owner's signature (last: it costs the most).
     """
+    if _nesting(body) > MAX_NESTING:
+        raise JobSpecError("body", f"nested deeper than {MAX_NESTING} levels")
     try:
         request = msgspec.json.decode(body, type=CreateJobRequest)
     except msgspec.ValidationError as error:
@@ -171,6 +178,28 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
         terms=consent.terms,
         consent_signature=signature,
     )
+
+
+def _nesting(body: bytes) -> int:
+    """How deep the arrays and objects of the JSON text `body` nest (strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
 
 
 def _schedule_error(error: TriggerSpecError) -> JobSpecError:

@@ -97,6 +97,11 @@ class TaskLedger:
         self._publish(TaskEvent(kind="TASK_CREATED", task=task))
         return task
 
+    def attempt_started(self, task_id: int, attempt: AttemptRecord) -> TaskRecord | None:
+        """`attempt` is about to be sent: recorded first, so that after a crash the gateway
+        knows whom it may have assigned (and never reuses its number for another keeper)."""
+        return self._change(task_id, attempt=attempt)
+
     def attempt_assigned(self, task_id: int, attempt: AttemptRecord) -> TaskRecord | None:
         """A keeper acknowledged `attempt`: the task is `dispatched`."""
         return self._change(task_id, attempt=attempt, status="dispatched")

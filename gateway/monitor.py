@@ -1,21 +1,26 @@
 """The gateway's task monitor: the AttestationCenter's decisions, in order, from a checkpoint.
 
 It reads `TaskSubmitted` / `TaskRejected` logs with `eth_getLogs` over block ranges from the
-last block it processed, so nothing is missed across reconnects or restarts (the caller
-stores `next_block` with the task updates it makes). Blocks are read only once they have
+last block it processed, so nothing is missed across reconnects or restarts (the follower
+stores a checkpoint with each decision it records). Blocks are read only once they have
 `confirmations` blocks on top, so a reorg shallower than that cannot un-decide a task.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
 
 from gateway.ledger import TaskLedger
-from gateway.storage import DECISIONS_CHECKPOINT
+from gateway.storage import DECISIONS_CHECKPOINT, Checkpoint
 from node.chain.contracts import Contract
+from node.chain.errors import ChainError
+
+log = logging.getLogger("triggerx.gateway")
+CHAIN_RETRY = 5.0  # seconds before reading the chain again after a failed read
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,8 @@ class TaskMonitor:
                     "toBlock": hex(last),
                 },
             )
-            for log in logs:
-                event = self.center.abi.decode_log(log)
+            for entry in logs:
+                event = self.center.abi.decode_log(entry)
                 if event is None:
                     continue
                 decisions.append(
@@ -91,31 +96,30 @@ class TaskMonitor:
             self.next_block = last + 1
         return decisions
 
-    async def follow(self, send: trio.MemorySendChannel[TaskDecision]) -> None:
-        """Send every decision to `send`, forever (run it in a nursery)."""
-        async with send:
-            while True:
-                for decision in await self.poll():
-                    await send.send(decision)
-                await trio.sleep(self.poll_interval)
-
 
 async def follow_decisions(
     center: Contract, ledger: TaskLedger, on_decision: Callable[[TaskDecision], None]
 ) -> None:
-    """Record every decision of `center` in `ledger` (with the checkpoint, in one batch) and
-    pass it to `on_decision`, from the stored checkpoint on (a new gateway starts at the
-    chain's head), until cancelled."""
+    """Record every decision of `center` in `ledger` and pass it to `on_decision`, from the
+    stored checkpoint on (a new gateway starts at the chain's head), until cancelled."""
     checkpoint = ledger.storage.checkpoints.get(DECISIONS_CHECKPOINT)
     if checkpoint is not None:
         start = checkpoint.next_block
     else:
         start = int(await center.rpc.call("eth_blockNumber"), 16)
     monitor = TaskMonitor(center, start)
-    send, receive = trio.open_memory_channel[TaskDecision](256)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(monitor.follow, send)
-        async with receive:
-            async for decision in receive:
-                ledger.record_decision(decision, monitor.next_block)
-                on_decision(decision)
+    while True:
+        try:
+            decisions = await monitor.poll()
+        except ChainError as error:  # the node may be briefly unreachable: read again later
+            log.warning("could not read decisions: %s", error)
+            await trio.sleep(CHAIN_RETRY)
+            continue
+        for decision in decisions:
+            # The checkpoint written with a decision is its own block: after a crash the
+            # follower reads that block again (recording a decision twice changes nothing),
+            # so a decision read but not yet recorded is never skipped.
+            ledger.record_decision(decision, decision.block_number)
+            on_decision(decision)
+        ledger.storage.checkpoints.put(Checkpoint(DECISIONS_CHECKPOINT, monitor.next_block))
+        await trio.sleep(monitor.poll_interval)

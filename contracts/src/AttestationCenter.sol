@@ -15,15 +15,16 @@ interface ITaskSettlement {
 /// @notice Records the network's decision on each task attempt, proven by one aggregate
 ///         BLS signature of operators holding enough stake.
 ///
-///         A submission names the task attempt, the performer's claimed result (signed by
-///         the performer's operator key, EIP-712), the decision (approve or reject), the
+///         A submission names the task attempt, the result (the performer's claim, signed by
+///         its operator key, EIP-712; or, when the performer died before it could report,
+///         unsigned: the attesters built it from the chain), the decision (approve or reject), the
 ///         ids of the operators who signed it (one byte each, strictly increasing: no
 ///         duplicates) and their aggregate signature over the vote message, which binds the
 ///         whole TaskInfo (so a vote for one performer's result counts for nothing else):
 ///             keccak256(abi.encode(VOTE_TAG, chainId, this, taskId, jobId, attempt,
 ///                                  performerId, resultHash, approve)).
 ///         With T the total active stake and S the signers' stake, an approval needs
-///         3·S ≥ 2·T and a rejection 3·S ≥ T (consensus/quorum.py states the same rule).
+///         3·S ≥ 2·T and a rejection 3·S ≥ T (protocol/quorum.py states the same rule).
 ///         The performer may co-sign, but its stake never counts toward S: nobody attests
 ///         to their own work. (Its co-signature makes the common case cheap: when the whole
 ///         active set signed, the aggregate key is read as stored, with nothing subtracted.)
@@ -253,8 +254,13 @@ contract AttestationCenter is EIP712 {
         }
     }
 
+    /// @dev The performer must be an operator; its signature, when given, must be its own. An
+    ///      unsigned result gives nobody power the quorum lacks: the decision must still name
+    ///      the execution the hub recorded, and two thirds of the stake could reject a signed
+    ///      claim just as well.
     function _checkPerformer(TaskInfo calldata task, bytes calldata signature, address expected) private view {
         if (expected == address(0)) revert UnknownPerformer(task.performerId);
+        if (signature.length == 0) return;
         address recovered = ECDSA.recover(taskResultDigest(task), signature);
         if (recovered != expected) revert BadPerformerSignature(recovered, expected);
     }

@@ -41,16 +41,18 @@ def report_problem(
 
     The sender, the result's performer and the assigned performer must be one active operator
     (otherwise someone is claiming another keeper's work, or a deactivated operator is
-    performing), the assignment must be the dispatcher's, with the evidence it signed of a
-    fire the owner's trigger allows (its kind's check). Only then is the result worth checking
-    against the chain.
+    performing), except that the dispatcher may relay an unsigned result it rebuilt from the
+    chain when the performer never reported. The assignment must be the dispatcher's, with
+    the evidence it signed of a fire the owner's trigger allows (its kind's check). Only then
+    is the result worth checking against the chain.
     """
     order = report.order
     assignment = order.assignment
     performer = operators.operators.get(report.result.performer_id)
     if performer is None or not performer.active:
         return f"performer {report.result.performer_id} is not an active operator"
-    if not performer.account == sender == assignment.performer:
+    relayed = sender == dispatcher and report.performer_signature == b""
+    if performer.account != assignment.performer or not (sender == performer.account or relayed):
         return f"sent by {sender} for performer {performer.account}, assigned to {assignment.performer}"
     if not order.signed_by(dispatcher, chain_id, hub):
         return "the assignment is not signed by the dispatcher"

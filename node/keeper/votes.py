@@ -22,6 +22,7 @@ from node.mesh import RESULTS, MeshError, MeshNode, RemoteError
 
 log = logging.getLogger("triggerx.keeper")
 VoteKey = tuple[int, int, bytes]  # task id, attempt, result hash
+MAX_RESULTS_PER_ATTEMPT = 4
 
 
 @dataclass
@@ -66,6 +67,13 @@ class VoteSender:
     def holds(self, key: VoteKey) -> bool:
         """Whether a vote on (task, attempt, result) is being delivered already."""
         return key in self.pending
+
+    def room_for(self, task_id: int, attempt: int) -> bool:
+        """Whether another result of this attempt may be voted on: a performer that signs many
+        results for one attempt gets votes on MAX_RESULTS_PER_ATTEMPT of them (as from the
+        aggregators), not a chain check and a held vote each."""
+        held = sum(1 for key in self.pending if key[:2] == (task_id, attempt))
+        return held < MAX_RESULTS_PER_ATTEMPT
 
     def add(self, key: VoteKey, message: bytes, expires_at: float, report: bytes | None = None) -> None:
         """Deliver `message` (a vote on `key`) until decided or `expires_at`; republish `report`

@@ -36,6 +36,7 @@ from eth_utils import to_checksum_address
 from node.chain.errors import ChainError, RevertError
 from node.config import ConfigError
 from node.config.preflight import NodeSetup
+from node.keeper.attester import ResultChecker
 from node.mesh import RequestRefused
 from node.mesh.metrics import Metrics
 from node.roles.runtime import Chain, load_directory, open_chain, open_mesh
@@ -60,6 +61,7 @@ MAX_COLLECTORS = 10_000
 RESUBMITS = 3
 RESUBMIT_BACKOFF = 2.0
 SWEEP_INTERVAL = 30.0
+CHAIN_PROOF_TIMEOUT = 10.0  # how long an unsigned result's execution may take to be visible
 REFUSED = "aggregator_collectors_refused_total"
 """Counter of results for which no collector was opened, by `reason`: `expired` (the
 assignment's deadline plus the grace has passed), `unproven` (not shown to be the assigned
@@ -122,6 +124,10 @@ class VoteDesk:
         self._next_expiry = math.inf  # the earliest expires_at / forget time held
         self._lock = trio.Lock()  # collectors are touched in a worker thread, one call at a time
         self._full_warned_at = -math.inf
+        # Unsigned results, proven against the chain (see _check_on_chain).
+        self._checker = ResultChecker(chain.hub, visibility_timeout=CHAIN_PROOF_TIMEOUT)
+        self._chain_checks = trio.CapacityLimiter(4)
+        self._chain_proven: dict[AttemptKey, bytes] = {}  # attempt -> its result hash
 
     async def on_vote(self, sender: str, payload: bytes) -> bytes:
         """A keeper's `vote` request; the reply says whether the vote counted."""
@@ -142,13 +148,15 @@ class VoteDesk:
         if attempt in self.decided:
             return b"decided"
         key: BallotKey = (task.task_id, task.attempt, task.result_hash)
-        ballot = self.collectors.get(key) or self._open(key, report, task)
+        ballot = self.collectors.get(key) or await self._open(key, report, task)
         if vote.operator_id in ballot.refused:
             raise VoteRefused("vote not counted: this operator's vote on this result was refused before")
         async with self._lock:
             dropped, decision = await trio.to_thread.run_sync(
                 _count, ballot.collector, self.directory.operators, vote
             )
+        if dropped and dropped[0].reason is DropReason.DUPLICATE:
+            return b"counted"  # a keeper resending its vote (node.keeper.votes): counted once
         if dropped:
             if dropped[0].reason is DropReason.BAD_SIGNATURE:
                 ballot.refused.add(vote.operator_id)
@@ -248,8 +256,9 @@ class VoteDesk:
         async with self._lock:
             collector.use_operators(self.directory.operators)
 
-    def _open(self, key: BallotKey, report: ResultMessage, task: TaskInfo) -> Ballot:
-        """A collector for `report`'s result, if it is the assigned performer's and there is room."""
+    async def _open(self, key: BallotKey, report: ResultMessage, task: TaskInfo) -> Ballot:
+        """A collector for `report`'s result, if it is the assigned performer's (or, unsigned,
+        the chain's) and there is room."""
         now = self.clock()
         attempt: AttemptKey = (key[0], key[1])
         expires_at = report.order.assignment.deadline + self.grace
@@ -261,6 +270,21 @@ class VoteDesk:
         except VoteRefused:
             self.metrics.inc(REFUSED, reason="unproven")
             raise
+        if report.performer_signature == b"":
+            await self._check_on_chain(report, attempt)
+            if key in self.collectors:  # opened by another vote while the chain was read
+                return self.collectors[key]
+        try:
+            return self._admit(key, report, task, expires_at)
+        except VoteRefused:
+            if self._chain_proven.get(attempt) == key[2]:
+                del self._chain_proven[attempt]
+            raise
+
+    def _admit(self, key: BallotKey, report: ResultMessage, task: TaskInfo, expires_at: float) -> Ballot:
+        """The new collector for `key`, within the caps on results per attempt and collectors."""
+        now = self.clock()
+        attempt: AttemptKey = (key[0], key[1])
         results = self.results.get(attempt, set())
         if len(results) >= self.max_results_per_attempt:
             self.metrics.inc(REFUSED, reason="results_per_attempt")
@@ -306,12 +330,35 @@ class VoteDesk:
         performer = self.directory.operators.operators.get(result.performer_id)
         if performer is None or not performer.active or performer.account != assignment.performer:
             raise VoteRefused("the result's performer is not the assigned, active operator")
+        if report.performer_signature == b"":
+            return  # a result rebuilt from the chain: _check_on_chain proves it
         try:
             signer = task.performer_of(report.performer_signature, chain_id, self.chain.center.address)
         except ValueError:
             signer = None
         if signer != performer.account:
             raise VoteRefused("the assigned performer did not sign this result")
+
+    async def _check_on_chain(self, report: ResultMessage, attempt: AttemptKey) -> None:
+        """VoteRefused unless the unsigned result in `report` is the execution the hub recorded.
+
+        When a performer dies before reporting, the dispatcher relays the result rebuilt from
+        the chain, unsigned (see gateway.dispatch). The chain is then the proof, checked as an
+        attester checks it. Only one result can match the chain, so an attempt that has one
+        takes no other unsigned result, and checks run a few at a time: unsigned results cost
+        a bounded number of chain reads.
+        """
+        if attempt in self._chain_proven:
+            self.metrics.inc(REFUSED, reason="unproven")
+            raise VoteRefused(f"task {attempt[0]} attempt {attempt[1]} already has its result from the chain")
+        order = report.order
+        async with self._chain_checks:
+            verdict = await self._checker.check(order.assignment, order.terms, report.result, order.calldata)
+        if verdict is None or not verdict.approve:
+            self.metrics.inc(REFUSED, reason="unproven")
+            reason = "the chain did not show it in time" if verdict is None else verdict.reason
+            raise VoteRefused(f"an unsigned result must be the execution on chain: {reason}")
+        self._chain_proven[attempt] = report.result.result_hash()
 
     def _decide(self, attempt: AttemptKey, forget_at: float) -> None:
         """The attempt is decided on chain: drop its collectors, refuse its votes until `forget_at`."""
@@ -329,6 +376,7 @@ class VoteDesk:
         results.discard(key[2])
         if not results:
             del self.results[attempt]
+            self._chain_proven.pop(attempt, None)
 
 
 def _count(

@@ -135,6 +135,11 @@ class Keeper:
         task = report.task_info()
         if report.result.performer_id == self.me.id or self.votes.holds(_vote_key(task)):
             return  # ours, or voted on already (the vote is being resent)
+        if not self.votes.room_for(task.task_id, task.attempt):
+            log.warning(
+                "task %d attempt %d: too many results; not checking another", task.task_id, task.attempt
+            )
+            return
         problem = report_problem(
             report,
             sender,

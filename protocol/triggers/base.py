@@ -24,6 +24,11 @@ from node.config.errors import split_validation_error
 S = TypeVar("S", bound=msgspec.Struct)
 # A fire time goes into the evidence as uint64 milliseconds.
 FireAt = Annotated[float, Meta(ge=0, le=(2**64 - 1) / 1000)]
+# A trigger spec as JSON: a small, flat object (a value may be a list of numbers, e.g. times).
+# Flat on purpose: a peer's deeply nested JSON must not reach the decoder's recursion (with
+# py_ecc's raised recursion limit it would crash the process, not raise).
+SpecValue = int | Annotated[str, Meta(max_length=256)] | None | Annotated[list[int], Meta(max_length=1000)]
+SpecJson = Annotated[dict[Annotated[str, Meta(max_length=64)], SpecValue], Meta(max_length=16)]
 CLOCK_SKEW = 30.0  # seconds an attester's clock may trail the dispatcher's
 
 
@@ -43,7 +48,7 @@ class TriggerFire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     kind needs to show the fire was real (an event's block and log index, a value read)."""
 
     kind: Annotated[str, Meta(max_length=32)]
-    spec: dict[str, Any]
+    spec: SpecJson
     fire_at: FireAt
     detail: Annotated[bytes, Meta(max_length=1024)] = b""
 
@@ -114,9 +119,10 @@ class TriggerKind(ABC, Generic[S]):
         `terms_trigger`, at time `now`; None when it is a fire the owner's trigger allows."""
         try:
             spec = self.decode(fire.spec)
-        except TriggerSpecError as error:
+            signed = self.trigger_hash(spec)
+        except (TriggerSpecError, ValueError, OverflowError) as error:  # eth_abi: a value out of range
             return f"the trigger spec is malformed ({error})"
-        if self.trigger_hash(spec) != terms_trigger:
+        if signed != terms_trigger:
             return "the trigger spec is not the one the owner signed"
         if fire.fire_at > now + CLOCK_SKEW:
             return f"the fire time {fire.fire_at:.3f} is in the future"

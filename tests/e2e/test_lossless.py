@@ -137,3 +137,70 @@ def test_an_aggregator_down_for_20_s_loses_no_task(devnet, tmp_path):
     finally:
         restarted.send_signal(signal.SIGTERM)
         restarted.wait(timeout=30)
+
+
+def test_performers_killed_right_after_their_transaction_lose_no_task(devnet, tmp_path):
+    """Three times, the performer of a task is SIGKILLed the moment its execution is on chain
+    (before it can publish its report, most of the time) and restarted a while later. Every
+    task executed ends `completed`: a report that never came is relayed by the gateway from
+    the chain (gateway.relay)."""
+    gateway = devnet["gatewayUrl"]
+    hub_address = devnet["contracts"]["taskExecutionHub"]
+    body = devnet_demo_job(devnet, every_seconds=3, end=int(time.time()) + 45)
+    created = httpx.post(f"{gateway}/api/jobs", json=body)
+    assert created.status_code == 201, created.text
+    job_id = created.json()["job"]["id"]
+    keeper_of = {address.lower(): name for name, address in devnet["keepers"].items()}
+    topic = load_artifact("TaskExecutionHub").abi.event_topic("TaskExecuted")
+    restarted: list[subprocess.Popen] = []
+    killed: list[str] = []
+    try:
+        next_block = int(rpc(devnet["rpcUrl"], "eth_blockNumber"), 16)
+        deadline = time.monotonic() + 90
+        while len(killed) < 3 and time.monotonic() < deadline:
+            head = int(rpc(devnet["rpcUrl"], "eth_blockNumber"), 16)
+            if head >= next_block:
+                window = {
+                    "address": hub_address,
+                    "topics": [topic],
+                    "fromBlock": hex(next_block),
+                    "toBlock": hex(head),
+                }
+                logs = rpc(devnet["rpcUrl"], "eth_getLogs", window)
+                next_block = head + 1
+                for log in logs[:1]:
+                    tx = rpc(devnet["rpcUrl"], "eth_getTransactionByHash", log["transactionHash"])
+                    name = keeper_of[tx["from"].lower()]
+                    if name in killed[-1:]:
+                        continue
+                    pid = devnet["processes"][name] if name not in killed else restarted[-1].pid
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(name)
+                    time.sleep(8)  # its tasks go to the others meanwhile
+                    with (tmp_path / f"{name}-{len(killed)}.log").open("wb") as log_file:
+                        restarted.append(
+                            subprocess.Popen(
+                                [CLI, "--config", devnet["configs"][name]], stdout=log_file, stderr=log_file
+                            )
+                        )
+                    next_block = int(rpc(devnet["rpcUrl"], "eth_blockNumber"), 16) + 1
+            time.sleep(0.002)
+        assert len(killed) == 3, killed
+
+        deadline = time.monotonic() + 45 + SETTLE_S
+        tasks: list[dict] = []
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            tasks = tasks_of(gateway, job_id)
+            ended = time.time() > body["job"]["schedule"]["end"] + 2
+            if ended and tasks and all(t["status"] in ("completed", "failed") for t in tasks):
+                break
+        executed = executions(devnet)
+        ran = [t for t in tasks if executed[t["id"]]]
+        unfinished = [t for t in ran if t["status"] != "completed"]
+        assert not unfinished, unfinished
+        assert all(executed[t["id"]] == 1 for t in tasks)
+    finally:
+        for process in restarted:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)

@@ -20,7 +20,10 @@ import trio
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
+from gateway.jobs import JobSpec
 from gateway.monitor import TaskDecision, TaskMonitor
+from gateway.records import AttemptRecord, JobRecord, TaskRecord
+from gateway.relay import ExecutionRelay
 from node.chain.transactions import Receipt
 from node.roles.aggregator import REFUSED, VoteDesk, VoteRefused
 from node.roles.runtime import Chain
@@ -31,7 +34,7 @@ from protocol.operators import OperatorDirectory
 from protocol.result import ExecutionResult
 
 from ..conftest import CHAIN_ID
-from ..consensus_helpers import FIRE, Network, deploy_network, operator_account
+from ..consensus_helpers import FIRE, JOB_OWNER, Network, deploy_network, operator_account
 
 EXECUTED_DEADLINE = 2**40  # the deadline of the assignments Network.execute executes
 
@@ -397,3 +400,52 @@ async def test_review_a_bad_vote_costs_one_verification_per_operator_and_result(
             with pytest.raises(VoteRefused, match="was refused before"):
                 await desk.desk.on_vote(sender, payload)
         assert [await desk.vote(honest, i) for i in (0, 1, 2)] == [b"counted"] * 3
+
+
+async def test_a_dead_performers_execution_is_decided_from_the_chain(network, accounts, sender_for):
+    """Issue 8: a performer that dies right after its transaction leaves no report, so nobody
+    voted and the task could never be decided. The dispatcher rebuilds the result from the
+    chain and relays it unsigned; the desk counts votes on it only once it has checked it
+    against the chain, and the AttestationCenter decides without the performer's signature."""
+    honest = await executed_report(network, task_id=1)  # never sent: its performer died
+    performer = network.operators[0].address
+    spec = JobSpec(
+        owner=JOB_OWNER.address,
+        nonce="1",
+        expiry=2**40,
+        target=network.terms.target,
+        function="increment()",
+        schedule_type="interval",
+        schedule={"everySeconds": 60},
+        max_fee_per_task=str(network.terms.max_fee_per_task),
+    )
+    job = JobRecord(
+        id=1,
+        owner=JOB_OWNER.address,
+        chain_job_id=network.job_id,
+        spec=spec,
+        calldata=network.calldata,
+        terms=network.terms,
+        consent_signature=b"",
+        created_at=0.0,
+    )
+    attempt = AttemptRecord(number=1, performer=performer, assigned_at=0.0, deadline=EXECUTED_DEADLINE)
+    task = TaskRecord(id=1, job_id=1, fire_at=0.0, created_at=0.0, updated_at=0.0, attempts=[attempt])
+    directory = OperatorDirectory(network.registry, set())
+    await directory.refresh()
+    relay = ExecutionRelay(network.hub, None, directory)  # type: ignore[arg-type]  # not published here
+    relayed = await relay.rebuild(task, job, attempt)
+    assert relayed.performer_signature == b""
+    assert (relayed.result, relayed.order.assignment) == (honest.result, honest.order.assignment)
+
+    async with open_desk(network, sender_for(accounts[7])) as desk:
+        # A made-up unsigned result for the same attempt is refused: the chain does not show it.
+        made_up = dataclasses.replace(honest.result, target_success=False)
+        with pytest.raises(VoteRefused, match="must be the execution on chain"):
+            await desk.vote(ResultMessage(relayed.order, made_up, b""), 1)
+        assert [await desk.vote(relayed, i) for i in (1, 2, 3)] == [b"counted"] * 3
+        assert await desk.vote(relayed, 1) == b"counted"  # a resent vote counts once, and says so
+        [decision] = await desk.decisions()
+        assert (decision.task_id, decision.approved) == (1, True)
+    held, _, settled = await network.hub.call("escrowOf", 1, network.job_id, 1, performer)
+    assert (held, settled) == (True, True)  # released to the performer

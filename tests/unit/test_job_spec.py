@@ -120,3 +120,15 @@ def test_the_owner_must_have_signed_exactly_this_job():
         parse(body(signature="0x1234"))
     with pytest.raises(JobSpecError, match="body: not JSON"):
         parse(b"{")
+
+
+@pytest.mark.parametrize("field", ["args", "schedule"])
+def test_review_deeply_nested_json_is_refused_not_a_crash(field):
+    """60 KB of nested brackets in a job's arguments or schedule crashed the gateway (a
+    segfault: py_ecc raises the recursion limit, so the decoder ran off the C stack)."""
+    nested = "[" * 30_000 + "]" * 30_000
+    document = json.loads(body())
+    text = json.dumps(document).replace(f'"{field}": ', f'"{field}": {nested}, "x{field}": ', 1)
+    with pytest.raises(JobSpecError) as caught:
+        parse(text.encode())
+    assert (caught.value.field, caught.value.problem) == ("body", "nested deeper than 32 levels")

@@ -67,3 +67,14 @@ def test_review_a_fire_time_outside_uint64_milliseconds_is_refused(fire_at):
     document["trigger"]["fire_at"] = fire_at
     with pytest.raises(msgspec.ValidationError, match="fire_at"):
         decode(msgspec.json.encode(document), AssignmentMessage)
+
+
+def test_review_a_deeply_nested_trigger_spec_is_refused_not_a_crash():
+    """A TriggerFire nested 30,000 levels deep (60 KB, any operator can gossip it) crashed
+    every keeper that decoded it; the spec is a flat object now, so it is a validation error."""
+    document = msgspec.json.decode(encode(AssignmentMessage(ASSIGNMENT, TERMS, b"", b"", FIRE)))
+    raw = msgspec.json.encode(document).replace(
+        b'"spec":{', b'"spec":{"deep":' + b"[" * 30_000 + b"]" * 30_000 + b",", 1
+    )
+    with pytest.raises(msgspec.ValidationError):
+        decode(raw, AssignmentMessage)

@@ -124,3 +124,14 @@ def test_a_garbled_dispatcher_signature_is_a_problem_not_a_crash():
         garbled, order=msgspec.structs.replace(garbled.order, dispatcher_signature=b"\x00" * 3)
     )
     assert problem(garbled, KEEPERS[0].address) == "the assignment is not signed by the dispatcher"
+
+
+def test_the_dispatcher_may_relay_an_unsigned_result_from_the_chain():
+    """A performer that died after its transaction never reports; the dispatcher relays the
+    result it rebuilt from the chain, unsigned (gateway.relay). Only the dispatcher may, and
+    only unsigned: a signed report must come from its performer."""
+    relayed = report()
+    assert problem(relayed, DISPATCHER.address) is None
+    assert "sent by" in problem(relayed, KEEPERS[1].address)
+    signed = msgspec.structs.replace(relayed, performer_signature=b"\x01" * 65)
+    assert "sent by" in problem(signed, DISPATCHER.address)

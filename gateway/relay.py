@@ -1,0 +1,104 @@
+"""Results rebuilt from the chain, for executions whose performer never reported them.
+
+A performer that dies right after its transaction leaves an execution the hub recorded and
+paid into escrow, but no report on the mesh: without one, no attester votes and the task
+could never be decided. The dispatcher then rebuilds the result from the chain (the hub's
+TaskExecuted log, the transaction's input: the assignment it signed) and publishes it on the
+results topic, unsigned. Attesters check it against the chain as any report; the aggregator
+accepts an unsigned result only once it has checked it against the chain too, and the
+AttestationCenter takes a decision without the performer's signature (docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from eth_utils import keccak
+
+from gateway.records import AttemptRecord, JobRecord, TaskRecord
+from node.chain.contracts import Contract
+from node.chain.errors import ChainError
+from node.mesh import RESULTS, MeshError, MeshNode
+from protocol.assignment import Assignment
+from protocol.messages import AssignmentMessage, ResultMessage, encode
+from protocol.operators import OperatorDirectory
+from protocol.result import ExecutionResult
+from protocol.triggers import TriggerFire
+
+log = logging.getLogger("triggerx.gateway")
+LOOKBACK_BLOCKS = 10_000  # how far back an execution's log is looked for
+
+
+class ExecutionRelay:
+    """Publishes the chain's account of an execution nobody reported.
+
+    Args:
+        hub: the TaskExecutionHub.
+        mesh: publishes on the results topic.
+        directory: the operator set (the performer's id).
+    """
+
+    def __init__(self, hub: Contract, mesh: MeshNode, directory: OperatorDirectory) -> None:
+        self.hub, self.mesh, self.directory = hub, mesh, directory
+
+    async def relay(self, task: TaskRecord, job: JobRecord, attempt: AttemptRecord) -> bool:
+        """Publish the result of `attempt` of `task`, rebuilt from the chain; whether it was
+        (a failure is logged: the caller tries again later)."""
+        try:
+            report = await self.rebuild(task, job, attempt)
+            if report is None:
+                return False
+            await self.mesh.publish(RESULTS, encode(report))
+        except (ChainError, MeshError, ValueError) as error:
+            log.warning("task %d attempt %d: result not relayed: %s", task.id, attempt.number, error)
+            return False
+        log.info("task %d attempt %d: relayed its result from the chain", task.id, attempt.number)
+        return True
+
+    async def rebuild(self, task: TaskRecord, job: JobRecord, attempt: AttemptRecord) -> ResultMessage | None:
+        """The unsigned report of `attempt` of `task` as the chain shows it (None: not found)."""
+        rpc = self.hub.rpc
+        head = int(await rpc.call("eth_blockNumber"), 16)
+        logs = await rpc.call(
+            "eth_getLogs",
+            {
+                "address": self.hub.address,
+                "topics": [
+                    self.hub.abi.event_topic("TaskExecuted"),
+                    "0x" + task.id.to_bytes(32, "big").hex(),
+                ],
+                "fromBlock": hex(max(0, head - LOOKBACK_BLOCKS)),
+                "toBlock": hex(head),
+            },
+        )
+        for entry in logs:
+            event = self.hub.abi.decode_log(entry)
+            if event is None or event.args["jobId"] != job.chain_job_id:
+                continue
+            tx = await rpc.call("eth_getTransactionByHash", entry["transactionHash"])
+            _, args = self.hub.abi.decode_call(bytes.fromhex(tx["input"][2:]))
+            assignment = Assignment.from_struct(args["a"])
+            if (assignment.attempt, assignment.performer) != (attempt.number, attempt.performer):
+                continue
+            operator = self.directory.operator(attempt.performer)
+            if operator is None:
+                log.warning("task %d: performer %s is no operator", task.id, attempt.performer)
+                return None
+            fire = TriggerFire(job.spec.schedule_type, job.spec.schedule, task.fire_at)
+            order = AssignmentMessage(
+                assignment, job.terms, args["dispatcherSignature"], job.calldata, fire, None, task.trace_id
+            )
+            result = ExecutionResult(
+                task_id=task.id,
+                job_id=job.chain_job_id,
+                attempt=attempt.number,
+                performer_id=operator.id,
+                tx_hash=bytes.fromhex(entry["transactionHash"][2:]),
+                block_number=int(entry["blockNumber"], 16),
+                calldata_hash=keccak(args["callData"]),
+                target_success=event.args["success"],
+            )
+            return ResultMessage(order, result, b"")
+        log.warning("task %d attempt %d: no execution log in the last %d blocks", task.id, attempt.number,
+                    LOOKBACK_BLOCKS)  # fmt: skip
+        return None
