@@ -32,6 +32,21 @@ def tasks_of(gateway: str, job_id: int) -> list[dict]:
     return httpx.get(f"{gateway}/api/tasks/job/{job_id}?limit=500", timeout=5).json()["tasks"]
 
 
+def tasks_when_done(gateway: str, job_id: int, end: int, wait: float) -> list[dict]:
+    """The job's tasks once its end has passed and every task has ended (or `wait` is up)."""
+    deadline = time.monotonic() + wait
+    tasks: list[dict] = []
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        try:
+            tasks = tasks_of(gateway, job_id)
+        except httpx.HTTPError:
+            continue  # a gateway still starting
+        if time.time() > end + 2 and tasks and all(t["status"] in ("completed", "failed") for t in tasks):
+            break
+    return tasks
+
+
 def executions(devnet: dict) -> collections.Counter[int]:
     """How many times the hub executed each task id (its TaskExecuted logs)."""
     hub = load_artifact("TaskExecutionHub").abi
@@ -71,17 +86,7 @@ def test_a_gateway_killed_with_tasks_in_flight_loses_none(devnet, tmp_path):
     with (tmp_path / "gateway-restarted.log").open("wb") as log:
         restarted = subprocess.Popen([CLI, "--config", devnet["configs"]["gateway"]], stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + FIRING_S + SETTLE_S
-        tasks = []
-        while time.monotonic() < deadline:
-            time.sleep(1)
-            try:
-                tasks = tasks_of(gateway, job_id)
-            except httpx.HTTPError:
-                continue  # still starting
-            ended = time.time() > body["job"]["schedule"]["end"] + 2
-            if ended and tasks and all(t["status"] in ("completed", "failed") for t in tasks):
-                break
+        tasks = tasks_when_done(gateway, job_id, body["job"]["schedule"]["end"], FIRING_S + SETTLE_S)
         statuses = collections.Counter(t["status"] for t in tasks)
         assert statuses == {"completed": len(tasks)}, (
             statuses,
@@ -120,14 +125,7 @@ def test_an_aggregator_down_for_20_s_loses_no_task(devnet, tmp_path):
             [CLI, "--config", devnet["configs"]["aggregator"]], stdout=log, stderr=log
         )
     try:
-        deadline = time.monotonic() + 40 + SETTLE_S
-        tasks: list[dict] = []
-        while time.monotonic() < deadline:
-            time.sleep(1)
-            tasks = tasks_of(gateway, job_id)
-            ended = time.time() > body["job"]["schedule"]["end"] + 2
-            if ended and tasks and all(t["status"] in ("completed", "failed") for t in tasks):
-                break
+        tasks = tasks_when_done(gateway, job_id, body["job"]["schedule"]["end"], 40 + SETTLE_S)
         statuses = collections.Counter(t["status"] for t in tasks)
         unfinished = [t for t in tasks if t["status"] != "completed"]
         assert statuses == {"completed": len(tasks)}, (statuses, unfinished)
@@ -187,14 +185,7 @@ def test_performers_killed_right_after_their_transaction_lose_no_task(devnet, tm
             time.sleep(0.002)
         assert len(killed) == 3, killed
 
-        deadline = time.monotonic() + 45 + SETTLE_S
-        tasks: list[dict] = []
-        while time.monotonic() < deadline:
-            time.sleep(1)
-            tasks = tasks_of(gateway, job_id)
-            ended = time.time() > body["job"]["schedule"]["end"] + 2
-            if ended and tasks and all(t["status"] in ("completed", "failed") for t in tasks):
-                break
+        tasks = tasks_when_done(gateway, job_id, body["job"]["schedule"]["end"], 45 + SETTLE_S)
         executed = executions(devnet)
         ran = [t for t in tasks if executed[t["id"]]]
         unfinished = [t for t in ran if t["status"] != "completed"]
