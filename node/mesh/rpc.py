@@ -50,7 +50,9 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[str, bytes], Awaitable[bytes]]
 """A method's server side: (checksummed sender address, request payload) -> reply payload."""
 
-FAILURE_CODES = ("unknown_method", "rejected", "handler_error", "handler_timeout", "busy")
+# `rejected`: the handler refused the request (RequestRefused), final; `bad_envelope`: the
+# request's envelope did not pass (stale, flooding, unknown or bad signer), maybe transient.
+FAILURE_CODES = ("unknown_method", "bad_envelope", "rejected", "handler_error", "handler_timeout", "busy")
 """What a failure frame says went wrong (RemoteError.code)."""
 MAX_DETAIL = 1000
 """Characters of a failure's explanation sent back (an exception's text can be huge)."""
@@ -228,11 +230,11 @@ class RpcLayer:
             kind = request_kind(message.method)
         except ValueError:
             self._metrics.inc("mesh_messages_dropped_total", reason="malformed")
-            self._fail(channel, message, "rejected", "malformed method name")
+            self._fail(channel, message, "bad_envelope", "malformed method name")
             return
         checked = self._checker.check(message.body, kind)
         if isinstance(checked, str):
-            self._fail(channel, message, "rejected", f"request envelope rejected: {checked}")
+            self._fail(channel, message, "bad_envelope", f"request envelope rejected: {checked}")
             return
         handler = self._handlers.get(message.method)
         if handler is None:

@@ -316,7 +316,7 @@ async def test_requests_from_an_unknown_operator_are_rejected_and_counted():
         await stranger.connect(server.listen_addrs[0])
         with pytest.raises(RemoteError) as rejected:
             await stranger.request(server.peer_id, "echo", b"hi", timeout=5)
-        assert rejected.value.code == "rejected"
+        assert rejected.value.code == "bad_envelope"
         assert "unknown_sender" in rejected.value.detail
         assert server.metrics.dropped("unknown_sender") == 1
 
