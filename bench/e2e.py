@@ -32,33 +32,48 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+class LogWatcher:
+    """When each task's TaskExecuted (hub) and TaskSubmitted (center) logs were first seen."""
+
+    def __init__(self, facts: dict, rpc: RpcClient, from_block: int) -> None:
+        contracts = facts["contracts"]
+        self.rpc = rpc
+        self.abis = {
+            contracts["taskExecutionHub"].lower(): load_artifact("TaskExecutionHub").abi,
+            contracts["attestationCenter"].lower(): load_artifact("AttestationCenter").abi,
+        }
+        self.seen: dict[str, dict[int, float]] = {"TaskExecuted": {}, "TaskSubmitted": {}}
+        self.next_block = from_block
+
+    async def poll(self) -> None:
+        """Read the blocks mined since the last poll."""
+        head = int(await self.rpc.call("eth_blockNumber"), 16)
+        if head < self.next_block:
+            return
+        window = {"address": list(self.abis), "fromBlock": hex(self.next_block), "toBlock": hex(head)}
+        for log in await self.rpc.call("eth_getLogs", window):
+            event = self.abis[log["address"].lower()].decode_log(log)
+            if event is not None and event.name in self.seen:
+                self.seen[event.name].setdefault(event.args["taskId"], time.time())
+        self.next_block = head + 1
+
+
 async def measure(facts: dict, tasks: int) -> tuple[list[float], list[float]]:
-    hub_abi, center_abi = load_artifact("TaskExecutionHub").abi, load_artifact("AttestationCenter").abi
-    contracts = facts["contracts"]
-    seen: dict[str, dict[int, float]] = {"TaskExecuted": {}, "TaskSubmitted": {}}
-    addresses = [contracts["taskExecutionHub"], contracts["attestationCenter"]]
     async with RpcClient(facts["rpcUrl"]) as rpc, httpx.AsyncClient(base_url=facts["gatewayUrl"]) as http:
-        next_block = int(await rpc.call("eth_blockNumber"), 16)
+        watcher = LogWatcher(facts, rpc, int(await rpc.call("eth_blockNumber"), 16))
         jobs = []
         for _ in range(JOBS):
             body = devnet_demo_job(facts, every_seconds=1)
             jobs.append((await http.post("/api/jobs", json=body)).json()["job"]["id"])
         with trio.fail_after(300):
-            while len(seen["TaskSubmitted"]) < tasks:
-                head = int(await rpc.call("eth_blockNumber"), 16)
-                if head >= next_block:
-                    window = {"address": addresses, "fromBlock": hex(next_block), "toBlock": hex(head)}
-                    for log in await rpc.call("eth_getLogs", window):
-                        abi = hub_abi if log["address"].lower() == addresses[0].lower() else center_abi
-                        event = abi.decode_log(log)
-                        if event is not None and event.name in seen:
-                            seen[event.name].setdefault(event.args["taskId"], time.time())
-                    next_block = head + 1
+            while len(watcher.seen["TaskSubmitted"]) < tasks:
+                await watcher.poll()
                 await trio.sleep(0.01)
         fired: dict[int, float] = {}
         for job in jobs:
             page = (await http.get(f"/api/tasks/job/{job}", params={"limit": 500})).json()["tasks"]
             fired.update({t["id"]: t["fireAt"] for t in page})
+    seen = watcher.seen
     done = [t for t in seen["TaskSubmitted"] if t in seen["TaskExecuted"] and t in fired]
     mined = [seen["TaskExecuted"][t] - fired[t] for t in done]
     attested = [seen["TaskSubmitted"][t] - fired[t] for t in done]

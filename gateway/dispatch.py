@@ -43,6 +43,7 @@ DEADLINE_GRACE = 30.0  # how long after an attempt's deadline its decision is st
 CHAIN_RETRY = 5.0  # seconds before asking the chain again after a failed read or refund
 RELAY_AFTER = 20.0  # how long an executed attempt's decision is awaited before relaying its result
 RELAY_EVERY = 60.0  # how often the relay is repeated while no decision comes
+MAX_TASKS_IN_FLIGHT = 64  # tasks assigned and not yet decided, at most (see Dispatcher.dispatch)
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Dispatcher:
         protocol: the genesis's attempts, backoff and assignment lifetime.
         escrow_timeout: how long an executed attempt's decision is awaited before its fee is
             refunded (the hub's ESCROW_TIMEOUT).
+        max_in_flight: most tasks between their first assignment and their end at once.
     """
 
     def __init__(
@@ -85,11 +87,13 @@ class Dispatcher:
         intake: JobIntake,
         protocol: Protocol,
         escrow_timeout: float = 86_400.0,
+        max_in_flight: int = MAX_TASKS_IN_FLIGHT,
     ) -> None:
         self.ledger, self.storage, self.hub, self.chain_id = ledger, storage, hub, chain_id
         self.sender, self.mesh, self.directory, self.keepers = sender, mesh, directory, keepers
         self.intake, self.protocol, self.escrow_timeout = intake, protocol, escrow_timeout
         self.relay = ExecutionRelay(hub, mesh, directory)
+        self._in_flight = trio.CapacityLimiter(max_in_flight)  # fair: waiting tasks go in order
         self._waiters: dict[tuple[int, int], _Waiter] = {}
 
     def resume(self, nursery: trio.Nursery) -> None:
@@ -107,9 +111,14 @@ class Dispatcher:
 
     async def dispatch(self, task_id: int) -> None:
         """Drive a task to its end (see `_drive`); a failure no check foresaw fails this task,
-        never the gateway."""
+        never the gateway.
+
+        At most `max_in_flight` tasks are driven at once; the others wait, `created`, in the
+        order they came (back-pressure: when attestation falls behind, no more work is
+        executed than can be attested)."""
         try:
-            await self._drive(task_id)
+            async with self._in_flight:
+                await self._drive(task_id)
         except Exception as error:
             log.exception("task %d: dispatch failed", task_id)
             self.ledger.fail(task_id, f"internal error in dispatch: {type(error).__name__}")

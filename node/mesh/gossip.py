@@ -48,6 +48,7 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 
 from node.mesh.envelope import EnvelopeSigner, decode_envelope, encode_envelope
+from node.mesh.host import is_connected
 from node.mesh.logdedup import LogDedup
 from node.mesh.metrics import Metrics
 from node.mesh.names import check_name
@@ -171,6 +172,50 @@ def guard_pubsub_streams(host: IHost, pubsub: Pubsub, router: GossipSub, metrics
 
     for protocol in router.get_protocols():
         host.set_stream_handler(protocol, handler)
+
+
+def forget_peer_record(host: IHost, peer_id: ID) -> None:
+    """Drop the signed peer record stored for `peer_id`, so that its next one is taken."""
+    host.get_peerstore().peer_record_map.pop(peer_id, None)
+
+
+async def keep_pubsub_peers(host: IHost, pubsub: Pubsub, interval: float) -> None:
+    """Keep pubsub's peers in step with the host's connections, every `interval` seconds.
+
+    py-libp2p opens a pubsub stream only when a connection is new to it: a peer that restarts
+    (same peer id) and reconnects before its dead connection is noticed is skipped as already
+    known, and when the dead stream is then dropped, the peer goes with it, although its new
+    connection is up. It never gossips with us again (docs/architecture.md, py-libp2p 19).
+    Here a peer whose stream's connection is closed is dropped, and a connected peer without
+    a stream gets one. The peer's stored signed peer record goes too: pubsub ignores every
+    message of a peer whose record it cannot store, and it refused the records of restarted
+    keepers on the devnet (py-libp2p 19).
+    """
+    opening: set[ID] = set()
+
+    async def open_stream(peer_id: ID) -> None:
+        try:
+            await pubsub._handle_new_peer_with_retry(peer_id)
+        except Exception as error:  # a peer gone again: the next round tries anew
+            logger.debug("no pubsub stream to %s: %r", peer_id, error)
+        finally:
+            opening.discard(peer_id)
+
+    async with trio.open_nursery() as nursery:
+        while True:
+            await trio.sleep(interval)
+            for peer_id, stream in list(pubsub.peers.items()):
+                if getattr(stream.muxed_conn, "is_closed", False):
+                    pubsub._handle_dead_peer(peer_id)
+                    forget_peer_record(host, peer_id)
+            for peer_id in host.get_connected_peers():
+                if peer_id in pubsub.peers or peer_id in opening or not is_connected(host, peer_id):
+                    continue
+                if pubsub.is_peer_blacklisted(peer_id):
+                    continue
+                opening.add(peer_id)
+                forget_peer_record(host, peer_id)
+                nursery.start_soon(open_stream, peer_id)
 
 
 class Subscription:

@@ -34,7 +34,14 @@ from node.mesh.admission import AllowedPeers, PeerGate
 from node.mesh.bootstrap import BackoffSettings, keep_connected
 from node.mesh.envelope import EnvelopeSigner
 from node.mesh.errors import MeshError, PeerUnreachableError
-from node.mesh.gossip import GossipLayer, GossipSettings, Subscription, guard_pubsub_streams, new_pubsub
+from node.mesh.gossip import (
+    GossipLayer,
+    GossipSettings,
+    Subscription,
+    guard_pubsub_streams,
+    keep_pubsub_peers,
+    new_pubsub,
+)
 from node.mesh.host import HostSettings, build_host, dial, is_connected, parse_peer_addr, peer_id_of
 from node.mesh.metrics import Metrics
 from node.mesh.names import ALL_TOPICS, check_method, check_name
@@ -44,6 +51,7 @@ from node.mesh.validation import EnvelopeChecker, IsActive
 logger = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 5.0
+PUBSUB_PEER_CHECK_S = 1.0  # how often pubsub peers are checked against connections (keep_pubsub_peers)
 
 
 @dataclass(frozen=True)
@@ -204,6 +212,7 @@ class MeshNode:
         for topic in config.topics:
             await gossip.join(topic)
         nursery.start_soon(self._gate.recheck, host, config.host.peer_recheck_interval)
+        nursery.start_soon(keep_pubsub_peers, host, pubsub, PUBSUB_PEER_CHECK_S)
         own = ID.from_base58(self._peer_id)
         for peer in self._bootstrap:
             if peer.peer_id != own:

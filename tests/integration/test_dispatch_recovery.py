@@ -66,7 +66,7 @@ async def executed_task(world: HubWorld, tmp_path):
         yield ledger, task
 
 
-def dispatcher_for(world: HubWorld, ledger: TaskLedger, escrow_timeout: float) -> Dispatcher:
+def dispatcher_for(world: HubWorld, ledger: TaskLedger, escrow_timeout: float, **options) -> Dispatcher:
     return Dispatcher(
         ledger=ledger,
         storage=ledger.storage,
@@ -79,6 +79,7 @@ def dispatcher_for(world: HubWorld, ledger: TaskLedger, escrow_timeout: float) -
         intake=None,  # type: ignore[arg-type]
         protocol=load_genesis(REPO_GENESIS).protocol,
         escrow_timeout=escrow_timeout,
+        **options,
     )
 
 
@@ -118,3 +119,31 @@ async def test_an_execution_nobody_decides_is_refunded_to_its_owner(world, execu
     assert failed.reason == "attempt 1 executed, but no decision came in time: fee refunded to the owner"
     assert len(failed.attempts) == 1
     assert await world.balance(world.owner.address) == ETH
+
+
+async def test_tasks_beyond_the_in_flight_cap_wait_created_in_order(world, executed_task):
+    """Back-pressure: while the capped number of tasks await their decision, the next one is
+    not assigned (it stays `created`); it goes as soon as one ends."""
+    ledger, first = executed_task
+    job = ledger.storage.jobs.get(first.job_id)
+    second = ledger.create(job, fire_at=time.time(), trace_id="u")
+    attempt = AttemptRecord(
+        number=1, performer=world.performer.address, assigned_at=time.time(), deadline=int(time.time()) + 60
+    )
+    ledger.attempt_started(second.id, attempt)  # recorded before it is sent: still `created`
+    await world.execute(world.assignment(second.id, job.chain_job_id, job.terms), job.terms, job.calldata)
+    dispatcher = dispatcher_for(world, ledger, escrow_timeout=3600, max_in_flight=1)
+    events = ledger.subscribe()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(dispatcher.dispatch, first.id)
+        assert (await next_status(events, "executed")).id == first.id
+        nursery.start_soon(dispatcher.dispatch, second.id)
+        await trio.sleep(1)  # room to run, were it not held
+        assert ledger.storage.tasks.get(second.id).status == "created"
+        for task in (first, second):
+            decision = TaskDecision(task.id, job.chain_job_id, 1, True, 0, "0xab", 9)
+            if task is second:
+                assert (await next_status(events, "executed")).id == second.id
+            ledger.record_decision(decision, next_block=10)
+            dispatcher.decided(decision)
+    assert [ledger.storage.tasks.get(t.id).status for t in (first, second)] == ["completed", "completed"]

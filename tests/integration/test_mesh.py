@@ -432,3 +432,20 @@ async def _read_line(stream: trio.abc.ReceiveStream | None) -> bytes:
             raise EOFError(f"the peer process exited before printing its address: {line!r}")
         line += chunk
     return line
+
+
+async def test_a_peer_that_restarts_gossips_again():
+    """py-libp2p skipped the pubsub stream of a peer that restarted (same peer id) and dropped
+    the peer once its old connection died: a keeper restarted after a crash never gossiped
+    again (its reports and heartbeats were lost). keep_pubsub_peers repairs that."""
+    server = make_node(1)
+    async with server:
+        inbox = await server.subscribe(RESULTS)
+        for life in range(3):
+            async with make_node(0, bootstrap=(str(server.listen_addrs[0]),)) as client:
+                await until(lambda: server.peer_id in client.connected_peers())
+                await linked(client, server, RESULTS)
+                await client.publish(RESULTS, b"life %d" % life)
+                with trio.fail_after(WAIT_S):
+                    delivery = await inbox.receive()
+                assert delivery.payload == b"life %d" % life
