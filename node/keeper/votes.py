@@ -2,9 +2,9 @@
 
 An aggregator keeps its vote counts in memory: one that restarts has lost them, and one that
 is down misses every vote sent meanwhile. So a keeper does not send a vote once: it resends it
-every `resend_every` seconds until an aggregator answers `decided` (the attempt is decided on
-chain), refuses it (`rejected`: it will never count), or the attempt's deadline plus a grace
-has passed. A performer also republishes its own report each time, so that attesters that
+after `resend_every` seconds, then twice as long each time (at most a minute), until an
+aggregator answers `decided` (the attempt is decided on chain), refuses it (`rejected`: it
+will never count), or the attempt's deadline plus a grace has passed. A performer also republishes its own report each time, so that attesters that
 missed it (the aggregators relay the results topic) still get to check it.
 """
 
@@ -23,6 +23,7 @@ from node.mesh import RESULTS, MeshError, MeshNode, RemoteError
 log = logging.getLogger("triggerx.keeper")
 VoteKey = tuple[int, int, bytes]  # task id, attempt, result hash
 MAX_RESULTS_PER_ATTEMPT = 4
+MAX_RESEND_S = 60.0  # the longest wait between two sends of a vote
 
 
 @dataclass
@@ -31,6 +32,7 @@ class _Pending:
     report: bytes | None  # our own report, republished with each send
     expires_at: float
     next_send: float = 0.0
+    sends: int = 0
     failed: bool = False  # a delivery failed already (and was logged)
 
 
@@ -97,7 +99,9 @@ class VoteSender:
                     del self.pending[key]
                 for key, entry in self.pending.items():
                     if entry.next_send <= now and key not in self._sending:
-                        entry.next_send = now + self.resend_every
+                        # Backing off: a backlog of votes must not become a flood of resends.
+                        entry.next_send = now + min(self.resend_every * 2**entry.sends, MAX_RESEND_S)
+                        entry.sends += 1
                         self._sending.add(key)
                         nursery.start_soon(self._deliver, key)
                 following = min((p.next_send for p in self.pending.values()), default=math.inf)
