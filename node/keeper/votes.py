@@ -4,8 +4,9 @@ An aggregator keeps its vote counts in memory: one that restarts has lost them, 
 is down misses every vote sent meanwhile. So a keeper does not send a vote once: it resends it
 after `resend_every` seconds, then twice as long each time (at most a minute), until an
 aggregator answers `decided` (the attempt is decided on chain), refuses it (`rejected`: it
-will never count), or the attempt's deadline plus a grace has passed. A performer also republishes its own report each time, so that attesters that
-missed it (the aggregators relay the results topic) still get to check it.
+will never count), or the attempt's deadline plus a grace has passed. A performer also
+republishes its own report each time, so that attesters that missed it (the aggregators relay
+the results topic) still get to check it.
 """
 
 from __future__ import annotations
