@@ -15,7 +15,9 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import trio
@@ -25,6 +27,7 @@ from node.chain.rpc import RpcClient
 from node.devnet.run import Devnet, devnet_demo_job
 
 JOBS = 5
+T = TypeVar("T")
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -80,18 +83,23 @@ async def measure(facts: dict, tasks: int) -> tuple[list[float], list[float]]:
     return mined, attested
 
 
+def on_devnet(keepers: int, measurement: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Start a devnet (separate processes, anvil --instant), run `measurement(facts, *args)`
+    under trio, and stop the devnet."""
+    with tempfile.TemporaryDirectory() as folder:
+        devnet = Devnet(Path(folder) / "devnet", keepers, instant=True, http_port=None, anvil_port=None)
+        try:
+            return trio.run(measurement, devnet.start(), *args)
+        finally:
+            devnet.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=60, help="tasks to measure (default 60)")
     parser.add_argument("--keepers", type=int, default=3, help="keepers in the devnet (default 3)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        devnet = Devnet(Path(folder) / "devnet", args.keepers, instant=True, http_port=None, anvil_port=None)
-        try:
-            facts = devnet.start()
-            mined, attested = trio.run(measure, facts, args.tasks)
-        finally:
-            devnet.stop()
+    mined, attested = on_devnet(args.keepers, measure, args.tasks)
     ms = lambda seconds: f"{seconds * 1000:.0f}"  # noqa: E731
     print(f"end to end on a devnet: {args.keepers} keepers, 1 aggregator, 1 gateway, anvil --instant")
     print(f"{len(mined)} tasks from {JOBS} jobs firing every second")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,10 +22,10 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for e2e.LogWatcher
 
-from e2e import LogWatcher
+from e2e import LogWatcher, on_devnet
 
 from node.chain.rpc import RpcClient
-from node.devnet.run import Devnet, devnet_demo_job
+from node.devnet.run import devnet_demo_job
 
 WINDOW_S = 10
 SETTLE_S = 180
@@ -66,13 +65,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60, help="how long the load lasts (default 60)")
     parser.add_argument("--keepers", type=int, default=3, help="keepers in the devnet (default 3)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        devnet = Devnet(Path(folder) / "devnet", args.keepers, instant=True, http_port=None, anvil_port=None)
-        try:
-            facts = devnet.start()
-            seen, started, created = trio.run(run, facts, args.rate, args.seconds)
-        finally:
-            devnet.stop()
+    seen, started, created = on_devnet(args.keepers, run, args.rate, args.seconds)
     executed, attested = seen["TaskExecuted"], seen["TaskSubmitted"]
     print(f"load on a devnet: {args.keepers} keepers, 1 aggregator, 1 gateway, anvil --instant")
     print(f"offered {args.rate} tasks/s for {args.seconds} s; the gateway created {created} tasks")
