@@ -41,19 +41,18 @@ class ExecutionRelay:
     def __init__(self, hub: Contract, mesh: MeshNode, directory: OperatorDirectory) -> None:
         self.hub, self.mesh, self.directory = hub, mesh, directory
 
-    async def relay(self, task: TaskRecord, job: JobRecord, attempt: AttemptRecord) -> bool:
-        """Publish the result of `attempt` of `task`, rebuilt from the chain; whether it was
-        (a failure is logged: the caller tries again later)."""
+    async def relay(self, task: TaskRecord, job: JobRecord, attempt: AttemptRecord) -> None:
+        """Publish the result of `attempt` of `task`, rebuilt from the chain (a failure is
+        logged: the caller tries again later)."""
         try:
             report = await self.rebuild(task, job, attempt)
             if report is None:
-                return False
+                return
             await self.mesh.publish(RESULTS, encode(report))
         except (ChainError, MeshError, ValueError) as error:
             log.warning("task %d attempt %d: result not relayed: %s", task.id, attempt.number, error)
-            return False
+            return
         log.info("task %d attempt %d: relayed its result from the chain", task.id, attempt.number)
-        return True
 
     async def rebuild(self, task: TaskRecord, job: JobRecord, attempt: AttemptRecord) -> ResultMessage | None:
         """The unsigned report of `attempt` of `task` as the chain shows it (None: not found)."""

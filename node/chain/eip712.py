@@ -5,6 +5,7 @@ Everything a contract or a peer verifies is signed this way (docs/protocol.md), 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,13 +82,13 @@ class TypedMessage:
             raise ValueError(f"not a valid signature: {error}") from None
 
 
-class TypedStruct:
+class TypedStruct(ABC):
     """A struct signed as EIP-712 typed data in a verifying contract's domain: a subclass says
     how it is typed (`typed`), and gets its digest, signing and signer recovery."""
 
+    @abstractmethod
     def typed(self, chain_id: int, verifying_contract: str) -> TypedMessage:
         """The struct as the EIP-712 message the contract at `verifying_contract` checks."""
-        raise NotImplementedError
 
     def digest(self, chain_id: int, verifying_contract: str) -> bytes:
         """The 32-byte EIP-712 hash that is signed."""

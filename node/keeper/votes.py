@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -64,6 +65,7 @@ class VoteSender:
         self.clock = clock
         self.pending: dict[VoteKey, _Pending] = {}
         self._sending: set[VoteKey] = set()
+        self._per_attempt: Counter[tuple[int, int]] = Counter()  # pending votes per attempt
         self._limiter = trio.CapacityLimiter(32)  # deliveries at once
         self._wake = trio.Event()
 
@@ -75,8 +77,7 @@ class VoteSender:
         """Whether another result of this attempt may be voted on: a performer that signs many
         results for one attempt gets votes on MAX_RESULTS_PER_ATTEMPT of them (as from the
         aggregators), not a chain check and a held vote each."""
-        held = sum(1 for key in self.pending if key[:2] == (task_id, attempt))
-        return held < MAX_RESULTS_PER_ATTEMPT
+        return self._per_attempt[(task_id, attempt)] < MAX_RESULTS_PER_ATTEMPT
 
     def add(self, key: VoteKey, message: bytes, expires_at: float, report: bytes | None = None) -> None:
         """Deliver `message` (a vote on `key`) until decided or `expires_at`; republish `report`
@@ -84,9 +85,17 @@ class VoteSender:
         if len(self.pending) >= self.max_pending and key not in self.pending:
             oldest = min(self.pending, key=lambda k: self.pending[k].expires_at)
             log.warning("task %d attempt %d: too many votes pending; giving this one up", *oldest[:2])
-            del self.pending[oldest]
+            self._drop(oldest)
+        if key not in self.pending:
+            self._per_attempt[key[:2]] += 1
         self.pending[key] = _Pending(message, report, expires_at)
         self._wake.set()
+
+    def _drop(self, key: VoteKey) -> None:
+        if self.pending.pop(key, None) is not None:
+            self._per_attempt[key[:2]] -= 1
+            if not self._per_attempt[key[:2]]:
+                del self._per_attempt[key[:2]]
 
     async def run(self) -> None:
         """Send what is due, until cancelled."""
@@ -97,7 +106,7 @@ class VoteSender:
                     log.warning(
                         "task %d attempt %d: no decision before the deadline; vote given up", *key[:2]
                     )
-                    del self.pending[key]
+                    self._drop(key)
                 for key, entry in self.pending.items():
                     if entry.next_send <= now and key not in self._sending:
                         # Backing off: a backlog of votes must not become a flood of resends.
@@ -132,7 +141,7 @@ class VoteSender:
             except RemoteError as error:
                 if error.code == "rejected":  # it will never count: stop sending it
                     log.warning("task %d attempt %d: vote refused by %s: %s", *key[:2], peer, error)
-                    self.pending.pop(key, None)
+                    self._drop(key)
                     return
                 log.warning("task %d attempt %d: vote not taken by %s: %s", *key[:2], peer, error)
                 continue
@@ -149,5 +158,5 @@ class VoteSender:
                 )
                 continue
             if reply == b"decided":
-                self.pending.pop(key, None)
+                self._drop(key)
                 return

@@ -17,10 +17,10 @@ import eth_abi
 import msgspec
 from eth_utils import keccak
 
+from protocol.jobs import UINT64_MAX
 from protocol.triggers.base import TriggerFire, TriggerKind, TriggerSpecError, on_grid
 
 MIN_INTERVAL_SECONDS = 1
-UINT64_MAX = 2**64 - 1
 
 
 class IntervalSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, rename="camel"):

@@ -20,9 +20,8 @@ import trio
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from gateway.jobs import JobSpec
 from gateway.monitor import TaskDecision, TaskMonitor
-from gateway.records import AttemptRecord, JobRecord, TaskRecord
+from gateway.records import AttemptRecord, TaskRecord
 from gateway.relay import ExecutionRelay
 from node.chain.transactions import Receipt
 from node.roles.aggregator import REFUSED, VoteDesk, VoteRefused
@@ -35,6 +34,7 @@ from protocol.result import ExecutionResult
 
 from ..conftest import CHAIN_ID
 from ..consensus_helpers import FIRE, JOB_OWNER, Network, deploy_network, operator_account
+from ..gateway_helpers import counter_job
 
 EXECUTED_DEADLINE = 2**40  # the deadline of the assignments Network.execute executes
 
@@ -409,26 +409,7 @@ async def test_a_dead_performers_execution_is_decided_from_the_chain(network, ac
     against the chain, and the AttestationCenter decides without the performer's signature."""
     honest = await executed_report(network, task_id=1)  # never sent: its performer died
     performer = network.operators[0].address
-    spec = JobSpec(
-        owner=JOB_OWNER.address,
-        nonce="1",
-        expiry=2**40,
-        target=network.terms.target,
-        function="increment()",
-        schedule_type="interval",
-        schedule={"everySeconds": 60},
-        max_fee_per_task=str(network.terms.max_fee_per_task),
-    )
-    job = JobRecord(
-        id=1,
-        owner=JOB_OWNER.address,
-        chain_job_id=network.job_id,
-        spec=spec,
-        calldata=network.calldata,
-        terms=network.terms,
-        consent_signature=b"",
-        created_at=0.0,
-    )
+    job = counter_job(JOB_OWNER.address, network.job_id, network.terms, network.calldata)
     attempt = AttemptRecord(number=1, performer=performer, assigned_at=0.0, deadline=EXECUTED_DEADLINE)
     task = TaskRecord(id=1, job_id=1, fire_at=0.0, created_at=0.0, updated_at=0.0, attempts=[attempt])
     directory = OperatorDirectory(network.registry, set())

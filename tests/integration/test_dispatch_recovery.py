@@ -12,15 +12,15 @@ import pytest
 import trio
 
 from gateway.dispatch import Dispatcher
-from gateway.jobs import JobSpec
 from gateway.ledger import TaskEvent, TaskLedger
 from gateway.monitor import TaskDecision
-from gateway.records import AttemptRecord, JobRecord, TaskRecord
+from gateway.records import AttemptRecord, TaskRecord
 from gateway.storage import GatewayStorage
 from node.config.genesis import load_genesis
 from node.devnet.run import REPO_GENESIS
 from node.store import Store
 
+from ..gateway_helpers import counter_job
 from ..hub_helpers import ETH, FEE, HubWorld
 
 
@@ -31,27 +31,7 @@ async def executed_task(world: HubWorld, tmp_path):
     job_id, terms, calldata = await world.increment_job()
     with Store.open(tmp_path / "gateway.db") as store:
         storage = GatewayStorage(store)
-        owner = world.owner.address
-        spec = JobSpec(
-            owner=owner,
-            nonce="1",
-            expiry=2**40,
-            target=world.counter.address,
-            function="increment()",
-            schedule_type="interval",
-            schedule={"everySeconds": 60},
-            max_fee_per_task=str(terms.max_fee_per_task),
-        )
-        job = JobRecord(
-            id=1,
-            owner=owner,
-            chain_job_id=job_id,
-            spec=spec,
-            calldata=calldata,
-            terms=terms,
-            consent_signature=b"",
-            created_at=time.time(),
-        )
+        job = counter_job(world.owner.address, job_id, terms, calldata, created_at=time.time())
         storage.jobs.put(job)
         ledger = TaskLedger(storage)
         task = ledger.create(job, fire_at=time.time(), trace_id="t")
