@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import NoReturn
 
@@ -22,6 +23,7 @@ from node.chain.errors import ChainError
 from node.chain.rpc import RpcClient
 from node.chain.transactions import TransactionSender
 from node.config import ConfigError, add_flags, flag_values, load_config, prepare_node
+from node.config.instance import sole_instance
 from node.config.preflight import NodeSetup
 from node.config.schema import ROLES
 from node.keys import KeyFileError
@@ -121,24 +123,27 @@ async def _deploy(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _run_role(args: argparse.Namespace) -> None:
-    """Load and check the config and keys, then run the role until SIGINT or SIGTERM."""
-    try:
-        setup = prepare_node(load_config(args.config, os.environ, flag_values(args)))
-    except ConfigError as error:
-        _fail(str(error))
-    logging.basicConfig(
-        level=setup.config.settings.node.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per JSON-RPC call is noise
-    try:
-        trio.run(_serve, setup)
-    except BaseException as error:  # one line for the user; the traceback goes to the log
-        leaves = _leaves(error)
-        if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
-            return
-        logging.getLogger("triggerx").debug("the role stopped", exc_info=error)
-        _fail("; ".join(f"{type(leaf).__name__}: {leaf}" for leaf in leaves[:3]))
+    """Load and check the config and keys, then run the role until SIGINT or SIGTERM, as the
+    only process with its identity (node.config.instance)."""
+    with ExitStack() as stack:
+        try:
+            setup = prepare_node(load_config(args.config, os.environ, flag_values(args)))
+            stack.enter_context(sole_instance(setup.config.settings.keys.identity))
+        except ConfigError as error:
+            _fail(str(error))
+        logging.basicConfig(
+            level=setup.config.settings.node.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        )
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per JSON-RPC call is noise
+        try:
+            trio.run(_serve, setup)
+        except BaseException as error:  # one line for the user; the traceback goes to the log
+            leaves = _leaves(error)
+            if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+                return
+            logging.getLogger("triggerx").debug("the role stopped", exc_info=error)
+            _fail("; ".join(f"{type(leaf).__name__}: {leaf}" for leaf in leaves[:3]))
 
 
 async def _serve(setup: NodeSetup) -> None:

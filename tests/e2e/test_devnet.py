@@ -94,6 +94,15 @@ def wait_for(condition, timeout: float = 60.0) -> None:
 def test_a_killed_keeper_goes_offline_and_a_restarted_one_rejoins(devnet):
     gateway = devnet["gatewayUrl"]
     victim = devnet["keepers"]["keeper-1"]
+    twin = subprocess.run(  # the same keeper started twice: refused while the first runs
+        [CLI, "--config", devnet["configs"]["keeper-1"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert twin.returncode == 2
+    assert twin.stderr.startswith("triggerx-node: error: keys.identity: another node is running"), twin.stderr
     os.kill(devnet["processes"]["keeper-1"], signal.SIGKILL)
     wait_for(lambda: keepers_online(gateway)[victim] is False)
 

@@ -137,11 +137,6 @@ def test_an_aggregator_down_for_20_s_loses_no_task(devnet, tmp_path):
         restarted.wait(timeout=30)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="quarantined, issue 8 open: passed in 4 of 6 runs; in 2 a few tasks stayed undecided after "
-    "keeper restarts (under investigation, see the stop note)",
-)
 def test_performers_killed_right_after_their_transaction_lose_no_task(devnet, tmp_path):
     """Three times, the performer of a task is SIGKILLed the moment its execution is on chain
     (before it can publish its report, most of the time) and restarted a while later. Every
@@ -155,6 +150,7 @@ def test_performers_killed_right_after_their_transaction_lose_no_task(devnet, tm
     job_id = created.json()["job"]["id"]
     keeper_of = {address.lower(): name for name, address in devnet["keepers"].items()}
     topic = load_artifact("TaskExecutionHub").abi.event_topic("TaskExecuted")
+    live = dict(devnet["processes"])  # keeper name -> pid of its running process
     restarted: list[subprocess.Popen] = []
     killed: list[str] = []
     try:
@@ -176,16 +172,15 @@ def test_performers_killed_right_after_their_transaction_lose_no_task(devnet, tm
                     name = keeper_of[tx["from"].lower()]
                     if name in killed[-1:]:
                         continue
-                    pid = devnet["processes"][name] if name not in killed else restarted[-1].pid
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(live[name], signal.SIGKILL)
                     killed.append(name)
                     time.sleep(8)  # its tasks go to the others meanwhile
                     with (tmp_path / f"{name}-{len(killed)}.log").open("wb") as log_file:
-                        restarted.append(
-                            subprocess.Popen(
-                                [CLI, "--config", devnet["configs"][name]], stdout=log_file, stderr=log_file
-                            )
+                        process = subprocess.Popen(
+                            [CLI, "--config", devnet["configs"][name]], stdout=log_file, stderr=log_file
                         )
+                    restarted.append(process)
+                    live[name] = process.pid
                     next_block = int(rpc(devnet["rpcUrl"], "eth_blockNumber"), 16) + 1
             time.sleep(0.002)
         assert len(killed) == 3, killed
@@ -198,5 +193,6 @@ def test_performers_killed_right_after_their_transaction_lose_no_task(devnet, tm
         assert all(executed[t["id"]] == 1 for t in tasks)
     finally:
         for process in restarted:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
