@@ -12,6 +12,7 @@ machine, one clock; 10 ms resolution).
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 import time
@@ -83,15 +84,21 @@ async def measure(facts: dict, tasks: int) -> tuple[list[float], list[float]]:
     return mined, attested
 
 
-def on_devnet(keepers: int, measurement: Callable[..., Awaitable[T]], *args: Any) -> T:
+def on_devnet(
+    keepers: int, measurement: Callable[..., Awaitable[T]], *args: Any, logs: Path | None = None
+) -> T:
     """Start a devnet (separate processes, anvil --instant), run `measurement(facts, *args)`
-    under trio, and stop the devnet."""
+    under trio, and stop the devnet; with `logs`, copy each node's log there first."""
     with tempfile.TemporaryDirectory() as folder:
         devnet = Devnet(Path(folder) / "devnet", keepers, instant=True, http_port=None, anvil_port=None)
         try:
             return trio.run(measurement, devnet.start(), *args)
         finally:
             devnet.stop()
+            if logs is not None:
+                logs.mkdir(parents=True, exist_ok=True)
+                for log in (Path(folder) / "devnet").glob("*/node.log"):
+                    shutil.copy(log, logs / f"{log.parent.name}.log")
 
 
 def main() -> None:

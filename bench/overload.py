@@ -64,8 +64,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, required=True, help="tasks offered per second (jobs at 1/s)")
     parser.add_argument("--seconds", type=int, default=60, help="how long the load lasts (default 60)")
     parser.add_argument("--keepers", type=int, default=3, help="keepers in the devnet (default 3)")
+    parser.add_argument("--logs", type=Path, help="copy the nodes' logs to this folder at the end")
     args = parser.parse_args()
-    seen, started, created = on_devnet(args.keepers, run, args.rate, args.seconds)
+    seen, started, created = on_devnet(args.keepers, run, args.rate, args.seconds, logs=args.logs)
     executed, attested = seen["TaskExecuted"], seen["TaskSubmitted"]
     print(f"load on a devnet: {args.keepers} keepers, 1 aggregator, 1 gateway, anvil --instant")
     print(f"offered {args.rate} tasks/s for {args.seconds} s; the gateway created {created} tasks")

@@ -11,6 +11,7 @@ the results topic) still get to check it.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import time
@@ -41,6 +42,9 @@ class _Pending:
 class VoteSender:
     """Delivers votes until their attempt is decided (see the module docstring).
 
+    Sends and expiries are kept in two heaps, so each costs O(log n) in the votes held: a
+    backlog of thousands of votes must not make every wake-up a scan of all of them.
+
     Args:
         mesh: sends the votes and republishes reports.
         aggregators: the aggregators' peer ids.
@@ -66,6 +70,10 @@ class VoteSender:
         self.pending: dict[VoteKey, _Pending] = {}
         self._sending: set[VoteKey] = set()
         self._per_attempt: Counter[tuple[int, int]] = Counter()  # pending votes per attempt
+        # (time, key): an item is current while its time is still the entry's next_send or
+        # expires_at; stale items are skipped when they come up.
+        self._due: list[tuple[float, VoteKey]] = []
+        self._expiring: list[tuple[float, VoteKey]] = []
         self._limiter = trio.CapacityLimiter(32)  # deliveries at once
         self._wake = trio.Event()
 
@@ -83,13 +91,24 @@ class VoteSender:
         """Deliver `message` (a vote on `key`) until decided or `expires_at`; republish `report`
         with it if given (the performer's own)."""
         if len(self.pending) >= self.max_pending and key not in self.pending:
-            oldest = min(self.pending, key=lambda k: self.pending[k].expires_at)
+            oldest = self._first_expiring()
             log.warning("task %d attempt %d: too many votes pending; giving this one up", *oldest[:2])
             self._drop(oldest)
         if key not in self.pending:
             self._per_attempt[key[:2]] += 1
         self.pending[key] = _Pending(message, report, expires_at)
+        heapq.heappush(self._due, (0.0, key))
+        heapq.heappush(self._expiring, (expires_at, key))
         self._wake.set()
+
+    def _first_expiring(self) -> VoteKey:
+        """The held vote that expires first (stale heap items are discarded on the way)."""
+        while True:
+            expires_at, key = self._expiring[0]
+            entry = self.pending.get(key)
+            if entry is not None and entry.expires_at == expires_at:
+                return key
+            heapq.heappop(self._expiring)
 
     def _drop(self, key: VoteKey) -> None:
         if self.pending.pop(key, None) is not None:
@@ -102,22 +121,34 @@ class VoteSender:
         async with trio.open_nursery() as nursery:
             while True:
                 now = self.clock()
-                for key in [k for k, p in self.pending.items() if p.expires_at <= now]:
-                    log.warning(
-                        "task %d attempt %d: no decision before the deadline; vote given up", *key[:2]
-                    )
-                    self._drop(key)
-                for key, entry in self.pending.items():
-                    if entry.next_send <= now and key not in self._sending:
-                        # Backing off: a backlog of votes must not become a flood of resends.
-                        entry.next_send = now + min(self.resend_every * 2**entry.sends, MAX_RESEND_S)
-                        entry.sends += 1
-                        self._sending.add(key)
-                        nursery.start_soon(self._deliver, key)
-                following = min((p.next_send for p in self.pending.values()), default=math.inf)
+                self._expire(now)
+                while self._due and self._due[0][0] <= now:
+                    due_at, key = heapq.heappop(self._due)
+                    entry = self.pending.get(key)
+                    # Stale, or being sent now (_deliver schedules its next send when done).
+                    if entry is None or entry.next_send != due_at or key in self._sending:
+                        continue
+                    # Backing off: a backlog of votes must not become a flood of resends.
+                    entry.next_send = now + min(self.resend_every * 2**entry.sends, MAX_RESEND_S)
+                    entry.sends += 1
+                    self._sending.add(key)
+                    nursery.start_soon(self._deliver, key)
+                following = min(
+                    self._due[0][0] if self._due else math.inf,
+                    self._expiring[0][0] if self._expiring else math.inf,
+                )
                 with trio.move_on_after(min(max(following - self.clock(), 0), 3600)):
                     await self._wake.wait()
                 self._wake = trio.Event()
+
+    def _expire(self, now: float) -> None:
+        """Give up the votes whose time has passed."""
+        while self._expiring and self._expiring[0][0] <= now:
+            expires_at, key = heapq.heappop(self._expiring)
+            entry = self.pending.get(key)
+            if entry is not None and entry.expires_at == expires_at:
+                log.warning("task %d attempt %d: no decision before the deadline; vote given up", *key[:2])
+                self._drop(key)
 
     async def _deliver(self, key: VoteKey) -> None:
         try:
@@ -125,6 +156,10 @@ class VoteSender:
                 await self._deliver_once(key)
         finally:
             self._sending.discard(key)
+            entry = self.pending.get(key)
+            if entry is not None:  # not decided nor refused: its next send (or a new vote's first)
+                heapq.heappush(self._due, (entry.next_send, key))
+                self._wake.set()
 
     async def _deliver_once(self, key: VoteKey) -> None:
         entry = self.pending.get(key)

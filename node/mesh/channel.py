@@ -69,6 +69,11 @@ class Channel:
         self._pending: dict[int, Pending] = {}
         self._next_id = 0
 
+    @property
+    def connection_lost(self) -> bool:
+        """Whether the connection under the stream is closed (its stream may not know yet)."""
+        return bool(getattr(self.stream.muxed_conn, "is_closed", False))
+
     def expect(self) -> tuple[int, Pending]:
         """A new request id and the slot its reply will land in."""
         self._next_id += 1

@@ -10,7 +10,8 @@ that breaks fails every request waiting on it at once.
 
 What a peer can make this node hold is bounded (security review, finding 8): only allowed
 peers get streams (admission.py), each at most `max_streams_per_peer` of them (a pair needs
-one, two when both open at once; the rest are reset and counted), each buffering at most one
+one, two when both open at once; a stream beyond that takes the place of the peer's oldest,
+which is reset and counted), each buffering at most one
 frame of `max_frame` bytes, which must arrive within `frame_timeout` of its first byte.
 """
 
@@ -69,7 +70,7 @@ class RpcSettings:
     frame_timeout: float = 10.0
     """Seconds a frame may take from its first byte to its last (a half-sent frame is cut off)."""
     max_streams_per_peer: int = 4
-    """Open RPC streams per peer, both directions together; further inbound ones are reset."""
+    """Open RPC streams per peer, both directions together; a new inbound one replaces the oldest."""
     handler_timeout: float = 30.0
     """Seconds a handler may run before the caller is told `handler_timeout`."""
     write_timeout: float = 10.0
@@ -104,7 +105,7 @@ class RpcLayer:
         self._handlers = handlers  # the node's: handlers registered before start are served too
         self._channels: dict[ID, Channel] = {}
         self._opening: dict[ID, trio.Lock] = {}
-        self._all: set[Channel] = set()
+        self._all: dict[Channel, None] = {}  # every open channel, oldest first
         self._streams: Counter[ID] = Counter()
         """Open channels per peer (the per-peer cap)."""
         self._log = LogDedup(logger)
@@ -143,9 +144,10 @@ class RpcLayer:
 
     async def _channel_to(self, peer_id: ID) -> Channel:
         channel = self._channels.get(peer_id)
-        if channel is not None and not channel.closed:
+        if channel is not None and not channel.closed and not channel.connection_lost:
             return channel
         async with self._opening.setdefault(peer_id, trio.Lock()):
+            await self._drop_dead_channels(peer_id)
             channel = self._channels.get(peer_id)
             if channel is not None and not channel.closed:
                 return channel
@@ -168,7 +170,7 @@ class RpcLayer:
     def _adopt(self, stream: INetStream) -> Channel:
         settings = self._settings
         channel = Channel(stream, settings.max_frame, settings.write_timeout, settings.frame_timeout)
-        self._all.add(channel)
+        self._all[channel] = None
         self._streams[channel.peer_id] += 1
         current = self._channels.get(channel.peer_id)
         # Both sides may open at once: keep the first live stream for our requests, serve both.
@@ -176,15 +178,58 @@ class RpcLayer:
             self._channels[channel.peer_id] = channel
         return channel
 
+    async def _drop_dead_channels(self, peer_id: ID) -> None:
+        """Abort the peer's channels whose connection is closed, and free their places.
+
+        A connection can close (a failed health ping, a peer that restarted) before its
+        streams' reads end: their channels would hold the peer's places under
+        `max_streams_per_peer`, and requests sent on them would wait out their timeouts.
+        """
+        for channel in [c for c in self._all if c.peer_id == peer_id and c.connection_lost]:
+            self._release(channel)
+            await channel.abort()
+
+    def _release(self, channel: Channel) -> None:
+        """Forget `channel` (once): it no longer counts against its peer or serves requests."""
+        if channel not in self._all:
+            return
+        del self._all[channel]
+        self._streams[channel.peer_id] -= 1
+        if self._streams[channel.peer_id] <= 0:
+            del self._streams[channel.peer_id]
+        if self._channels.get(channel.peer_id) is channel:
+            del self._channels[channel.peer_id]
+
     async def _accept(self, stream: INetStream) -> None:
         # py-libp2p runs each stream handler in its own task: serve the stream right here.
         peer_id = stream.muxed_conn.peer_id
+        await self._drop_dead_channels(peer_id)
         if not self._gate.admits(peer_id, "stream"):
             await self._refuse(stream, "not_allowed")
-        elif self._streams[peer_id] >= self._settings.max_streams_per_peer:
-            await self._refuse(stream, "per_peer_limit")
-        else:
-            await self._serve(self._adopt(stream))
+            return
+        if self._streams[peer_id] >= self._settings.max_streams_per_peer:
+            await self._cut_oldest(peer_id)
+        await self._serve(self._adopt(stream))
+
+    async def _cut_oldest(self, peer_id: ID) -> None:
+        """Make room for a new stream of `peer_id` by cutting its oldest one.
+
+        A peer opens a stream when it has none it can use: its older ones are most likely
+        dead on its side, whether or not this side has noticed. Refusing the new stream would
+        lock the peer out for as long as the dead ones linger (seen under overload: a keeper's
+        votes refused for minutes); cutting the oldest keeps the cap and serves the newest.
+        """
+        oldest = next(channel for channel in self._all if channel.peer_id == peer_id)
+        self._metrics.inc("mesh_rpc_streams_cut_total", reason="per_peer_limit")
+        self._log.log(
+            logging.INFO,
+            ("cut", "per_peer_limit"),
+            "rpc stream with %s cut: %d streams open, a new one takes the oldest's place",
+            peer_id,
+            self._streams[peer_id],
+        )
+        self._release(oldest)
+        await oldest.abort()
 
     async def _refuse(self, stream: INetStream, reason: str) -> None:
         self._metrics.inc("mesh_rpc_streams_refused_total", reason=reason)
@@ -217,12 +262,7 @@ class RpcLayer:
             logger.debug("rpc stream with %s ended: %s", channel.peer_id, error)
         finally:
             # Bookkeeping first: it must happen even if this task is being cancelled.
-            self._all.discard(channel)
-            self._streams[channel.peer_id] -= 1
-            if self._streams[channel.peer_id] <= 0:
-                del self._streams[channel.peer_id]
-            if self._channels.get(channel.peer_id) is channel:
-                del self._channels[channel.peer_id]
+            self._release(channel)
             await channel.abort()
 
     def _on_request(self, channel: Channel, message: RpcFrame) -> None:

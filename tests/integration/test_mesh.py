@@ -28,6 +28,7 @@ from libp2p import new_host
 from libp2p.abc import IHost, ISubscriptionAPI
 from libp2p.custom_types import TProtocol
 from libp2p.network.exceptions import SwarmException
+from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
@@ -52,6 +53,7 @@ from node.mesh import (
 from node.mesh.envelope import Envelope, EnvelopeSigner, encode_envelope
 from node.mesh.gossip import GossipSettings, new_pubsub
 from node.mesh.host import HostSettings, build_host, parse_peer_addr
+from node.mesh.rpc import RpcSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAIN_ID = 31337
@@ -449,3 +451,25 @@ async def test_a_peer_that_restarts_gossips_again():
                 with trio.fail_after(WAIT_S):
                     delivery = await inbox.receive()
                 assert delivery.payload == b"life %d" % life
+
+
+async def test_a_peer_whose_connections_keep_closing_still_gets_its_requests_served():
+    """A connection closed under its streams (as a failed health ping closes it) must not keep
+    its rpc stream's place: the peer's later streams are served, not refused as over the limit."""
+
+    async def echo(sender: str, payload: bytes) -> bytes:
+        return payload
+
+    server = make_node(1)
+    server.register_handler("echo", echo)
+    async with make_node(0) as client, server:
+        for round_ in range(2 * RpcSettings().max_streams_per_peer):
+            await client.connect(server.listen_addrs[0])
+            assert (
+                await client.request(server.peer_id, "echo", b"%d" % round_, timeout=WAIT_S) == b"%d" % round_
+            )
+            network = server._running.host.get_network()
+            for connection in list(network.get_connections(ID.from_base58(client.peer_id))):
+                await connection.close()
+            await until(lambda: server.peer_id not in client.connected_peers())
+        assert server.metrics.get("mesh_rpc_streams_refused_total", reason="per_peer_limit") == 0

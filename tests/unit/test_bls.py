@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from py_ecc.bls.g2_primitives import signature_to_G2
 
 from protocol.bls.backend import (
     CURVE_ORDER,
@@ -13,6 +14,7 @@ from protocol.bls.backend import (
     prove_possession,
     verify_possession,
 )
+from protocol.bls.points import encode_g2, signature_to_eip2537
 
 pytestmark = pytest.mark.skipif(len(available_backends()) < 2, reason="milagro is not installed here")
 
@@ -78,3 +80,31 @@ def test_the_backend_is_chosen_by_environment(monkeypatch):
         choose_backend()
     monkeypatch.delenv("TRIGGERX_BLS_BACKEND")
     assert choose_backend().name == "milagro"
+
+
+def test_signatures_uncompress_exactly_as_py_ecc_does():
+    """signature_to_eip2537 takes its own fast road to py_ecc's result (points.py)."""
+    backend = PyEccBackend()
+    signatures = [backend.sign((seed * 7919 + 1).to_bytes(32, "big"), bytes([seed])) for seed in range(40)]
+    signatures.append(backend.aggregate(signatures[:5]))
+    signatures.append(bytes([0xC0]) + bytes(95))  # the point at infinity
+    for signature in signatures:
+        assert signature_to_eip2537(signature) == encode_g2(signature_to_G2(signature))
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        bytes(96),  # no compression flag
+        bytes([0xC0]) + bytes(94) + b"\x01",  # infinity with a coordinate
+        bytes([0xE0]) + bytes(95),  # infinity with a sign
+        bytes([0x9F]) + b"\xff" * 95,  # x beyond the field modulus
+        bytes([0x80]) + bytes(94) + b"\x01",  # x = 1: no point of the curve has it
+        b"\x80" * 95,  # not 96 bytes
+    ],
+)
+def test_malformed_signatures_are_refused_by_both(signature):
+    with pytest.raises(ValueError, match="not a valid compressed G2 point"):
+        signature_to_eip2537(signature)
+    with pytest.raises((ValueError, AssertionError, IndexError)):
+        signature_to_G2(signature)
