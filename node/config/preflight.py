@@ -19,7 +19,7 @@ from node.config.genesis import Genesis, load_genesis
 from node.config.loader import Config
 from node.config.schema import PASSWORDS
 from node.keys import KeyFileError, WrongPasswordError, load_bls_secret, load_identity, load_operator_account
-from protocol.bls.keystore import KeystoreError, read_password
+from protocol.bls import KeystoreError, read_password
 
 _Key = TypeVar("_Key")
 

@@ -11,10 +11,8 @@ import secrets
 from pathlib import Path
 
 from node.keys.files import KeyFileError, WrongPasswordError
-from protocol.bls.backend import choose_backend
-from protocol.bls.derivation import derive_path, signing_key_path
-from protocol.bls.keystore import Keystore, KeystoreError
-from protocol.bls.keystore import WrongPasswordError as KeystorePasswordError
+from protocol.bls import Keystore, KeystoreError, choose_backend, derive_path, signing_key_path
+from protocol.bls import WrongPasswordError as KeystorePasswordError
 
 DESCRIPTION = "TriggerX operator BLS key"
 

@@ -8,18 +8,23 @@ import time
 import msgspec
 import trio
 
-from node.chain.errors import ChainError
-from node.config import ConfigError
-from node.config.preflight import NodeSetup
-from node.keeper.attester import ResultChecker, report_problem
-from node.keeper.executor import AssignmentRefused, TaskExecutor
-from node.keeper.votes import VoteKey, VoteSender
+from node.chain import ChainError
+from node.config import ConfigError, NodeSetup
+from node.keeper import AssignmentRefused, ResultChecker, TaskExecutor, VoteKey, VoteSender, report_problem
 from node.mesh import HEARTBEATS, RESULTS, MeshError, MeshNode
 from node.roles.runtime import Chain, aggregator_peers, load_directory, open_chain, open_mesh
-from protocol.attestation import TaskInfo, Vote
-from protocol.bls.backend import choose_backend
-from protocol.messages import AssignmentMessage, Heartbeat, ResultMessage, VoteMessage, decode, encode
-from protocol.operators import OperatorDirectory
+from protocol import (
+    AssignmentMessage,
+    Heartbeat,
+    OperatorDirectory,
+    ResultMessage,
+    TaskInfo,
+    Vote,
+    VoteMessage,
+    decode,
+    encode,
+)
+from protocol.bls import choose_backend
 
 log = logging.getLogger("triggerx.keeper")
 VOTE_GRACE = 60.0  # how long after an assignment's deadline its votes are still resent

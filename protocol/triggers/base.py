@@ -19,8 +19,6 @@ import msgspec
 from eth_utils import keccak
 from msgspec import Meta
 
-from node.config.errors import split_validation_error
-
 S = TypeVar("S", bound=msgspec.Struct)
 # A fire time goes into the evidence as uint64 milliseconds.
 FireAt = Annotated[float, Meta(ge=0, le=(2**64 - 1) / 1000)]
@@ -82,6 +80,11 @@ class TriggerKind(ABC, Generic[S]):
         try:
             return msgspec.convert(raw, type=self.spec_type, strict=True)  # type: ignore[return-value]
         except msgspec.ValidationError as error:
+            # Imported here, not at the top: node.config imports node.keys, which imports
+            # protocol.bls and so all of protocol, this module included (a cycle). It can move
+            # to the top once BLS is a library below the protocol layer.
+            from node.config import split_validation_error
+
             path, problem = split_validation_error(error)
             raise TriggerSpecError(path.removeprefix("$").removeprefix("."), problem) from None
 

@@ -25,8 +25,7 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 
-from node.mesh import HEARTBEATS, MeshConfig, MeshNode, identity_from_seed
-from node.mesh.host import parse_peer_addr
+from node.mesh import HEARTBEATS, MeshConfig, MeshNode, identity_from_seed, parse_peer_addr
 from tests.integration.test_mesh import ACTIVE, CHAIN_ID, LOCALHOST, OPERATORS, ROOT, free_port
 
 pytestmark = pytest.mark.slow

@@ -20,15 +20,14 @@ from node.keys import (
     KeyDirectory,
     KeyFileError,
     WrongPasswordError,
+    decode_identity,
+    encrypt_operator_key,
     load_bls_secret,
     load_identity,
     load_operator_account,
     peer_id,
 )
-from node.keys.identity import decode_identity
-from node.keys.operator import encrypt_operator_key
-from protocol.bls.backend import choose_backend
-from protocol.bls.keystore import Keystore
+from protocol.bls import Keystore, choose_backend
 
 CLI = str(Path(sys.executable).with_name("triggerx-node"))
 ROOT = Path(__file__).resolve().parents[2]

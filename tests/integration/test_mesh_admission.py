@@ -24,16 +24,23 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as GOSSIP_PROTOCOL
 import node.mesh.validation
 from node.mesh import (
     RPC_PROTOCOL,
+    Envelope,
+    EnvelopeSigner,
+    HostSettings,
     MeshConfig,
     MeshNode,
     PeerUnreachableError,
     RemoteError,
+    RpcSettings,
     identity_from_seed,
+    parse_peer_addr,
+    peer_id_of,
 )
-from node.mesh.envelope import Envelope, EnvelopeSigner, encode_envelope, recover_signer
-from node.mesh.host import HostSettings, build_host, parse_peer_addr, peer_id_of
+
+# The layers under MeshNode (not node.mesh's API): raw peers and envelopes are built from them.
+from node.mesh.envelope import encode_envelope, recover_signer
+from node.mesh.host import build_host
 from node.mesh.names import request_kind
-from node.mesh.rpc import RpcSettings
 from tests.integration.test_mesh import ACTIVE, CHAIN_ID, LOCALHOST, OPERATORS, OUTSIDER, WAIT_S, until
 
 SERVER_SEED, CLIENT_SEED, ATTACKER_SEED = 21, 22, 23

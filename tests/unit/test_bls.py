@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.bls.backend import (
+from protocol.bls import (
     CURVE_ORDER,
     MilagroBackend,
     PyEccBackend,
