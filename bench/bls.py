@@ -20,12 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.consensus_helpers
 
-from protocol.aggregator import VoteCollector
-from protocol.attestation import TaskInfo, Vote
-from protocol.bls.backend import BlsBackend, MilagroBackend, PyEccBackend
-from protocol.bls.points import aggregate_public_keys
-from protocol.operators import Operator, OperatorSet
-from protocol.quorum import Decision
+from node.bls import BlsBackend, MilagroBackend, PyEccBackend, aggregate_public_keys
+from protocol import Decision, Operator, OperatorSet, TaskInfo, Vote, VoteCollector
 from tests.consensus_helpers import bls_secret
 
 MESSAGE = b"\x42" * 32

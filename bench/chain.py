@@ -24,10 +24,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import HTTPProvider, Web3
 
-from node.chain.anvil import Anvil, anvil_binary
-from node.chain.contracts import deploy, load_artifact
-from node.chain.rpc import RpcClient
-from node.chain.transactions import TransactionSender
+from node.chain import Anvil, RpcClient, TransactionSender, anvil_binary, deploy, load_artifact
 
 
 def percentile(samples: list[float], fraction: float) -> float:

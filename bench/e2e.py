@@ -23,9 +23,8 @@ from typing import Any, TypeVar
 import httpx
 import trio
 
-from node.chain.contracts import load_artifact
-from node.chain.rpc import RpcClient
-from node.devnet.run import Devnet, devnet_demo_job
+from node.chain import RpcClient, load_artifact
+from node.devnet import Devnet, devnet_demo_job
 
 JOBS = 5
 T = TypeVar("T")

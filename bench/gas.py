@@ -33,14 +33,9 @@ import trio
 from eth_account import Account
 from eth_utils import keccak
 
-from node.chain.anvil import Anvil
-from node.chain.contracts import deploy, load_artifact, revert_decoder
-from node.chain.deployment import deploy_core
-from node.chain.rpc import RpcClient
-from node.chain.transactions import TransactionSender
-from protocol.assignment import Assignment
-from protocol.jobs import JobConsent, JobTerms, job_id_of
-from protocol.triggers.interval import interval_trigger
+from node.chain import Anvil, RpcClient, TransactionSender, deploy, deploy_core, load_artifact, revert_decoder
+from protocol import Assignment, JobConsent, JobTerms, job_id_of
+from protocol.triggers import interval_trigger
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.consensus_helpers
 

@@ -39,10 +39,22 @@ from libp2p.tools.anyio_service import background_trio_service
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from node.mesh import RESULTS, MeshConfig, MeshNode, PeerUnreachableError, identity_from_seed, peer_id_of
+from node.mesh import (
+    RESULTS,
+    GossipSettings,
+    HostSettings,
+    MeshConfig,
+    MeshNode,
+    PeerUnreachableError,
+    identity_from_seed,
+    parse_peer_addr,
+    peer_id_of,
+)
+
+# The layers under MeshNode (not node.mesh's API), measured on their own.
 from node.mesh.framing import FrameReader, frame
-from node.mesh.gossip import GossipSettings, new_pubsub
-from node.mesh.host import HostSettings, build_host, dial, is_connected, parse_peer_addr
+from node.mesh.gossip import new_pubsub
+from node.mesh.host import build_host, dial, is_connected
 
 NODES = 5
 RATES = (50, 100)

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for e2e.LogWatcher
 
 from e2e import LogWatcher, on_devnet
 
-from node.chain.rpc import RpcClient
-from node.devnet.run import devnet_demo_job
+from node.chain import RpcClient
+from node.devnet import devnet_demo_job
 
 WINDOW_S = 10
 SETTLE_S = 180

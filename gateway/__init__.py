@@ -1,1 +1,54 @@
-"""The gateway: the HTTP API for dApp developers, and the services that turn jobs into tasks."""
+"""The gateway: the HTTP API for dApp developers, and the services that turn jobs into tasks.
+
+Public API: the job spec (JobSpec, sign_job, parse_create_request, trigger_kind, with
+JobSpecError and the calldata encoding), the storage (GatewayStorage) and its records, the
+services (JobIntake, TaskLedger, Dispatcher, ExecutionRelay, TaskMonitor with
+follow_decisions, KeeperWatch and its HealthTracker) and the HTTP limits (HttpLimits,
+BoundedBodies, server_config). The API (gateway.api) and the schedulers (gateway.triggers)
+are packages of their own.
+"""
+
+from gateway.calldata import CalldataError, canonical_signature, encode_calldata, parse_signature
+from gateway.dispatch import Dispatcher
+from gateway.health import HealthTracker, KeeperWatch, heartbeat_peer, listen_addrs
+from gateway.http import BoundedBodies, HttpLimits, server_config
+from gateway.intake import JobConflictError, JobIntake
+from gateway.jobs import JobSpec, JobSpecError, ValidJob, parse_create_request, sign_job, trigger_kind
+from gateway.ledger import TaskEvent, TaskLedger
+from gateway.monitor import TaskDecision, TaskMonitor, follow_decisions
+from gateway.records import AttemptRecord, JobRecord, TaskRecord
+from gateway.relay import ExecutionRelay
+from gateway.storage import GatewayStorage
+
+__all__ = [
+    "AttemptRecord",
+    "BoundedBodies",
+    "CalldataError",
+    "Dispatcher",
+    "ExecutionRelay",
+    "GatewayStorage",
+    "HealthTracker",
+    "HttpLimits",
+    "JobConflictError",
+    "JobIntake",
+    "JobRecord",
+    "JobSpec",
+    "JobSpecError",
+    "KeeperWatch",
+    "TaskDecision",
+    "TaskEvent",
+    "TaskLedger",
+    "TaskMonitor",
+    "TaskRecord",
+    "ValidJob",
+    "canonical_signature",
+    "encode_calldata",
+    "follow_decisions",
+    "heartbeat_peer",
+    "listen_addrs",
+    "parse_create_request",
+    "parse_signature",
+    "server_config",
+    "sign_job",
+    "trigger_kind",
+]

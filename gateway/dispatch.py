@@ -24,16 +24,20 @@ from gateway.monitor import TaskDecision
 from gateway.records import AttemptRecord, JobRecord, TaskRecord
 from gateway.relay import ExecutionRelay
 from gateway.storage import GatewayStorage
-from node.chain.contracts import Contract
-from node.chain.errors import ChainError, RevertError
-from node.chain.transactions import TransactionSender
-from node.config.genesis import Protocol
+from node.chain import ChainError, Contract, RevertError, TransactionSender
+from node.config import Protocol
 from node.mesh import MeshError, MeshNode
-from protocol.assignment import Assignment
-from protocol.jobs import CANCELLED_TERMS, UNREGISTERED
-from protocol.messages import AssignmentMessage, OwnerConsent, encode
-from protocol.operators import Operator, OperatorDirectory
-from protocol.selection import choose_performer
+from protocol import (
+    CANCELLED_TERMS,
+    UNREGISTERED,
+    Assignment,
+    AssignmentMessage,
+    Operator,
+    OperatorDirectory,
+    OwnerConsent,
+    choose_performer,
+    encode,
+)
 from protocol.triggers import TriggerFire
 
 log = logging.getLogger("triggerx.gateway")

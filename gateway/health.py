@@ -15,10 +15,8 @@ from typing import Any
 
 import msgspec
 
-from node.mesh import HEARTBEATS, MeshNode
-from node.mesh.host import peer_id_text
-from protocol.messages import Heartbeat, decode
-from protocol.operators import Operator, OperatorDirectory
+from node.mesh import HEARTBEATS, MeshNode, peer_id_text
+from protocol import Heartbeat, Operator, OperatorDirectory, decode
 
 log = logging.getLogger("triggerx.gateway")
 

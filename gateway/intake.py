@@ -26,10 +26,8 @@ from eth_utils import to_checksum_address
 from gateway.jobs import JobSpecError, ValidJob, parse_create_request
 from gateway.records import JobRecord
 from gateway.storage import GatewayStorage
-from node.chain.contracts import Contract
-from node.chain.errors import ChainError, RevertError
-from node.chain.transactions import TransactionSender
-from protocol.jobs import CANCELLED_TERMS, UNREGISTERED, cancel_message
+from node.chain import ChainError, Contract, RevertError, TransactionSender
+from protocol import CANCELLED_TERMS, UNREGISTERED, cancel_message
 
 MAX_ACTIVE_JOBS_PER_OWNER = 100
 # Gas of one execution besides the target's own (bench/gas.py: ~68k in steady state, more for

@@ -28,9 +28,8 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
 from gateway.calldata import CalldataError, encode_calldata
-from protocol.jobs import MAX_NONCE, UINT64_MAX, UINT256_MAX, JobConsent, JobTerms, job_id_of
-from protocol.triggers import TriggerKind, TriggerSpecError, kind_named, kind_names
-from protocol.triggers.base import SpecJson
+from protocol import MAX_NONCE, UINT64_MAX, UINT256_MAX, JobConsent, JobTerms, job_id_of
+from protocol.triggers import SpecJson, TriggerKind, TriggerSpecError, kind_named, kind_names
 
 # How deep a request's JSON may nest (call arguments: arrays of tuples of ...). Deeper JSON
 # would run the decoder into the C stack: py_ecc raises Python's recursion limit, so it

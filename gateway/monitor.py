@@ -16,8 +16,7 @@ import trio
 
 from gateway.ledger import TaskLedger
 from gateway.storage import DECISIONS_CHECKPOINT, Checkpoint
-from node.chain.contracts import Contract
-from node.chain.errors import ChainError
+from node.chain import ChainError, Contract
 
 log = logging.getLogger("triggerx.gateway")
 CHAIN_RETRY = 5.0  # seconds before reading the chain again after a failed read

@@ -11,7 +11,7 @@ from typing import Literal
 import msgspec
 
 from gateway.jobs import JobSpec
-from protocol.jobs import JobTerms
+from protocol import JobTerms
 
 JobStatus = Literal["active", "deleted"]
 # created: fired, not yet handed to a keeper; dispatched: a keeper acknowledged an attempt;

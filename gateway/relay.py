@@ -16,13 +16,9 @@ import logging
 from eth_utils import keccak
 
 from gateway.records import AttemptRecord, JobRecord, TaskRecord
-from node.chain.contracts import Contract
-from node.chain.errors import ChainError
+from node.chain import ChainError, Contract
 from node.mesh import RESULTS, MeshError, MeshNode
-from protocol.assignment import Assignment
-from protocol.messages import AssignmentMessage, ResultMessage, encode
-from protocol.operators import OperatorDirectory
-from protocol.result import ExecutionResult
+from protocol import Assignment, AssignmentMessage, ExecutionResult, OperatorDirectory, ResultMessage, encode
 from protocol.triggers import TriggerFire
 
 log = logging.getLogger("triggerx.gateway")

@@ -17,17 +17,18 @@ import trio
 from eth_account import Account
 from eth_utils import is_address, to_checksum_address
 
-from node.chain.contracts import revert_decoder
-from node.chain.deployment import deploy_consensus, deploy_core
-from node.chain.errors import ChainError
-from node.chain.rpc import RpcClient
-from node.chain.transactions import TransactionSender
-from node.config import ConfigError, add_flags, flag_values, load_config, prepare_node
-from node.config.instance import sole_instance
-from node.config.preflight import NodeSetup
-from node.config.schema import ROLES
-from node.keys import KeyFileError
-from node.keys.cli import add_keys_command, run_keys
+from node.chain import ChainError, RpcClient, TransactionSender, deploy_consensus, deploy_core, revert_decoder
+from node.config import (
+    ROLES,
+    ConfigError,
+    NodeSetup,
+    add_flags,
+    flag_values,
+    load_config,
+    prepare_node,
+    sole_instance,
+)
+from node.keys import KeyFileError, add_keys_command, run_keys
 
 
 class CliError(Exception):
@@ -183,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.out.write_text(text + "\n")
         print(text)
     elif args.command == "devnet":
-        from node.devnet.run import run_devnet
+        from node.devnet import run_devnet
 
         if args.keepers < 1:
             _fail("--keepers: at least 1")

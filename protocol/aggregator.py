@@ -21,12 +21,9 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from node.chain.contracts import Contract
-from node.chain.errors import RevertError
-from node.chain.transactions import TransactionSender
+from node.bls import BlsBackend, aggregate_public_keys, signature_to_eip2537
+from node.chain import Contract, RevertError, TransactionSender
 from protocol.attestation import TaskInfo, Vote, vote_message
-from protocol.bls.backend import BlsBackend
-from protocol.bls.points import aggregate_public_keys, signature_to_eip2537
 from protocol.operators import OperatorSet
 from protocol.quorum import Decision, decide
 

@@ -12,8 +12,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from node.chain.abi import check_bytes, check_uint
-from node.chain.eip712 import TypedMessage, TypedStruct
+from node.chain import TypedMessage, TypedStruct, check_bytes, check_uint
 from protocol.jobs import hub_domain
 
 _FIELDS = [

@@ -17,9 +17,8 @@ import eth_abi
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from node.chain.abi import check_bytes, check_uint
-from node.chain.eip712 import Domain, TypedMessage
-from protocol.bls.backend import BlsBackend
+from node.bls import BlsBackend
+from node.chain import Domain, TypedMessage, check_bytes, check_uint
 
 VOTE_TAG = keccak(text="TriggerX.AttestationVote.v2")
 DOMAIN_NAME = "TriggerX AttestationCenter"

@@ -21,8 +21,7 @@ from typing import Any
 
 from eth_utils import keccak, to_checksum_address
 
-from node.chain.abi import check_bytes, check_uint
-from node.chain.eip712 import Domain, Fields, TypedMessage, TypedStruct, struct_hash
+from node.chain import Domain, Fields, TypedMessage, TypedStruct, check_bytes, check_uint, struct_hash
 
 HUB_DOMAIN_NAME = "TriggerX TaskExecutionHub"
 HUB_DOMAIN_VERSION = "2"

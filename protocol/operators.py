@@ -11,11 +11,9 @@ import trio
 from eth_utils import to_checksum_address
 from py_ecc.bls import G2ProofOfPossession
 
-from node.chain.contracts import Contract
-from node.chain.transactions import TransactionSender
-from node.mesh.host import peer_id_text
-from protocol.bls.backend import BlsBackend
-from protocol.bls.points import public_key_from_eip2537, public_key_to_eip2537, signature_to_eip2537
+from node.bls import BlsBackend, public_key_from_eip2537, public_key_to_eip2537, signature_to_eip2537
+from node.chain import Contract, TransactionSender
+from node.mesh import peer_id_text
 
 log = logging.getLogger(__name__)
 

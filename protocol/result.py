@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import eth_abi
 from eth_utils import keccak
 
-from node.chain.abi import check_bytes, check_uint
+from node.chain import check_bytes, check_uint
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,16 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from node.chain.anvil import Anvil
-from node.chain.contracts import deploy, load_artifact, revert_decoder
-from node.chain.deployment import CoreContracts, deploy_core
-from node.chain.rpc import RpcClient
-from node.chain.transactions import TransactionSender
+from node.chain import (
+    Anvil,
+    CoreContracts,
+    RpcClient,
+    TransactionSender,
+    deploy,
+    deploy_core,
+    load_artifact,
+    revert_decoder,
+)
 
 from .hub_helpers import ETH, HubWorld
 

@@ -13,18 +13,31 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from node.chain.contracts import Contract, deploy, load_artifact, revert_decoder
-from node.chain.deployment import deploy_consensus, deploy_core
-from node.chain.rpc import RpcClient
-from node.chain.transactions import Receipt, TransactionSender
-from protocol.aggregator import Submission, VoteCollector
-from protocol.assignment import Assignment
-from protocol.attestation import TaskInfo, Vote
-from protocol.bls.backend import CURVE_ORDER, BlsBackend, choose_backend
-from protocol.jobs import JobTerms, job_id_of
-from protocol.operators import OperatorSet, load_operator_set, registration_proof
-from protocol.triggers import TriggerFire
-from protocol.triggers.interval import interval_trigger
+from node.bls import CURVE_ORDER, BlsBackend, choose_backend
+from node.chain import (
+    Contract,
+    Receipt,
+    RpcClient,
+    TransactionSender,
+    deploy,
+    deploy_consensus,
+    deploy_core,
+    load_artifact,
+    revert_decoder,
+)
+from protocol import (
+    Assignment,
+    JobTerms,
+    OperatorSet,
+    Submission,
+    TaskInfo,
+    Vote,
+    VoteCollector,
+    job_id_of,
+    load_operator_set,
+    registration_proof,
+)
+from protocol.triggers import TriggerFire, interval_trigger
 
 BACKEND = choose_backend()
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.jobs import JobSpec
-from gateway.records import JobRecord
-from protocol.jobs import JobTerms
+from gateway import JobRecord, JobSpec
+from protocol import JobTerms
 
 
 def counter_job(

@@ -8,11 +8,9 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from node.chain.contracts import Contract
-from node.chain.transactions import Receipt, TransactionSender
-from protocol.assignment import Assignment
-from protocol.jobs import JobConsent, JobTerms, job_id_of
-from protocol.triggers.interval import interval_trigger
+from node.chain import Contract, Receipt, TransactionSender
+from protocol import Assignment, JobConsent, JobTerms, job_id_of
+from protocol.triggers import interval_trigger
 
 ETH = 10**18
 FEE = 10**15

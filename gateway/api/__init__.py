@@ -25,13 +25,11 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from gateway import BoundedBodies, GatewayStorage, HttpLimits, JobIntake
 from gateway.api.jobs import jobs_blueprint
 from gateway.api.keepers import keepers_blueprint
 from gateway.api.responses import PathId, error
 from gateway.api.tasks import tasks_blueprint
-from gateway.http import BoundedBodies, HttpLimits
-from gateway.intake import JobIntake
-from gateway.storage import GatewayStorage
 
 __all__ = ["create_app"]
 

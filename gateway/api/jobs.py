@@ -6,11 +6,8 @@ from collections.abc import Awaitable, Callable
 
 from quart import Blueprint, Response, request
 
+from gateway import GatewayStorage, JobConflictError, JobIntake, JobRecord, JobSpecError
 from gateway.api.responses import error, json, not_found, one, stored_id
-from gateway.intake import JobConflictError, JobIntake
-from gateway.jobs import JobSpecError
-from gateway.records import JobRecord
-from gateway.storage import GatewayStorage
 
 IntakeChange = Callable[[JobIntake, bytes], Awaitable[JobRecord]]  # create or cancel a job
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, request
 
+from gateway import GatewayStorage
 from gateway.api.responses import MAX_PAGE, error, json, not_found, one, stored_id
-from gateway.storage import GatewayStorage
 
 
 def tasks_blueprint(storage: GatewayStorage) -> Blueprint:

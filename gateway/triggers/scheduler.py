@@ -10,10 +10,7 @@ from collections.abc import Callable
 
 import trio
 
-from gateway.jobs import trigger_kind
-from gateway.ledger import TaskLedger
-from gateway.records import JobRecord
-from gateway.storage import GatewayStorage
+from gateway import GatewayStorage, JobRecord, TaskLedger, trigger_kind
 from gateway.triggers.time import TimeScheduler
 
 log = logging.getLogger("triggerx.gateway")

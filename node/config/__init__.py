@@ -1,18 +1,30 @@
-"""The node's configuration (TOML file, environment, flags) and the network's genesis.json."""
+"""The node's configuration (TOML file, environment, flags) and the network's genesis.json.
 
-from node.config.errors import ConfigError, GenesisError
-from node.config.genesis import Genesis, load_genesis, parse_genesis
+Public API: load_config (with add_flags and flag_values for the CLI) and its Config, the
+settings schema (Settings, SETTINGS, ROLES), the genesis (load_genesis, parse_genesis and its
+parts), prepare_node (a checked config with its keys, as a NodeSetup), sole_instance (one
+process per identity) and the errors.
+"""
+
+from node.config.errors import ConfigError, GenesisError, split_validation_error
+from node.config.genesis import Contracts, Genesis, InitialOperator, Protocol, load_genesis, parse_genesis
+from node.config.instance import sole_instance
 from node.config.loader import Config, add_flags, flag_values, load_config
 from node.config.preflight import NodeSetup, prepare_node
-from node.config.schema import SETTINGS, Settings
+from node.config.schema import ROLES, SETTINGS, Role, Settings
 
 __all__ = [
+    "ROLES",
     "SETTINGS",
     "Config",
     "ConfigError",
+    "Contracts",
     "Genesis",
     "GenesisError",
+    "InitialOperator",
     "NodeSetup",
+    "Protocol",
+    "Role",
     "Settings",
     "add_flags",
     "flag_values",
@@ -20,4 +32,6 @@ __all__ = [
     "load_genesis",
     "parse_genesis",
     "prepare_node",
+    "sole_instance",
+    "split_validation_error",
 ]

@@ -4,12 +4,15 @@ Two processes with one identity (an operator who starts a node twice, a supervis
 restarts one whose old process still runs) share a peer id and an operator key. Their peers
 see two signed peer records under one peer id, refuse the older one each time the other
 process speaks, and so drop the messages of both (py-libp2p keeps the newest record); their
-transactions race for the same nonces. The second process is refused at start instead, by
-an exclusive lock on a file beside the identity key, held for the life of the process (the
-kernel releases it when the process dies, however it dies).
+transactions race for the same nonces. The second process is refused at start instead.
 
-Only processes on one machine are seen. Two machines sharing an operator's keys are the
-operator's mistake to avoid, as with any validator key.
+The lock is an exclusive `flock` on the identity key file itself, opened read-only and held
+for the life of the process (the kernel releases it when the process dies, however it dies).
+Locking the key, not a file beside it, needs no write access to the key folder (keys are
+often mounted read-only), follows every path to the same file (a symlink, a relative path),
+and creates nothing an attacker could swap for a symlink. Only processes on one machine are
+seen, and a copy of the key is another file: two machines or two copies sharing an
+operator's keys are the operator's mistake to avoid, as with any validator key.
 """
 
 from __future__ import annotations
@@ -23,31 +26,24 @@ from pathlib import Path
 from node.config.errors import ConfigError
 
 
-def lock_path(identity: Path) -> Path:
-    """The lock file of the node whose identity key is at `identity`."""
-    return identity.with_name(identity.name + ".lock")
-
-
 @contextmanager
 def sole_instance(identity: Path, key: str = "keys.identity") -> Iterator[None]:
-    """Hold the identity's lock while the block runs; ConfigError (naming `key`) if another
-    process holds it."""
-    path = lock_path(identity)
+    """Hold the lock of the identity key at `identity` while the block runs; ConfigError
+    (naming `key`) if another process holds it."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(identity, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: a FIFO must not hang us
     except OSError as error:
-        raise ConfigError(f"{key}: cannot create the lock file {path}: {error.strerror}") from None
+        raise ConfigError(f"{key}: cannot open {identity}: {error.strerror}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise ConfigError(
-                f"{key}: another node is running with the identity {identity} (pid {holder}); "
+                f"{key}: another node is running with the identity {identity}; "
                 "one identity runs in one process at a time"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as error:
+            raise ConfigError(f"{key}: cannot lock {identity}: {error.strerror}") from None
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock

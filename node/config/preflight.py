@@ -14,12 +14,12 @@ from typing import TypeVar
 from eth_account.signers.local import LocalAccount
 from libp2p.crypto.keys import KeyPair
 
+from node.bls import KeystoreError, read_password
 from node.config.errors import GenesisError
 from node.config.genesis import Genesis, load_genesis
 from node.config.loader import Config
 from node.config.schema import PASSWORDS
 from node.keys import KeyFileError, WrongPasswordError, load_bls_secret, load_identity, load_operator_account
-from protocol.bls.keystore import KeystoreError, read_password
 
 _Key = TypeVar("_Key")
 

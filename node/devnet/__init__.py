@@ -1,1 +1,18 @@
-"""The local network in one command: anvil, contracts, keys, configs and the node processes."""
+"""The local network in one command: anvil, contracts, keys, configs and the node processes.
+
+Public API: run_devnet (the `devnet` command), Devnet (the running network) with its demo
+job (devnet_demo_job), provision (contracts and funded, staked keepers on a chain, with their
+KeeperKeys) and REPO_GENESIS (the repository's genesis.json, the devnet's template).
+"""
+
+from node.devnet.chain import KeeperKeys, provision
+from node.devnet.run import REPO_GENESIS, Devnet, devnet_demo_job, run_devnet
+
+__all__ = [
+    "REPO_GENESIS",
+    "Devnet",
+    "KeeperKeys",
+    "devnet_demo_job",
+    "provision",
+    "run_devnet",
+]

@@ -7,12 +7,9 @@ from dataclasses import dataclass
 import trio
 from eth_account.signers.local import LocalAccount
 
-from node.chain.contracts import revert_decoder
-from node.chain.deployment import deploy_consensus, deploy_core
-from node.chain.rpc import RpcClient
-from node.chain.transactions import TransactionSender
-from protocol.bls.backend import choose_backend
-from protocol.operators import register_operator
+from node.bls import choose_backend
+from node.chain import RpcClient, TransactionSender, deploy_consensus, deploy_core, revert_decoder
+from protocol import register_operator
 
 KEEPER_FUNDING = 100 * 10**18
 KEEPER_STAKE = 1_000 * 10**18

@@ -26,18 +26,21 @@ import trio
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from gateway.jobs import JobSpec, sign_job
-from node.chain.anvil import Anvil, free_port
-from node.chain.contracts import Contract, deploy, load_artifact, revert_decoder
-from node.chain.rpc import RpcClient
-from node.chain.transactions import TransactionSender
-from node.config.genesis import Contracts, Genesis, InitialOperator, load_genesis
+from gateway import JobSpec, sign_job
+from node.bls import CURVE_ORDER, choose_backend
+from node.chain import (
+    Anvil,
+    Contract,
+    RpcClient,
+    TransactionSender,
+    deploy,
+    free_port,
+    load_artifact,
+    revert_decoder,
+)
+from node.config import Contracts, Genesis, InitialOperator, load_genesis
 from node.devnet.chain import KEEPER_STAKE, Deployment, KeeperKeys, provision
-from node.keys.bls import import_bls_keystore
-from node.keys.cli import save_keys
-from node.keys.files import KeyDirectory
-from node.keys.identity import new_identity, peer_id
-from protocol.bls.backend import CURVE_ORDER, choose_backend
+from node.keys import KeyDirectory, import_bls_keystore, new_identity, peer_id, save_keys
 
 REPO_GENESIS = Path(__file__).resolve().parents[2] / "genesis.json"
 # A local network notices a dead keeper in seconds; a public one tolerates slow links.

@@ -14,13 +14,8 @@ from typing import Any
 import trio
 from eth_utils import keccak, to_checksum_address
 
-from node.chain.contracts import Contract
-from node.chain.transactions import Receipt
-from protocol.assignment import Assignment
-from protocol.jobs import JobTerms
-from protocol.messages import ResultMessage
-from protocol.operators import OperatorSet
-from protocol.result import ExecutionResult
+from node.chain import Contract, Receipt
+from protocol import Assignment, ExecutionResult, JobTerms, OperatorSet, ResultMessage
 from protocol.triggers import kind_named
 
 VISIBILITY_TIMEOUT = 60.0

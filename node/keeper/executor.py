@@ -6,12 +6,9 @@ from typing import Any
 
 from eth_utils import keccak
 
-from node.chain.contracts import Contract
-from node.chain.transactions import TransactionSender
+from node.chain import Contract, TransactionSender
 from node.mesh import RequestRefused
-from protocol.jobs import JobTerms
-from protocol.messages import AssignmentMessage
-from protocol.result import ExecutionResult
+from protocol import AssignmentMessage, ExecutionResult, JobTerms
 
 
 class AssignmentRefused(RequestRefused):

@@ -1,4 +1,4 @@
-"""The operator's BLS key as an EIP-2335 keystore (protocol.bls.keystore).
+"""The operator's BLS key as an EIP-2335 keystore (node.bls.keystore).
 
 A new key is the EIP-2333 signing key of validator 0 (m/12381/3600/0/0/0) of a fresh random
 32-byte seed. The seed is not kept: the keystore is the key's only copy, and its `path` field
@@ -10,11 +10,9 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from node.bls import Keystore, KeystoreError, choose_backend, derive_path, signing_key_path
+from node.bls import WrongPasswordError as KeystorePasswordError
 from node.keys.files import KeyFileError, WrongPasswordError
-from protocol.bls.backend import choose_backend
-from protocol.bls.derivation import derive_path, signing_key_path
-from protocol.bls.keystore import Keystore, KeystoreError
-from protocol.bls.keystore import WrongPasswordError as KeystorePasswordError
 
 DESCRIPTION = "TriggerX operator BLS key"
 

@@ -18,11 +18,11 @@ from typing import Any
 from eth_account import Account
 from libp2p.crypto.keys import KeyPair
 
+from node.bls import Keystore, KeystoreError, read_password
 from node.keys.bls import import_bls_keystore, new_bls_keystore, read_bls_public_key
 from node.keys.files import KeyDirectory, KeyFileError, read_key_file, refuse_existing, write_private
 from node.keys.identity import decode_identity, encode_identity, load_identity, new_identity, peer_id
 from node.keys.operator import DEFAULT_SCRYPT_N, encrypt_operator_key, read_operator_address
-from protocol.bls.keystore import Keystore, KeystoreError, read_password
 
 
 def add_keys_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -60,8 +60,9 @@ class Channel:
         self.stream = stream
         self.peer_id: ID = stream.muxed_conn.peer_id
         self.closed = False
-        self.handlers = 0
-        """Handlers running for this peer's requests."""
+        self.reading = trio.CancelScope()
+        """The scope its owner reads frames in: `abort` cancels it. py-libp2p does not wake a
+        read blocked on a stream this side resets, so without it the reader would wait forever."""
         self._max_frame = max_frame
         self._write_timeout = write_timeout
         self._reader = FrameReader(stream, max_frame, frame_timeout)
@@ -120,6 +121,7 @@ class Channel:
         if self.closed:
             return
         self.closed = True
+        self.reading.cancel()
         for pending in self._pending.values():
             pending.error = ConnectionLostError(f"the stream to {self.peer_id} closed before the reply")
             pending.done.set()

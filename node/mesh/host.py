@@ -5,11 +5,11 @@
 - `max_connections_per_peer=1`: with the default (3) every dial waits out a fixed 250 ms
   "happy eyeballs" delay for further connections (py-libp2p 1); with 1 a dial takes ~4 ms.
 - Health monitoring with abort on a failed ping: otherwise a frozen peer is never noticed
-  (py-libp2p 9); here it is dropped within ~`health_interval` + `ping_timeout` seconds (15).
-  The timeout is long because an overloaded node answers pings late: with 3 s, every
-  connection of a devnet offered twice the tasks it could attest failed its first ping
-  within seconds, and dropping them turned slowness into a partition (and the partition
-  into lost votes and more load).
+  (py-libp2p 9); here it is dropped within ~`health_interval` + `ping_timeout` seconds (12),
+  and so is the old connection of a peer that restarted (py-libp2p 19). The timeout is long
+  because an overloaded node answers pings late: with 3 s, every connection of a devnet
+  offered twice the tasks it could attest failed its first ping within seconds, and dropping
+  them turned slowness into a partition (and the partition into lost votes and more load).
 - The swarm's own dial retries are off: the bootstrap loop retries with its own bounded
   backoff, and the swarm's three retries only made each failed dial take ~3x longer.
 - Every dial is wrapped in `trio.move_on_after` (a dial to a black-holed peer can block ~2 min)
@@ -123,10 +123,10 @@ class HostSettings:
 
     dial_timeout: float = 5.0
     """Seconds one dial may take before it is abandoned."""
-    health_interval: float = 5.0
+    health_interval: float = 2.0
     """Seconds between health pings of every connection."""
     ping_timeout: float = 10.0
-    """Seconds a health ping may take before the connection is closed (a frozen peer goes in ~15 s)."""
+    """Seconds a health ping may take before the connection is closed (a frozen peer goes in ~12 s)."""
     peer_recheck_interval: float = 5.0
     """Seconds between re-checks of every connected peer against the allow-list."""
 

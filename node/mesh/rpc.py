@@ -10,8 +10,7 @@ that breaks fails every request waiting on it at once.
 
 What a peer can make this node hold is bounded (security review, finding 8): only allowed
 peers get streams (admission.py), each at most `max_streams_per_peer` of them (a pair needs
-one, two when both open at once; a stream beyond that takes the place of the peer's oldest,
-which is reset and counted), each buffering at most one
+one, two when both open at once; the rest are reset and counted), each buffering at most one
 frame of `max_frame` bytes, which must arrive within `frame_timeout` of its first byte.
 """
 
@@ -70,7 +69,7 @@ class RpcSettings:
     frame_timeout: float = 10.0
     """Seconds a frame may take from its first byte to its last (a half-sent frame is cut off)."""
     max_streams_per_peer: int = 4
-    """Open RPC streams per peer, both directions together; a new inbound one replaces the oldest."""
+    """Open RPC streams per peer, both directions together; further inbound ones are reset."""
     handler_timeout: float = 30.0
     """Seconds a handler may run before the caller is told `handler_timeout`."""
     write_timeout: float = 10.0
@@ -105,9 +104,12 @@ class RpcLayer:
         self._handlers = handlers  # the node's: handlers registered before start are served too
         self._channels: dict[ID, Channel] = {}
         self._opening: dict[ID, trio.Lock] = {}
-        self._all: dict[Channel, None] = {}  # every open channel, oldest first
+        self._all: set[Channel] = set()
         self._streams: Counter[ID] = Counter()
         """Open channels per peer (the per-peer cap)."""
+        self._running: Counter[ID] = Counter()
+        """Handlers running per peer, over all its channels (a peer must not escape the cap by
+        opening a new stream while the old one's handlers run)."""
         self._log = LogDedup(logger)
         host.set_stream_handler(TProtocol(RPC_PROTOCOL), self._accept)
 
@@ -147,7 +149,7 @@ class RpcLayer:
         if channel is not None and not channel.closed and not channel.connection_lost:
             return channel
         async with self._opening.setdefault(peer_id, trio.Lock()):
-            await self._drop_dead_channels(peer_id)
+            self._drop_dead_channels(peer_id)
             channel = self._channels.get(peer_id)
             if channel is not None and not channel.closed:
                 return channel
@@ -170,7 +172,7 @@ class RpcLayer:
     def _adopt(self, stream: INetStream) -> Channel:
         settings = self._settings
         channel = Channel(stream, settings.max_frame, settings.write_timeout, settings.frame_timeout)
-        self._all[channel] = None
+        self._all.add(channel)
         self._streams[channel.peer_id] += 1
         current = self._channels.get(channel.peer_id)
         # Both sides may open at once: keep the first live stream for our requests, serve both.
@@ -178,22 +180,23 @@ class RpcLayer:
             self._channels[channel.peer_id] = channel
         return channel
 
-    async def _drop_dead_channels(self, peer_id: ID) -> None:
-        """Abort the peer's channels whose connection is closed, and free their places.
+    def _drop_dead_channels(self, peer_id: ID) -> None:
+        """Forget the peer's channels whose connection is closed, and abort them in the background.
 
         A connection can close (a failed health ping, a peer that restarted) before its
         streams' reads end: their channels would hold the peer's places under
         `max_streams_per_peer`, and requests sent on them would wait out their timeouts.
+        Nothing here waits, so two streams accepted at once both see the places freed.
         """
         for channel in [c for c in self._all if c.peer_id == peer_id and c.connection_lost]:
             self._release(channel)
-            await channel.abort()
+            self._nursery.start_soon(channel.abort)
 
     def _release(self, channel: Channel) -> None:
         """Forget `channel` (once): it no longer counts against its peer or serves requests."""
         if channel not in self._all:
             return
-        del self._all[channel]
+        self._all.discard(channel)
         self._streams[channel.peer_id] -= 1
         if self._streams[channel.peer_id] <= 0:
             del self._streams[channel.peer_id]
@@ -203,33 +206,13 @@ class RpcLayer:
     async def _accept(self, stream: INetStream) -> None:
         # py-libp2p runs each stream handler in its own task: serve the stream right here.
         peer_id = stream.muxed_conn.peer_id
-        await self._drop_dead_channels(peer_id)
+        self._drop_dead_channels(peer_id)
         if not self._gate.admits(peer_id, "stream"):
             await self._refuse(stream, "not_allowed")
-            return
-        if self._streams[peer_id] >= self._settings.max_streams_per_peer:
-            await self._cut_oldest(peer_id)
-        await self._serve(self._adopt(stream))
-
-    async def _cut_oldest(self, peer_id: ID) -> None:
-        """Make room for a new stream of `peer_id` by cutting its oldest one.
-
-        A peer opens a stream when it has none it can use: its older ones are most likely
-        dead on its side, whether or not this side has noticed. Refusing the new stream would
-        lock the peer out for as long as the dead ones linger (seen under overload: a keeper's
-        votes refused for minutes); cutting the oldest keeps the cap and serves the newest.
-        """
-        oldest = next(channel for channel in self._all if channel.peer_id == peer_id)
-        self._metrics.inc("mesh_rpc_streams_cut_total", reason="per_peer_limit")
-        self._log.log(
-            logging.INFO,
-            ("cut", "per_peer_limit"),
-            "rpc stream with %s cut: %d streams open, a new one takes the oldest's place",
-            peer_id,
-            self._streams[peer_id],
-        )
-        self._release(oldest)
-        await oldest.abort()
+        elif self._streams[peer_id] >= self._settings.max_streams_per_peer:
+            await self._refuse(stream, "per_peer_limit")
+        else:
+            await self._serve(self._adopt(stream))
 
     async def _refuse(self, stream: INetStream, reason: str) -> None:
         self._metrics.inc("mesh_rpc_streams_refused_total", reason=reason)
@@ -248,11 +231,12 @@ class RpcLayer:
 
     async def _serve(self, channel: Channel) -> None:
         try:
-            while (message := await channel.read()) is not None:
-                if message.kind == REQUEST:
-                    self._on_request(channel, message)
-                else:
-                    channel.resolve(message)
+            with channel.reading:
+                while (message := await channel.read()) is not None:
+                    if message.kind == REQUEST:
+                        self._on_request(channel, message)
+                    else:
+                        channel.resolve(message)
         except FrameError as error:  # oversized, truncated or stalled: the peer broke the framing
             self._metrics.inc("mesh_rpc_streams_cut_total", reason=error.reason)
             self._log.log(
@@ -279,10 +263,11 @@ class RpcLayer:
         handler = self._handlers.get(message.method)
         if handler is None:
             self._fail(channel, message, "unknown_method", f"no handler for {message.method!r}")
-        elif channel.handlers >= self._settings.max_handlers_per_peer:
-            self._fail(channel, message, "busy", f"{channel.handlers} requests already running")
+        elif self._running[channel.peer_id] >= self._settings.max_handlers_per_peer:
+            running = self._running[channel.peer_id]
+            self._fail(channel, message, "busy", f"{running} requests already running")
         else:
-            channel.handlers += 1
+            self._running[channel.peer_id] += 1
             self._nursery.start_soon(self._handle, channel, message, checked, handler)
 
     def _fail(self, channel: Channel, message: RpcFrame, code: str, detail: str) -> None:
@@ -324,7 +309,9 @@ class RpcLayer:
                 channel, message, "handler_timeout", f"no result within {self._settings.handler_timeout} s"
             )
         finally:
-            channel.handlers -= 1
+            self._running[channel.peer_id] -= 1
+            if self._running[channel.peer_id] <= 0:
+                del self._running[channel.peer_id]
 
     async def _send_quietly(self, channel: Channel, message: RpcFrame) -> None:
         try:

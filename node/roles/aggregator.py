@@ -33,26 +33,28 @@ import msgspec
 import trio
 from eth_utils import to_checksum_address
 
-from node.chain.errors import ChainError, RevertError
-from node.config import ConfigError
-from node.config.preflight import NodeSetup
-from node.keeper.attester import ResultChecker
-from node.mesh import RequestRefused
-from node.mesh.metrics import Metrics
+from node.bls import choose_backend
+from node.chain import ChainError, RevertError
+from node.config import ConfigError, NodeSetup
+from node.keeper import ResultChecker
+from node.mesh import Metrics, RequestRefused
 from node.roles.runtime import Chain, load_directory, open_chain, open_mesh
-from protocol.aggregator import (
+from protocol import (
     Aggregator,
+    Decision,
     DroppedVote,
     DropReason,
+    OperatorDirectory,
+    OperatorSet,
+    ResultMessage,
     Submission,
     SubmitOutcome,
+    TaskInfo,
+    Vote,
     VoteCollector,
+    VoteMessage,
+    decode,
 )
-from protocol.attestation import TaskInfo, Vote
-from protocol.bls.backend import choose_backend
-from protocol.messages import ResultMessage, VoteMessage, decode
-from protocol.operators import OperatorDirectory, OperatorSet
-from protocol.quorum import Decision
 
 log = logging.getLogger("triggerx.aggregator")
 

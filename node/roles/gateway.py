@@ -8,17 +8,18 @@ import logging
 import trio
 from hypercorn.trio import serve
 
+from gateway import (
+    Dispatcher,
+    GatewayStorage,
+    JobIntake,
+    KeeperWatch,
+    TaskLedger,
+    follow_decisions,
+    server_config,
+)
 from gateway.api import create_app
-from gateway.dispatch import Dispatcher
-from gateway.health import KeeperWatch
-from gateway.http import server_config
-from gateway.intake import JobIntake
-from gateway.ledger import TaskLedger
-from gateway.monitor import follow_decisions
-from gateway.storage import GatewayStorage
-from gateway.triggers.scheduler import JobScheduler
-from node.config import ConfigError
-from node.config.preflight import NodeSetup
+from gateway.triggers import JobScheduler
+from node.config import ConfigError, NodeSetup
 from node.roles.runtime import load_directory, open_chain, open_mesh
 from node.store import Store
 

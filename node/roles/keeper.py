@@ -8,18 +8,23 @@ import time
 import msgspec
 import trio
 
-from node.chain.errors import ChainError
-from node.config import ConfigError
-from node.config.preflight import NodeSetup
-from node.keeper.attester import ResultChecker, report_problem
-from node.keeper.executor import AssignmentRefused, TaskExecutor
-from node.keeper.votes import VoteKey, VoteSender
+from node.bls import choose_backend
+from node.chain import ChainError
+from node.config import ConfigError, NodeSetup
+from node.keeper import AssignmentRefused, ResultChecker, TaskExecutor, VoteKey, VoteSender, report_problem
 from node.mesh import HEARTBEATS, RESULTS, MeshError, MeshNode
 from node.roles.runtime import Chain, aggregator_peers, load_directory, open_chain, open_mesh
-from protocol.attestation import TaskInfo, Vote
-from protocol.bls.backend import choose_backend
-from protocol.messages import AssignmentMessage, Heartbeat, ResultMessage, VoteMessage, decode, encode
-from protocol.operators import OperatorDirectory
+from protocol import (
+    AssignmentMessage,
+    Heartbeat,
+    OperatorDirectory,
+    ResultMessage,
+    TaskInfo,
+    Vote,
+    VoteMessage,
+    decode,
+    encode,
+)
 
 log = logging.getLogger("triggerx.keeper")
 VOTE_GRACE = 60.0  # how long after an assignment's deadline its votes are still resent
@@ -57,6 +62,7 @@ class Keeper:
         self.dispatcher = setup.genesis.dispatcher
         self.aggregators = aggregator_peers(setup)
         self.votes = VoteSender(mesh, self.aggregators)
+        self._checking: set[VoteKey] = set()  # reports whose execution is being checked on chain
         self.backend = choose_backend()
         self.executor = TaskExecutor(
             chain.hub, chain.sender, dispatcher=self.dispatcher, operator_id=me.id, chain_id=chain.chain_id
@@ -133,8 +139,9 @@ class Keeper:
         order = report.order
         assignment = order.assignment
         task = report.task_info()
-        if report.result.performer_id == self.me.id or self.votes.holds(_vote_key(task)):
-            return  # ours, or voted on already (the vote is being resent)
+        key = _vote_key(task)
+        if report.result.performer_id == self.me.id or self.votes.holds(key) or key in self._checking:
+            return  # ours, voted on already (the vote is being resent), or being checked now
         if not self.votes.room_for(task.task_id, task.attempt):
             log.warning(
                 "task %d attempt %d: too many results; not checking another", task.task_id, task.attempt
@@ -151,7 +158,11 @@ class Keeper:
         if problem is not None:
             log.warning("task %d: not voting on a report from %s: %s", assignment.task_id, sender, problem)
             return
-        verdict = await self.checker.check(assignment, order.terms, report.result, order.calldata)
+        self._checking.add(key)  # copies arriving meanwhile (republished, relayed) are not checked again
+        try:
+            verdict = await self.checker.check(assignment, order.terms, report.result, order.calldata)
+        finally:
+            self._checking.discard(key)
         if verdict is None:
             log.warning("task %d attempt %d: block %d not reached in time; abstaining",
                         assignment.task_id, assignment.attempt, report.result.block_number)  # fmt: skip

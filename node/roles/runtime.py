@@ -7,13 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from node.chain.contracts import Contract, load_artifact, revert_decoder
-from node.chain.rpc import RpcClient
-from node.chain.transactions import TransactionSender
-from node.config.preflight import NodeSetup
-from node.mesh import MeshConfig, MeshNode
-from node.mesh.host import parse_peer_addr
-from protocol.operators import OperatorDirectory
+from node.chain import Contract, RpcClient, TransactionSender, load_artifact, revert_decoder
+from node.config import NodeSetup
+from node.mesh import MeshConfig, MeshNode, parse_peer_addr
+from protocol import OperatorDirectory
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,9 @@ index entries in one atomic batch; `Store.batch()` makes writes to several table
             tasks.put(task, batch=batch)
             jobs.put(job, batch=batch)
         page = tasks.by_index("job", 7, limit=100)
+
+Public API: Store (with Batch), Table (with Index and Page), the key spaces and KeySpace, the
+versions and the errors. The record codec and the schema record are internal.
 """
 
 from node.store.codec import VALUE_VERSION

@@ -2,6 +2,10 @@
 
 Adding a kind is adding its module (a `TriggerKind` subclass: see protocol.triggers.base) and
 one `register` line below; docs/architecture.md walks through it.
+
+Public API: the registry (register, kind_named, kind_names), what every kind declares
+(TriggerKind, Schedule, TriggerFire, TriggerSpecError, SpecJson, on_grid) and the interval
+kind's own (interval_trigger, IntervalSchedule).
 """
 
 from __future__ import annotations
@@ -9,15 +13,20 @@ from __future__ import annotations
 from typing import Any
 
 from protocol.triggers import interval
-from protocol.triggers.base import Schedule, TriggerFire, TriggerKind, TriggerSpecError
+from protocol.triggers.base import Schedule, SpecJson, TriggerFire, TriggerKind, TriggerSpecError, on_grid
+from protocol.triggers.interval import IntervalSchedule, interval_trigger
 
 __all__ = [
+    "IntervalSchedule",
     "Schedule",
+    "SpecJson",
     "TriggerFire",
     "TriggerKind",
     "TriggerSpecError",
+    "interval_trigger",
     "kind_named",
     "kind_names",
+    "on_grid",
     "register",
 ]
 

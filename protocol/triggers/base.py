@@ -19,7 +19,7 @@ import msgspec
 from eth_utils import keccak
 from msgspec import Meta
 
-from node.config.errors import split_validation_error
+from node.config import split_validation_error
 
 S = TypeVar("S", bound=msgspec.Struct)
 # A fire time goes into the evidence as uint64 milliseconds.

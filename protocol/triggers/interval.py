@@ -17,6 +17,8 @@ import eth_abi
 import msgspec
 from eth_utils import keccak
 
+# protocol.jobs, not the package: protocol's __init__ imports protocol.triggers (through
+# protocol.messages), so protocol may not be initialized yet when this module runs.
 from protocol.jobs import UINT64_MAX
 from protocol.triggers.base import TriggerFire, TriggerKind, TriggerSpecError, on_grid
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from node.chain.anvil import free_port
+from node.chain import free_port
 
 CLI = str(Path(sys.executable).with_name("triggerx-node"))
 

@@ -19,7 +19,7 @@ import time
 import httpx
 import pytest
 
-from node.devnet.run import devnet_demo_job
+from node.devnet import devnet_demo_job
 
 pytestmark = pytest.mark.e2e
 ATTACK_SECONDS = 10.0

@@ -17,8 +17,8 @@ import time
 import httpx
 import pytest
 
-from node.chain.contracts import load_artifact
-from node.devnet.run import devnet_demo_job
+from node.chain import load_artifact
+from node.devnet import devnet_demo_job
 
 from .conftest import CLI, rpc
 

@@ -9,9 +9,9 @@ import pytest
 from py_ecc.bls.g2_primitives import G1_to_pubkey, pubkey_to_G1
 from py_ecc.optimized_bls12_381 import add
 
-from node.chain.errors import RevertError
-from protocol.aggregator import Aggregator
-from protocol.bls.points import public_key_to_eip2537, signature_to_eip2537
+from node.bls import public_key_to_eip2537, signature_to_eip2537
+from node.chain import RevertError
+from protocol import Aggregator
 
 from ..conftest import CHAIN_ID
 from ..consensus_helpers import (

@@ -7,9 +7,15 @@ import random
 import pytest
 import trio
 
-from node.chain.contracts import Contract, deploy, load_artifact
-from protocol.bls.backend import POP_DST, SIGNATURE_DST, choose_backend
-from protocol.bls.points import hash_to_g2_eip2537, public_key_to_eip2537, signature_to_eip2537
+from node.bls import (
+    POP_DST,
+    SIGNATURE_DST,
+    choose_backend,
+    hash_to_g2_eip2537,
+    public_key_to_eip2537,
+    signature_to_eip2537,
+)
+from node.chain import Contract, deploy, load_artifact
 
 BACKEND = choose_backend()
 

@@ -6,12 +6,17 @@ import pytest
 import trio
 from eth_account import Account
 
-from node.chain.anvil import free_port
-from node.chain.contracts import deploy, load_artifact
-from node.chain.errors import RevertError, RpcError, TransportError
-from node.chain.rpc import RpcClient
-from node.chain.subscriptions import subscribe
-from node.chain.transactions import TransactionSender
+from node.chain import (
+    RevertError,
+    RpcClient,
+    RpcError,
+    TransactionSender,
+    TransportError,
+    deploy,
+    free_port,
+    load_artifact,
+    subscribe,
+)
 
 from ..conftest import CHAIN_ID
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from eth_account import Account
 
-from node.chain.contracts import Contract, load_artifact
-from node.devnet.chain import KEEPER_STAKE, KeeperKeys, provision
-from protocol.bls.backend import choose_backend
-from protocol.operators import load_operator_set
+from node.bls import choose_backend
+from node.chain import Contract, load_artifact
+from node.devnet import KeeperKeys, provision
+
+# The devnet's stake per keeper, an internal the test checks.
+from node.devnet.chain import KEEPER_STAKE
+from protocol import load_operator_set
 
 from ..consensus_helpers import bls_secret
 

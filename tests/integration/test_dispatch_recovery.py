@@ -11,13 +11,9 @@ import time
 import pytest
 import trio
 
-from gateway.dispatch import Dispatcher
-from gateway.ledger import TaskEvent, TaskLedger
-from gateway.monitor import TaskDecision
-from gateway.records import AttemptRecord, TaskRecord
-from gateway.storage import GatewayStorage
-from node.config.genesis import load_genesis
-from node.devnet.run import REPO_GENESIS
+from gateway import AttemptRecord, Dispatcher, GatewayStorage, TaskDecision, TaskEvent, TaskLedger, TaskRecord
+from node.config import load_genesis
+from node.devnet import REPO_GENESIS
 from node.store import Store
 
 from ..gateway_helpers import counter_job

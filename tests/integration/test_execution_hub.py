@@ -8,9 +8,8 @@ import dataclasses
 
 import pytest
 
-from node.chain.contracts import Contract, deploy, load_artifact, revert_decoder
-from node.chain.errors import RevertError
-from protocol.jobs import JobTerms, job_id_of
+from node.chain import Contract, RevertError, deploy, load_artifact, revert_decoder
+from protocol import JobTerms, job_id_of
 
 from ..conftest import CHAIN_ID
 from ..hub_helpers import ETH, FEE, TASK_EXECUTED, TASK_OPEN, TRIGGER, HubWorld

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from node.chain.errors import RevertError
+from node.chain import RevertError
 
 from ..hub_helpers import ETH, FEE, TASK_CLOSED, TASK_EXECUTED, TASK_OPEN
 

@@ -13,14 +13,10 @@ import trio
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 
+from gateway import GatewayStorage, JobIntake, JobRecord, JobSpec, TaskLedger, sign_job
 from gateway.api import create_app
-from gateway.intake import JobIntake
-from gateway.jobs import JobSpec, sign_job
-from gateway.ledger import TaskLedger
-from gateway.records import JobRecord
-from gateway.storage import GatewayStorage
 from node.store import Store
-from protocol.jobs import CANCELLED_TERMS, cancel_message
+from protocol import CANCELLED_TERMS, cancel_message
 
 from ..conftest import CHAIN_ID
 

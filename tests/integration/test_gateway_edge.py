@@ -16,9 +16,11 @@ import pytest
 import trio
 from hypercorn.trio import serve
 
+from gateway import GatewayStorage, HttpLimits, server_config
 from gateway.api import create_app
-from gateway.http import LINGER_SECONDS, HttpLimits, server_config
-from gateway.storage import GatewayStorage
+
+# The module's constant, tested here (not the gateway's API).
+from gateway.http import LINGER_SECONDS
 from node.store import Store
 
 CHAIN_ID = 31337

@@ -22,15 +22,19 @@ from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.chain.anvil import Anvil
-from node.chain.contracts import Contract, deploy, load_artifact, revert_decoder
-from node.chain.deployment import deploy_core
-from node.chain.errors import RevertError
-from node.chain.rpc import RpcClient
-from node.chain.transactions import TransactionSender
-from protocol.assignment import Assignment
-from protocol.jobs import JobTerms, job_id_of
-from protocol.triggers.interval import interval_trigger
+from node.chain import (
+    Anvil,
+    Contract,
+    RevertError,
+    RpcClient,
+    TransactionSender,
+    deploy,
+    deploy_core,
+    load_artifact,
+    revert_decoder,
+)
+from protocol import Assignment, JobTerms, job_id_of
+from protocol.triggers import interval_trigger
 
 from ..conftest import CHAIN_ID
 

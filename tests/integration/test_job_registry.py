@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from node.chain.errors import RevertError
-from protocol.jobs import CANCELLED_TERMS, JobConsent, cancel_message, job_id_of
+from node.chain import RevertError
+from protocol import CANCELLED_TERMS, JobConsent, cancel_message, job_id_of
 
 from ..conftest import CHAIN_ID
 from ..hub_helpers import HubWorld

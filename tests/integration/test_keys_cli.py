@@ -16,19 +16,18 @@ import pytest
 from eth_account import Account
 from libp2p.crypto.ed25519 import create_new_key_pair
 
+from node.bls import Keystore, choose_backend
 from node.keys import (
     KeyDirectory,
     KeyFileError,
     WrongPasswordError,
+    decode_identity,
+    encrypt_operator_key,
     load_bls_secret,
     load_identity,
     load_operator_account,
     peer_id,
 )
-from node.keys.identity import decode_identity
-from node.keys.operator import encrypt_operator_key
-from protocol.bls.backend import choose_backend
-from protocol.bls.keystore import Keystore
 
 CLI = str(Path(sys.executable).with_name("triggerx-node"))
 ROOT = Path(__file__).resolve().parents[2]

@@ -34,11 +34,15 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
 from libp2p.tools.anyio_service import background_trio_service
 
-from node.chain.eip712 import Domain, TypedMessage
+from node.chain import Domain, TypedMessage
 from node.mesh import (
     HEARTBEATS,
     RESULTS,
     ConnectionLostError,
+    Envelope,
+    EnvelopeSigner,
+    GossipSettings,
+    HostSettings,
     MeshConfig,
     MeshError,
     MeshNode,
@@ -46,14 +50,17 @@ from node.mesh import (
     RemoteError,
     RequestRefused,
     RequestTimeoutError,
+    RpcSettings,
     identity_from_seed,
     identity_seed,
+    parse_peer_addr,
     peer_id_of,
 )
-from node.mesh.envelope import Envelope, EnvelopeSigner, encode_envelope
-from node.mesh.gossip import GossipSettings, new_pubsub
-from node.mesh.host import HostSettings, build_host, parse_peer_addr
-from node.mesh.rpc import RpcSettings
+
+# The layers under MeshNode (not node.mesh's API): a raw peer is built from them.
+from node.mesh.envelope import encode_envelope
+from node.mesh.gossip import new_pubsub
+from node.mesh.host import build_host
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAIN_ID = 31337

@@ -16,9 +16,11 @@ import pytest
 import trio
 from libp2p.peer.id import ID
 
-from node.mesh import MeshNode
+from node.mesh import LogDedup, MeshNode
+
+# The host and logging internals of node.mesh, tested here.
 from node.mesh.host import is_connected, route_libp2p_logging, swarm_of
-from node.mesh.logdedup import DedupHandler, LogDedup
+from node.mesh.logdedup import DedupHandler
 from tests.integration.test_mesh import free_port, make_node, until
 from tests.integration.test_mesh_admission import gated_node, peer_of
 

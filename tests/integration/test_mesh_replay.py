@@ -11,8 +11,10 @@ import time
 import pytest
 import trio
 
-from node.mesh import HEARTBEATS, Metrics, RemoteError
-from node.mesh.envelope import EnvelopeSigner, encode_envelope
+from node.mesh import HEARTBEATS, EnvelopeSigner, Metrics, RemoteError
+
+# The envelope codec and validation internals of node.mesh, tested here.
+from node.mesh.envelope import encode_envelope
 from node.mesh.validation import EnvelopeChecker, ReplayCache
 from tests.integration.test_mesh import ACTIVE, CHAIN_ID, OPERATORS, make_node
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 from eth_account import Account
 from libp2p.peer.id import ID
 
-from node.chain.contracts import Contract, load_artifact
-from node.chain.transactions import TransactionSender
-from node.devnet.chain import KeeperKeys, provision
+from node.chain import Contract, TransactionSender, load_artifact
+from node.devnet import KeeperKeys, provision
 from node.mesh import identity_from_seed
-from protocol.operators import OperatorDirectory, load_operator_set
+from protocol import OperatorDirectory, load_operator_set
 
 from ..conftest import CHAIN_ID
 from ..consensus_helpers import bls_secret

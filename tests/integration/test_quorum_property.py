@@ -16,11 +16,8 @@ from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.chain.anvil import Anvil
-from node.chain.errors import RevertError
-from node.chain.rpc import RpcClient
-from node.chain.transactions import TransactionSender
-from protocol.quorum import APPROVE, REJECT
+from node.chain import Anvil, RevertError, RpcClient, TransactionSender
+from protocol import APPROVE, REJECT
 
 from ..conftest import CHAIN_ID
 from ..consensus_helpers import attach_network, deploy_network, operator_account

@@ -28,6 +28,8 @@ from node.store import (
     StoreLockedError,
     Table,
 )
+
+# The on-disk format internals of node.store, tested here.
 from node.store.codec import RecordCodec
 from node.store.keys import encode_part
 from node.store.store import SCHEMA_KEY, SchemaMeta

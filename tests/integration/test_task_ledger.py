@@ -6,13 +6,12 @@ from __future__ import annotations
 import pytest
 import trio
 
-from gateway.jobs import JobSpec
-from gateway.ledger import TaskLedger
-from gateway.monitor import TaskDecision
-from gateway.records import AttemptRecord, JobRecord
-from gateway.storage import DECISIONS_CHECKPOINT, GatewayStorage
+from gateway import AttemptRecord, GatewayStorage, JobRecord, JobSpec, TaskDecision, TaskLedger
+
+# The storage's checkpoint name, an internal the test reads back.
+from gateway.storage import DECISIONS_CHECKPOINT
 from node.store import Store
-from protocol.jobs import JobTerms, job_id_of
+from protocol import JobTerms, job_id_of
 
 OWNER = "0x" + "22" * 20
 SPEC = JobSpec(

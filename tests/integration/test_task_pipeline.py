@@ -10,18 +10,22 @@ import pytest
 import trio
 from eth_utils import keccak
 
-from gateway.monitor import TaskMonitor
-from node.chain.contracts import Contract, load_artifact
-from node.keeper.attester import ResultChecker
-from node.keeper.executor import AssignmentRefused, TaskExecutor
-from protocol.aggregator import Aggregator, VoteCollector
-from protocol.assignment import Assignment
-from protocol.attestation import TaskInfo, Vote
-from protocol.jobs import job_id_of
-from protocol.messages import AssignmentMessage
-from protocol.operators import OperatorSet, load_operator_set
-from protocol.result import ExecutionResult
-from protocol.selection import choose_performer
+from gateway import TaskMonitor
+from node.chain import Contract, load_artifact
+from node.keeper import AssignmentRefused, ResultChecker, TaskExecutor
+from protocol import (
+    Aggregator,
+    Assignment,
+    AssignmentMessage,
+    ExecutionResult,
+    OperatorSet,
+    TaskInfo,
+    Vote,
+    VoteCollector,
+    choose_performer,
+    job_id_of,
+    load_operator_set,
+)
 
 from ..conftest import CHAIN_ID
 from ..consensus_helpers import BACKEND, FIRE, JOB_OWNER, Network, bls_secret, deploy_network

@@ -15,21 +15,15 @@ import pytest
 import trio
 from eth_utils import keccak
 
-from gateway.dispatch import Dispatcher
-from gateway.jobs import JobSpec, parse_create_request, sign_job
-from gateway.ledger import TaskLedger
-from gateway.storage import GatewayStorage
-from gateway.triggers.scheduler import JobScheduler
-from node.chain.contracts import Contract, load_artifact
-from node.config.genesis import load_genesis
-from node.devnet.run import REPO_GENESIS
-from node.keeper.attester import ResultChecker, report_problem
-from node.keeper.executor import TaskExecutor
+from gateway import Dispatcher, GatewayStorage, JobSpec, TaskLedger, parse_create_request, sign_job
+from gateway.triggers import JobScheduler
+from node.chain import Contract, load_artifact
+from node.config import load_genesis
+from node.devnet import REPO_GENESIS
+from node.keeper import ResultChecker, TaskExecutor, report_problem
 from node.store import Store
-from protocol.messages import OwnerConsent, ResultMessage
-from protocol.operators import load_operator_set
-from protocol.triggers import TriggerFire, TriggerKind, TriggerSpecError, kind_named, register
-from protocol.triggers.base import on_grid
+from protocol import OwnerConsent, ResultMessage, load_operator_set
+from protocol.triggers import TriggerFire, TriggerKind, TriggerSpecError, kind_named, on_grid, register
 
 from ..conftest import CHAIN_ID
 from ..consensus_helpers import JOB_FEE, JOB_OWNER, deploy_network

@@ -7,7 +7,7 @@ from collections import Counter
 
 import trio
 
-from node.keeper.votes import VoteSender
+from node.keeper import VoteSender
 from node.mesh import RequestRefused
 
 from .test_mesh import make_node, until

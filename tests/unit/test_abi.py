@@ -6,8 +6,7 @@ import pytest
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
-from node.chain.abi import RevertDecoder, canonical_type, signature
-from node.chain.contracts import load_artifact, revert_decoder
+from node.chain import RevertDecoder, canonical_type, load_artifact, revert_decoder, signature
 
 HUB = load_artifact("TaskExecutionHub")
 ASSIGNMENT = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from py_ecc.bls.g2_primitives import signature_to_G2
 
-from protocol.bls.backend import (
+from node.bls import (
     CURVE_ORDER,
     MilagroBackend,
     PyEccBackend,
@@ -14,7 +14,7 @@ from protocol.bls.backend import (
     prove_possession,
     verify_possession,
 )
-from protocol.bls.points import encode_g2, signature_to_eip2537
+from node.bls.points import encode_g2, signature_to_eip2537
 
 pytestmark = pytest.mark.skipif(len(available_backends()) < 2, reason="milagro is not installed here")
 

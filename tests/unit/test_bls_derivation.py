@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.bls.derivation import (
-    SIGNING_KEY_PATH,
-    derive_child_secret,
-    derive_master_secret,
-    derive_path,
-    signing_key_path,
-)
+from node.bls import derive_child_secret, derive_master_secret, derive_path, signing_key_path
+
+# The module's path template, tested here (not node.bls's API).
+from node.bls.derivation import SIGNING_KEY_PATH
 
 # The four test cases of EIP-2333 ("Test Cases"), copied from ERCS/erc-2333.md in ethereum/ERCs:
 # seed, master_SK, child_index, child_SK (keys as the EIP's decimal integers).

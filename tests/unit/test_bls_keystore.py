@@ -10,12 +10,12 @@ import stat
 
 import pytest
 
-from protocol.bls.backend import choose_backend
-from protocol.bls.keystore import (
+from node.bls import (
     InvalidKeystoreError,
     Keystore,
     KeystoreError,
     WrongPasswordError,
+    choose_backend,
     process_password,
     read_password,
 )

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.config import SETTINGS, ConfigError, load_config
-from node.config.schema import ROLES, Role
+from node.config import ROLES, SETTINGS, ConfigError, Role, load_config
 
 PEER = "12D3KooWGFyHXVuMi1aNmbe3YiBW2tDXDgorssTz2WfdhqczWxRE"
 

@@ -12,8 +12,8 @@ import pytest
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.id import ID
 
+from node.bls import choose_backend
 from node.config import GenesisError, load_genesis, parse_genesis
-from protocol.bls.backend import choose_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = "0x5FbDB2315678afecb367f032d93F642f64180aa3"  # anvil's first deployment, checksummed

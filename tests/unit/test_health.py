@@ -7,9 +7,12 @@ import dataclasses
 import pytest
 from libp2p.peer.id import ID
 
-from gateway.health import MAX_LISTEN_ADDRS, HealthTracker, heartbeat_peer, listen_addrs
-from node.mesh.host import identity_from_seed
-from protocol.operators import Operator
+from gateway import HealthTracker, heartbeat_peer, listen_addrs
+
+# The module's limit, tested here (not the gateway's API).
+from gateway.health import MAX_LISTEN_ADDRS
+from node.mesh import identity_from_seed
+from protocol import Operator
 
 
 def test_online_until_silent_for_longer_than_the_threshold():

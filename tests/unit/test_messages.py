@@ -5,13 +5,20 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from protocol.assignment import Assignment
-from protocol.attestation import Vote
-from protocol.jobs import JobTerms, job_id_of
-from protocol.messages import AssignmentMessage, OwnerConsent, ResultMessage, VoteMessage, decode, encode
-from protocol.result import ExecutionResult
-from protocol.triggers import TriggerFire
-from protocol.triggers.interval import interval_trigger
+from protocol import (
+    Assignment,
+    AssignmentMessage,
+    ExecutionResult,
+    JobTerms,
+    OwnerConsent,
+    ResultMessage,
+    Vote,
+    VoteMessage,
+    decode,
+    encode,
+    job_id_of,
+)
+from protocol.triggers import TriggerFire, interval_trigger
 
 OWNER = "0x" + "22" * 20
 JOB_ID = job_id_of(OWNER, 2**96 - 1)  # a 256-bit id: msgpack could not carry it

@@ -7,7 +7,7 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.quorum import APPROVE, REJECT, Decision, decide
+from protocol import APPROVE, REJECT, Decision, decide
 
 
 def test_boundaries_are_exact():

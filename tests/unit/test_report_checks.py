@@ -9,14 +9,18 @@ import msgspec
 import pytest
 from eth_account import Account
 
-from node.keeper.attester import report_problem
-from protocol.assignment import Assignment
-from protocol.jobs import JobTerms, job_id_of
-from protocol.messages import AssignmentMessage, ResultMessage
-from protocol.operators import Operator, OperatorSet
-from protocol.result import ExecutionResult
-from protocol.triggers import TriggerFire, kind_named
-from protocol.triggers.interval import interval_trigger
+from node.keeper import report_problem
+from protocol import (
+    Assignment,
+    AssignmentMessage,
+    ExecutionResult,
+    JobTerms,
+    Operator,
+    OperatorSet,
+    ResultMessage,
+    job_id_of,
+)
+from protocol.triggers import TriggerFire, interval_trigger, kind_named
 
 CHAIN_ID = 31337
 HUB = "0x" + "ab" * 20

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from protocol.operators import Operator
-from protocol.selection import choose_performer, rank
+from protocol import Operator, choose_performer, rank
 
 
 def keeper(i: int, stake: int = 10) -> Operator:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.triggers.time import Fire, TimeScheduler
-from protocol.triggers.interval import IntervalSchedule
+from gateway.triggers import Fire, TimeScheduler
+from protocol.triggers import IntervalSchedule
 
 
 def test_interval_fire_times():

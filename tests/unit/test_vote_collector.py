@@ -8,11 +8,8 @@ import hashlib
 
 import pytest
 
-from protocol.aggregator import DropReason, VoteCollector
-from protocol.attestation import TaskInfo, Vote, vote_message
-from protocol.bls.backend import available_backends
-from protocol.operators import Operator, OperatorSet
-from protocol.quorum import Decision
+from node.bls import available_backends
+from protocol import Decision, DropReason, Operator, OperatorSet, TaskInfo, Vote, VoteCollector, vote_message
 
 from ..consensus_helpers import bls_secret
 

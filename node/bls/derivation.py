@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import re
 
-from protocol.bls.backend import CURVE_ORDER
+from node.bls.backend import CURVE_ORDER
 
 SIGNING_KEY_PATH = "m/12381/3600/{index}/0/0"
 """EIP-2334 path of the signing key of validator `index` (purpose 12381, coin type 3600)."""

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from Crypto.Cipher import AES
 
-from protocol.bls.backend import choose_backend
+from node.bls.backend import choose_backend
 
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 _CONTROL_CODES = dict.fromkeys([*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)])
