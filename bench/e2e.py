@@ -104,8 +104,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=60, help="tasks to measure (default 60)")
     parser.add_argument("--keepers", type=int, default=3, help="keepers in the devnet (default 3)")
+    parser.add_argument("--logs", type=Path, help="copy the nodes' logs to this folder at the end")
     args = parser.parse_args()
-    mined, attested = on_devnet(args.keepers, measure, args.tasks)
+    mined, attested = on_devnet(args.keepers, measure, args.tasks, logs=args.logs)
     ms = lambda seconds: f"{seconds * 1000:.0f}"  # noqa: E731
     print(f"end to end on a devnet: {args.keepers} keepers, 1 aggregator, 1 gateway, anvil --instant")
     print(f"{len(mined)} tasks from {JOBS} jobs firing every second")
