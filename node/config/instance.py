@@ -3,7 +3,7 @@
 Two processes with one identity (an operator who starts a node twice, a supervisor that
 restarts one whose old process still runs) share a peer id and an operator key. Their peers
 see two signed peer records under one peer id, refuse the older one each time the other
-process speaks, and so drop the messages of both (py-libp2p keeps the newest record); their
+process speaks, and so drop the messages of both (docs/architecture.md, py-libp2p 21); their
 transactions race for the same nonces. The second process is refused at start instead.
 
 The lock is an exclusive `flock` on the identity key file itself, opened read-only and held

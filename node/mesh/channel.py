@@ -62,7 +62,7 @@ class Channel:
         self.closed = False
         self.reading = trio.CancelScope()
         """The scope its owner reads frames in: `abort` cancels it. py-libp2p does not wake a
-        read blocked on a stream this side resets, so without it the reader would wait forever."""
+        read blocked on a stream this side resets (py-libp2p 20): without it the reader would wait forever."""
         self._max_frame = max_frame
         self._write_timeout = write_timeout
         self._reader = FrameReader(stream, max_frame, frame_timeout)

@@ -9,7 +9,7 @@
   and so is the old connection of a peer that restarted (py-libp2p 19). The timeout is long
   because an overloaded node answers pings late: with 3 s, every connection of a devnet
   offered twice the tasks it could attest failed its first ping within seconds, and dropping
-  them turned slowness into a partition (and the partition into lost votes and more load).
+  them turned slowness into a partition, lost votes and more load (py-libp2p 22).
 - The swarm's own dial retries are off: the bootstrap loop retries with its own bounded
   backoff, and the swarm's three retries only made each failed dial take ~3x longer.
 - Every dial is wrapped in `trio.move_on_after` (a dial to a black-holed peer can block ~2 min)
