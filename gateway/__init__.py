@@ -3,11 +3,21 @@
 Public API: the job spec (JobSpec, sign_job, parse_create_request, trigger_kind, with
 JobSpecError and the calldata encoding), the storage (GatewayStorage) and its records, the
 services (JobIntake, TaskLedger, Dispatcher, ExecutionRelay, TaskMonitor with
-follow_decisions, KeeperWatch and its HealthTracker) and the HTTP limits (HttpLimits,
-BoundedBodies, server_config). The API (gateway.api) and the schedulers (gateway.triggers)
-are packages of their own.
+follow_decisions, KeeperWatch and its HealthTracker, Alerts with its channels and
+alert_channels) and the HTTP limits (HttpLimits, BoundedBodies, server_config). The API
+(gateway.api) and the schedulers (gateway.triggers) are packages of their own.
 """
 
+from gateway.alerts import (
+    Alert,
+    AlertChannel,
+    Alerts,
+    ChannelStats,
+    DeliveryError,
+    EmailChannel,
+    WebhookChannel,
+    alert_channels,
+)
 from gateway.calldata import CalldataError, canonical_signature, encode_calldata, parse_signature
 from gateway.dispatch import Dispatcher
 from gateway.health import HealthTracker, KeeperWatch, heartbeat_peer, listen_addrs
@@ -21,10 +31,16 @@ from gateway.relay import ExecutionRelay
 from gateway.storage import GatewayStorage
 
 __all__ = [
+    "Alert",
+    "AlertChannel",
+    "Alerts",
     "AttemptRecord",
     "BoundedBodies",
     "CalldataError",
+    "ChannelStats",
+    "DeliveryError",
     "Dispatcher",
+    "EmailChannel",
     "ExecutionRelay",
     "GatewayStorage",
     "HealthTracker",
@@ -41,6 +57,8 @@ __all__ = [
     "TaskMonitor",
     "TaskRecord",
     "ValidJob",
+    "WebhookChannel",
+    "alert_channels",
     "canonical_signature",
     "encode_calldata",
     "follow_decisions",

@@ -18,10 +18,15 @@ log = logging.getLogger("triggerx.gateway")
 
 class JobScheduler:
     """Fires scheduled jobs: each fire is a task written by the ledger (with the job's last
-    fire, so a restart resumes without firing twice), then passed to `on_task`."""
+    fire, so a restart resumes without firing twice), then passed to `on_task`, `lead`
+    seconds ahead of its fire time (the performer holds it until then: docs/protocol.md,
+    "Lead time")."""
 
-    def __init__(self, storage: GatewayStorage, ledger: TaskLedger, on_task: Callable[[int], None]) -> None:
+    def __init__(
+        self, storage: GatewayStorage, ledger: TaskLedger, on_task: Callable[[int], None], lead: float = 0.0
+    ) -> None:
         self.storage, self.ledger, self.on_task = storage, ledger, on_task
+        self.lead = lead  # seconds ahead of a fire time its task is created and dispatched
         self._times = TimeScheduler()
         self._wake = trio.Event()
 
@@ -31,9 +36,10 @@ class JobScheduler:
         if job.status != "active":
             return
         kind = trigger_kind(job.spec)
-        schedule = kind.schedule(kind.decode(job.spec.schedule), job.created_at)
+        spec = kind.decode(job.spec.schedule)
+        schedule = kind.schedule(spec, job.created_at)
         if schedule is not None:
-            self._times.add(job.id, schedule, job.last_fire, time.time())
+            self._times.add(job.id, schedule, job.last_fire, time.time(), kind.catch_up(spec))
             self._wake.set()
 
     def unschedule(self, job: JobRecord) -> None:
@@ -44,7 +50,7 @@ class JobScheduler:
     async def run(self) -> None:
         """Fire jobs when due, until cancelled."""
         while True:
-            for fire in self._times.due(time.time()):
+            for fire in self._times.due(time.time() + self.lead):
                 job = self.storage.jobs.get(fire.job_id)
                 if job is None or job.status != "active":
                     continue
@@ -52,6 +58,7 @@ class JobScheduler:
                 log.info("job %d fired for %.3f: task %d (trace %s)", job.id, fire.at, task.id, task.trace_id)
                 self.on_task(task.id)
             following = self._times.next_fire_time()
-            with trio.move_on_after(3600 if following is None else max(following - time.time(), 0)):
+            wait = 3600 if following is None else max(following - self.lead - time.time(), 0)
+            with trio.move_on_after(wait):
                 await self._wake.wait()
             self._wake = trio.Event()

@@ -8,6 +8,7 @@ hyphens); `SETTINGS` derives those names from the Structs, so they are never wri
 
 from __future__ import annotations
 
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from node.config.types import HostPort, HttpUrl, Multiaddr, PeerMultiaddr, WsUrl
+from node.config.types import CheckedStr, HostPort, HttpUrl, Multiaddr, PeerMultiaddr, WsUrl
 
 Role = Literal["keeper", "aggregator", "gateway"]
 ROLES: dict[Role, str] = {
@@ -93,6 +94,92 @@ class GatewaySettings(_Section, frozen=True, kw_only=True):
     http_listen: Annotated[HostPort, Meta(description="host:port the HTTP API listens on")] = HostPort(
         "127.0.0.1:8080"
     )
+    dispatch_lead_ms: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=5000,
+            description="milliseconds before its fire time a time-triggered task is dispatched, so that "
+            "its transaction is sent at the fire time, not after it (docs/protocol.md, Lead time); "
+            "the default covers the devnet's measured trigger-to-mined p99 (0.4-0.6 s)",
+        ),
+    ] = 500
+
+
+class HostName(CheckedStr):
+    """A host name or IP address to connect to (no port, no spaces)."""
+
+    what = "a host name or IP address"
+
+    @classmethod
+    def check(cls, text: str) -> str:
+        if not _HOST.fullmatch(text):
+            raise ValueError(f"expected {cls.what}, got {text!r}")
+        return text
+
+
+class EmailAddress(CheckedStr):
+    """A bare email address, `local@domain` (no display name, nothing a header could break on)."""
+
+    what = "an email address (name@example.com)"
+
+    @classmethod
+    def check(cls, text: str) -> str:
+        if len(text) > 254 or not _EMAIL.fullmatch(text):
+            raise ValueError(f"expected {cls.what}, got {text!r}")
+        return text
+
+
+_HOST = re.compile(r"[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
+_EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,253}")
+
+
+class AlertSettings(_Section, frozen=True, kw_only=True):
+    """[alerts]: messages to the gateway's operator when a task fails for good or a keeper stays
+    offline (only the gateway role uses it; gateway/alerts/). Off unless a webhook or an SMTP
+    server is set."""
+
+    webhook_url: Annotated[
+        HttpUrl | None,
+        Meta(
+            description="URL alerts are POSTed to as Telegram Bot API sendMessage JSON, e.g. "
+            "https://api.telegram.org/bot<token>/sendMessage (it holds the bot token: "
+            "prefer TRIGGERX_ALERTS_WEBHOOK_URL to the file)"
+        ),
+    ] = None
+    webhook_chat_id: Annotated[
+        int | str | None,
+        Meta(description="chat_id sent with each webhook alert, e.g. -1001234567890 or @channel"),
+    ] = None
+    smtp_host: Annotated[
+        HostName | None,
+        Meta(description="SMTP server that email alerts go through; needs smtp_from, smtp_to"),
+    ] = None
+    smtp_port: Annotated[
+        int, Meta(description="the SMTP server's port: 587 (submission, STARTTLS), or 25 for a local relay")
+    ] = 587
+    smtp_starttls: Annotated[
+        bool,
+        Meta(description="switch SMTP to TLS (certificate checked) first; false only for a trusted relay"),
+    ] = True
+    smtp_from: Annotated[EmailAddress | None, Meta(description="the From address of email alerts")] = None
+    smtp_to: Annotated[
+        list[EmailAddress], Meta(description="recipients of email alerts (comma-separated outside TOML)")
+    ] = []
+    smtp_username: Annotated[
+        str | None, Meta(description="SMTP login, if the server wants one (its password: smtp_password_*)")
+    ] = None
+    smtp_password_file: Annotated[Path | None, Meta(description="file holding the SMTP password")] = None
+    smtp_password_env: Annotated[
+        str | None, Meta(description="environment variable holding the SMTP password")
+    ] = None
+    keeper_offline_after_seconds: Annotated[
+        float,
+        Meta(
+            description="alert once when a keeper has been offline (no heartbeat) this long, "
+            "and again when it is back; 0 turns keeper alerts off"
+        ),
+    ] = 600.0
 
 
 class GenesisSettings(_Section, frozen=True, kw_only=True):
@@ -110,6 +197,7 @@ class Settings(msgspec.Struct, frozen=True):
     keys: KeySettings
     gateway: GatewaySettings
     genesis: GenesisSettings
+    alerts: AlertSettings
 
 
 ROLE_NEEDS: dict[str, tuple[str, ...]] = {"keeper": ("keys.bls_keystore",)}
@@ -118,8 +206,10 @@ ROLE_NEEDS: dict[str, tuple[str, ...]] = {"keeper": ("keys.bls_keystore",)}
 PASSWORDS: tuple[tuple[str, str, str], ...] = (
     ("keys.operator_keystore", "keys.operator_password_file", "keys.operator_password_env"),
     ("keys.bls_keystore", "keys.bls_password_file", "keys.bls_password_env"),
+    ("alerts.smtp_username", "alerts.smtp_password_file", "alerts.smtp_password_env"),
 )
-"""Each keystore with the two ways of giving its password, of which exactly one must be set."""
+"""Each setting that needs a password (the two keystores, the SMTP login) with the two ways of
+giving it, of which exactly one must be set when that setting is."""
 
 
 @dataclass(frozen=True)

@@ -162,19 +162,31 @@ def _genesis(
 
 
 def demo_job(
-    owner: LocalAccount, counter: str, chain_id: int, hub: str, every_seconds: int = 5, end: int | None = None
+    owner: LocalAccount,
+    counter: str,
+    chain_id: int,
+    hub: str,
+    every_seconds: int = 5,
+    end: int | None = None,
+    *,
+    trigger: tuple[str, dict[str, Any]] | None = None,
 ) -> dict[str, object]:
     """A signed job that increments the demo counter every `every_seconds` until `end` (unix
-    seconds; never by default), with a fresh random nonce each time, so every call makes a new
-    job; the consent is valid for a week."""
+    seconds; never by default), or on `trigger` (a kind's name and its schedule) when given,
+    with a fresh random nonce each time, so every call makes a new job; the consent is valid
+    for a week."""
+    schedule_type, schedule = trigger or (
+        "interval",
+        {"everySeconds": every_seconds} | ({} if end is None else {"end": end}),
+    )
     spec = JobSpec(
         owner=owner.address,
         nonce=str(secrets.randbits(64)),
         expiry=int(time.time()) + 7 * 86_400,
         target=counter,
         function="increment()",
-        schedule_type="interval",
-        schedule={"everySeconds": every_seconds} | ({} if end is None else {"end": end}),
+        schedule_type=schedule_type,
+        schedule=schedule,
         max_fee_per_task=str(10**16),
         gas_limit=100_000,
     )
@@ -182,12 +194,16 @@ def demo_job(
 
 
 def devnet_demo_job(
-    facts: dict[str, Any], every_seconds: int = 5, end: int | None = None
+    facts: dict[str, Any],
+    every_seconds: int = 5,
+    end: int | None = None,
+    *,
+    trigger: tuple[str, dict[str, Any]] | None = None,
 ) -> dict[str, object]:
     """`demo_job` for the devnet described by `facts` (its devnet.json)."""
     owner = Account.from_key(facts["demoOwnerKey"])
     hub = facts["contracts"]["taskExecutionHub"]
-    return demo_job(owner, facts["demoCounter"], facts["chainId"], hub, every_seconds, end)
+    return demo_job(owner, facts["demoCounter"], facts["chainId"], hub, every_seconds, end, trigger=trigger)
 
 
 class Devnet:

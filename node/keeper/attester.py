@@ -7,6 +7,7 @@ bound) instead of voting to reject. If the chain never gets there in time, it ab
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +16,13 @@ import trio
 from eth_utils import keccak, to_checksum_address
 
 from node.chain import Contract, Receipt
-from protocol import Assignment, ExecutionResult, JobTerms, OperatorSet, ResultMessage
+from protocol import Assignment, AssignmentMessage, ExecutionResult, OperatorSet, ResultMessage
 from protocol.triggers import kind_named
 
 VISIBILITY_TIMEOUT = 60.0
+EARLY_TOLERANCE = 1
+"""Seconds a block's timestamp may be before the fire time it executes (docs/protocol.md,
+"Lead time"): block timestamps are whole seconds, and a chain's clock may run a little behind."""
 _POLL_START, _POLL_MAX = 0.1, 2.0
 
 
@@ -74,14 +78,11 @@ class ResultChecker:
         self.hub = hub
         self.visibility_timeout = visibility_timeout
 
-    async def check(
-        self, assignment: Assignment, terms: JobTerms, result: ExecutionResult, expected_calldata: bytes
-    ) -> Verdict | None:
-        """Whether `result` is the honest execution of `assignment` under the job's `terms`;
-        None (abstain) when this node's chain did not reach the reported block in time.
-
-        `expected_calldata`, the call the dispatcher relayed for the task, must equal what was called.
-        """
+    async def check(self, order: AssignmentMessage, result: ExecutionResult) -> Verdict | None:
+        """Whether `result` is the honest execution of `order`'s assignment under the job's
+        terms, with the call the dispatcher relayed and not before the fire time; None
+        (abstain) when this node's chain did not reach the reported block in time."""
+        assignment, terms, expected_calldata = order.assignment, order.terms, order.calldata
         if (result.task_id, result.job_id, result.attempt) != (
             assignment.task_id,
             assignment.job_id,
@@ -94,11 +95,14 @@ class ResultChecker:
         seen = await self._when_reached(result.block_number, tx_hash)
         if seen is None:
             return None
-        tx, receipt = seen
-        if tx is None or receipt is None:
+        tx, receipt, block = seen
+        if tx is None or receipt is None or block is None:
             return Verdict(False, f"transaction {tx_hash} is not in the chain at the reported block")
         if receipt["status"] != "0x1" or int(receipt["blockNumber"], 16) != result.block_number:
             return Verdict(False, "the transaction failed or is not in the reported block")
+        mined_at, fire_at = int(block["timestamp"], 16), order.trigger.fire_at
+        if mined_at < math.floor(fire_at) - EARLY_TOLERANCE:
+            return Verdict(False, f"mined at block time {mined_at}, before the fire time {fire_at:.3f}")
         if tx.get("to") is None or to_checksum_address(tx["to"]) != self.hub.address:
             return Verdict(False, "the transaction did not call the execution hub")
         if to_checksum_address(tx["from"]) != assignment.performer:
@@ -121,20 +125,21 @@ class ResultChecker:
             return Verdict(False, "the hub recorded no such execution")
         return Verdict(True, "the execution matches the assignment and the chain")
 
-    async def _when_reached(self, block_number: int, tx_hash: str) -> tuple[Any, Any] | None:
-        """The transaction and its receipt as this node's chain has them once it has block
-        `block_number` (each poll reads all three at once, with backoff); None on timeout."""
+    async def _when_reached(self, block_number: int, tx_hash: str) -> tuple[Any, Any, Any] | None:
+        """The transaction, its receipt and block `block_number` as this node's chain has them
+        once it has that block (each poll reads all four at once, with backoff); None on timeout."""
         delay = _POLL_START
         calls = [
             ("eth_blockNumber", []),
             ("eth_getTransactionByHash", [tx_hash]),
             ("eth_getTransactionReceipt", [tx_hash]),
+            ("eth_getBlockByNumber", [hex(block_number), False]),
         ]
         with trio.move_on_after(self.visibility_timeout):
             while True:
-                head, tx, receipt = await self.hub.rpc.batch(calls)
+                head, tx, receipt, block = await self.hub.rpc.batch(calls)
                 if int(head, 16) >= block_number:
-                    return tx, receipt
+                    return tx, receipt, block
                 await trio.sleep(delay)
                 delay = min(2 * delay, _POLL_MAX)
         return None

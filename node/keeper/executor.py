@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import trio
 from eth_utils import keccak
 
 from node.chain import Contract, TransactionSender
 from node.mesh import RequestRefused
 from protocol import AssignmentMessage, ExecutionResult, JobTerms
+
+MAX_HOLD_S = 10.0
+"""Seconds ahead of its fire time an assignment may come (the dispatcher's lead is far less)."""
 
 
 class AssignmentRefused(RequestRefused):
@@ -39,9 +44,11 @@ class TaskExecutor:
         """Send the hub transaction for `order` and describe what it did.
 
         The job's first task registers it on chain with the owner's consent (`executeFirst`).
-        Raises AssignmentRefused for an assignment that is not this keeper's, not the
-        dispatcher's, or whose call the terms do not allow, and RevertError when the hub would
-        refuse it (expired, already executed, cancelled, fee or balance): nothing is sent then.
+        An assignment that comes ahead of its fire time is held until then. Raises
+        AssignmentRefused for an assignment that is not this keeper's, not the dispatcher's,
+        whose call the terms do not allow or that fires more than MAX_HOLD_S ahead, and
+        RevertError when the hub would refuse it (expired, already executed, cancelled, fee or
+        balance): nothing is sent then.
         """
         assignment, terms = order.assignment, order.terms
         signature = order.dispatcher_signature
@@ -52,8 +59,14 @@ class TaskExecutor:
             raise AssignmentRefused(f"task {assignment.task_id}: assigned to {assignment.performer}")
         if not terms.permit(assignment.terms_hash, order.calldata):
             raise AssignmentRefused(f"task {assignment.task_id}: the call is not the job's")
+        early = order.trigger.fire_at - time.time()
+        if early > MAX_HOLD_S:
+            raise AssignmentRefused(f"task {assignment.task_id}: fires in {early:.1f} s, too far ahead")
         function, args = self._call(order)
         gas, fee = await self._gas_and_fee(function, args, terms)
+        # Assigned ahead of its fire time (the dispatcher's lead): sent at the fire time, so that
+        # it is not mined before it (attesters refuse that: docs/protocol.md, "Lead time").
+        await trio.sleep(max(0.0, order.trigger.fire_at - time.time()))
         receipt = await self.hub.transact(self.sender, function, *args[:3], fee, *args[4:], gas=gas)
         [executed] = self.hub.events(receipt, "TaskExecuted")
         return ExecutionResult(

@@ -160,7 +160,7 @@ class Keeper:
             return
         self._checking.add(key)  # copies arriving meanwhile (republished, relayed) are not checked again
         try:
-            verdict = await self.checker.check(assignment, order.terms, report.result, order.calldata)
+            verdict = await self.checker.check(order, report.result)
         finally:
             self._checking.discard(key)
         if verdict is None:

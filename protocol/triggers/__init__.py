@@ -4,30 +4,45 @@ Adding a kind is adding its module (a `TriggerKind` subclass: see protocol.trigg
 one `register` line below; docs/architecture.md walks through it.
 
 Public API: the registry (register, kind_named, kind_names), what every kind declares
-(TriggerKind, Schedule, TriggerFire, TriggerSpecError, SpecJson, on_grid) and the interval
-kind's own (interval_trigger, IntervalSchedule).
+(TriggerKind, Schedule, TriggerFire, TriggerSpecError, SpecJson, on_grid, CatchUp) and the
+time kinds' own (interval, cron, specific: their schedules and signed triggers).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from protocol.triggers import interval
-from protocol.triggers.base import Schedule, SpecJson, TriggerFire, TriggerKind, TriggerSpecError, on_grid
+from protocol.triggers import cron, interval, specific
+from protocol.triggers.base import (
+    CatchUp,
+    Schedule,
+    SpecJson,
+    TriggerFire,
+    TriggerKind,
+    TriggerSpecError,
+    on_grid,
+)
+from protocol.triggers.cron import CronSchedule, cron_trigger
 from protocol.triggers.interval import IntervalSchedule, interval_trigger
+from protocol.triggers.specific import SpecificSchedule, specific_trigger
 
 __all__ = [
+    "CatchUp",
+    "CronSchedule",
     "IntervalSchedule",
     "Schedule",
     "SpecJson",
+    "SpecificSchedule",
     "TriggerFire",
     "TriggerKind",
     "TriggerSpecError",
+    "cron_trigger",
     "interval_trigger",
     "kind_named",
     "kind_names",
     "on_grid",
     "register",
+    "specific_trigger",
 ]
 
 _KINDS: dict[str, TriggerKind[Any]] = {}
@@ -51,3 +66,5 @@ def kind_names() -> list[str]:
 
 
 register(interval.KIND)
+register(cron.KIND)
+register(specific.KIND)

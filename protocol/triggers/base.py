@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import eth_abi
 import msgspec
@@ -30,6 +30,13 @@ FireAt = Annotated[float, Meta(ge=0, le=(2**64 - 1) / 1000)]
 SpecValue = int | Annotated[str, Meta(max_length=256)] | None | Annotated[list[int], Meta(max_length=1000)]
 SpecJson = Annotated[dict[Annotated[str, Meta(max_length=64)], SpecValue], Meta(max_length=16)]
 CLOCK_SKEW = 30.0  # seconds an attester's clock may trail the dispatcher's
+UNIX_TIME_MAX = 2**64 - 1  # start, end and fire times are uint64 in the signed trigger
+
+CatchUp = Literal["once", "skip"]
+"""What a time-triggered job does about fire times missed while the gateway was down: `once`
+fires one late task for the latest of them (the default), `skip` fires none. A gateway
+policy, not part of the signed trigger: an attester cannot tell a late fire from a retried
+one, so a signature would promise a check nobody can make."""
 
 
 class TriggerSpecError(ValueError):
@@ -97,6 +104,10 @@ class TriggerKind(ABC, Generic[S]):
         """When a time-triggered job fires (None: a watcher fires this kind)."""
         return None
 
+    def catch_up(self, spec: S) -> CatchUp:
+        """The job's policy for fire times missed while the gateway was down."""
+        return "once"
+
     def evidence(self, job_id: int, fire: TriggerFire, calldata: bytes) -> bytes:
         """The assignment's `triggerEvidence` for `fire`: which job, kind, time, detail and
         call. Binding the calldata puts it under the dispatcher's signature, so attesters can
@@ -131,6 +142,21 @@ class TriggerKind(ABC, Generic[S]):
     def check_fire(self, spec: S, fire: TriggerFire) -> str | None:
         """What this kind checks of a fire beyond the base checks (None: nothing more)."""
         return None
+
+
+def check_window(start: int | None, end: int | None, now: float) -> float:
+    """Check a time trigger's optional `start` and `end` (unix seconds) at time `now`; the
+    time it starts from (`start`, or `now` when unset)."""
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and not 0 < value <= UNIX_TIME_MAX:
+            raise TriggerSpecError(name, "must be a unix time")
+    begins = start if start is not None else now
+    if end is not None:
+        if end <= now:
+            raise TriggerSpecError("end", "is in the past: the job would never fire")
+        if end < begins:
+            raise TriggerSpecError("end", "must not be before start")
+    return begins
 
 
 def on_grid(value: float, start: float, step: float) -> bool:

@@ -3,6 +3,9 @@ optionally until an end.
 
     "scheduleType": "interval", "schedule": {"everySeconds": 60, "start": 1767225600, "end": null}
 
+An optional `catchUp` ("once", the default, or "skip") says what happens to fire times missed
+while the gateway was down (protocol.triggers.base.CatchUp).
+
 Signed as `keccak256(abi.encode(keccak("interval"), every, start, end))` (0 for an unset start
 or end). Evidence: the fire time. An attester accepts a fire time that is not in the future,
 not after the end, and, when the start is signed, on the start + k·every grid.
@@ -20,7 +23,7 @@ from eth_utils import keccak
 # protocol.jobs, not the package: protocol's __init__ imports protocol.triggers (through
 # protocol.messages), so protocol may not be initialized yet when this module runs.
 from protocol.jobs import UINT64_MAX
-from protocol.triggers.base import TriggerFire, TriggerKind, TriggerSpecError, on_grid
+from protocol.triggers.base import CatchUp, TriggerFire, TriggerKind, TriggerSpecError, check_window, on_grid
 
 MIN_INTERVAL_SECONDS = 1
 
@@ -31,6 +34,7 @@ class IntervalSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tru
     every_seconds: int
     start: int | None = None
     end: int | None = None
+    catch_up: CatchUp = "once"
 
 
 @dataclass(frozen=True)
@@ -79,17 +83,7 @@ class IntervalKind(TriggerKind[IntervalSpec]):
     def validate(self, spec: IntervalSpec, now: float) -> float:
         if not MIN_INTERVAL_SECONDS <= spec.every_seconds <= UINT64_MAX:
             raise TriggerSpecError("everySeconds", f"must be at least {MIN_INTERVAL_SECONDS}")
-        for name in ("start", "end"):
-            value = getattr(spec, name)
-            if value is not None and not 0 < value <= UINT64_MAX:
-                raise TriggerSpecError(name, "must be a unix time")
-        start = spec.start if spec.start is not None else now
-        if spec.end is not None:
-            if spec.end <= now:
-                raise TriggerSpecError("end", "is in the past: the job would never fire")
-            if spec.end < start:
-                raise TriggerSpecError("end", "must not be before start")
-        return max(start, now)
+        return max(check_window(spec.start, spec.end, now), now)
 
     def trigger_hash(self, spec: IntervalSpec) -> bytes:
         return interval_trigger(spec.every_seconds, spec.start or 0, spec.end or 0)
@@ -97,6 +91,9 @@ class IntervalKind(TriggerKind[IntervalSpec]):
     def schedule(self, spec: IntervalSpec, created_at: float) -> IntervalSchedule:
         start = spec.start if spec.start is not None else created_at
         return IntervalSchedule(every=spec.every_seconds, start=start, end=spec.end)
+
+    def catch_up(self, spec: IntervalSpec) -> CatchUp:
+        return spec.catch_up
 
     def check_fire(self, spec: IntervalSpec, fire: TriggerFire) -> str | None:
         if spec.end is not None and fire.fire_at > spec.end:

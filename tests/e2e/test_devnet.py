@@ -1,4 +1,4 @@
-"""End to end: the devnet as separate processes runs an interval job; every task attested on chain."""
+"""End to end: the devnet as separate processes runs time-triggered jobs; every task attested on chain."""
 
 from __future__ import annotations
 
@@ -73,6 +73,32 @@ def test_an_interval_job_runs_on_the_devnet(devnet):
         held, fee, settled = hub.decode_result("escrowOf", bytes.fromhex(escrow[2:]))
         assert (held, settled) == (True, True)
         assert fee > 0
+
+
+def test_cron_and_specific_time_jobs_run_on_the_devnet(devnet):
+    """The cron and specific kinds through the whole path: the gateway fires them at exactly
+    their times, keepers execute, and attesters accept the fires against the signed trigger."""
+    gateway = devnet["gatewayUrl"]
+    soon = int(time.time()) + 6
+    kinds = {
+        "cron": ("cron", {"cron": "*/3 * * * * *", "timezone": "Asia/Kolkata", "end": soon + 9}),
+        "specific": ("specific", {"times": [soon, soon + 4, soon + 5]}),
+    }
+    jobs = {}
+    for name, trigger in kinds.items():
+        created = httpx.post(f"{gateway}/api/jobs", json=devnet_demo_job(devnet, trigger=trigger))
+        assert created.status_code == 201, created.text
+        jobs[name] = created.json()["job"]["id"]
+
+    def tasks_of(name: str) -> list[dict]:
+        return httpx.get(f"{gateway}/api/tasks/job/{jobs[name]}").json()["tasks"]
+
+    wait_for(lambda: time.time() > soon + 10 and all(
+        t["status"] == "completed" for name in jobs for t in tasks_of(name)), timeout=120)  # fmt: skip
+    cron_fires = sorted(t["fireAt"] for t in tasks_of("cron"))
+    assert cron_fires, "the cron job never fired"
+    assert all(fire % 3 == 0 and fire <= soon + 9 for fire in cron_fires), cron_fires
+    assert sorted(t["fireAt"] for t in tasks_of("specific")) == [soon, soon + 4, soon + 5]
 
 
 def keepers_online(gateway: str) -> dict[str, bool]:

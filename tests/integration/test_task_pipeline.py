@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 
 import msgspec
@@ -99,7 +100,7 @@ async def attest_and_submit(
     for operator in world.operators.active:
         if operator.id == result.performer_id:
             continue
-        verdict = await checker.check(assignment, order.terms, result, order.calldata)
+        verdict = await checker.check(order, result)
         verdicts[operator.id] = verdict
         vote = Vote.cast(
             BACKEND, bls_secret(operator.id), operator.id, task, verdict.approve, CHAIN_ID, center.address
@@ -158,8 +159,32 @@ async def test_a_result_from_outside_the_hub_is_rejected(world, accounts, sender
         calldata_hash=keccak(order.calldata),
         target_success=True,
     )
-    verdict = await ResultChecker(world.hub).check(order.assignment, order.terms, forged, order.calldata)
+    verdict = await ResultChecker(world.hub).check(order, forged)
     assert verdict == type(verdict)(False, "the transaction did not call the execution hub")
+
+
+async def test_an_assignment_ahead_of_its_fire_time_is_held_and_an_early_execution_refused(
+    world, accounts, sender_for
+):
+    """Lead time (docs/protocol.md): the performer sends at the fire time, not on receipt,
+    and attesters refuse an execution mined before the fire time."""
+    performer, order = await assign(world, accounts)
+    executor = executor_for(world, sender_for, accounts, performer.account, performer.id)
+    too_far = msgspec.structs.replace(order, trigger=msgspec.structs.replace(FIRE, fire_at=time.time() + 60))
+    with pytest.raises(AssignmentRefused, match="too far ahead"):
+        await executor.execute(too_far)
+    fire_at = time.time() + 2.5
+    ahead = msgspec.structs.replace(order, trigger=msgspec.structs.replace(FIRE, fire_at=fire_at))
+    result = await executor.execute(ahead)
+    block = await world.hub.rpc.call("eth_getBlockByNumber", hex(result.block_number), False)
+    assert int(block["timestamp"], 16) >= int(fire_at)  # held until its fire time
+    checker = ResultChecker(world.hub)
+    assert (await checker.check(ahead, result)).approve
+    # The same execution under a fire time 5 s after it: mined early, refused.
+    late_fire = msgspec.structs.replace(FIRE, fire_at=fire_at + 5)
+    verdict = await checker.check(msgspec.structs.replace(ahead, trigger=late_fire), result)
+    assert not verdict.approve
+    assert "before the fire time" in verdict.reason
 
 
 async def test_keepers_refuse_assignments_that_are_not_theirs(world, accounts, sender_for):
@@ -232,7 +257,7 @@ async def test_finding10_an_attester_waits_for_a_lagging_chain_instead_of_reject
     verdicts = []
 
     async def attest(checker: ResultChecker) -> None:
-        verdicts.append(await checker.check(order.assignment, order.terms, result, order.calldata))
+        verdicts.append(await checker.check(order, result))
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(attest, ResultChecker(world.hub))
@@ -244,4 +269,4 @@ async def test_finding10_an_attester_waits_for_a_lagging_chain_instead_of_reject
     # A block that never comes: the attester abstains (None), it does not vote to reject.
     later = dataclasses.replace(result, block_number=head + 1_000)
     checker = ResultChecker(world.hub, visibility_timeout=0.5)
-    assert await checker.check(order.assignment, order.terms, later, order.calldata) is None
+    assert await checker.check(order, later) is None

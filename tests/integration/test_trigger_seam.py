@@ -148,7 +148,7 @@ async def test_a_kind_added_through_the_registry_alone_runs_end_to_end(
     report = ResultMessage(order, result, b"")
     attester_view = dict(dispatcher=accounts[0].address, chain_id=CHAIN_ID, hub=network.hub.address)
     assert report_problem(report, keepers[0].address, operators, **attester_view) is None
-    verdict = await ResultChecker(network.hub).check(order.assignment, order.terms, result, order.calldata)
+    verdict = await ResultChecker(network.hub).check(order, result)
     assert verdict.approve, verdict.reason
     # The kind's own check holds: a fire off its ticks, even if the dispatcher signed it, is refused.
     off_tick = msgspec.structs.replace(order.trigger, fire_at=order.trigger.fire_at + 0.5)

@@ -67,7 +67,11 @@ def test_uint256_values_are_accepted_across_their_whole_range(value):
     [
         ({"gasLimit": "lots"}, "$.job.gasLimit", "Expected `int`"),
         ({"colour": "blue"}, "$.job", "unknown field `colour`"),
-        ({"scheduleType": "cron"}, "$.job.scheduleType", "unknown trigger kind 'cron' (known: interval"),
+        (
+            {"scheduleType": "hourly"},
+            "$.job.scheduleType",
+            "unknown trigger kind 'hourly' (known: cron, interval",
+        ),
         ({"schedule": {"everySeconds": "5"}}, "$.job.schedule.everySeconds", "expected `int`"),
         ({"schedule": {"everySeconds": 5, "hour": 3}}, "$.job.schedule.hour", "unknown field"),
         ({"schedule": [5]}, "$.job.schedule", "Expected `object`"),

@@ -97,7 +97,7 @@ def other_spec(spec: dict) -> TriggerFire:
         (other_spec({"everySeconds": 5, "cron": "* * * * *"}), "malformed"),
         # A fire time in the future: the task would run before its time.
         (TriggerFire("interval", {"everySeconds": 5}, NOW + 3600), "in the future"),
-        (TriggerFire("cron", {"everySeconds": 5}, 10.0), "unknown trigger kind"),
+        (TriggerFire("hourly", {"everySeconds": 5}, 10.0), "unknown trigger kind"),
     ],
 )
 def test_attesters_accept_only_fires_the_owners_trigger_allows(fire, expected):
