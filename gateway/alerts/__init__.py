@@ -38,7 +38,8 @@ What is sent
 Webhook: a POST of `{"chat_id": <webhook_chat_id>, "text": <alert>, "disable_web_page_preview":
 true}`, the Telegram Bot API's sendMessage (any receiver that takes this JSON works). A chat id
 written as an integer, or as text that is one, is sent as a JSON number. No `parse_mode`: the
-text is plain, so nothing a user wrote can turn into markup or links. Email: one message
+text is plain, so nothing a user wrote can turn into markup (Telegram still shows URLs,
+@mentions and /commands in it as links). Email: one message
 per alert to every `smtp_to` (From `smtp_from`, Subject the alert's first line, plain-text
 UTF-8 body, `Auto-Submitted: auto-generated`), through `smtp_host` with STARTTLS and the
 certificate checked (unless `smtp_starttls = false`, for a trusted local relay).

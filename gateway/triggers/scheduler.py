@@ -36,11 +36,15 @@ class JobScheduler:
         if job.status != "active":
             return
         kind = trigger_kind(job.spec)
-        spec = kind.decode(job.spec.schedule)
-        schedule = kind.schedule(spec, job.created_at)
-        if schedule is not None:
-            self._times.add(job.id, schedule, job.last_fire, time.time(), kind.catch_up(spec))
-            self._wake.set()
+        try:
+            spec = kind.decode(job.spec.schedule)
+            schedule = kind.schedule(spec, job.created_at)
+            if schedule is not None:
+                self._times.add(job.id, schedule, job.last_fire, time.time(), kind.catch_up(spec))
+        except (ValueError, KeyError, OverflowError) as error:  # one job's schedule, never the service
+            log.error("job %d not scheduled: its schedule cannot be computed: %s", job.id, error)
+            return
+        self._wake.set()
 
     def unschedule(self, job: JobRecord) -> None:
         """Stop firing `job` (cancelled)."""
@@ -54,6 +58,8 @@ class JobScheduler:
                 job = self.storage.jobs.get(fire.job_id)
                 if job is None or job.status != "active":
                     continue
+                if job.last_fire is not None and fire.at <= job.last_fire:
+                    continue  # fired for this time already: each fire time makes one task
                 task = self.ledger.create(job, fire.at, trace_id=uuid.uuid4().hex)
                 log.info("job %d fired for %.3f: task %d (trace %s)", job.id, fire.at, task.id, task.trace_id)
                 self.on_task(task.id)

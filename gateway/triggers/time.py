@@ -12,9 +12,12 @@ whose catch-up policy is `skip` fires none of them.
 from __future__ import annotations
 
 import heapq
+import logging
 from typing import NamedTuple
 
 from protocol.triggers import CatchUp, Schedule
+
+log = logging.getLogger("triggerx.gateway")
 
 MISSED_AFTER = 5.0
 """Seconds after which a fire time not yet fired counts as missed (the gateway was down)."""
@@ -101,7 +104,11 @@ class TimeScheduler:
             if current is None or current[1] != at:
                 continue
             schedule = current[0]
-            following = schedule.next_fire(max(at, now))
+            try:
+                following = schedule.next_fire(max(at, now))
+            except (ValueError, KeyError, OverflowError) as error:  # one job's schedule, not all
+                log.error("job %d unscheduled: its next fire time cannot be computed: %s", job_id, error)
+                following = None
             if following is None:
                 del self._schedules[job_id]
             else:

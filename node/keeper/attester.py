@@ -69,6 +69,9 @@ class Verdict:
 
     approve: bool
     reason: str
+    abstain: bool = False
+    """No vote either way: the execution is not one to pay for, nor proof of a lie (mined before
+    its fire time: a performer's clock ahead of the chain's, docs/protocol.md "Lead time")."""
 
 
 class ResultChecker:
@@ -102,7 +105,9 @@ class ResultChecker:
             return Verdict(False, "the transaction failed or is not in the reported block")
         mined_at, fire_at = int(block["timestamp"], 16), order.trigger.fire_at
         if mined_at < math.floor(fire_at) - EARLY_TOLERANCE:
-            return Verdict(False, f"mined at block time {mined_at}, before the fire time {fire_at:.3f}")
+            return Verdict(
+                False, f"mined at block time {mined_at}, before the fire time {fire_at:.3f}", abstain=True
+            )
         if tx.get("to") is None or to_checksum_address(tx["to"]) != self.hub.address:
             return Verdict(False, "the transaction did not call the execution hub")
         if to_checksum_address(tx["from"]) != assignment.performer:

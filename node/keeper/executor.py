@@ -11,6 +11,7 @@ from eth_utils import keccak
 from node.chain import Contract, TransactionSender
 from node.mesh import RequestRefused
 from protocol import AssignmentMessage, ExecutionResult, JobTerms
+from protocol.triggers import kind_named
 
 MAX_HOLD_S = 10.0
 """Seconds ahead of its fire time an assignment may come (the dispatcher's lead is far less)."""
@@ -59,9 +60,9 @@ class TaskExecutor:
             raise AssignmentRefused(f"task {assignment.task_id}: assigned to {assignment.performer}")
         if not terms.permit(assignment.terms_hash, order.calldata):
             raise AssignmentRefused(f"task {assignment.task_id}: the call is not the job's")
-        early = order.trigger.fire_at - time.time()
-        if early > MAX_HOLD_S:
-            raise AssignmentRefused(f"task {assignment.task_id}: fires in {early:.1f} s, too far ahead")
+        problem = self.refusal(order)
+        if problem is not None:
+            raise AssignmentRefused(f"task {assignment.task_id}: {problem}")
         function, args = self._call(order)
         gas, fee = await self._gas_and_fee(function, args, terms)
         # Assigned ahead of its fire time (the dispatcher's lead): sent at the fire time, so that
@@ -79,6 +80,19 @@ class TaskExecutor:
             calldata_hash=keccak(order.calldata),
             target_success=executed.args["success"],
         )
+
+    @staticmethod
+    def refusal(order: AssignmentMessage) -> str | None:
+        """Why this keeper will not run `order`'s fire (checked before it acknowledges, and again
+        before it sends), or None: a fire too far ahead to hold, or one the attesters would
+        refuse (not a fire the owner's signed trigger allows)."""
+        early = order.trigger.fire_at - time.time()
+        if early > MAX_HOLD_S:
+            return f"fires in {early:.1f} s, too far ahead"
+        kind = kind_named(order.trigger.kind)
+        if kind is None:
+            return f"unknown trigger kind {order.trigger.kind!r}"
+        return kind.check(order.trigger, order.terms.trigger, time.time())
 
     @staticmethod
     def _call(order: AssignmentMessage) -> tuple[str, list[Any]]:

@@ -82,6 +82,9 @@ class Keeper:
         assignment = order.assignment
         if assignment.performer != self.me.account:
             raise AssignmentRefused(f"task {assignment.task_id} is assigned to {assignment.performer}")
+        problem = self.executor.refusal(order)
+        if problem is not None:  # said now, not after the ack: the dispatcher moves on at once
+            raise AssignmentRefused(f"task {assignment.task_id}: {problem}")
         self.nursery.start_soon(self.perform, order)
         return b"ack"
 
@@ -166,6 +169,11 @@ class Keeper:
         if verdict is None:
             log.warning("task %d attempt %d: block %d not reached in time; abstaining",
                         assignment.task_id, assignment.attempt, report.result.block_number)  # fmt: skip
+            return
+        if verdict.abstain:
+            log.warning(
+                "task %d attempt %d: abstaining: %s", assignment.task_id, assignment.attempt, verdict.reason
+            )
             return
         log.info("task %d attempt %d: %s (%s)", assignment.task_id, assignment.attempt,
                  "approve" if verdict.approve else "reject", verdict.reason)  # fmt: skip

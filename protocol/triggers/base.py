@@ -30,7 +30,8 @@ FireAt = Annotated[float, Meta(ge=0, le=(2**64 - 1) / 1000)]
 SpecValue = int | Annotated[str, Meta(max_length=256)] | None | Annotated[list[int], Meta(max_length=1000)]
 SpecJson = Annotated[dict[Annotated[str, Meta(max_length=64)], SpecValue], Meta(max_length=16)]
 CLOCK_SKEW = 30.0  # seconds an attester's clock may trail the dispatcher's
-UNIX_TIME_MAX = 2**64 - 1  # start, end and fire times are uint64 in the signed trigger
+LATEST_TIME = 32_503_680_000  # 3000-01-01 UTC: start, end and fire times are before it (datetime and
+# croniter overflow near the year 9999; uint64 in the signed trigger is far beyond)
 
 CatchUp = Literal["once", "skip"]
 """What a time-triggered job does about fire times missed while the gateway was down: `once`
@@ -148,8 +149,8 @@ def check_window(start: int | None, end: int | None, now: float) -> float:
     """Check a time trigger's optional `start` and `end` (unix seconds) at time `now`; the
     time it starts from (`start`, or `now` when unset)."""
     for name, value in (("start", start), ("end", end)):
-        if value is not None and not 0 < value <= UNIX_TIME_MAX:
-            raise TriggerSpecError(name, "must be a unix time")
+        if value is not None and not 0 < value <= LATEST_TIME:
+            raise TriggerSpecError(name, "must be a unix time before the year 3000")
     begins = start if start is not None else now
     if end is not None:
         if end <= now:

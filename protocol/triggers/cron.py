@@ -21,6 +21,7 @@ end))`. Evidence: the fire time; an attester accepts exactly the schedule's fire
 from __future__ import annotations
 
 import math
+import re
 import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ zoneinfo.reset_tzpath(to=())  # the pinned tzdata package only (see the module d
 
 MAX_EXPRESSION = 128
 MAX_SEARCH_YEARS = 5  # an expression that matches nothing within this (e.g. Feb 30) is refused
+MAX_STEPS = 100_000  # wall times one search may step through (a backstop: a second pass takes 7,200)
+_CHANCE = re.compile(r"^[HhRr](\(|/|$)")  # an R or H element of a field (not a day or month name)
+_ZONES = frozenset(zoneinfo.available_timezones())
 
 
 class CronSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, rename="camel"):
@@ -80,12 +84,27 @@ class CronSchedule:
 # "* * * * *" would otherwise hold the scheduler for 3 s every minute).
 @lru_cache(maxsize=65_536)
 def _next_instant(expression: str, zone: zoneinfo.ZoneInfo, after: int) -> float:
-    # From the wall time of `after`: in the second pass of an overlap, the wall times ahead
-    # map to first occurrences already past, and are skipped.
-    walls = _walls(expression, datetime.fromtimestamp(after, zone), forward=True)
-    while (instant := _instant(next(walls), zone)) <= after:
-        pass
-    return instant
+    start = datetime.fromtimestamp(after, zone)
+    if start.fold:  # in an overlap's second pass: the wall times to its end map to first passes, past
+        start = datetime.fromtimestamp(_second_pass_end(after, zone) - 1, zone)
+    walls = _walls(expression, start, forward=True)
+    for _ in range(MAX_STEPS):
+        if (instant := _instant(next(walls), zone)) > after:
+            return instant
+    raise ValueError(f"no fire time of {expression!r} found in {MAX_STEPS} steps")
+
+
+def _second_pass_end(inside: int, zone: zoneinfo.ZoneInfo) -> int:
+    """The first instant after the second pass of the overlap that the instant `inside` is in."""
+    wall = datetime.fromtimestamp(inside, zone)
+    low, high = inside, inside + int((wall.replace(fold=0).utcoffset() - wall.utcoffset()).total_seconds())
+    while high - low > 1:  # fold is 1 at `low`, 0 at `high`
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).fold:
+            low = middle
+        else:
+            high = middle
+    return high
 
 
 @lru_cache(maxsize=65_536)
@@ -94,9 +113,10 @@ def _latest_instant(expression: str, zone: zoneinfo.ZoneInfo, at_or_before: int)
     if before.fold:  # in an overlap's second pass: the later wall times' first passes are past too
         before += before.replace(fold=0).utcoffset() - before.utcoffset()
     walls = _walls(expression, before, forward=False)
-    while (instant := _instant(next(walls), zone)) > at_or_before:
-        pass
-    return instant
+    for _ in range(MAX_STEPS):
+        if (instant := _instant(next(walls), zone)) <= at_or_before:
+            return instant
+    raise ValueError(f"no fire time of {expression!r} found in {MAX_STEPS} steps")
 
 
 def _walls(expression: str, around: datetime, *, forward: bool) -> Iterator[datetime]:
@@ -148,21 +168,26 @@ class CronKind(TriggerKind[CronSpec]):
         fields = spec.cron.split()
         if not (len(fields) in (5, 6) or (len(fields) == 1 and fields[0].startswith("@"))):
             raise TriggerSpecError("cron", "must have 5 fields, or 6 with seconds first")
+        if any(_CHANCE.match(part) for field in fields for part in field.split(",")):
+            # croniter draws R fields at random each time it parses (and H from a seed): the
+            # gateway and every attester would each compute a schedule of their own.
+            raise TriggerSpecError("cron", "random (R) and hashed (H) fields are not allowed")
         if not croniter.is_valid(spec.cron, second_at_beginning=len(fields) == 6):
             raise TriggerSpecError("cron", f"{spec.cron!r} is not a valid cron expression")
         zone = _zone(spec.timezone)
         start = check_window(spec.start, spec.end, now)
-        schedule = CronSchedule(spec.cron, zone, spec.start, spec.end)
         horizon = datetime.fromtimestamp(start, UTC) + timedelta(days=366 * MAX_SEARCH_YEARS)
         try:
-            first = croniter(
+            matches = croniter(
                 spec.cron, datetime.fromtimestamp(start, UTC), second_at_beginning=len(fields) == 6
             )
-            if first.get_next(datetime) > horizon:
+            if matches.get_next(datetime) > horizon:
                 raise TriggerSpecError("cron", f"{spec.cron!r} matches no time in {MAX_SEARCH_YEARS} years")
-        except (ValueError, KeyError) as error:  # croniter: no match within its own search limit
+            fire = CronSchedule(spec.cron, zone, spec.start, spec.end).next_fire(max(start, now) - 1)
+        except TriggerSpecError:
+            raise
+        except (ValueError, KeyError, OverflowError) as error:  # croniter: no match within its limits
             raise TriggerSpecError("cron", f"{spec.cron!r} matches no time ({error})") from None
-        fire = schedule.next_fire(max(start, now) - 1)
         if fire is None:
             raise TriggerSpecError("end", "comes before the first fire time: the job would never fire")
         return fire
@@ -191,10 +216,9 @@ class CronKind(TriggerKind[CronSpec]):
 
 
 def _zone(name: str) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise TriggerSpecError("timezone", f"{name!r} is not an IANA time zone") from None
+    if name not in _ZONES:  # not a path: "America" is a folder of the database, not a zone
+        raise TriggerSpecError("timezone", f"{name!r} is not an IANA time zone")
+    return zoneinfo.ZoneInfo(name)
 
 
 KIND = CronKind()

@@ -21,7 +21,7 @@ from eth_utils import keccak
 from msgspec import Meta
 
 from protocol.triggers.base import (
-    UNIX_TIME_MAX,
+    LATEST_TIME,
     CatchUp,
     TriggerFire,
     TriggerKind,
@@ -84,8 +84,8 @@ class SpecificKind(TriggerKind[SpecificSpec]):
             seen.add(at)
             if at <= now:
                 raise TriggerSpecError(where, f"{at} is not in the future")
-            if at > UNIX_TIME_MAX:
-                raise TriggerSpecError(where, "must be a unix time")
+            if at > LATEST_TIME:
+                raise TriggerSpecError(where, "must be a unix time before the year 3000")
             if (spec.start is not None and at < spec.start) or (spec.end is not None and at > spec.end):
                 raise TriggerSpecError(where, f"{at} is outside the job's start and end: it would never fire")
         return float(min(spec.times))

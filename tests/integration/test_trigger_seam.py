@@ -153,3 +153,36 @@ async def test_a_kind_added_through_the_registry_alone_runs_end_to_end(
     # The kind's own check holds: a fire off its ticks, even if the dispatcher signed it, is refused.
     off_tick = msgspec.structs.replace(order.trigger, fire_at=order.trigger.fire_at + 0.5)
     assert kind_named("metronome").check(off_tick, order.terms.trigger, time.time()) == "not a tick"
+
+
+async def test_a_job_scheduled_twice_fires_once_per_time(network, tmp_path):
+    """Each fire time makes one task, even if the job reached the scheduler twice (review:
+    two heap entries for one time would both have fired)."""
+    network, _ = network
+    spec = JobSpec(
+        owner=JOB_OWNER.address,
+        nonce="3",
+        expiry=int(time.time()) + 3600,
+        target=network.terms.target,
+        function="increment()",
+        schedule_type="metronome",
+        schedule={"periodSeconds": 1},
+        max_fee_per_task=str(JOB_FEE),
+        gas_limit=100_000,
+    )
+    body = msgspec.json.encode(
+        {"job": spec, "signature": sign_job(spec, JOB_OWNER, CHAIN_ID, network.hub.address)}
+    )
+    job = parse_create_request(body, CHAIN_ID, network.hub.address, time.time())
+    with Store.open(tmp_path / "gateway.db") as store:
+        storage = GatewayStorage(store)
+        record = storage.create_job(job, time.time())
+        fired: list[int] = []
+        scheduler = JobScheduler(storage, TaskLedger(storage), fired.append)
+        scheduler.schedule(record)
+        scheduler.schedule(record)
+        with trio.move_on_after(3.5):
+            await scheduler.run()
+        times = [storage.tasks.get(task_id).fire_at for task_id in fired]
+        assert len(times) >= 3
+        assert len(times) == len(set(times)), times

@@ -76,7 +76,6 @@ def test_uint256_values_are_accepted_across_their_whole_range(value):
         ({"schedule": {"everySeconds": 5, "hour": 3}}, "$.job.schedule.hour", "unknown field"),
         ({"schedule": [5]}, "$.job.schedule", "Expected `object`"),
         ({"target": "0x1234"}, "$.job.target", "is not an address"),
-        ({"schedule": {"everySeconds": 0}}, "$.job.schedule.everySeconds", "at least 1"),
         ({"gasLimit": 10**9}, "$.job.gasLimit", "between 21000"),
         ({"maxFeePerTask": "-5"}, "$.job.maxFeePerTask", "integer from 1"),
         ({"maxFeePerTask": 2**256}, "$.job.maxFeePerTask", "integer from 1"),
@@ -84,7 +83,6 @@ def test_uint256_values_are_accepted_across_their_whole_range(value):
         ({"function": "incrementBy"}, "$.job.function", "expected name(type,...)"),
         ({"args": ["five"]}, "$.job.args", "'five' is not an integer"),
         ({"expiry": NOW - 1}, "$.job.expiry", "in the future"),
-        ({"schedule": {"everySeconds": 5, "start": NOW + 100_000}}, "$.job.expiry", "expires before"),
     ],
 )
 def test_bad_fields_are_named(changes, field, problem):
@@ -92,6 +90,28 @@ def test_bad_fields_are_named(changes, field, problem):
         parse(body(**changes))
     assert caught.value.field == field
     assert problem in caught.value.problem
+
+
+@pytest.mark.parametrize(
+    ("schedule", "field", "problem"),
+    [
+        ({"everySeconds": 0}, "$.job.schedule.everySeconds", "at least 1"),
+        ({"everySeconds": 5, "start": NOW + 100_000}, "$.job.expiry", "expires before"),
+    ],
+)
+def test_a_signed_jobs_schedule_values_are_checked(schedule, field, problem):
+    with pytest.raises(JobSpecError) as caught:
+        parse(body(msgspec.structs.replace(SPEC, schedule=schedule)))
+    assert caught.value.field == field
+    assert problem in caught.value.problem
+
+
+def test_an_unsigned_jobs_schedule_is_never_computed():
+    """A cron expression's first fire time can cost a fraction of a second: only a request its
+    owner signed gets that far (an anonymous body costs an ecrecover at most)."""
+    with pytest.raises(JobSpecError) as caught:
+        parse(body(scheduleType="cron", schedule={"cron": "* * * * * *", "timezone": "Antarctica/Troll"}))
+    assert caught.value.field == "$.signature"
 
 
 @pytest.mark.parametrize(

@@ -73,6 +73,15 @@ def test_several_cron_times_in_one_gap_fire_once_and_each_overlap_time_once():
     assert every_20.latest_fire(at(BERLIN, 2026, 10, 25, 2, 10, fold=1)) == at(BERLIN, 2026, 10, 25, 2, 40)
 
 
+def test_from_an_overlaps_second_pass_the_next_fire_is_its_end():
+    every_second = CronSchedule("* * * * * *", BERLIN)
+    inside = at(BERLIN, 2026, 10, 25, 2, 10, fold=1)
+    assert every_second.next_fire(inside) == at(BERLIN, 2026, 10, 25, 3, 0)
+    assert (
+        every_second.next_fire(at(BERLIN, 2026, 10, 25, 2, 10, fold=0)) == at(BERLIN, 2026, 10, 25, 2, 10) + 1
+    )
+
+
 def test_weekdays_at_nine_in_new_york_for_two_weeks_across_its_dst_change():
     weekdays = CronSchedule("0 9 * * 1-5", NEW_YORK)
     fired = fires_of(weekdays, at(NEW_YORK, 2026, 3, 1, 0, 0), at(NEW_YORK, 2026, 3, 14, 23, 59))
@@ -100,6 +109,13 @@ def test_cron_specs_are_checked_at_creation():
         ({"cron": "0 9 * * *", "timezone": "Mars/Olympus"}, "timezone"),
         ({"cron": "0 9 * * *", "end": int(now) - 1}, "end"),
         ({"cron": "0 9 * * *", "catchUp": "twice"}, "catchUp"),
+        # Drawn at random by croniter at each parse: the gateway's and each attester's own schedule.
+        ({"cron": "R * * * * *"}, "cron"),
+        ({"cron": "0 0 R(29-31) 2 *"}, "cron"),
+        ({"cron": "R/30 * * * * *"}, "cron"),
+        ({"cron": "H * * * *"}, "cron"),
+        ({"cron": "0 9 * * *", "timezone": "America"}, "timezone"),  # a folder of the database
+        ({"cron": "0 9 * * *", "start": 2**40}, "start"),
     ]:
         with pytest.raises(TriggerSpecError) as refused:
             cron.parse(raw, now)
