@@ -29,7 +29,6 @@ from gateway import (
     GatewayStorage,
     HealthTracker,
     JobRecord,
-    JobSpec,
     TaskLedger,
     WebhookChannel,
     alert_channels,
@@ -38,6 +37,8 @@ from node.config import ConfigError, load_config
 from node.store import Store
 from protocol import JobTerms, job_id_of
 
+from ..gateway_helpers import counter_job
+
 OWNER = "0x" + "22" * 20
 TARGET = "0x" + "33" * 20
 KEEPER = "0x" + "44" * 20
@@ -45,30 +46,13 @@ OTHER_KEEPER = "0x" + "55" * 20
 PEER = "12D3KooWGFyHXVuMi1aNmbe3YiBW2tDXDgorssTz2WfdhqczWxRE"
 TOKEN_PATH = "/bot123456:SECRET-token/sendMessage"
 SENDER = "gateway@example.com"
+CALLDATA = b"\xd0\x9d\xe0\x8a"
 RECIPIENTS = ["ops@example.com", "oncall@example.com"]
 
 
 def job_record(function: str = "increment()") -> JobRecord:
-    spec = JobSpec(
-        owner=OWNER,
-        nonce="1",
-        expiry=2**40,
-        target=TARGET,
-        function=function,
-        schedule_type="interval",
-        schedule={"everySeconds": 5},
-        max_fee_per_task="1000000000000000",
-    )
-    return JobRecord(
-        id=1,
-        owner=OWNER,
-        chain_job_id=job_id_of(OWNER, 1),
-        spec=spec,
-        calldata=b"\xd0\x9d\xe0\x8a",
-        terms=JobTerms.static_call(OWNER, b"\xd0\x9d\xe0\x8a", 100_000, 10**15, bytes(32)),
-        consent_signature=b"",
-        created_at=1.0,
-    )
+    terms = JobTerms.static_call(TARGET, CALLDATA, 100_000, 10**15, bytes(32))
+    return counter_job(OWNER, job_id_of(OWNER, 1), terms, CALLDATA, 1.0, function=function)
 
 
 @pytest.fixture

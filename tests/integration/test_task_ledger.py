@@ -6,34 +6,19 @@ from __future__ import annotations
 import pytest
 import trio
 
-from gateway import AttemptRecord, GatewayStorage, JobRecord, JobSpec, TaskDecision, TaskLedger
+from gateway import AttemptRecord, GatewayStorage, TaskDecision, TaskLedger
 
 # The storage's checkpoint name, an internal the test reads back.
 from gateway.storage import DECISIONS_CHECKPOINT
 from node.store import Store
 from protocol import JobTerms, job_id_of
 
+from ..gateway_helpers import counter_job
+
 OWNER = "0x" + "22" * 20
-SPEC = JobSpec(
-    owner=OWNER,
-    nonce="1",
-    expiry=2**40,
-    target=OWNER,
-    function="increment()",
-    schedule_type="interval",
-    schedule={"everySeconds": 5},
-    max_fee_per_task="1000000000000000",
-)
-JOB = JobRecord(
-    id=1,
-    owner=OWNER,
-    chain_job_id=job_id_of(OWNER, 1),
-    spec=SPEC,
-    calldata=b"\xd0\x9d\xe0\x8a",
-    terms=JobTerms.static_call(OWNER, b"\xd0\x9d\xe0\x8a", 100_000, 10**15, bytes(32)),
-    consent_signature=b"",
-    created_at=1.0,
-)
+CALLDATA = b"\xd0\x9d\xe0\x8a"
+TERMS = JobTerms.static_call(OWNER, CALLDATA, 100_000, 10**15, bytes(32))
+JOB = counter_job(OWNER, job_id_of(OWNER, 1), TERMS, CALLDATA, 1.0)
 ATTEMPT = AttemptRecord(number=1, performer="0x1", assigned_at=10, deadline=70)
 
 

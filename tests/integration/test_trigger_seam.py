@@ -15,9 +15,8 @@ import pytest
 import trio
 from eth_utils import keccak
 
-from gateway import Dispatcher, GatewayStorage, JobSpec, TaskLedger, parse_create_request, sign_job
+from gateway import Dispatcher, GatewayStorage, JobSpec, TaskLedger, ValidJob, parse_create_request, sign_job
 from gateway.triggers import JobScheduler
-from node.chain import Contract, load_artifact
 from node.config import load_genesis
 from node.devnet import REPO_GENESIS
 from node.keeper import ResultChecker, TaskExecutor, report_problem
@@ -71,6 +70,26 @@ if kind_named("metronome") is None:
     register(MetronomeKind())
 
 
+def metronome_job(network, nonce: int) -> tuple[JobSpec, ValidJob]:
+    """The owner's signed metronome job (a tick a second) on the network's counter, as the
+    gateway's intake takes it."""
+    spec = JobSpec(
+        owner=JOB_OWNER.address,
+        nonce=str(nonce),
+        expiry=int(time.time()) + 3600,
+        target=network.terms.target,
+        function="increment()",
+        schedule_type="metronome",
+        schedule={"periodSeconds": 1},
+        max_fee_per_task=str(JOB_FEE),
+        gas_limit=100_000,
+    )
+    body = msgspec.json.encode(
+        {"job": spec, "signature": sign_job(spec, JOB_OWNER, CHAIN_ID, network.hub.address)}
+    )
+    return spec, parse_create_request(body, CHAIN_ID, network.hub.address, time.time())
+
+
 @pytest.fixture
 async def network(accounts, sender_for):
     keepers = accounts[2:6]
@@ -81,22 +100,7 @@ async def test_a_kind_added_through_the_registry_alone_runs_end_to_end(
     network, accounts, sender_for, tmp_path
 ):
     network, keepers = network
-    counter = Contract(network.hub.rpc, load_artifact("Counter"), network.terms.target)
-    spec = JobSpec(
-        owner=JOB_OWNER.address,
-        nonce="2",
-        expiry=int(time.time()) + 3600,
-        target=counter.address,
-        function="increment()",
-        schedule_type="metronome",
-        schedule={"periodSeconds": 1},
-        max_fee_per_task=str(JOB_FEE),
-        gas_limit=100_000,
-    )
-    body = msgspec.json.encode(
-        {"job": spec, "signature": sign_job(spec, JOB_OWNER, CHAIN_ID, network.hub.address)}
-    )
-    job = parse_create_request(body, CHAIN_ID, network.hub.address, time.time())
+    spec, job = metronome_job(network, nonce=2)
     assert job.spec.schedule == {"periodSeconds": 1}
 
     with Store.open(tmp_path / "gateway.db") as store:
@@ -159,21 +163,7 @@ async def test_a_job_scheduled_twice_fires_once_per_time(network, tmp_path):
     """Each fire time makes one task, even if the job reached the scheduler twice (review:
     two heap entries for one time would both have fired)."""
     network, _ = network
-    spec = JobSpec(
-        owner=JOB_OWNER.address,
-        nonce="3",
-        expiry=int(time.time()) + 3600,
-        target=network.terms.target,
-        function="increment()",
-        schedule_type="metronome",
-        schedule={"periodSeconds": 1},
-        max_fee_per_task=str(JOB_FEE),
-        gas_limit=100_000,
-    )
-    body = msgspec.json.encode(
-        {"job": spec, "signature": sign_job(spec, JOB_OWNER, CHAIN_ID, network.hub.address)}
-    )
-    job = parse_create_request(body, CHAIN_ID, network.hub.address, time.time())
+    _, job = metronome_job(network, nonce=3)
     with Store.open(tmp_path / "gateway.db") as store:
         storage = GatewayStorage(store)
         record = storage.create_job(job, time.time())
