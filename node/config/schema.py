@@ -8,7 +8,6 @@ hyphens); `SETTINGS` derives those names from the Structs, so they are never wri
 
 from __future__ import annotations
 
-import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from node.config.types import CheckedStr, HostPort, HttpUrl, Multiaddr, PeerMultiaddr, WsUrl
+from node.config.types import EmailAddress, HostName, HostPort, HttpUrl, Multiaddr, PeerMultiaddr, WsUrl
 
 Role = Literal["keeper", "aggregator", "gateway"]
 ROLES: dict[Role, str] = {
@@ -104,34 +103,6 @@ class GatewaySettings(_Section, frozen=True, kw_only=True):
             "the default covers the devnet's measured trigger-to-mined p99 (0.4-0.6 s)",
         ),
     ] = 500
-
-
-class HostName(CheckedStr):
-    """A host name or IP address to connect to (no port, no spaces)."""
-
-    what = "a host name or IP address"
-
-    @classmethod
-    def check(cls, text: str) -> str:
-        if not _HOST.fullmatch(text):
-            raise ValueError(f"expected {cls.what}, got {text!r}")
-        return text
-
-
-class EmailAddress(CheckedStr):
-    """A bare email address, `local@domain` (no display name, nothing a header could break on)."""
-
-    what = "an email address (name@example.com)"
-
-    @classmethod
-    def check(cls, text: str) -> str:
-        if len(text) > 254 or not _EMAIL.fullmatch(text):
-            raise ValueError(f"expected {cls.what}, got {text!r}")
-        return text
-
-
-_HOST = re.compile(r"[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
-_EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,253}")
 
 
 class AlertSettings(_Section, frozen=True, kw_only=True):

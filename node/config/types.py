@@ -20,6 +20,8 @@ from py_ecc.bls import G2ProofOfPossession
 
 _BLS_PUBLIC_KEY = re.compile(r"0x[0-9a-fA-F]{96}")
 _PORT = re.compile(r"[0-9]{1,5}")
+_HOST = re.compile(r"[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
+_EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,253}")
 
 
 class CheckedStr(str):
@@ -167,3 +169,27 @@ def dec_hook(kind: type, value: Any) -> Any:
             raise TypeError(f"expected {kind.what}, got {value!r}")
         return kind(kind.check(value))
     raise TypeError(f"no decoder for {kind!r}")  # msgspec reports it as a validation error
+
+
+class HostName(CheckedStr):
+    """A host name or IP address to connect to (no port, no spaces)."""
+
+    what = "a host name or IP address"
+
+    @classmethod
+    def check(cls, text: str) -> str:
+        if not _HOST.fullmatch(text):
+            raise ValueError(f"expected {cls.what}, got {text!r}")
+        return text
+
+
+class EmailAddress(CheckedStr):
+    """A bare email address, `local@domain` (no display name, nothing a header could break on)."""
+
+    what = "an email address (name@example.com)"
+
+    @classmethod
+    def check(cls, text: str) -> str:
+        if len(text) > 254 or not _EMAIL.fullmatch(text):
+            raise ValueError(f"expected {cls.what}, got {text!r}")
+        return text

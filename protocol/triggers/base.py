@@ -40,6 +40,15 @@ policy, not part of the signed trigger: an attester cannot tell a late fire from
 one, so a signature would promise a check nobody can make."""
 
 
+class TimeSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, rename="camel", kw_only=True):
+    """What every time kind's spec has besides its own fields: an optional `start` and `end`
+    (unix seconds) and its catch-up policy."""
+
+    start: int | None = None
+    end: int | None = None
+    catch_up: CatchUp = "once"
+
+
 class TriggerSpecError(ValueError):
     """A trigger spec is invalid; `field` is the path inside the spec (e.g. `everySeconds`;
     empty for the spec as a whole)."""
@@ -106,8 +115,9 @@ class TriggerKind(ABC, Generic[S]):
         return None
 
     def catch_up(self, spec: S) -> CatchUp:
-        """The job's policy for fire times missed while the gateway was down."""
-        return "once"
+        """The job's policy for fire times missed while the gateway was down (a time kind's
+        spec says; `once` for the others)."""
+        return spec.catch_up if isinstance(spec, TimeSpec) else "once"
 
     def evidence(self, job_id: int, fire: TriggerFire, calldata: bytes) -> bytes:
         """The assignment's `triggerEvidence` for `fire`: which job, kind, time, detail and

@@ -26,16 +26,15 @@ import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Annotated
 
 import eth_abi
-import msgspec
 from croniter import croniter
 from eth_utils import keccak
 from msgspec import Meta
 
-from protocol.triggers.base import CatchUp, TriggerFire, TriggerKind, TriggerSpecError, check_window
+from protocol.triggers.base import TimeSpec, TriggerFire, TriggerKind, TriggerSpecError, check_window
 
 zoneinfo.reset_tzpath(to=())  # the pinned tzdata package only (see the module docstring)
 
@@ -43,17 +42,13 @@ MAX_EXPRESSION = 128
 MAX_SEARCH_YEARS = 5  # an expression that matches nothing within this (e.g. Feb 30) is refused
 MAX_STEPS = 100_000  # wall times one search may step through (a backstop: a second pass takes 7,200)
 _CHANCE = re.compile(r"^[HhRr](\(|/|$)")  # an R or H element of a field (not a day or month name)
-_ZONES = frozenset(zoneinfo.available_timezones())
 
 
-class CronSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, rename="camel"):
+class CronSpec(TimeSpec, kw_only=True):
     """`cron` on the wall clock of `timezone`, from `start` until `end` (unix seconds)."""
 
     cron: Annotated[str, Meta(max_length=MAX_EXPRESSION)]
     timezone: Annotated[str, Meta(max_length=64)] = "UTC"
-    start: int | None = None
-    end: int | None = None
-    catch_up: CatchUp = "once"
 
 
 @dataclass(frozen=True)
@@ -200,9 +195,6 @@ class CronKind(TriggerKind[CronSpec]):
         start = spec.start if spec.start is not None else created_at
         return CronSchedule(spec.cron, _zone(spec.timezone), start, spec.end)
 
-    def catch_up(self, spec: CronSpec) -> CatchUp:
-        return spec.catch_up
-
     def check_fire(self, spec: CronSpec, fire: TriggerFire) -> str | None:
         try:
             expected = CronSchedule(spec.cron, _zone(spec.timezone), spec.start, spec.end).next_fire(
@@ -215,8 +207,15 @@ class CronKind(TriggerKind[CronSpec]):
         return None
 
 
+@cache
+def _zone_names() -> frozenset[str]:
+    """The database's zone names, read once and only by a node that meets a cron job (reading
+    them takes ~50 ms: not at every process's start)."""
+    return frozenset(zoneinfo.available_timezones())
+
+
 def _zone(name: str) -> zoneinfo.ZoneInfo:
-    if name not in _ZONES:  # not a path: "America" is a folder of the database, not a zone
+    if name not in _zone_names():  # not a path: "America" is a folder of the database, not a zone
         raise TriggerSpecError("timezone", f"{name!r} is not an IANA time zone")
     return zoneinfo.ZoneInfo(name)
 

@@ -17,24 +17,20 @@ import math
 from dataclasses import dataclass
 
 import eth_abi
-import msgspec
 from eth_utils import keccak
 
 # protocol.jobs, not the package: protocol's __init__ imports protocol.triggers (through
 # protocol.messages), so protocol may not be initialized yet when this module runs.
 from protocol.jobs import UINT64_MAX
-from protocol.triggers.base import CatchUp, TriggerFire, TriggerKind, TriggerSpecError, check_window, on_grid
+from protocol.triggers.base import TimeSpec, TriggerFire, TriggerKind, TriggerSpecError, check_window, on_grid
 
 MIN_INTERVAL_SECONDS = 1
 
 
-class IntervalSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, rename="camel"):
+class IntervalSpec(TimeSpec, kw_only=True):
     """Every `every_seconds`, from `start` (unix seconds; default: when created) until `end`."""
 
     every_seconds: int
-    start: int | None = None
-    end: int | None = None
-    catch_up: CatchUp = "once"
 
 
 @dataclass(frozen=True)
@@ -91,9 +87,6 @@ class IntervalKind(TriggerKind[IntervalSpec]):
     def schedule(self, spec: IntervalSpec, created_at: float) -> IntervalSchedule:
         start = spec.start if spec.start is not None else created_at
         return IntervalSchedule(every=spec.every_seconds, start=start, end=spec.end)
-
-    def catch_up(self, spec: IntervalSpec) -> CatchUp:
-        return spec.catch_up
 
     def check_fire(self, spec: IntervalSpec, fire: TriggerFire) -> str | None:
         if spec.end is not None and fire.fire_at > spec.end:

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import eth_abi
-import msgspec
 from eth_utils import keccak
 from msgspec import Meta
 
 from protocol.triggers.base import (
     LATEST_TIME,
-    CatchUp,
+    TimeSpec,
     TriggerFire,
     TriggerKind,
     TriggerSpecError,
@@ -32,13 +31,10 @@ from protocol.triggers.base import (
 MAX_TIMES = 1000
 
 
-class SpecificSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, rename="camel"):
+class SpecificSpec(TimeSpec, kw_only=True):
     """Fire at each of `times` (unix seconds)."""
 
     times: Annotated[list[int], Meta(min_length=1, max_length=MAX_TIMES)]
-    start: int | None = None
-    end: int | None = None
-    catch_up: CatchUp = "once"
 
 
 @dataclass(frozen=True)
@@ -95,9 +91,6 @@ class SpecificKind(TriggerKind[SpecificSpec]):
 
     def schedule(self, spec: SpecificSpec, created_at: float) -> SpecificSchedule:
         return SpecificSchedule(tuple(sorted(set(spec.times))))
-
-    def catch_up(self, spec: SpecificSpec) -> CatchUp:
-        return spec.catch_up
 
     def check_fire(self, spec: SpecificSpec, fire: TriggerFire) -> str | None:
         if fire.fire_at not in spec.times:
