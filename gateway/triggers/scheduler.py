@@ -58,8 +58,6 @@ class JobScheduler:
                 job = self.storage.jobs.get(fire.job_id)
                 if job is None or job.status != "active":
                     continue
-                if job.last_fire is not None and fire.at <= job.last_fire:
-                    continue  # fired for this time already: each fire time makes one task
                 task = self.ledger.create(job, fire.at, trace_id=uuid.uuid4().hex)
                 log.info("job %d fired for %.3f: task %d (trace %s)", job.id, fire.at, task.id, task.trace_id)
                 self.on_task(task.id)

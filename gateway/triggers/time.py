@@ -93,6 +93,8 @@ class TimeScheduler:
             if not self._heap or self._heap[0][0] > now:
                 return fired
             at, job_id = heapq.heappop(self._heap)
+            if self._fired and self._fired[-1][:2] == (job_id, at):
+                continue  # a job added twice for one time: equal entries pop one after the other
             fired.append(Fire(job_id, at))
             self._fired.append((job_id, at, now))
 
