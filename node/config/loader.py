@@ -150,7 +150,9 @@ def _from_text(setting: Setting, text: str) -> Any:
 def _convert(setting: Setting, given: _Raw) -> Any:
     try:
         # TOML values are typed, so they must match exactly; text may be converted (e.g. to int).
-        value = msgspec.convert(given.value, setting.type, strict=given.base is not None, dec_hook=dec_hook)
+        value = msgspec.convert(
+            given.value, setting.checked_type, strict=given.base is not None, dec_hook=dec_hook
+        )
     except msgspec.ValidationError as error:
         path, problem = split_validation_error(error)
         if typing.get_origin(setting.base_type) is typing.Literal:  # msgspec would say "invalid enum value"

@@ -151,6 +151,14 @@ class AlertSettings(_Section, frozen=True, kw_only=True):
             "and again when it is back; 0 turns keeper alerts off"
         ),
     ] = 600.0
+    job_alert_every_seconds: Annotated[
+        float,
+        Meta(
+            ge=0,
+            description="at most one failure alert per job this often; the job's failures in "
+            "between are summed up in one alert when the time is up; 0: one alert per failure",
+        ),
+    ] = 3600.0
 
 
 class GenesisSettings(_Section, frozen=True, kw_only=True):
@@ -193,6 +201,7 @@ class Setting:
     help: str
     required: bool
     default: Any
+    checked_type: Any  # `type` with its bounds (Annotated Meta): what values are converted to
 
     @property
     def name(self) -> str:
@@ -232,7 +241,9 @@ def _settings() -> tuple[Setting, ...]:
                 field.default_factory() if field.default_factory is not msgspec.NODEFAULT else field.default
             )
             kind = typing.get_args(field.type)[0]  # the type inside Annotated[...]
-            found.append(Setting(section.name, field.name, kind, meta.description, field.required, default))
+            found.append(
+                Setting(section.name, field.name, kind, meta.description, field.required, default, field.type)
+            )
     return tuple(found)
 
 

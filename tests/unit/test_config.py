@@ -265,6 +265,11 @@ def test_a_bad_value_is_reported_before_a_missing_one(tmp_path):
             "gateway.http_listen: port 99999 in 'localhost:99999' is not in [0, 65535] "
             "(from env TRIGGERX_GATEWAY_HTTP_LISTEN)",
         ),
+        (  # bounds are checked (the Meta bounds were dropped with the Annotated wrapper until 2026-12)
+            {"TRIGGERX_GATEWAY_DISPATCH_LEAD_MS": "3600000"},
+            {},
+            "gateway.dispatch_lead_ms: expected `int` <= 5000 (from env TRIGGERX_GATEWAY_DISPATCH_LEAD_MS)",
+        ),
         (
             {},
             {"keys.bls_keystore": ""},
