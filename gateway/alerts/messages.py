@@ -58,8 +58,12 @@ def _alert(subject: str, lines: Iterable[str]) -> Alert:
     return Alert(clean(subject, SUBJECT_LIMIT), "\n".join(lines))
 
 
-def task_failed_alert(task: TaskRecord, job: JobRecord | None) -> Alert:
-    """The alert for `task` (of `job`, if still stored) having failed for good."""
+def task_failed_alert(
+    task: TaskRecord, job: JobRecord | None, *, held: int = 0, period: float = 0.0
+) -> Alert:
+    """The alert for `task` (of `job`, if still stored) having failed for good; with `held`,
+    the sum of that many failures of the job held back over the last `period` seconds (one
+    alert per job per period), the latest being `task`."""
     reason = clean(task.reason or "no reason recorded", REASON_LIMIT)
     if job is None:
         what, owner = "(not found)", "unknown"
@@ -67,10 +71,20 @@ def task_failed_alert(task: TaskRecord, job: JobRecord | None) -> Alert:
         spec = job.spec
         what = f"{clean(spec.function)} on {clean(spec.target)}, {clean(spec.schedule_type, 40)} trigger"
         owner = clean(job.owner)
+    if held:
+        tasks = "1 more task" if held == 1 else f"{held} more tasks"
+        subject = f"TriggerX: {tasks} of job {task.job_id} failed in {duration(period)}"
+        first = (
+            f"{tasks} of this job failed for good since its last alert, {duration(period)} ago "
+            f"(one alert per job per period). The latest, task {task.id}:"
+        )
+    else:
+        subject = f"TriggerX: task {task.id} of job {task.job_id} failed: {clean(reason, 80)}"
+        first = f"Task {task.id} failed for good."
     return _alert(
-        f"TriggerX: task {task.id} of job {task.job_id} failed: {clean(reason, 80)}",
+        subject,
         [
-            f"Task {task.id} failed for good.",
+            first,
             f"Job: {task.job_id}: {what}",
             f"Owner: {owner}",
             f"Reason: {reason}",

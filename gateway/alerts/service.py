@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import trio
 
@@ -20,6 +21,7 @@ from gateway.alerts.messages import (
 )
 from gateway.health import HealthTracker
 from gateway.ledger import TaskEvent, TaskLedger
+from gateway.records import TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +41,30 @@ class ChannelStats:
     dropped: int = 0  # the channel's queue was full
 
 
+class _Queue:
+    """One channel's queue of one kind of alert, with its own sender task."""
+
+    def __init__(self, size: int) -> None:
+        self.send, self.receive = trio.open_memory_channel[Alert](size)
+        self.overflowing = False
+
+
 class _Outbox:
+    """A channel's queues: keeper alerts never wait behind (or drop for) task failures."""
+
     def __init__(self, channel: AlertChannel, size: int) -> None:
         self.channel = channel
-        self.send, self.receive = trio.open_memory_channel[Alert](size)
+        self.queues = {"tasks": _Queue(size), "keepers": _Queue(size)}
         self.stats = ChannelStats()
-        self.overflowing = False
+
+
+@dataclass
+class _JobFailures:
+    """Failures of one job since its last alert, held back by the per-job limit."""
+
+    alerted_at: float
+    held: int = 0
+    latest: TaskRecord | None = None
 
 
 class Alerts:
@@ -56,6 +76,9 @@ class Alerts:
         ledger: the task ledger, subscribed to at once (no failure is missed before `run`).
         tracker: the keepers' health (KeeperWatch.tracker).
         keeper_offline_after: seconds offline before a keeper is announced; 0 for never.
+        job_alert_every: at most one failure alert per job this often (seconds); the job's
+            failures in between are summed up in one alert when the time is up; 0 for one
+            alert per failure.
         expected_keepers: the accounts that should send heartbeats (the active operators):
             one never heard from counts as offline since this service started.
         check_every: seconds between two looks at the keepers.
@@ -71,6 +94,7 @@ class Alerts:
         tracker: HealthTracker,
         *,
         keeper_offline_after: float = 600.0,
+        job_alert_every: float = 3600.0,
         expected_keepers: Callable[[], Iterable[str]] | None = None,
         check_every: float = CHECK_EVERY,
         queue_size: int = QUEUE_SIZE,
@@ -81,6 +105,7 @@ class Alerts:
         self.ledger = ledger
         self.tracker = tracker
         self.keeper_offline_after = keeper_offline_after
+        self.job_alert_every = job_alert_every
         self.expected_keepers = expected_keepers
         self.check_every = check_every
         self.attempts = attempts
@@ -90,6 +115,7 @@ class Alerts:
         self._events = ledger.subscribe(EVENT_BUFFER)
         self._started = clock()
         self._offline: dict[str, float | None] = {}  # announced keeper -> its last heartbeat then
+        self._job_failures: dict[int, _JobFailures] = {}  # jobs alerted within job_alert_every
 
     @property
     def stats(self) -> dict[str, ChannelStats]:
@@ -106,36 +132,69 @@ class Alerts:
         try:
             async with trio.open_nursery() as nursery:
                 for outbox in self._outboxes:
-                    nursery.start_soon(self._deliver_all, outbox)
+                    for queue in outbox.queues.values():
+                        nursery.start_soon(self._deliver_all, outbox, queue)
                 nursery.start_soon(self._watch_tasks)
-                if self.keeper_offline_after > 0:
-                    nursery.start_soon(self._watch_keepers)
+                nursery.start_soon(self._periodic_checks)
         finally:
             self._events.close()  # the ledger drops us at its next event
+            with trio.CancelScope(shield=True):  # once both of each channel's senders are done
+                for outbox in self._outboxes:
+                    await outbox.channel.aclose()
 
-    def notify(self, alert: Alert) -> None:
-        """Queue `alert` on every channel; never waits (a full queue drops it)."""
+    def notify(self, alert: Alert, about: Literal["tasks", "keepers"]) -> None:
+        """Queue `alert` (`about` tasks or keepers) on every channel; never waits (a full queue
+        drops it)."""
         for outbox in self._outboxes:
+            queue = outbox.queues[about]
             try:
-                outbox.send.send_nowait(alert)
+                queue.send.send_nowait(alert)
             except trio.WouldBlock:
                 outbox.stats.dropped += 1
-                if not outbox.overflowing:
-                    log.warning("%s alerts: queue full, dropping alerts until it drains", outbox.channel.name)
-                    outbox.overflowing = True
+                if not queue.overflowing:
+                    log.warning("%s alerts: %s queue full: dropping", outbox.channel.name, about)
+                    queue.overflowing = True
                 continue
-            if outbox.overflowing:
+            if queue.overflowing:
                 log.warning(
-                    "%s alerts: queue drains again (%d dropped in all)",
+                    "%s alerts: %s queue drains again (%d dropped in all)",
                     outbox.channel.name,
+                    about,
                     outbox.stats.dropped,
                 )
-                outbox.overflowing = False
+                queue.overflowing = False
 
     def on_task_event(self, event: TaskEvent) -> None:
-        """Alert on a task that became `failed`."""
-        if event.kind == "TASK_STATUS_CHANGED" and event.task.status == "failed":
-            self.notify(task_failed_alert(event.task, self.ledger.storage.jobs.get(event.task.job_id)))
+        """Alert on a task that became `failed`, at most once per job per `job_alert_every`."""
+        if event.kind != "TASK_STATUS_CHANGED" or event.task.status != "failed":
+            return
+        task, now = event.task, self.clock()
+        failures = self._job_failures.get(task.job_id)
+        if failures is not None and now - failures.alerted_at < self.job_alert_every:
+            failures.held += 1
+            failures.latest = task
+            return
+        # Its period is up (or it had none): failures held back, not yet summed up, go with this one.
+        held, since = (failures.held, failures.alerted_at) if failures is not None else (0, now)
+        if self.job_alert_every > 0:
+            self._job_failures[task.job_id] = _JobFailures(alerted_at=now)
+        job = self.ledger.storage.jobs.get(task.job_id)
+        self.notify(task_failed_alert(task, job, held=held + 1 if held else 0, period=now - since), "tasks")
+
+    def sum_up_jobs(self) -> None:
+        """Announce the failures each job's limit held back, once its time is up; forget the
+        jobs alerted longer ago than that."""
+        now = self.clock()
+        for job_id, failures in list(self._job_failures.items()):
+            if now - failures.alerted_at < self.job_alert_every:
+                continue
+            if failures.latest is None:
+                del self._job_failures[job_id]
+                continue
+            job = self.ledger.storage.jobs.get(job_id)
+            period = now - failures.alerted_at
+            self.notify(task_failed_alert(failures.latest, job, held=failures.held, period=period), "tasks")
+            self._job_failures[job_id] = _JobFailures(alerted_at=now)
 
     def check_keepers(self) -> None:
         """Announce each keeper newly offline for too long, and each announced one back."""
@@ -146,7 +205,7 @@ class Alerts:
             if health is not None and health.last_seen != last_seen:
                 del self._offline[address]
                 since = self._started if last_seen is None else last_seen + offline_after
-                self.notify(keeper_back_alert(address, since, health.last_seen))
+                self.notify(keeper_back_alert(address, since, health.last_seen), "keepers")
         expected = set(self.expected_keepers()) if self.expected_keepers is not None else set()
         for address in sorted(expected | set(self.tracker.keepers)):
             if address in self._offline:
@@ -158,7 +217,8 @@ class Alerts:
                 self._offline[address] = last_seen
                 peer = None if health is None else health.peer_id
                 self.notify(
-                    keeper_offline_alert(address, peer, last_seen, since, now, self.keeper_offline_after)
+                    keeper_offline_alert(address, peer, last_seen, since, now, self.keeper_offline_after),
+                    "keepers",
                 )
 
     async def _watch_tasks(self) -> None:
@@ -170,18 +230,16 @@ class Alerts:
             )
             self._events = self.ledger.subscribe(EVENT_BUFFER)
 
-    async def _watch_keepers(self) -> None:
+    async def _periodic_checks(self) -> None:
         while True:
-            self.check_keepers()
+            if self.keeper_offline_after > 0:
+                self.check_keepers()
+            self.sum_up_jobs()
             await trio.sleep(self.check_every)
 
-    async def _deliver_all(self, outbox: _Outbox) -> None:
-        try:
-            async for alert in outbox.receive:
-                await self._deliver(outbox, alert)
-        finally:
-            with trio.CancelScope(shield=True):
-                await outbox.channel.aclose()
+    async def _deliver_all(self, outbox: _Outbox, queue: _Queue) -> None:
+        async for alert in queue.receive:
+            await self._deliver(outbox, alert)
 
     async def _deliver(self, outbox: _Outbox, alert: Alert) -> None:
         name = outbox.channel.name

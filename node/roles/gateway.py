@@ -52,6 +52,7 @@ async def run_gateway(setup: NodeSetup) -> None:
                         ledger,
                         keepers.tracker,
                         keeper_offline_after=settings.alerts.keeper_offline_after_seconds,
+                        job_alert_every=settings.alerts.job_alert_every_seconds,
                         expected_keepers=lambda: [op.account for op in directory.operators.active],
                     )
                     nursery.start_soon(alerts.run)

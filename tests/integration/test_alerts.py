@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import trio
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
@@ -48,6 +49,7 @@ TOKEN_PATH = "/bot123456:SECRET-token/sendMessage"
 SENDER = "gateway@example.com"
 CALLDATA = b"\xd0\x9d\xe0\x8a"
 RECIPIENTS = ["ops@example.com", "oncall@example.com"]
+NOT_APPROVED = "no approved execution in 1 attempt(s)"
 
 
 def job_record(function: str = "increment()") -> JobRecord:
@@ -63,9 +65,11 @@ def ledger(tmp_path: Path) -> Iterator[TaskLedger]:
         yield TaskLedger(storage, clock=lambda: 10.0)
 
 
-def fail_task(ledger: TaskLedger, reason: str = "no approved execution in 1 attempt(s)") -> int:
-    """A task of job 1, fired at 10 s past the epoch, assigned once, then failed with `reason`."""
-    task = ledger.create(ledger.storage.jobs.get(1), fire_at=10.0, trace_id="trace-1")
+def fail_task(
+    ledger: TaskLedger, reason: str = "no approved execution in 1 attempt(s)", job_id: int = 1
+) -> int:
+    """A task of job `job_id`, fired at 10 s past the epoch, assigned once, then failed with `reason`."""
+    task = ledger.create(ledger.storage.jobs.get(job_id), fire_at=10.0, trace_id="trace-1")
     ledger.attempt_assigned(task.id, AttemptRecord(number=1, performer=KEEPER, assigned_at=10, deadline=70))
     ledger.fail(task.id, reason)
     return task.id
@@ -275,6 +279,105 @@ async def test_a_failed_task_is_one_email_to_every_recipient(ledger, smtp):
     assert alerts.stats["email"].sent == 1
 
 
+async def test_a_job_failing_again_and_again_is_one_alert_per_period_then_their_sum(ledger, webhook):
+    """A job that fails at every fire (its target reverts, its owner ran out of funds) would
+    bury every other alert: one alert per job per period, then one that sums up the rest."""
+    ledger.storage.jobs.put(msgspec.structs.replace(job_record(), id=2))
+    clock = Clock(1000.0)
+    alerts = Alerts(
+        [WebhookChannel(webhook.url, 1)],
+        ledger,
+        HealthTracker(15.0),
+        keeper_offline_after=0,
+        job_alert_every=3600.0,
+        check_every=0.01,
+        clock=clock,
+    )
+    async with running(alerts):
+        fail_task(ledger)
+        await eventually(lambda: len(webhook.requests) == 1)
+        clock.now = 1100.0
+        held = [fail_task(ledger, f"try {n}") for n in range(3)]
+        fail_task(ledger, job_id=2)  # another job: alerted at once
+        await eventually(lambda: len(webhook.requests) == 2)
+        await trio.sleep(0.2)
+        assert len(webhook.requests) == 2
+        clock.now = 4600.0  # the period is up: the three held back, in one alert
+        await eventually(lambda: len(webhook.requests) == 3)
+        clock.now = 8300.0  # nothing held back since: nothing to say, and job 1 is forgotten
+        await trio.sleep(0.2)
+        assert len(webhook.requests) == 3
+        fail_task(ledger)
+        await eventually(lambda: len(webhook.requests) == 4)
+    first, other, summed, again = webhook.texts
+    assert first.startswith("TriggerX: task 1 of job 1 failed")
+    assert other.startswith(f"TriggerX: task {held[-1] + 1} of job 2 failed")
+    assert summed.startswith(
+        "TriggerX: 3 more tasks of job 1 failed in 1 h 0 min\n\n"
+        "3 more tasks of this job failed for good since its last alert, 1 h 0 min ago "
+        f"(one alert per job per period). The latest, task {held[-1]}:\n"
+        f"Job: 1: increment() on {TARGET}, interval trigger\n"
+    )
+    assert "Reason: try 2\n" in summed
+    assert again.startswith(f"TriggerX: task {held[-1] + 2} of job 1 failed")
+
+
+async def test_failures_held_back_go_with_the_next_one_after_the_period(ledger, webhook):
+    """A failure after the period and before the periodic sum-up (review: the held count was
+    lost then) is announced with the failures held back."""
+    clock = Clock(1000.0)
+    alerts = Alerts(
+        [WebhookChannel(webhook.url, 1)],
+        ledger,
+        HealthTracker(15.0),
+        keeper_offline_after=0,
+        check_every=3600.0,  # no sum-up in this test but the one at start
+        clock=clock,
+    )
+    async with running(alerts):
+        fail_task(ledger)
+        await eventually(lambda: len(webhook.requests) == 1)
+        clock.now = 1100.0
+        fail_task(ledger)
+        fail_task(ledger)
+        await eventually(lambda: alerts._job_failures[1].held == 2)  # internal: nothing else says so
+        clock.now = 4700.0
+        latest = fail_task(ledger, "the latest")
+        await eventually(lambda: len(webhook.requests) == 2)
+    assert webhook.texts[1].startswith(
+        f"TriggerX: 3 more tasks of job 1 failed in 1 h 1 min\n\n3 more tasks of this job failed for "
+        f"good since its last alert, 1 h 1 min ago (one alert per job per period). The latest, task {latest}:"
+    )
+    assert "Reason: the latest\n" in webhook.texts[1]
+
+
+async def test_keeper_alerts_never_wait_behind_task_failures(ledger, webhook):
+    """Each channel has a queue for each: a flood of failures, with the receiver stuck on the
+    first, neither delays nor drops the keeper's alert."""
+    webhook.hanging = True
+    for job_id in range(2, 8):
+        ledger.storage.jobs.put(msgspec.structs.replace(job_record(), id=job_id))
+    tracker = HealthTracker(offline_after=15.0)
+    alerts = Alerts(
+        [WebhookChannel(webhook.url, 1, timeout=20)],
+        ledger,
+        tracker,
+        keeper_offline_after=60.0,
+        expected_keepers=lambda: [KEEPER],
+        check_every=0.01,
+        queue_size=2,
+        clock=Clock(1000.0),
+    )
+    async with running(alerts):
+        for job_id in range(1, 8):
+            fail_task(ledger, job_id=job_id)
+        await eventually(lambda: len(webhook.requests) == 1)  # the first failure, unanswered
+        alerts.clock = Clock(1060.0)
+        await eventually(lambda: len(webhook.requests) == 2)
+        assert alerts.stats["webhook"].dropped == 4  # one in flight, two queued, four dropped
+    assert webhook.texts[1].startswith(f"TriggerX: keeper {KEEPER} offline for 1 min 0 s")
+
+
 # ---- Keepers ------------------------------------------------------------------------------
 
 
@@ -349,7 +452,9 @@ def closed_port() -> int:
 
 async def test_a_receiver_that_is_down_gets_bounded_tries_then_the_alert_is_dropped(ledger):
     url = f"http://127.0.0.1:{closed_port()}/hook"
-    alerts = Alerts([WebhookChannel(url, 1)], ledger, HealthTracker(15.0), attempts=3, backoff=0.05)
+    alerts = Alerts(
+        [WebhookChannel(url, 1)], ledger, HealthTracker(15.0), job_alert_every=0, attempts=3, backoff=0.05
+    )
     started = trio.current_time()
     async with running(alerts):
         fail_task(ledger)
@@ -364,7 +469,13 @@ async def test_a_hanging_webhook_holds_up_neither_the_ledger_nor_the_email(ledge
     webhook.hanging = True
     hook = WebhookChannel(webhook.url, 1, timeout=0.5)
     alerts = Alerts(
-        [hook, email_channel(smtp)], ledger, HealthTracker(15.0), queue_size=2, attempts=2, backoff=0.01
+        [hook, email_channel(smtp)],
+        ledger,
+        HealthTracker(15.0),
+        job_alert_every=0,
+        queue_size=2,
+        attempts=2,
+        backoff=0.01,
     )
     async with running(alerts):
         for sent in range(1, 7):  # one failure after the other, each emailed before the next
@@ -521,6 +632,10 @@ async def test_a_wrong_smtp_password_is_not_retried(tmp_path, ledger):
         (
             'webhook_url = "ftp://x"',
             "alerts.webhook_url: expected an http(s) URL, got 'ftp://x' (from file {file})",
+        ),
+        (
+            "job_alert_every_seconds = -1",
+            "alerts.job_alert_every_seconds: expected `float` >= 0.0 (from file {file})",
         ),
         (
             'webhook_url = "https://hooks.example/alert"',
