@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import to_checksum_address
-
-from node.chain import TypedMessage, TypedStruct, check_bytes, check_uint
+from node.chain import TypedMessage, TypedStruct, check_bytes, check_uint, checksum_address
 from protocol.jobs import hub_domain
 
 _FIELDS = [
@@ -50,7 +48,7 @@ class Assignment(TypedStruct):
         check_bytes("terms_hash", self.terms_hash, 32)
         check_bytes("trigger_evidence", self.trigger_evidence, 32)
         # Addresses compare equal however they were spelled.
-        object.__setattr__(self, "performer", to_checksum_address(self.performer))
+        object.__setattr__(self, "performer", checksum_address(self.performer))
 
     @classmethod
     def from_struct(cls, struct: dict[str, Any]) -> Assignment:

@@ -19,9 +19,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
-from node.chain import Domain, Fields, TypedMessage, TypedStruct, check_bytes, check_uint, struct_hash
+from node.chain import (
+    Domain,
+    Fields,
+    TypedMessage,
+    TypedStruct,
+    check_bytes,
+    check_uint,
+    checksum_address,
+    struct_hash,
+)
 
 HUB_DOMAIN_NAME = "TriggerX TaskExecutionHub"
 HUB_DOMAIN_VERSION = "2"
@@ -82,7 +91,7 @@ class JobTerms:
             raise ValueError(f"args_mode: {self.args_mode!r} is not {ARGS_STATIC} or {ARGS_DYNAMIC}")
         check_uint("gas_limit", self.gas_limit, 64)
         check_uint("max_fee_per_task", self.max_fee_per_task, 256)
-        object.__setattr__(self, "target", to_checksum_address(self.target))
+        object.__setattr__(self, "target", checksum_address(self.target))
 
     @classmethod
     def static_call(

@@ -10,7 +10,7 @@ artifacts (load_artifact, deploy, deploy_core, deploy_consensus), the chain erro
 typed data (Domain, TypedMessage, TypedStruct), the ABI checks, and Anvil for local chains.
 """
 
-from node.chain.abi import RevertDecoder, canonical_type, check_bytes, check_uint, signature
+from node.chain.abi import RevertDecoder, canonical_type, check_bytes, check_uint, checksum_address, signature
 from node.chain.anvil import Anvil, anvil_binary, free_port
 from node.chain.contracts import Artifact, Contract, deploy, load_artifact, revert_decoder
 from node.chain.deployment import ConsensusContracts, CoreContracts, deploy_consensus, deploy_core
@@ -42,6 +42,7 @@ __all__ = [
     "canonical_type",
     "check_bytes",
     "check_uint",
+    "checksum_address",
     "deploy",
     "deploy_consensus",
     "deploy_core",

@@ -6,6 +6,7 @@ on input too); addresses come out checksummed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -253,3 +254,14 @@ def check_bytes(name: str, value: bytes, size: int) -> None:
     """ValueError unless `value` is exactly `size` bytes (a Solidity `bytes<size>`)."""
     if not isinstance(value, bytes) or len(value) != size:
         raise ValueError(f"{name}: expected {size} bytes")
+
+
+@functools.lru_cache(maxsize=16_384)
+def checksum_address(value: str) -> str:
+    """`value` as an EIP-55 checksummed address; ValueError if it is not an address.
+
+    eth_utils' `to_checksum_address`, remembered: records that hold an address are decoded
+    on every read (a job's target at each of its fires), and at ~50 µs a call the checksum
+    was most of the gateway's cost of a fire.
+    """
+    return to_checksum_address(value)

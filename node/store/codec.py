@@ -8,6 +8,7 @@ record instead of rewriting the whole store at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import msgspec
@@ -32,8 +33,9 @@ class RecordCodec(Generic[S]):
         """The stored value of `record`."""
         return bytes((VALUE_VERSION,)) + _encoder.encode(record)
 
-    def decode(self, value: bytes, where: str) -> S:
-        """The record in `value`; CorruptRecordError naming `where` (table and key) if unreadable."""
+    def decode(self, value: bytes, where: Callable[[], str]) -> S:
+        """The record in `value`; CorruptRecordError naming `where()` (table and key: worked
+        out only then) if unreadable."""
         if not value or value[0] != VALUE_VERSION:
             version = value[0] if value else "missing"
             problem = f"value version {version}, this code reads version {VALUE_VERSION}"
@@ -42,4 +44,4 @@ class RecordCodec(Generic[S]):
                 return self._decoder.decode(memoryview(value)[1:])
             except msgspec.DecodeError as error:
                 problem = str(error)
-        raise CorruptRecordError(f"{where}: cannot read the value as {self.kind.__name__}: {problem}")
+        raise CorruptRecordError(f"{where()}: cannot read the value as {self.kind.__name__}: {problem}")

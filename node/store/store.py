@@ -158,7 +158,7 @@ def _check_schema(db: plyvel.DB, path: Path) -> None:
                 )
         db.put(SCHEMA_KEY, _META.encode(SchemaMeta(SCHEMA_VERSION)), sync=True)
         return
-    version = _META.decode(stored, f"store {path}, key meta/schema").version
+    version = _META.decode(stored, lambda: f"store {path}, key meta/schema").version
     if version > SCHEMA_VERSION:
         raise SchemaVersionError(
             f"the store at {path} has schema version {version}, written by a newer triggerx-node; "

@@ -104,6 +104,9 @@ class Table(Generic[T]):
                 self.put(record, batch=own)
             return
         rest = encode_part(self._key(record))
+        if not self._indexes:  # nothing to keep current: no need to read the version replaced
+            batch.put(self.space.prefix + rest, self._codec.encode(record))
+            return
         previous = batch.get(self.space.prefix + rest)
         stale = set() if previous is None else self._entries(self._decode(previous, rest), rest)
         current = self._entries(record, rest)
@@ -188,7 +191,7 @@ class Table(Generic[T]):
         return entries
 
     def _decode(self, value: bytes, rest: bytes) -> T:
-        return self._codec.decode(value, f"table {self.space.name}/, key {self._describe(rest)}")
+        return self._codec.decode(value, lambda: f"table {self.space.name}/, key {self._describe(rest)}")
 
     def _describe(self, rest: bytes) -> str:
         try:

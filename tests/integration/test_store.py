@@ -243,7 +243,7 @@ def test_a_second_open_fails_naming_the_path(tmp_path):
 def test_an_empty_store_gets_the_current_schema_version(tmp_path):
     Store.open(tmp_path / "db").close()
     db = plyvel.DB(str(tmp_path / "db"))
-    assert RecordCodec(SchemaMeta).decode(db.get(SCHEMA_KEY), "meta") == SchemaMeta(SCHEMA_VERSION)
+    assert RecordCodec(SchemaMeta).decode(db.get(SCHEMA_KEY), lambda: "meta") == SchemaMeta(SCHEMA_VERSION)
     db.close()
 
 
