@@ -142,7 +142,8 @@ class JobIntake:
             raise JobSpecError("$.signature", f"signed by {signer}, not by the owner {record.owner}")
         if record.status == "deleted":
             return record
-        if record.last_fire is None:
+        fires = self.storage.fire_times.get(job_id)
+        if fires is None or fires.last is None:  # never fired, so never registered on chain
             return self.mark_deleted(record)
         # One transaction per job, however many requests arrive while it is under way.
         if job_id in self._cancelling:

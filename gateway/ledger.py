@@ -25,7 +25,7 @@ import msgspec
 import trio
 from msgspec.structs import replace
 
-from gateway.records import AttemptRecord, JobRecord, TaskRecord
+from gateway.records import AttemptRecord, FireTimes, JobRecord, TaskRecord
 from gateway.storage import DECISIONS_CHECKPOINT, Checkpoint, GatewayStorage
 from node.store import MAX_INT_KEY
 
@@ -79,9 +79,9 @@ class TaskLedger:
         return sorted(found, key=lambda t: t.id)
 
     def create(self, job: JobRecord, fire_at: float, trace_id: str) -> TaskRecord:
-        """A new task for `job`'s fire at `fire_at`, written with the job's last fire in one batch:
-        after a crash either both exist or neither, so a restart neither loses a fire nor
-        fires twice for the same time."""
+        """A new task for `job`'s fire at `fire_at`, written with the job's last fire time in one
+        batch: after a crash either both exist or neither, so a restart neither loses a fire
+        nor fires twice for the same time."""
         now = self.clock()
         with self.storage.store.batch() as batch:
             task = TaskRecord(
@@ -93,7 +93,8 @@ class TaskLedger:
                 trace_id=trace_id,
             )
             self.storage.tasks.put(task, batch=batch)
-            self.storage.jobs.put(replace(job, last_fire=fire_at), batch=batch)
+            fires = self.storage.fire_times.get(job.id) or FireTimes(job_id=job.id)
+            self.storage.fire_times.put(replace(fires, last=fire_at), batch=batch)
         self._publish(TaskEvent(kind="TASK_CREATED", task=task))
         return task
 

@@ -34,7 +34,17 @@ class JobRecord(msgspec.Struct, rename="camel", kw_only=True):
     consent_signature: bytes
     created_at: float
     status: JobStatus = "active"
-    last_fire: float | None = None
+
+
+class FireTimes(msgspec.Struct, rename="camel", kw_only=True):
+    """A scheduled job's fire times: the `last` it fired for, written with that fire's task in
+    one batch (gateway.ledger), and the `next` it fires for, written after each round of
+    fires (gateway.triggers): the next-fire index a restart starts from. None: not yet, or
+    no more."""
+
+    job_id: int
+    last: float | None = None
+    next: float | None = None
 
 
 class AttemptRecord(msgspec.Struct, rename="camel", kw_only=True):

@@ -1,12 +1,12 @@
-"""The gateway's tables: jobs, tasks (changed only through gateway.ledger), id sequences and
-chain checkpoints."""
+"""The gateway's tables: jobs, tasks (changed only through gateway.ledger), the last and next
+fire times of each scheduled job, id sequences and chain checkpoints."""
 
 from __future__ import annotations
 
 import msgspec
 
 from gateway.jobs import ValidJob
-from gateway.records import JobRecord, Sequence, TaskRecord
+from gateway.records import FireTimes, JobRecord, Sequence, TaskRecord
 from node.store import CHECKPOINTS, JOBS, SCHEDULES, TASKS, Batch, Index, Page, Store, Table
 
 DECISIONS_CHECKPOINT = "attestations"
@@ -20,7 +20,7 @@ class Checkpoint(msgspec.Struct):
 
 
 class GatewayStorage:
-    """Jobs, tasks and id sequences in one store."""
+    """Jobs, tasks, fire times and id sequences in one store."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -42,6 +42,7 @@ class GatewayStorage:
             key=lambda t: t.id,
             indexes=[Index("job", lambda t: t.job_id), Index("status", lambda t: t.status)],
         )
+        self.fire_times = Table(store, FireTimes, SCHEDULES.child("fires"), key=lambda f: f.job_id)
         self.sequences = Table(store, Sequence, SCHEDULES.child("seq"), key=lambda s: s.name)
         self.checkpoints = Table(store, Checkpoint, CHECKPOINTS, key=lambda c: c.name)
 

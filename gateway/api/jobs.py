@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 
 from quart import Blueprint, Response, request
 
-from gateway import GatewayStorage, JobConflictError, JobIntake, JobRecord, JobSpecError
-from gateway.api.responses import error, json, not_found, one, stored_id
+from gateway import FireTimes, GatewayStorage, JobConflictError, JobIntake, JobRecord, JobSpecError
+from gateway.api.responses import error, json, not_found, stored_id
 
 IntakeChange = Callable[[JobIntake, bytes], Awaitable[JobRecord]]  # create or cancel a job
 
@@ -41,6 +41,11 @@ def jobs_blueprint(storage: GatewayStorage, intake: JobIntake | None) -> Bluepri
 
     @jobs.get("/api/jobs/id/<id:raw_id>")
     async def get_job(raw_id: str) -> Response:
-        return one("job", storage.jobs, raw_id)
+        job_id = stored_id(raw_id)
+        record = None if job_id is None else storage.jobs.get(job_id)
+        if record is None:
+            return not_found("job", raw_id)
+        fires = storage.fire_times.get(record.id) or FireTimes(job_id=record.id)
+        return json({"job": record, "lastFire": fires.last, "nextFire": fires.next})
 
     return jobs

@@ -230,7 +230,7 @@ async def test_tasks_are_listed_by_job_with_a_cursor(created, storage):
     assert rest["cursor"] is None
     task = await (await client.get("/api/tasks/id/4")).get_json()
     assert (task["task"]["jobId"], task["task"]["status"], task["task"]["fireAt"]) == (1, "created", 1003.0)
-    assert storage.jobs.get(1).last_fire == 1004.0
+    assert storage.fire_times.get(1).last == 1004.0
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ def decision(task_id: int, approved: bool = True, attempt: int = 1) -> TaskDecis
 def test_a_fire_writes_the_task_and_the_jobs_last_fire_together(ledger):
     task = ledger.create(JOB, fire_at=10.0, trace_id="t")
     assert (task.id, task.status, task.fire_at) == (1, "created", 10.0)
-    assert ledger.storage.jobs.get(1).last_fire == 10.0
+    assert ledger.storage.fire_times.get(1).last == 10.0
     assert ledger.create(ledger.storage.jobs.get(1), fire_at=15.0, trace_id="u").id == 2
 
 

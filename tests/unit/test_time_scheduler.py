@@ -63,3 +63,59 @@ def test_many_jobs_fire_in_time_order():
     assert len(fired) == 5_000
     assert [f.at for f in fired] == sorted(f.at for f in fired)
     assert scheduler.next_fire_time() == 50
+
+
+def test_a_job_added_again_before_its_next_time_is_computed_does_not_fire_twice():
+    """Between `due` and the rescheduling of what fired, a job can reach the scheduler again
+    with a stale last fire (or none): the fire just made still counts."""
+    scheduler = TimeScheduler()
+    scheduler.add(1, IntervalSchedule(every=10, start=100), last_fire=None, now=100)
+    scheduler.add(2, IntervalSchedule(every=10, start=100), last_fire=None, now=100)
+    assert scheduler.due(100) == [Fire(1, 100), Fire(2, 100)]
+    scheduler.add(1, IntervalSchedule(every=10, start=100), last_fire=None, now=100)
+    scheduler.add(1, IntervalSchedule(every=10, start=100), last_fire=None, now=100)
+    assert scheduler.due(100) == []
+    assert sorted(scheduler.due(110)) == [Fire(1, 110), Fire(2, 110)]
+    assert len(scheduler) == 2
+
+
+def test_jobs_due_at_one_instant_fire_together_and_each_reschedules():
+    scheduler = TimeScheduler()
+    for job in range(1_000):
+        scheduler.add(job, IntervalSchedule(every=60, start=0), last_fire=None, now=0)
+    scheduler.remove(7)
+    fired = scheduler.due(0)
+    assert len(fired) == 999
+    assert {f.at for f in fired} == {0}
+    assert 7 not in {f.job_id for f in fired}
+    assert scheduler.next_fire_time() == 60
+    assert len(scheduler.due(60)) == 999
+
+
+def test_next_fire_changes_are_handed_out_for_the_store():
+    scheduler = TimeScheduler()
+    scheduler.add(1, IntervalSchedule(every=10, start=100), last_fire=None, now=100)
+    scheduler.add(2, IntervalSchedule(every=10, start=100), last_fire=100, now=105, planned=110)
+    scheduler.add(3, IntervalSchedule(every=10, start=100, end=100), last_fire=None, now=90)
+    assert scheduler.take_changes() == {1: 100, 3: 100}  # job 2's next fire is as recorded
+    assert scheduler.take_changes() == {}
+    assert scheduler.due(110) == [Fire(1, 100), Fire(3, 100), Fire(2, 110)]
+    scheduler.remove(2)
+    scheduler.next_fire_time()
+    assert scheduler.take_changes() == {1: 120, 2: None, 3: None}  # 110 was due with 100: one fire
+
+
+def test_the_next_burst_is_found_behind_smaller_fire_times():
+    """A caller starting big bursts early must see the burst even when single jobs fire
+    before it (review: only the next fire time was looked at)."""
+    scheduler = TimeScheduler(burst=50)
+    scheduler.add(0, IntervalSchedule(every=1, start=100), last_fire=None, now=0)
+    for job in range(1, 51):
+        scheduler.add(job, IntervalSchedule(every=60, start=120), last_fire=None, now=0)
+    assert (scheduler.next_fire_time(), scheduler.next_burst(), scheduler.count_at(120)) == (100, 120, 50)
+    scheduler.remove(50)
+    assert scheduler.next_burst() is None  # 49 jobs: no longer a burst
+    scheduler.add(50, IntervalSchedule(every=60, start=120), last_fire=None, now=0)
+    assert scheduler.next_burst() == 120
+    assert len(scheduler.due(120)) == 1 + 50  # job 0 once (at 100; rescheduled after), the burst
+    assert scheduler.next_burst() == 180
