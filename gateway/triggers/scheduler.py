@@ -4,6 +4,7 @@ schedule) and hands the new task on."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -20,10 +21,12 @@ log = logging.getLogger("triggerx.gateway")
 FIRES_PER_STEP = 64
 """Fires (or next-fire records) written between two checkpoints: a burst of 10,000 never
 holds the event loop for more than a few milliseconds at a time."""
-MAX_AHEAD_S = 8.0
-"""At most this long before its fire time a task is handed on, lead and write-ahead together:
-2 s inside the 10 s a performer holds a task at most (node.keeper.executor.MAX_HOLD_S), for
-the clocks' skew."""
+MAX_AHEAD_S = 8
+"""At most this many seconds before its fire time a task is handed on, lead and write-ahead
+together: 2 s inside the 10 s a performer holds a task at most (node.keeper.executor.MAX_HOLD_S),
+for the clocks' skew."""
+NOTICEABLE_S = 0.02
+"""Work ahead shorter than this is not started early: lone fires go at their time (less the lead)."""
 
 
 class JobScheduler:
@@ -38,7 +41,7 @@ class JobScheduler:
     ) -> None:
         self.storage, self.ledger, self.on_task = storage, ledger, on_task
         self.lead = lead  # seconds ahead of a fire time its task is created and dispatched
-        self._times = TimeScheduler(burst=FIRES_PER_STEP)
+        self._times = TimeScheduler()
         self._seconds_per_fire = 100e-6  # measured on each burst: the time to write one task
         self._wake = trio.Event()
 
@@ -77,42 +80,45 @@ class JobScheduler:
     async def run(self) -> None:
         """Fire jobs when due, until cancelled."""
         while True:
-            fires = self._times.due(self._horizon(time.time()))
+            horizon, _ = self._plan(time.time())
+            fires = self._times.due(horizon)
             began = time.perf_counter()
             for first in range(0, len(fires), FIRES_PER_STEP):
                 for fire in fires[first : first + FIRES_PER_STEP]:
                     self._fire(fire)
                 await trio.lowlevel.checkpoint()
-            if len(fires) >= FIRES_PER_STEP:  # smoothed: one slow burst does not set the next
-                measured = (time.perf_counter() - began) / len(fires)
-                self._seconds_per_fire = (self._seconds_per_fire + measured) / 2
             while self._times.reschedule(FIRES_PER_STEP):
                 await trio.lowlevel.checkpoint()
             await self._record_next_fires()
-            starts = [at - self._write_ahead(at) for at in self._upcoming()]
-            wait = max(min(starts) - time.time(), 0) if starts else 3600
-            with trio.move_on_after(wait):
+            if len(fires) >= FIRES_PER_STEP:  # smoothed: one slow burst does not set the next
+                measured = (time.perf_counter() - began) / len(fires)
+                self._seconds_per_fire = (self._seconds_per_fire + measured) / 2
+            _, wake = self._plan(time.time())
+            with trio.move_on_after(max(wake - time.time(), 0)):
                 await self._wake.wait()
             self._wake = trio.Event()
 
-    def _upcoming(self) -> list[float]:
-        """The next fire time and the next burst's (FIRES_PER_STEP jobs or more at one time)."""
-        return [at for at in (self._times.next_fire_time(), self._times.next_burst()) if at is not None]
+    def _plan(self, now: float) -> tuple[float, float]:
+        """Up to which fire time to fire now, and when to look again.
 
-    def _write_ahead(self, at: float) -> float:
-        """How long before `at` its fires start: the lead, plus the time its tasks take to
-        write (10,000 jobs on "* * * * *" take ~1 s), so that the last is handed on in time."""
-        burst = self._times.count_at(at) * self._seconds_per_fire
-        return min(self.lead + burst, max(self.lead, MAX_AHEAD_S))
-
-    def _horizon(self, now: float) -> float:
-        """Fire times up to here fire now: those within the lead, and the next burst once its
-        write-ahead has begun (with all that is due before it)."""
+        A fire goes `lead` seconds before its time; a second of many fires goes early enough
+        for all of them, and all those before it, to be written by its start (their number
+        times the measured cost of one), so that even the last of 10,000 jobs on "* * * * *"
+        is handed on in time. Never more than MAX_AHEAD_S early."""
         horizon = now + self.lead
-        for at in self._upcoming():
-            if now >= at - self._write_ahead(at):
-                horizon = max(horizon, at)
-        return horizon
+        following = self._times.next_fire_time()
+        wake = now + 3600 if following is None else following - self.lead
+        work = 0.0
+        for second in range(math.floor(now), math.floor(now) + MAX_AHEAD_S + 1):
+            work += self._times.fires_in_second(second) * self._seconds_per_fire
+            if work < NOTICEABLE_S:
+                continue
+            start = max(second - self.lead - work, second - MAX_AHEAD_S)
+            if start <= now:  # everything in this second, and before it, is due now
+                horizon = max(horizon, math.nextafter(second + 1, second))
+            else:
+                wake = min(wake, start)
+        return min(horizon, now + max(self.lead, MAX_AHEAD_S)), wake
 
     def _fire(self, fire: Fire) -> None:
         job = self.storage.jobs.get(fire.job_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 from collections import deque
 from typing import NamedTuple
 
@@ -39,15 +40,13 @@ class TimeScheduler:
     Jobs due at one instant share one heap entry (10,000 jobs on "* * * * *" are one pop, not
     10,000), so a burst costs a dict walk, and every other operation O(log n) whatever the
     number of jobs. `due(now)` pops what is due, and each job's following fire time is
-    scheduled at the next call. Instants with at least `burst` jobs are also kept in a heap
-    of their own (`next_burst`), for a caller that starts big bursts early.
+    scheduled at the next call. How many fires each second holds is counted too
+    (`fires_in_second`), for a caller that starts big bursts early.
     """
 
-    def __init__(self, burst: int = 64) -> None:
-        self.burst = burst
+    def __init__(self) -> None:
         self._times: list[float] = []  # heap of the distinct fire times; an emptied one is skipped
-        self._bursts: list[float] = []  # heap of the times that had `burst` jobs; stale ones skipped
-        self._burst_times: set[float] = set()  # the times in `_bursts`, each once
+        self._per_second: dict[int, int] = {}  # whole second -> fires scheduled in it
         self._jobs_at: dict[float, dict[int, None]] = {}  # fire time -> the jobs due then, in order
         # job -> (its schedule, its next fire time, its last fire time)
         self._schedules: dict[int, tuple[Schedule, float, float | None]] = {}
@@ -102,16 +101,10 @@ class TimeScheduler:
         changed, self._changed = self._changed, {}
         return changed
 
-    def count_at(self, at: float) -> int:
-        """How many jobs fire at `at`."""
-        return len(self._jobs_at.get(at, ()))
-
-    def next_burst(self) -> float | None:
-        """The next fire time at which at least `burst` jobs fire, or None."""
+    def fires_in_second(self, second: int) -> int:
+        """How many fires are scheduled from `second` (unix time) to the next."""
         self.reschedule()
-        while self._bursts and self.count_at(self._bursts[0]) < self.burst:
-            self._burst_times.discard(heapq.heappop(self._bursts))
-        return self._bursts[0] if self._bursts else None
+        return self._per_second.get(second, 0)
 
     def next_fire_time(self) -> float | None:
         """When the next job fires, or None when nothing is scheduled."""
@@ -133,6 +126,8 @@ class TimeScheduler:
         while self._times and self._times[0] <= now:
             at = heapq.heappop(self._times)
             jobs = self._jobs_at.pop(at, {})
+            if jobs:
+                self._count(at, -len(jobs))
             fired.extend(Fire(job_id, at) for job_id in jobs)
             self._fired.extend((job_id, at, now) for job_id in jobs)
         return fired
@@ -146,8 +141,9 @@ class TimeScheduler:
 
     def _unschedule(self, job_id: int) -> None:
         current = self._schedules.pop(job_id, None)
-        if current is not None:
-            self._jobs_at.get(current[1], {}).pop(job_id, None)  # absent: fired, awaiting reschedule
+        if current is not None and job_id in self._jobs_at.get(current[1], ()):  # else fired already
+            del self._jobs_at[current[1]][job_id]
+            self._count(current[1], -1)
 
     def _put(self, job_id: int, schedule: Schedule, at: float, last_fire: float | None) -> None:
         self._schedules[job_id] = (schedule, at, last_fire)
@@ -156,9 +152,15 @@ class TimeScheduler:
             self._jobs_at[at] = jobs = {}
             heapq.heappush(self._times, at)
         jobs[job_id] = None
-        if len(jobs) == self.burst and at not in self._burst_times:
-            self._burst_times.add(at)
-            heapq.heappush(self._bursts, at)
+        self._count(at, 1)
+
+    def _count(self, at: float, change: int) -> None:
+        second = math.floor(at)
+        left = self._per_second.get(second, 0) + change
+        if left:
+            self._per_second[second] = left
+        else:
+            del self._per_second[second]
 
     def reschedule(self, limit: int | None = None) -> bool:
         """Schedule the next fire of the jobs fired by the last `due` (unless removed or

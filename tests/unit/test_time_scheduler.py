@@ -105,17 +105,15 @@ def test_next_fire_changes_are_handed_out_for_the_store():
     assert scheduler.take_changes() == {1: 120, 2: None, 3: None}  # 110 was due with 100: one fire
 
 
-def test_the_next_burst_is_found_behind_smaller_fire_times():
-    """A caller starting big bursts early must see the burst even when single jobs fire
-    before it (review: only the next fire time was looked at)."""
-    scheduler = TimeScheduler(burst=50)
-    scheduler.add(0, IntervalSchedule(every=1, start=100), last_fire=None, now=0)
+def test_fires_are_counted_per_second_for_work_ahead():
+    """A caller that starts big bursts early sees how many fires each second holds, as jobs
+    are added, removed, fire and are rescheduled."""
+    scheduler = TimeScheduler()
+    scheduler.add(0, IntervalSchedule(every=1, start=100.5), last_fire=None, now=0)
     for job in range(1, 51):
         scheduler.add(job, IntervalSchedule(every=60, start=120), last_fire=None, now=0)
-    assert (scheduler.next_fire_time(), scheduler.next_burst(), scheduler.count_at(120)) == (100, 120, 50)
+    assert [scheduler.fires_in_second(s) for s in (100, 119, 120, 121)] == [1, 0, 50, 0]
     scheduler.remove(50)
-    assert scheduler.next_burst() is None  # 49 jobs: no longer a burst
-    scheduler.add(50, IntervalSchedule(every=60, start=120), last_fire=None, now=0)
-    assert scheduler.next_burst() == 120
-    assert len(scheduler.due(120)) == 1 + 50  # job 0 once (at 100; rescheduled after), the burst
-    assert scheduler.next_burst() == 180
+    assert scheduler.fires_in_second(120) == 49
+    assert len(scheduler.due(120)) == 1 + 49  # job 0 once (at 100.5; rescheduled after), the burst
+    assert [scheduler.fires_in_second(s) for s in (100, 120, 121, 180)] == [0, 1, 0, 49]  # 120.5, 180
