@@ -279,20 +279,25 @@ async def test_a_failed_task_is_one_email_to_every_recipient(ledger, smtp):
     assert alerts.stats["email"].sent == 1
 
 
-async def test_a_job_failing_again_and_again_is_one_alert_per_period_then_their_sum(ledger, webhook):
-    """A job that fails at every fire (its target reverts, its owner ran out of funds) would
-    bury every other alert: one alert per job per period, then one that sums up the rest."""
-    ledger.storage.jobs.put(msgspec.structs.replace(job_record(), id=2))
-    clock = Clock(1000.0)
-    alerts = Alerts(
+def failure_alerts(ledger: TaskLedger, webhook: WebhookReceiver, clock: Clock, check_every: float) -> Alerts:
+    """Failure alerts to `webhook` on `clock`, one per job per hour; no keeper alerts."""
+    return Alerts(
         [WebhookChannel(webhook.url, 1)],
         ledger,
         HealthTracker(15.0),
         keeper_offline_after=0,
         job_alert_every=3600.0,
-        check_every=0.01,
+        check_every=check_every,
         clock=clock,
     )
+
+
+async def test_a_job_failing_again_and_again_is_one_alert_per_period_then_their_sum(ledger, webhook):
+    """A job that fails at every fire (its target reverts, its owner ran out of funds) would
+    bury every other alert: one alert per job per period, then one that sums up the rest."""
+    ledger.storage.jobs.put(msgspec.structs.replace(job_record(), id=2))
+    clock = Clock(1000.0)
+    alerts = failure_alerts(ledger, webhook, clock, check_every=0.01)
     async with running(alerts):
         fail_task(ledger)
         await eventually(lambda: len(webhook.requests) == 1)
@@ -326,14 +331,7 @@ async def test_failures_held_back_go_with_the_next_one_after_the_period(ledger, 
     """A failure after the period and before the periodic sum-up (review: the held count was
     lost then) is announced with the failures held back."""
     clock = Clock(1000.0)
-    alerts = Alerts(
-        [WebhookChannel(webhook.url, 1)],
-        ledger,
-        HealthTracker(15.0),
-        keeper_offline_after=0,
-        check_every=3600.0,  # no sum-up in this test but the one at start
-        clock=clock,
-    )
+    alerts = failure_alerts(ledger, webhook, clock, check_every=3600.0)  # no sum-up but at start
     async with running(alerts):
         fail_task(ledger)
         await eventually(lambda: len(webhook.requests) == 1)
