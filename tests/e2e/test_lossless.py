@@ -95,6 +95,11 @@ def test_a_gateway_killed_with_tasks_in_flight_loses_none(devnet, tmp_path):
         assert {t["id"] for t in in_flight} <= {t["id"] for t in tasks}
         fired_after = [t for t in tasks if t["fireAt"] > killed_at]
         assert fired_after, "the restarted gateway fired nothing"
+        # Nothing fired twice, across the restart (the next-fire index and the last fire in the
+        # store): the fire times are the job's seconds, each once.
+        times = sorted(t["fireAt"] for t in tasks)
+        assert len(set(times)) == len(times), times
+        assert all(abs(at - times[0] - round(at - times[0])) < 0.001 for at in times), times
 
         executed = executions(devnet)
         assert executed == collections.Counter(t["id"] for t in tasks)  # each exactly once
