@@ -24,10 +24,12 @@ from node.config import split_validation_error
 S = TypeVar("S", bound=msgspec.Struct)
 # A fire time goes into the evidence as uint64 milliseconds.
 FireAt = Annotated[float, Meta(ge=0, le=(2**64 - 1) / 1000)]
-# A trigger spec as JSON: a small, flat object (a value may be a list of numbers, e.g. times).
-# Flat on purpose: a peer's deeply nested JSON must not reach the decoder's recursion (with
-# py_ecc's raised recursion limit it would crash the process, not raise).
-SpecValue = int | Annotated[str, Meta(max_length=256)] | None | Annotated[list[int], Meta(max_length=1000)]
+# A trigger spec as JSON: a small, flat object (a value may be a list of numbers or short
+# texts: times, addresses, conditions). Flat on purpose: a peer's deeply nested JSON must not
+# reach the decoder's recursion (with py_ecc's raised recursion limit it would crash the
+# process, not raise).
+SpecText = Annotated[str, Meta(max_length=256)]
+SpecValue = int | SpecText | None | Annotated[list[int | SpecText], Meta(max_length=1000)]
 SpecJson = Annotated[dict[Annotated[str, Meta(max_length=64)], SpecValue], Meta(max_length=16)]
 CLOCK_SKEW = 30.0  # seconds an attester's clock may trail the dispatcher's
 LATEST_TIME = 32_503_680_000  # 3000-01-01 UTC: start, end and fire times are before it (datetime and
