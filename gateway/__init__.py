@@ -26,7 +26,7 @@ from gateway.intake import JobConflictError, JobIntake
 from gateway.jobs import JobSpec, JobSpecError, ValidJob, parse_create_request, sign_job, trigger_kind
 from gateway.ledger import TaskEvent, TaskLedger
 from gateway.monitor import TaskDecision, TaskMonitor, follow_decisions
-from gateway.records import AttemptRecord, FireTimes, JobRecord, TaskRecord
+from gateway.records import AttemptRecord, FiredLog, FireTimes, JobRecord, TaskRecord
 from gateway.relay import ExecutionRelay
 from gateway.storage import GatewayStorage
 
@@ -43,6 +43,7 @@ __all__ = [
     "EmailChannel",
     "ExecutionRelay",
     "FireTimes",
+    "FiredLog",
     "GatewayStorage",
     "HealthTracker",
     "HttpLimits",

@@ -38,7 +38,6 @@ from protocol import (
     choose_performer,
     encode,
 )
-from protocol.triggers import TriggerFire
 
 log = logging.getLogger("triggerx.gateway")
 ACK_TIMEOUT = 5.0
@@ -308,7 +307,7 @@ class Dispatcher:
         the task's fire as its job's trigger kind states it."""
         task = self.storage.tasks.get(task_id)
         job = self.storage.jobs.get(task.job_id)
-        fire = TriggerFire(job.spec.schedule_type, job.spec.schedule, task.fire_at)
+        fire = task.fire_of(job)
         assignment = Assignment(
             task_id=task.id,
             job_id=job.chain_job_id,

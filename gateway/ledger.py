@@ -27,7 +27,7 @@ from msgspec.structs import replace
 
 from gateway.records import AttemptRecord, FireTimes, JobRecord, TaskRecord
 from gateway.storage import DECISIONS_CHECKPOINT, Checkpoint, GatewayStorage
-from node.store import MAX_INT_KEY
+from node.store import MAX_INT_KEY, Batch
 
 if TYPE_CHECKING:  # the monitor feeds the ledger, so it imports this module
     from gateway.monitor import TaskDecision
@@ -78,10 +78,19 @@ class TaskLedger:
                 after = page.cursor
         return sorted(found, key=lambda t: t.id)
 
-    def create(self, job: JobRecord, fire_at: float, trace_id: str) -> TaskRecord:
-        """A new task for `job`'s fire at `fire_at`, written with the job's last fire time in one
-        batch: after a crash either both exist or neither, so a restart neither loses a fire
-        nor fires twice for the same time."""
+    def create(
+        self,
+        job: JobRecord,
+        fire_at: float,
+        trace_id: str,
+        *,
+        detail: bytes = b"",
+        with_it: Callable[[Batch, TaskRecord], None] | None = None,
+    ) -> TaskRecord:
+        """A new task for `job`'s fire at `fire_at` (and the fire's `detail`), written with the
+        job's last fire time, and whatever `with_it(batch, task)` writes (a trigger's checkpoint), in one
+        batch: after a crash either all exist or none, so a restart neither loses a fire nor
+        fires twice."""
         now = self.clock()
         with self.storage.store.batch() as batch:
             task = TaskRecord(
@@ -91,10 +100,13 @@ class TaskLedger:
                 created_at=now,
                 updated_at=now,
                 trace_id=trace_id,
+                trigger_detail=detail,
             )
             self.storage.tasks.put(task, batch=batch)
             fires = self.storage.fire_times.get(job.id) or FireTimes(job_id=job.id)
             self.storage.fire_times.put(replace(fires, last=fire_at), batch=batch)
+            if with_it is not None:
+                with_it(batch, task)
         self._publish(TaskEvent(kind="TASK_CREATED", task=task))
         return task
 

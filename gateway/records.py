@@ -12,6 +12,7 @@ import msgspec
 
 from gateway.jobs import JobSpec
 from protocol import JobTerms
+from protocol.triggers import TriggerFire
 
 JobStatus = Literal["active", "deleted"]
 # created: fired, not yet handed to a keeper; dispatched: a keeper acknowledged an attempt;
@@ -47,6 +48,14 @@ class FireTimes(msgspec.Struct, rename="camel", kw_only=True):
     next: float | None = None
 
 
+class FiredLog(msgspec.Struct, rename="camel", kw_only=True):
+    """A log that fired a job (gateway.triggers.events): its key, `chain/block/hash/index/job`,
+    makes a second task for it impossible; written with the task."""
+
+    key: str
+    task_id: int
+
+
 class AttemptRecord(msgspec.Struct, rename="camel", kw_only=True):
     """One try at a task by one keeper."""
 
@@ -71,6 +80,11 @@ class TaskRecord(msgspec.Struct, rename="camel", kw_only=True):
     submission_tx: str | None = None
     trace_id: str = ""
     reason: str | None = None  # why a task failed
+    trigger_detail: bytes = b""  # what else shows the fire was real (an event's log: its kind says)
+
+    def fire_of(self, job: JobRecord) -> TriggerFire:
+        """This task's fire of `job`'s trigger, as assignments carry it."""
+        return TriggerFire(job.spec.schedule_type, job.spec.schedule, self.fire_at, self.trigger_detail)
 
 
 class Sequence(msgspec.Struct):

@@ -19,7 +19,6 @@ from gateway.records import AttemptRecord, JobRecord, TaskRecord
 from node.chain import ChainError, Contract
 from node.mesh import RESULTS, MeshError, MeshNode
 from protocol import Assignment, AssignmentMessage, ExecutionResult, OperatorDirectory, ResultMessage, encode
-from protocol.triggers import TriggerFire
 
 log = logging.getLogger("triggerx.gateway")
 LOOKBACK_BLOCKS = 10_000  # how far back an execution's log is looked for
@@ -79,7 +78,7 @@ class ExecutionRelay:
             if operator is None:
                 log.warning("task %d: performer %s is no operator", task.id, attempt.performer)
                 return None
-            fire = TriggerFire(job.spec.schedule_type, job.spec.schedule, task.fire_at)
+            fire = task.fire_of(job)
             order = AssignmentMessage(
                 assignment, job.terms, args["dispatcherSignature"], job.calldata, fire, None, task.trace_id
             )

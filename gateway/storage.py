@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from gateway.jobs import ValidJob
-from gateway.records import FireTimes, JobRecord, Sequence, TaskRecord
+from gateway.records import FiredLog, FireTimes, JobRecord, Sequence, TaskRecord
 from node.store import CHECKPOINTS, JOBS, SCHEDULES, TASKS, Batch, Index, Page, Store, Table
 
 DECISIONS_CHECKPOINT = "attestations"
@@ -43,6 +43,7 @@ class GatewayStorage:
             indexes=[Index("job", lambda t: t.job_id), Index("status", lambda t: t.status)],
         )
         self.fire_times = Table(store, FireTimes, SCHEDULES.child("fires"), key=lambda f: f.job_id)
+        self.fired_logs = Table(store, FiredLog, SCHEDULES.child("logs"), key=lambda f: f.key)
         self.sequences = Table(store, Sequence, SCHEDULES.child("seq"), key=lambda s: s.name)
         self.checkpoints = Table(store, Checkpoint, CHECKPOINTS, key=lambda c: c.name)
 

@@ -28,6 +28,8 @@ log = logging.getLogger("triggerx.gateway")
 
 MAX_RANGE = 2_000
 """Blocks read by one poll at most (a follower far behind catches up over several)."""
+MAX_CATCH_UP = 10_000
+"""Blocks a restarted follower reads back at most (the rest of a long outage is skipped)."""
 MAX_DEPTH = 10_128
 """Headers kept: the deepest confirmation (10,000) and a reorg of up to 128 blocks below it."""
 
@@ -71,10 +73,18 @@ class LogFollower:
         chain_id: the chain's id (jobs watching another chain are not this follower's).
         confirmations: the chain's default, for jobs that set none.
         start: the first block to read; None: the chain's head at the first poll.
+        max_catch_up: blocks a `start` may lie behind the head; further back, the follower
+            starts that far behind and says so (a gateway down for days does not replay them).
     """
 
     def __init__(
-        self, rpc: RpcClient, chain_id: int, *, confirmations: int, start: int | None = None
+        self,
+        rpc: RpcClient,
+        chain_id: int,
+        *,
+        confirmations: int,
+        start: int | None = None,
+        max_catch_up: int = MAX_CATCH_UP,
     ) -> None:
         self.rpc = rpc
         self.chain_id = chain_id
@@ -84,6 +94,7 @@ class LogFollower:
         self._headers: dict[int, Header] = {}
         self._read_to = None if start is None else start - 1  # the last block whose logs are read
         self._pending: dict[tuple[str, int], _Pending] = {}  # (block hash, log index) -> jobs waiting
+        self._max_catch_up = max_catch_up
 
     def watch(self, job_id: int, event_filter: EventFilter) -> None:
         """Fire `job_id` for the logs `event_filter` matches from the next block read on."""
@@ -110,12 +121,30 @@ class LogFollower:
         """The last block whose logs have been read (None before the first poll)."""
         return self._read_to
 
+    @property
+    def resume_from(self) -> int | None:
+        """Where a restart must read from to lose nothing: the block of the oldest log still
+        waiting for confirmations, else the block after the last read (None before the first
+        poll)."""
+        if self._read_to is None:
+            return None
+        waiting = [int(p.log["blockNumber"], 16) for p in self._pending.values()]
+        return min([*waiting, self._read_to + 1])
+
     async def poll(self) -> list[LogMatch]:
         """Read what is new on the chain; the logs that fire now, each once, in chain order."""
         tip, head = await self._tip_and_head()
         known = None if self._read_to is None else self._headers.get(self._read_to)
         if known is not None and (tip is None or tip.hash != known.hash):
             await self._rewind()
+        elif self._read_to is not None and head.number - self._read_to > self._max_catch_up:
+            log.warning(
+                "chain %d: %d blocks behind; catching up only the last %d",
+                self.chain_id,
+                head.number - self._read_to,
+                self._max_catch_up,
+            )
+            self._read_to = head.number - self._max_catch_up
         if self._read_to is None:
             self._read_to = head.number
             self._headers[head.number] = head

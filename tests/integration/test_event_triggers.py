@@ -1,0 +1,140 @@
+"""The event-trigger service on anvil and LevelDB: each matching log is one task, with the
+log's evidence; a restart from the store neither misses nor repeats one, even when the
+writer died between two tasks of one poll."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from gateway import GatewayStorage, TaskLedger
+from gateway.triggers import EventTriggers, WatchedChain
+from gateway.triggers.events import checkpoint_name
+from node.chain import deploy, load_artifact
+from node.store import Store
+from protocol import JobTerms, job_id_of
+from protocol.triggers.event import KIND, LogEvidence
+
+from ..gateway_helpers import counter_job
+
+CHAIN = 31337
+OWNER = "0x" + "33" * 20
+CALLDATA = b"\xd0\x9d\xe0\x8a"
+
+
+@pytest.fixture
+async def token(accounts, sender_for):
+    return await deploy(sender_for(accounts[0]), load_artifact("TestToken"), "T", "T")
+
+
+@pytest.fixture
+def storage(tmp_path):
+    with Store.open(tmp_path / "gateway.db") as store:
+        yield GatewayStorage(store)
+
+
+def event_job(token: str, receiver: str):
+    """Job 1: an event job on `token`'s transfers to `receiver`, one confirmation."""
+    job = counter_job(
+        OWNER,
+        job_id_of(OWNER, 1),
+        JobTerms.static_call(OWNER, CALLDATA, 100_000, 10**15, bytes(32)),
+        CALLDATA,
+    )
+    schedule = {
+        "chainId": CHAIN,
+        "addresses": [token],
+        "event": "Transfer(address indexed from, address indexed to, uint256 value)",
+        "where": [f"to = {receiver}"],
+        "confirmations": 1,
+    }
+    return msgspec.structs.replace(
+        job, spec=msgspec.structs.replace(job.spec, schedule_type="event", schedule=schedule)
+    )
+
+
+def service(storage, rpc) -> EventTriggers:
+    """The service as a (re)started gateway builds it: its chain's follower starts from the
+    checkpoint in the store, and every stored job is scheduled."""
+    triggers = EventTriggers(
+        storage, TaskLedger(storage), lambda task_id: None, [WatchedChain(CHAIN, rpc, 2, 0.05)]
+    )
+    for job in storage.jobs.records():
+        triggers.schedule(job)
+    return triggers
+
+
+async def test_each_matching_log_is_one_task_with_its_evidence(rpc, accounts, sender_for, token, storage):
+    minter, receiver = sender_for(accounts[0]), accounts[2].address
+    storage.jobs.put(event_job(token.address, receiver))
+    triggers = service(storage, rpc)
+    assert await triggers.poll(CHAIN) == []
+    sent = [
+        await token.transact(minter, "mint", to, value)
+        for to, value in ((receiver, 5), (accounts[3].address, 6), (receiver, 7))
+    ]
+    await rpc.call("anvil_mine", "0x1")
+    created = await triggers.poll(CHAIN)
+    assert len(created) == 2
+    for task_id, receipt in zip(created, (sent[0], sent[2]), strict=True):
+        task = storage.tasks.get(task_id)
+        evidence = LogEvidence.decode(task.trigger_detail)
+        assert ("0x" + evidence.tx_hash.hex(), evidence.block_number) == (
+            receipt.tx_hash,
+            receipt.block_number,
+        )
+        block = await rpc.call("eth_getBlockByNumber", hex(receipt.block_number), False)
+        assert task.fire_at == int(block["timestamp"], 16)
+        job = storage.jobs.get(1)
+        assert (
+            KIND.check(task.fire_of(job), KIND.trigger_hash(KIND.decode(job.spec.schedule)), task.fire_at)
+            is None
+        )
+    assert await triggers.poll(CHAIN) == []
+    assert await service(storage, rpc).poll(CHAIN) == []  # restarted: nothing again
+
+
+class ProcessKilledError(Exception):
+    """The process died here."""
+
+
+class DyingLedger(TaskLedger):
+    """A ledger whose process dies before writing its `dies_at`-th task (nothing of it written)."""
+
+    def __init__(self, storage: GatewayStorage, dies_at: int) -> None:
+        super().__init__(storage)
+        self.left = dies_at - 1
+
+    def create(self, *args, **kwargs):
+        if self.left == 0:
+            raise ProcessKilledError
+        self.left -= 1
+        return super().create(*args, **kwargs)
+
+
+async def test_a_writer_killed_between_two_tasks_of_one_poll_misses_and_repeats_nothing(
+    rpc, accounts, sender_for, token, storage
+):
+    minter, receiver = sender_for(accounts[0]), accounts[2].address
+    storage.jobs.put(event_job(token.address, receiver))
+    dying = EventTriggers(
+        storage, DyingLedger(storage, dies_at=2), lambda task_id: None, [WatchedChain(CHAIN, rpc, 2, 0.05)]
+    )
+    dying.schedule(storage.jobs.get(1))
+    await dying.poll(CHAIN)
+    first = await token.transact(minter, "mint", receiver, 5)
+    second = await token.transact(minter, "mint", receiver, 7)
+    await rpc.call("anvil_mine", "0x1")
+    with pytest.raises(ProcessKilledError):
+        await dying.poll(CHAIN)
+    [written] = [t for t in storage.tasks.scan(limit=10).items]
+    assert LogEvidence.decode(written.trigger_detail).tx_hash.hex() == first.tx_hash[2:]
+    # Restarted from the store: the second log fires, the first does not again.
+    again = await service(storage, rpc).poll(CHAIN)
+    assert [LogEvidence.decode(storage.tasks.get(t).trigger_detail).tx_hash.hex() for t in again] == [
+        second.tx_hash[2:]
+    ]
+    # And from further back (a checkpoint older than both): the logs' keys keep both from repeating.
+    stored = storage.checkpoints.get(checkpoint_name(CHAIN))
+    storage.checkpoints.put(msgspec.structs.replace(stored, next_block=first.block_number - 1))
+    assert await service(storage, rpc).poll(CHAIN) == []
