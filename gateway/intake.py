@@ -85,6 +85,7 @@ class JobIntake:
     chain_id: int
     on_created: Callable[[JobRecord], None]
     on_cancelled: Callable[[JobRecord], None]
+    event_chains: frozenset[int] = frozenset()  # the chains whose logs this gateway follows
     max_active_jobs_per_owner: int = MAX_ACTIVE_JOBS_PER_OWNER
     clock: Callable[[], float] = time.time
     _workers: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(4))
@@ -97,6 +98,15 @@ class JobIntake:
             parse_create_request, body, self.chain_id, self.hub.address, now, limiter=self._workers
         )
         self._check_new(job)
+        watched = job.spec.schedule.get("chainId") if job.spec.schedule_type == "event" else None
+        if watched is not None and watched not in self.event_chains:
+            followed = ", ".join(map(str, sorted(self.event_chains)))
+            problem = (
+                f"this gateway follows the logs of chain {followed} only"
+                if followed
+                else "this gateway follows no chain's logs"
+            )
+            raise JobSpecError("$.job.schedule.chainId", problem)
         standing = await job_standing(self.hub, job.chain_job_id, job.owner)
         if standing.terms_hash == CANCELLED_TERMS:
             raise JobConflictError(f"job {job.chain_job_id:#x} was cancelled on chain: sign a new nonce")

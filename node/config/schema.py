@@ -103,6 +103,18 @@ class GatewaySettings(_Section, frozen=True, kw_only=True):
             "the default covers the devnet's measured trigger-to-mined p99 (0.4-0.6 s)",
         ),
     ] = 500
+    event_confirmations: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=10_000,
+            description="blocks on top of a log before it fires an event job that sets no confirmations",
+        ),
+    ] = 2
+    event_poll_ms: Annotated[
+        int,
+        Meta(ge=100, le=60_000, description="milliseconds between two reads of the chain for event jobs"),
+    ] = 1000
 
 
 class AlertSettings(_Section, frozen=True, kw_only=True):

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import trio
 from eth_utils import keccak, to_checksum_address
 
-from node.chain import Contract, Receipt
+from node.chain import Contract, Receipt, RpcClient
 from protocol import Assignment, AssignmentMessage, ExecutionResult, OperatorSet, ResultMessage
-from protocol.triggers import kind_named
+from protocol.triggers import NotYetVisibleError, TriggerSpecError, kind_named
 
 VISIBILITY_TIMEOUT = 60.0
 EARLY_TOLERANCE = 1
@@ -75,11 +76,18 @@ class Verdict:
 
 
 class ResultChecker:
-    """Checks an `ExecutionResult` against the chain: the transaction, its input and its receipt."""
+    """Checks an `ExecutionResult` against the chain: the transaction, its input and its receipt,
+    and what the trigger's kind checks on chain (an event's log, on `chains`)."""
 
-    def __init__(self, hub: Contract, visibility_timeout: float = VISIBILITY_TIMEOUT) -> None:
+    def __init__(
+        self,
+        hub: Contract,
+        visibility_timeout: float = VISIBILITY_TIMEOUT,
+        chains: Mapping[int, RpcClient] | None = None,
+    ) -> None:
         self.hub = hub
         self.visibility_timeout = visibility_timeout
+        self.chains = chains or {}  # the nodes of the chains triggers are checked on (event logs)
 
     async def check(self, order: AssignmentMessage, result: ExecutionResult) -> Verdict | None:
         """Whether `result` is the honest execution of `order`'s assignment under the job's
@@ -128,6 +136,16 @@ class ResultChecker:
         claimed = (result.task_id, result.target_success)
         if not any((e.args["taskId"], e.args["success"]) == claimed for e in events):
             return Verdict(False, "the hub recorded no such execution")
+        kind = kind_named(order.trigger.kind)
+        try:
+            spec = kind.decode(order.trigger.spec) if kind is not None else None
+            problem = None if kind is None else await kind.check_on_chain(spec, order.trigger, self.chains)
+        except NotYetVisibleError:
+            return None
+        except (TriggerSpecError, ValueError) as error:  # screened before: a malformed fire is no fire
+            problem = str(error)
+        if problem is not None:
+            return Verdict(False, f"the trigger did not fire: {problem}")
         return Verdict(True, "the execution matches the assignment and the chain")
 
     async def _when_reached(self, block_number: int, tx_hash: str) -> tuple[Any, Any, Any] | None:

@@ -127,7 +127,9 @@ class VoteDesk:
         self._lock = trio.Lock()  # collectors are touched in a worker thread, one call at a time
         self._full_warned_at = -math.inf
         # Unsigned results, proven against the chain (see _check_on_chain).
-        self._checker = ResultChecker(chain.hub, visibility_timeout=CHAIN_PROOF_TIMEOUT)
+        self._checker = ResultChecker(
+            chain.hub, visibility_timeout=CHAIN_PROOF_TIMEOUT, chains={chain.chain_id: chain.hub.rpc}
+        )
         self._chain_checks = trio.CapacityLimiter(4)
         self._chain_proven: dict[AttemptKey, bytes] = {}  # attempt -> its result hash
 

@@ -21,7 +21,7 @@ from gateway import (
     server_config,
 )
 from gateway.api import create_app
-from gateway.triggers import JobScheduler
+from gateway.triggers import EventTriggers, JobScheduler, WatchedChain
 from node.config import ConfigError, NodeSetup
 from node.roles.runtime import load_directory, open_chain, open_mesh
 from node.store import Store
@@ -63,13 +63,28 @@ async def run_gateway(setup: NodeSetup) -> None:
                     lambda task_id: nursery.start_soon(dispatcher.dispatch, task_id),
                     lead=settings.gateway.dispatch_lead_ms / 1000,
                 )
+                events = EventTriggers(
+                    storage,
+                    ledger,
+                    lambda task_id: nursery.start_soon(dispatcher.dispatch, task_id),
+                    [
+                        WatchedChain(
+                            chain.chain_id,
+                            chain.hub.rpc,
+                            settings.gateway.event_confirmations,
+                            settings.gateway.event_poll_ms / 1000,
+                        )
+                    ],
+                )
+                triggers = (scheduler, events)
                 intake = JobIntake(
                     storage,
                     chain.hub,
                     chain.sender,
                     chain.chain_id,
-                    on_created=scheduler.schedule,
-                    on_cancelled=scheduler.unschedule,
+                    on_created=lambda job: [each.schedule(job) for each in triggers],
+                    on_cancelled=lambda job: [each.unschedule(job) for each in triggers],
+                    event_chains=frozenset(events.chains),
                 )
                 dispatcher = Dispatcher(
                     ledger=ledger,
@@ -87,6 +102,7 @@ async def run_gateway(setup: NodeSetup) -> None:
                 dispatcher.resume(nursery)
                 for job in storage.jobs.records():
                     scheduler.schedule(job)
+                    events.schedule(job)
                 # Long-lived from here on (jobs, schedules, the operator set): out of the collector's
                 # scans, which otherwise tripled the scheduler's time per fire at 100,000 jobs.
                 gc.freeze()
@@ -96,4 +112,5 @@ async def run_gateway(setup: NodeSetup) -> None:
                 nursery.start_soon(keepers.run)
                 nursery.start_soon(follow_decisions, chain.center, ledger, dispatcher.decided)
                 nursery.start_soon(scheduler.run)
+                nursery.start_soon(events.run)
                 log.info("gateway up: http://%s, mesh %s", settings.gateway.http_listen, mesh.peer_id)

@@ -67,7 +67,7 @@ class Keeper:
         self.executor = TaskExecutor(
             chain.hub, chain.sender, dispatcher=self.dispatcher, operator_id=me.id, chain_id=chain.chain_id
         )
-        self.checker = ResultChecker(chain.hub)
+        self.checker = ResultChecker(chain.hub, chains={chain.chain_id: chain.hub.rpc})
         self.checks = trio.CapacityLimiter(MAX_CONCURRENT_CHECKS)
         self.reports_dropped = 0
 

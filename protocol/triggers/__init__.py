@@ -4,17 +4,19 @@ Adding a kind is adding its module (a `TriggerKind` subclass: see protocol.trigg
 one `register` line below; docs/architecture.md walks through it.
 
 Public API: the registry (register, kind_named, kind_names), what every kind declares
-(TriggerKind, Schedule, TriggerFire, TriggerSpecError, SpecJson, on_grid, CatchUp) and the
-time kinds' own (interval, cron, specific: their schedules and signed triggers).
+(TriggerKind, Schedule, TriggerFire, TriggerSpecError, NotYetVisibleError, SpecJson, on_grid,
+CatchUp) and the time kinds' own (interval, cron, specific: their schedules and signed
+triggers); the event kind's are in protocol.triggers.event.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from protocol.triggers import cron, interval, specific
+from protocol.triggers import cron, event, interval, specific
 from protocol.triggers.base import (
     CatchUp,
+    NotYetVisibleError,
     Schedule,
     SpecJson,
     TriggerFire,
@@ -30,6 +32,7 @@ __all__ = [
     "CatchUp",
     "CronSchedule",
     "IntervalSchedule",
+    "NotYetVisibleError",
     "Schedule",
     "SpecJson",
     "SpecificSchedule",
@@ -68,3 +71,4 @@ def kind_names() -> list[str]:
 register(interval.KIND)
 register(cron.KIND)
 register(specific.KIND)
+register(event.KIND)

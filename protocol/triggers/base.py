@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import eth_abi
@@ -19,6 +20,7 @@ import msgspec
 from eth_utils import keccak
 from msgspec import Meta
 
+from node.chain import RpcClient
 from node.config import split_validation_error
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -49,6 +51,10 @@ class TimeSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, r
     start: int | None = None
     end: int | None = None
     catch_up: CatchUp = "once"
+
+
+class NotYetVisibleError(Exception):
+    """The chain a fire is checked against has not reached it yet (the attester abstains)."""
 
 
 class TriggerSpecError(ValueError):
@@ -154,6 +160,12 @@ class TriggerKind(ABC, Generic[S]):
 
     def check_fire(self, spec: S, fire: TriggerFire) -> str | None:
         """What this kind checks of a fire beyond the base checks (None: nothing more)."""
+        return None
+
+    async def check_on_chain(self, spec: S, fire: TriggerFire, chains: Mapping[int, RpcClient]) -> str | None:
+        """Why the chain contradicts `fire` (an event's log that is not there), or None; the
+        attester reads `chains` (chain id to node). NotYetVisibleError: the chain has not reached
+        what the fire names. Time kinds have nothing on chain to check."""
         return None
 
 

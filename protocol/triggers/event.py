@@ -47,8 +47,8 @@ import msgspec
 from eth_utils import keccak
 from msgspec import Meta
 
-from node.chain import checksum_address
-from protocol.triggers.base import TriggerFire, TriggerKind, TriggerSpecError
+from node.chain import RpcClient, checksum_address
+from protocol.triggers.base import NotYetVisibleError, TriggerFire, TriggerKind, TriggerSpecError
 
 MAX_ADDRESSES = 16
 MAX_CONDITIONS = 16
@@ -373,8 +373,7 @@ class LogEvidence:
 
 
 class EventKind(TriggerKind[EventSpec]):
-    """The `event` trigger (see the module docstring). Not registered yet: it is, with the
-    gateway's log follower that fires it and the attester's look-up of the log."""
+    """The `event` trigger (see the module docstring), fired by gateway.triggers.EventTriggers."""
 
     name = "event"
     spec_type = EventSpec
@@ -398,6 +397,40 @@ class EventKind(TriggerKind[EventSpec]):
             return f"the log is on chain {evidence.chain_id}, the job watches chain {filter_.chain_id}"
         if evidence.address not in filter_.addresses:
             return f"the log is from {evidence.address}, not a contract the job watches"
+        return None
+
+    async def check_on_chain(
+        self, spec: EventSpec, fire: TriggerFire, chains: Mapping[int, RpcClient]
+    ) -> str | None:
+        """The log is in the block the evidence names, that block is the chain's and carries
+        the fire time, it is the watched event and meets the conditions, and the job's
+        confirmations are on top of it (a job that sets none: none are checked, as the
+        gateway's default is not signed)."""
+        evidence = LogEvidence.decode(fire.detail)
+        rpc = chains.get(evidence.chain_id)
+        if rpc is None:
+            raise NotYetVisibleError(f"this node follows no chain {evidence.chain_id}")
+        receipt, block, head = await rpc.batch(
+            [
+                ("eth_getTransactionReceipt", ["0x" + evidence.tx_hash.hex()]),
+                ("eth_getBlockByNumber", [hex(evidence.block_number), False]),
+                ("eth_blockNumber", []),
+            ]
+        )
+        if int(head, 16) < evidence.block_number + (spec.confirmations or 0):
+            raise NotYetVisibleError(f"block {evidence.block_number} and its confirmations not reached")
+        block_hash = "0x" + evidence.block_hash.hex()
+        if block is None or block["hash"] != block_hash:
+            return f"block {evidence.block_number} is not {block_hash} on chain {evidence.chain_id}"
+        if int(block["timestamp"], 16) != fire.fire_at:
+            return f"the fire time {fire.fire_at} is not the block's time"
+        if receipt is None or receipt["blockHash"] != block_hash:
+            return f"transaction 0x{evidence.tx_hash.hex()} is not in that block"
+        entry = next((e for e in receipt["logs"] if int(e["logIndex"], 16) == evidence.log_index), None)
+        if entry is None:
+            return f"the transaction has no log {evidence.log_index}"
+        if not EventFilter.of(spec).matches(entry):
+            return "the log is not the job's event, or does not meet its conditions"
         return None
 
 

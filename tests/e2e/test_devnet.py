@@ -147,3 +147,48 @@ def test_a_killed_keeper_goes_offline_and_a_restarted_one_rejoins(devnet):
     finally:
         restarted.send_signal(signal.SIGTERM)
         restarted.wait(timeout=30)
+
+
+def test_an_event_job_runs_on_the_devnet(devnet):
+    """The event kind through the whole path: the gateway follows the chain's logs, fires the
+    job once for the one matching transfer after its confirmation, keepers execute, and
+    attesters find the log on chain before they approve."""
+    url, gateway = devnet["rpcUrl"], devnet["gatewayUrl"]
+    accounts = rpc(url, "eth_accounts")
+    sender, receiver = accounts[9], accounts[8]  # anvil's dev accounts send unsigned transactions
+    token_artifact = load_artifact("TestToken")
+
+    def send(to: str | None, data: bytes) -> dict:
+        call = {"from": sender, "data": "0x" + data.hex(), "gas": hex(3_000_000)}
+        tx_hash = rpc(url, "eth_sendTransaction", {**call, "to": to} if to else call)
+        receipt = None
+        while receipt is None:
+            receipt = rpc(url, "eth_getTransactionReceipt", tx_hash)
+        return receipt
+
+    abi = token_artifact.abi
+    token = send(None, abi.encode_deploy(token_artifact.bytecode, ["E", "E"]))["contractAddress"]
+    trigger = ("event", {
+        "chainId": devnet["chainId"],
+        "addresses": [token],
+        "event": "Transfer(address indexed from, address indexed to, uint256 value)",
+        "where": [f"to = {receiver}", "value >= 100"],
+        "confirmations": 1,
+    })  # fmt: skip
+    created = httpx.post(f"{gateway}/api/jobs", json=devnet_demo_job(devnet, trigger=trigger))
+    assert created.status_code == 201, created.text
+    job_id = created.json()["job"]["id"]
+    time.sleep(1.5)  # the gateway reads the chain every second: the job is watched from here on
+    matching = send(token, abi.encode_call("mint", [receiver, 500]))
+    send(token, abi.encode_call("mint", [accounts[7], 999]))  # another receiver
+    send(token, abi.encode_call("mint", [receiver, 5]))  # too little
+    rpc(url, "anvil_mine", "0x2")
+
+    def tasks() -> list[dict]:
+        return httpx.get(f"{gateway}/api/tasks/job/{job_id}").json()["tasks"]
+
+    wait_for(lambda: any(t["status"] == "completed" for t in tasks()), timeout=90)
+    time.sleep(3)  # nothing else fires
+    [task] = tasks()
+    block = rpc(url, "eth_getBlockByNumber", matching["blockNumber"], False)
+    assert task["fireAt"] == int(block["timestamp"], 16)

@@ -91,6 +91,17 @@ async def test_a_job_is_created_and_read_back(created, storage):
     )
 
 
+async def test_an_event_job_on_a_chain_the_gateway_does_not_follow_is_refused(created):
+    _, client = created  # this intake follows no chain's logs
+    event = {"chainId": 5, "addresses": ["0x" + "22" * 20], "event": "Ping(uint256 n)"}
+    spec = msgspec.structs.replace(SPEC, schedule_type="event", schedule=event)
+    response = await client.post("/api/jobs", data=body(spec))
+    assert (response.status_code, await response.get_json()) == (
+        400,
+        {"error": "this gateway follows no chain's logs", "field": "$.job.schedule.chainId"},
+    )
+
+
 async def test_finding9_a_fee_cap_below_the_cost_of_one_execution_is_refused(created):
     """A 1-wei fee cap made keepers work for nothing, and job spam free."""
     _, client = created

@@ -1,0 +1,106 @@
+"""Attesters check an event fire's log on chain: an execution for a log that is there and
+matches the job is approved; one for a log that is not there, or that the job's conditions
+exclude, is rejected, even with the dispatcher's signature on the evidence."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import msgspec
+import pytest
+
+from gateway import Dispatcher, GatewayStorage, JobSpec, TaskLedger, parse_create_request, sign_job
+from node.chain import deploy, load_artifact
+from node.config import load_genesis
+from node.devnet import REPO_GENESIS
+from node.keeper import ResultChecker, TaskExecutor
+from node.store import Store
+from protocol import OwnerConsent, load_operator_set
+from protocol.triggers.event import LogEvidence
+
+from ..conftest import CHAIN_ID
+from ..consensus_helpers import JOB_FEE, JOB_OWNER, deploy_network
+
+
+@pytest.fixture
+async def network(accounts, sender_for):
+    keepers = accounts[2:6]
+    return await deploy_network(sender_for(accounts[0]), keepers, [100] * 4, CHAIN_ID), keepers
+
+
+async def test_an_event_fire_is_approved_only_for_its_log_on_chain(network, accounts, sender_for, tmp_path):
+    network, keepers = network
+    minter = sender_for(accounts[0])
+    token = await deploy(minter, load_artifact("TestToken"), "T", "T")
+    spec = JobSpec(
+        owner=JOB_OWNER.address,
+        nonce="2",
+        expiry=int(time.time()) + 3600,
+        target=network.terms.target,
+        function="increment()",
+        schedule_type="event",
+        schedule={
+            "chainId": CHAIN_ID,
+            "addresses": [token.address],
+            "event": "Transfer(address indexed from, address indexed to, uint256 value)",
+            "where": ["value >= 100"],
+            "confirmations": 0,
+        },
+        max_fee_per_task=str(JOB_FEE),
+        gas_limit=100_000,
+    )
+    body = msgspec.json.encode(
+        {"job": spec, "signature": sign_job(spec, JOB_OWNER, CHAIN_ID, network.hub.address)}
+    )
+    job = parse_create_request(body, CHAIN_ID, network.hub.address, time.time())
+    big = await token.transact(minter, "mint", accounts[7].address, 500)
+    small = await token.transact(minter, "mint", accounts[7].address, 5)
+
+    async def fire_at(receipt) -> float:
+        block = await network.hub.rpc.call("eth_getBlockByNumber", hex(receipt.block_number), False)
+        return float(int(block["timestamp"], 16))
+
+    honest = LogEvidence.of(CHAIN_ID, big.logs[0])
+    nowhere = dataclasses.replace(honest, log_index=7)  # no such log in that transaction
+    excluded = LogEvidence.of(CHAIN_ID, small.logs[0])  # a Transfer, but of 5
+    operators = await load_operator_set(network.registry)
+    checker = ResultChecker(network.hub, chains={CHAIN_ID: network.hub.rpc})
+    executor = TaskExecutor(
+        network.hub, sender_for(keepers[0]), dispatcher=accounts[0].address, operator_id=0, chain_id=CHAIN_ID
+    )
+    with Store.open(tmp_path / "gateway.db") as store:
+        storage = GatewayStorage(store)
+        record = storage.create_job(job, time.time())
+        ledger = TaskLedger(storage)
+        dispatcher = Dispatcher(
+            ledger=ledger,
+            storage=storage,
+            hub=network.hub,
+            chain_id=CHAIN_ID,
+            sender=network.governor,
+            mesh=None,  # type: ignore[arg-type]  # orders are built here, not sent
+            directory=None,  # type: ignore[arg-type]
+            keepers=None,  # type: ignore[arg-type]
+            intake=None,  # type: ignore[arg-type]
+            protocol=load_genesis(REPO_GENESIS).protocol,
+        )
+        verdicts = []
+        for n, (evidence, receipt) in enumerate(((honest, big), (nowhere, big), (excluded, small))):
+            task = ledger.create(record, await fire_at(receipt), f"t{n}", detail=evidence.encode())
+            consent = OwnerConsent(spec.expiry, job.consent_signature) if n == 0 else None
+            order = dispatcher.order_for(task.id, 1, operators.operators[0].account, consent)
+            result = await executor.execute(order)
+            verdicts.append(await checker.check(order, result))
+    assert verdicts[0].approve, verdicts[0].reason
+    assert (verdicts[1].approve, verdicts[1].reason) == (
+        False,
+        "the trigger did not fire: the transaction has no log 7",
+    )
+    assert not verdicts[2].approve
+    assert (
+        verdicts[2].reason
+        == "the trigger did not fire: the log is not the job's event, or does not meet its conditions"
+    )
+    # Without the chain to look the log up on, the attester abstains rather than guess.
+    assert await ResultChecker(network.hub).check(order, result) is None
