@@ -114,6 +114,8 @@ class EventTriggers:
                     self.on_task(task_id)
             except ChainError as error:  # the node is down or answers nonsense: try again
                 log.warning("chain %d: poll failed: %s", chain_id, error)
+            except Exception:  # one chain's surprise (a node's malformed answer) stops nothing else
+                log.exception("chain %d: poll failed", chain_id)
             await trio.sleep(chain.poll_interval)
 
     def _fire(self, chain_id: int, match: LogMatch, resume: int | None) -> int | None:

@@ -22,14 +22,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.chain import RpcClient, RpcError
-from protocol.triggers.event import EventFilter, LogEvidence
+from protocol.triggers.event import MAX_CONFIRMATIONS, EventFilter, LogEvidence
 
 log = logging.getLogger("triggerx.gateway")
 
 MAX_RANGE = 2_000
 """Blocks read by one poll at most (a follower far behind catches up over several)."""
-MAX_CATCH_UP = 10_000
-"""Blocks a restarted follower reads back at most (the rest of a long outage is skipped)."""
+MAX_CATCH_UP = 2 * MAX_CONFIRMATIONS
+"""Blocks a restarted follower reads back at most (the rest of a long outage is skipped): a log
+waiting for the most confirmations still fires after an outage as long."""
+REORG_MARGIN = 128
+"""Blocks below the headers kept that a reorg deeper than them is read again from (the fired
+logs' keys in the store keep that from firing anything twice)."""
 MAX_DEPTH = 10_128
 """Headers kept: the deepest confirmation (10,000) and a reorg of up to 128 blocks below it."""
 
@@ -172,13 +176,14 @@ class LogFollower:
             if block is not None and block["hash"] == self._headers[number].hash:
                 break
             number -= 1
-        if number not in self._headers:
+        if number not in self._headers:  # deeper than the headers kept: read them all again
+            again = max(min(self._headers, default=self._read_to) - REORG_MARGIN, 0)
             log.error(
-                "chain %d: reorg deeper than the %d headers kept: reading on from the head",
+                "chain %d: reorg deeper than the headers kept: reading again from block %d",
                 self.chain_id,
-                len(self._headers),
+                again,
             )
-            self._headers, self._pending, self._read_to = {}, {}, None
+            self._headers, self._pending, self._read_to = {}, {}, again - 1
             return
         log.warning(
             "chain %d: reorg below block %d: reading again from block %d",

@@ -139,7 +139,11 @@ class ResultChecker:
         kind = kind_named(order.trigger.kind)
         try:
             spec = kind.decode(order.trigger.spec) if kind is not None else None
-            problem = None if kind is None else await kind.check_on_chain(spec, order.trigger, self.chains)
+            problem = (
+                None
+                if kind is None
+                else await kind.check_on_chain(spec, order.trigger, self.chains, result.block_number)
+            )
         except NotYetVisibleError:
             return None
         except (TriggerSpecError, ValueError) as error:  # screened before: a malformed fire is no fire

@@ -11,7 +11,7 @@ from eth_utils import keccak
 from node.chain import Contract, TransactionSender
 from node.mesh import RequestRefused
 from protocol import AssignmentMessage, ExecutionResult, JobTerms
-from protocol.triggers import kind_named
+from protocol.triggers import NotYetVisibleError, TriggerSpecError, kind_named
 
 MAX_HOLD_S = 10.0
 """Seconds ahead of its fire time an assignment may come (the dispatcher's lead is far less)."""
@@ -64,7 +64,10 @@ class TaskExecutor:
         if problem is not None:
             raise AssignmentRefused(f"task {assignment.task_id}: {problem}")
         function, args = self._call(order)
-        gas, fee = await self._gas_and_fee(function, args, terms)
+        gas, fee, head = await self._gas_and_fee(function, args, terms)
+        problem = await self._trigger_problem(order, head + 1)
+        if problem is not None:
+            raise AssignmentRefused(f"task {assignment.task_id}: {problem}")
         # Assigned ahead of its fire time (the dispatcher's lead): sent at the fire time, so that
         # it is not mined before it (attesters refuse that: docs/protocol.md, "Lead time").
         await trio.sleep(max(0.0, order.trigger.fire_at - time.time()))
@@ -111,9 +114,25 @@ class TaskExecutor:
             return "execute", args
         return "executeFirst", [*args, {"expiry": order.consent.expiry, "signature": order.consent.signature}]
 
-    async def _gas_and_fee(self, function: str, args: list[Any], terms: JobTerms) -> tuple[int, int]:
-        """Gas for the transaction, and the fee: its cost at today's base fee. AssignmentRefused
-        when the terms' fee cap does not cover that cost: a keeper does not work at a loss."""
+    async def _trigger_problem(self, order: AssignmentMessage, mined_in: int) -> str | None:
+        """What the chain says against the fire if executed in block `mined_in` (an event's log
+        not there, or not confirmed yet): the attesters would reject the execution, and the
+        performer would have called the owner's contract for nothing."""
+        kind = kind_named(order.trigger.kind)
+        if kind is None:
+            return f"unknown trigger kind {order.trigger.kind!r}"
+        try:
+            spec = kind.decode(order.trigger.spec)
+            return await kind.check_on_chain(spec, order.trigger, {self.chain_id: self.hub.rpc}, mined_in)
+        except NotYetVisibleError as error:
+            return f"the fire cannot be checked here: {error}"
+        except (TriggerSpecError, ValueError) as error:
+            return f"the fire is malformed: {error}"
+
+    async def _gas_and_fee(self, function: str, args: list[Any], terms: JobTerms) -> tuple[int, int, int]:
+        """Gas for the transaction, the fee (its cost at today's base fee) and the head's number.
+        AssignmentRefused when the terms' fee cap does not cover that cost: a keeper does not
+        work at a loss."""
         data = self.hub.encode(function, *args)
         call = {"from": self.sender.address, "to": self.hub.address, "data": "0x" + data.hex()}
         estimate, block = await self.hub.rpc.batch(
@@ -123,4 +142,4 @@ class TaskExecutor:
         cost = gas * int(block["baseFeePerGas"], 16)
         if cost > terms.max_fee_per_task:
             raise AssignmentRefused(f"the job's fee cap {terms.max_fee_per_task} is below the cost {cost}")
-        return int(gas * self.sender.gas_margin), cost
+        return int(gas * self.sender.gas_margin), cost, int(block["number"], 16)

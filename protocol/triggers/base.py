@@ -162,10 +162,13 @@ class TriggerKind(ABC, Generic[S]):
         """What this kind checks of a fire beyond the base checks (None: nothing more)."""
         return None
 
-    async def check_on_chain(self, spec: S, fire: TriggerFire, chains: Mapping[int, RpcClient]) -> str | None:
-        """Why the chain contradicts `fire` (an event's log that is not there), or None; the
-        attester reads `chains` (chain id to node). NotYetVisibleError: the chain has not reached
-        what the fire names. Time kinds have nothing on chain to check."""
+    async def check_on_chain(
+        self, spec: S, fire: TriggerFire, chains: Mapping[int, RpcClient], executed_in: int
+    ) -> str | None:
+        """Why the chain contradicts `fire` executed in block `executed_in` (an event's log
+        that is not there, or not confirmed then), or None; the attester reads `chains` (chain
+        id to node). NotYetVisibleError: this node cannot see what the fire names. Time kinds
+        have nothing on chain to check."""
         return None
 
 

@@ -12,8 +12,10 @@
 - `addresses`: the contracts whose logs count, 1 to MAX_ADDRESSES.
 - `event`: the event's declaration as in Solidity, with `indexed` and parameter names (an
   unnamed parameter is `argN`, N its position). Parameters are elementary types
-  (address, bool, intN, uintN, bytesN, bytes, string) or arrays of them. Anonymous events
-  are not supported: topic0 is what finds the logs.
+  (address, bool, intN, uintN, bytesN, bytes, string) or one-dimensional arrays of the
+  fixed-size ones (`uint256[]`, `address[3]`): deeper or dynamic arrays let a log's data
+  decode to exponentially many values. Anonymous events are not supported: topic0 is what
+  finds the logs. A log with more than MAX_LOG_DATA bytes of data matches nothing.
 - `where`: conditions that must all hold, each `<parameter> <op> <value>`: `=` with one value
   or several separated by `|` (any of them), `!=` (none of them), and `<`, `<=`, `>`, `>=`
   on integer parameters (a range is two conditions). Values: decimal or 0x-hex integers
@@ -54,11 +56,14 @@ MAX_ADDRESSES = 16
 MAX_CONDITIONS = 16
 MAX_PARAMETERS = 16
 MAX_CONFIRMATIONS = 10_000
+MAX_LOG_DATA = 16_384
+"""Bytes of a log's data decoded at most (a longer log matches nothing): with one array
+dimension of static types, decoding stays linear in it."""
 DEFAULT_CONFIRMATIONS = 2**64 - 1  # in the signed trigger: "the chain's default"
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _EVENT = re.compile(rf"\s*({_NAME})\s*\((.*)\)\s*")
 _ELEMENTARY = re.compile(r"address|bool|string|bytes([1-9]|[12][0-9]|3[0-2])?|u?int([1-9][0-9]*)?")
-_ARRAY = re.compile(r"(\[[0-9]*\])*")
+_ARRAY = re.compile(r"(\[([1-9][0-9]?)?\])?")  # one dimension at most, fixed sizes 1 to 99
 _CONDITION = re.compile(rf"\s*({_NAME})\s*(=|!=|<=|>=|<|>)\s*(.+?)\s*")
 
 
@@ -145,6 +150,8 @@ def _canonical_type(text: str, position: int) -> str:
     if base is None or not _ELEMENTARY.fullmatch(base.group()) or not _ARRAY.fullmatch(suffix):
         raise TriggerSpecError("event", f"parameter {position + 1}: unsupported type {text!r}")
     kind = base.group()
+    if suffix and kind in ("string", "bytes"):
+        raise TriggerSpecError("event", f"parameter {position + 1}: arrays of {kind} are not supported")
     bits = re.fullmatch(r"u?int([0-9]+)", kind)
     if bits and (int(bits.group(1)) % 8 or not 8 <= int(bits.group(1)) <= 256):
         raise TriggerSpecError("event", f"parameter {position + 1}: {kind} is no Solidity type")
@@ -279,6 +286,8 @@ class EventFilter:
         """The parameters of `log` (a JSON-RPC log object) by name, or None when it is not
         this event from one of the addresses (including one that does not decode as it)."""
         try:
+            if len(log["data"]) > 2 + 2 * MAX_LOG_DATA or len(log["topics"]) > 4:
+                return None
             topics = [bytes.fromhex(t.removeprefix("0x")) for t in log["topics"]]
             if checksum_address(log["address"]) not in self.addresses or topics[:1] != [self.event.topic0]:
                 return None
@@ -294,7 +303,7 @@ class EventFilter:
             values.update(
                 zip((p.name for p in plain), eth_abi.decode([p.type for p in plain], data), strict=True)
             )
-        except (KeyError, TypeError, ValueError, eth_abi.exceptions.DecodingError):
+        except Exception:  # a log is anyone's data: whatever fails to decode matches nothing
             return None
         for parameter in self.event.parameters:  # addresses compare checksummed
             if parameter.type == "address":
@@ -400,31 +409,31 @@ class EventKind(TriggerKind[EventSpec]):
         return None
 
     async def check_on_chain(
-        self, spec: EventSpec, fire: TriggerFire, chains: Mapping[int, RpcClient]
+        self, spec: EventSpec, fire: TriggerFire, chains: Mapping[int, RpcClient], executed_in: int
     ) -> str | None:
-        """The log is in the block the evidence names, that block is the chain's and carries
-        the fire time, it is the watched event and meets the conditions, and the job's
-        confirmations are on top of it (a job that sets none: none are checked, as the
-        gateway's default is not signed)."""
+        """The job's confirmations were on top of the log when the execution was mined in
+        block `executed_in` (a job that sets none: none are checked, as the gateway's default
+        is not signed), the log is in the block the evidence names, that block is the chain's
+        and carries the fire time, and the log is the watched event and meets the conditions."""
         evidence = LogEvidence.decode(fire.detail)
         rpc = chains.get(evidence.chain_id)
         if rpc is None:
             raise NotYetVisibleError(f"this node follows no chain {evidence.chain_id}")
-        receipt, block, head = await rpc.batch(
+        wanted = spec.confirmations or 0
+        if evidence.block_number + wanted > executed_in:
+            return f"executed in block {executed_in}, before the log's {wanted} confirmation(s)"
+        receipt, block = await rpc.batch(
             [
                 ("eth_getTransactionReceipt", ["0x" + evidence.tx_hash.hex()]),
                 ("eth_getBlockByNumber", [hex(evidence.block_number), False]),
-                ("eth_blockNumber", []),
             ]
         )
-        if int(head, 16) < evidence.block_number + (spec.confirmations or 0):
-            raise NotYetVisibleError(f"block {evidence.block_number} and its confirmations not reached")
         block_hash = "0x" + evidence.block_hash.hex()
-        if block is None or block["hash"] != block_hash:
+        if block is None or block["hash"].lower() != block_hash:
             return f"block {evidence.block_number} is not {block_hash} on chain {evidence.chain_id}"
         if int(block["timestamp"], 16) != fire.fire_at:
             return f"the fire time {fire.fire_at} is not the block's time"
-        if receipt is None or receipt["blockHash"] != block_hash:
+        if receipt is None or receipt["blockHash"].lower() != block_hash:
             return f"transaction 0x{evidence.tx_hash.hex()} is not in that block"
         entry = next((e for e in receipt["logs"] if int(e["logIndex"], 16) == evidence.log_index), None)
         if entry is None:

@@ -1,6 +1,7 @@
-"""Attesters check an event fire's log on chain: an execution for a log that is there and
-matches the job is approved; one for a log that is not there, or that the job's conditions
-exclude, is rejected, even with the dispatcher's signature on the evidence."""
+"""An event fire's log is looked up on chain: an execution for a log that is there and matches
+the job is approved; for a log that is not there, or that the job's conditions exclude, an
+honest performer refuses to execute and attesters reject the execution of one that did not
+look, even with the dispatcher's signature on the evidence."""
 
 from __future__ import annotations
 
@@ -14,13 +15,20 @@ from gateway import Dispatcher, GatewayStorage, JobSpec, TaskLedger, parse_creat
 from node.chain import deploy, load_artifact
 from node.config import load_genesis
 from node.devnet import REPO_GENESIS
-from node.keeper import ResultChecker, TaskExecutor
+from node.keeper import AssignmentRefused, ResultChecker, TaskExecutor
 from node.store import Store
 from protocol import OwnerConsent, load_operator_set
-from protocol.triggers.event import LogEvidence
+from protocol.triggers.event import KIND, LogEvidence
 
 from ..conftest import CHAIN_ID
 from ..consensus_helpers import JOB_FEE, JOB_OWNER, deploy_network
+
+
+class CarelessExecutor(TaskExecutor):
+    """A performer that does not look the fire's log up before it executes."""
+
+    async def _trigger_problem(self, order, mined_in):
+        return None
 
 
 @pytest.fixture
@@ -69,6 +77,9 @@ async def test_an_event_fire_is_approved_only_for_its_log_on_chain(network, acco
     executor = TaskExecutor(
         network.hub, sender_for(keepers[0]), dispatcher=accounts[0].address, operator_id=0, chain_id=CHAIN_ID
     )
+    careless = CarelessExecutor(
+        network.hub, sender_for(keepers[0]), dispatcher=accounts[0].address, operator_id=0, chain_id=CHAIN_ID
+    )
     with Store.open(tmp_path / "gateway.db") as store:
         storage = GatewayStorage(store)
         record = storage.create_job(job, time.time())
@@ -85,13 +96,21 @@ async def test_an_event_fire_is_approved_only_for_its_log_on_chain(network, acco
             intake=None,  # type: ignore[arg-type]
             protocol=load_genesis(REPO_GENESIS).protocol,
         )
-        verdicts = []
+        verdicts, refusals = [], []
         for n, (evidence, receipt) in enumerate(((honest, big), (nowhere, big), (excluded, small))):
             task = ledger.create(record, await fire_at(receipt), f"t{n}", detail=evidence.encode())
             consent = OwnerConsent(spec.expiry, job.consent_signature) if n == 0 else None
             order = dispatcher.order_for(task.id, 1, operators.operators[0].account, consent)
-            result = await executor.execute(order)
+            if n > 0:  # an honest performer looks the log up first, and refuses
+                with pytest.raises(AssignmentRefused) as refused:
+                    await executor.execute(order)
+                refusals.append(str(refused.value))
+            result = await (executor if n == 0 else careless).execute(order)
             verdicts.append(await checker.check(order, result))
+    assert refusals == [
+        "task 2: the transaction has no log 7",
+        "task 3: the log is not the job's event, or does not meet its conditions",
+    ]
     assert verdicts[0].approve, verdicts[0].reason
     assert (verdicts[1].approve, verdicts[1].reason) == (
         False,
@@ -104,3 +123,11 @@ async def test_an_event_fire_is_approved_only_for_its_log_on_chain(network, acco
     )
     # Without the chain to look the log up on, the attester abstains rather than guess.
     assert await ResultChecker(network.hub).check(order, result) is None
+    # A job that signed 50 confirmations, executed for a log with fewer on top (review: the
+    # attester counted them at its own head, so a late check approved an early execution).
+    await network.hub.rpc.call("anvil_mine", hex(60))  # the attester looks long after
+    patient = msgspec.structs.replace(order.trigger, spec={**order.trigger.spec, "confirmations": 50})
+    problem = await KIND.check_on_chain(
+        KIND.decode(patient.spec), patient, {CHAIN_ID: network.hub.rpc}, result.block_number
+    )
+    assert problem == f"executed in block {result.block_number}, before the log's 50 confirmation(s)"
