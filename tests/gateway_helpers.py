@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from gateway import JobRecord, JobSpec
+from typing import Any
+
+from gateway import Dispatcher, GatewayStorage, JobRecord, JobSpec, TaskLedger
+from node.config import load_genesis
+from node.devnet import REPO_GENESIS
 from protocol import JobTerms
+
+from .conftest import CHAIN_ID
 
 
 def counter_job(
@@ -37,4 +43,21 @@ def counter_job(
         terms=terms,
         consent_signature=b"",
         created_at=created_at,
+    )
+
+
+def order_signer(storage: GatewayStorage, ledger: TaskLedger, network: Any) -> Dispatcher:
+    """A dispatcher that only builds and signs orders (`order_for`) for the consensus
+    `network`'s hub; it sends nothing, so it has no mesh, directory, keepers or intake."""
+    return Dispatcher(
+        ledger=ledger,
+        storage=storage,
+        hub=network.hub,
+        chain_id=CHAIN_ID,
+        sender=network.governor,
+        mesh=None,  # type: ignore[arg-type]
+        directory=None,  # type: ignore[arg-type]
+        keepers=None,  # type: ignore[arg-type]
+        intake=None,  # type: ignore[arg-type]
+        protocol=load_genesis(REPO_GENESIS).protocol,
     )

@@ -11,10 +11,8 @@ import time
 import msgspec
 import pytest
 
-from gateway import Dispatcher, GatewayStorage, JobSpec, TaskLedger, parse_create_request, sign_job
+from gateway import GatewayStorage, JobSpec, TaskLedger, parse_create_request, sign_job
 from node.chain import deploy, load_artifact
-from node.config import load_genesis
-from node.devnet import REPO_GENESIS
 from node.keeper import AssignmentRefused, ResultChecker, TaskExecutor
 from node.store import Store
 from protocol import OwnerConsent, load_operator_set
@@ -22,6 +20,7 @@ from protocol.triggers.event import KIND, LogEvidence
 
 from ..conftest import CHAIN_ID
 from ..consensus_helpers import JOB_FEE, JOB_OWNER, deploy_network
+from ..gateway_helpers import order_signer
 
 
 class CarelessExecutor(TaskExecutor):
@@ -84,18 +83,7 @@ async def test_an_event_fire_is_approved_only_for_its_log_on_chain(network, acco
         storage = GatewayStorage(store)
         record = storage.create_job(job, time.time())
         ledger = TaskLedger(storage)
-        dispatcher = Dispatcher(
-            ledger=ledger,
-            storage=storage,
-            hub=network.hub,
-            chain_id=CHAIN_ID,
-            sender=network.governor,
-            mesh=None,  # type: ignore[arg-type]  # orders are built here, not sent
-            directory=None,  # type: ignore[arg-type]
-            keepers=None,  # type: ignore[arg-type]
-            intake=None,  # type: ignore[arg-type]
-            protocol=load_genesis(REPO_GENESIS).protocol,
-        )
+        dispatcher = order_signer(storage, ledger, network)
         verdicts, refusals = [], []
         for n, (evidence, receipt) in enumerate(((honest, big), (nowhere, big), (excluded, small))):
             task = ledger.create(record, await fire_at(receipt), f"t{n}", detail=evidence.encode())

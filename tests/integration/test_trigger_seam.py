@@ -15,10 +15,8 @@ import pytest
 import trio
 from eth_utils import keccak
 
-from gateway import Dispatcher, GatewayStorage, JobSpec, TaskLedger, ValidJob, parse_create_request, sign_job
+from gateway import GatewayStorage, JobSpec, TaskLedger, ValidJob, parse_create_request, sign_job
 from gateway.triggers import JobScheduler
-from node.config import load_genesis
-from node.devnet import REPO_GENESIS
 from node.keeper import ResultChecker, TaskExecutor, report_problem
 from node.store import Store
 from protocol import OwnerConsent, ResultMessage, load_operator_set
@@ -26,6 +24,7 @@ from protocol.triggers import TriggerFire, TriggerKind, TriggerSpecError, kind_n
 
 from ..conftest import CHAIN_ID
 from ..consensus_helpers import JOB_FEE, JOB_OWNER, deploy_network
+from ..gateway_helpers import order_signer
 
 
 class MetronomeSpec(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -124,18 +123,7 @@ async def test_a_kind_added_through_the_registry_alone_runs_end_to_end(
         task = storage.tasks.get(fired[0])
         assert task.fire_at == int(task.fire_at)  # an epoch-aligned tick
 
-        dispatcher = Dispatcher(
-            ledger=ledger,
-            storage=storage,
-            hub=network.hub,
-            chain_id=CHAIN_ID,
-            sender=network.governor,
-            mesh=None,  # type: ignore[arg-type]  # the order is built here, not sent
-            directory=None,  # type: ignore[arg-type]
-            keepers=None,  # type: ignore[arg-type]
-            intake=None,  # type: ignore[arg-type]
-            protocol=load_genesis(REPO_GENESIS).protocol,
-        )
+        dispatcher = order_signer(storage, ledger, network)
         operators = await load_operator_set(network.registry)
         performer = operators.operators[0]
         order = dispatcher.order_for(
