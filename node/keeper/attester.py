@@ -18,7 +18,7 @@ from eth_utils import keccak, to_checksum_address
 
 from node.chain import Contract, Receipt, RpcClient
 from protocol import Assignment, AssignmentMessage, ExecutionResult, OperatorSet, ResultMessage
-from protocol.triggers import NotYetVisibleError, TriggerSpecError, kind_named
+from protocol.triggers import NotYetVisibleError, chain_contradiction, kind_named
 
 VISIBILITY_TIMEOUT = 60.0
 EARLY_TOLERANCE = 1
@@ -136,18 +136,10 @@ class ResultChecker:
         claimed = (result.task_id, result.target_success)
         if not any((e.args["taskId"], e.args["success"]) == claimed for e in events):
             return Verdict(False, "the hub recorded no such execution")
-        kind = kind_named(order.trigger.kind)
         try:
-            spec = kind.decode(order.trigger.spec) if kind is not None else None
-            problem = (
-                None
-                if kind is None
-                else await kind.check_on_chain(spec, order.trigger, self.chains, result.block_number)
-            )
+            problem = await chain_contradiction(order.trigger, self.chains, result.block_number)
         except NotYetVisibleError:
             return None
-        except (TriggerSpecError, ValueError) as error:  # screened before: a malformed fire is no fire
-            problem = str(error)
         if problem is not None:
             return Verdict(False, f"the trigger did not fire: {problem}")
         return Verdict(True, "the execution matches the assignment and the chain")

@@ -11,7 +11,7 @@ from eth_utils import keccak
 from node.chain import Contract, TransactionSender
 from node.mesh import RequestRefused
 from protocol import AssignmentMessage, ExecutionResult, JobTerms
-from protocol.triggers import NotYetVisibleError, TriggerSpecError, kind_named
+from protocol.triggers import NotYetVisibleError, chain_contradiction, kind_named
 
 MAX_HOLD_S = 10.0
 """Seconds ahead of its fire time an assignment may come (the dispatcher's lead is far less)."""
@@ -118,16 +118,10 @@ class TaskExecutor:
         """What the chain says against the fire if executed in block `mined_in` (an event's log
         not there, or not confirmed yet): the attesters would reject the execution, and the
         performer would have called the owner's contract for nothing."""
-        kind = kind_named(order.trigger.kind)
-        if kind is None:
-            return f"unknown trigger kind {order.trigger.kind!r}"
         try:
-            spec = kind.decode(order.trigger.spec)
-            return await kind.check_on_chain(spec, order.trigger, {self.chain_id: self.hub.rpc}, mined_in)
+            return await chain_contradiction(order.trigger, {self.chain_id: self.hub.rpc}, mined_in)
         except NotYetVisibleError as error:
             return f"the fire cannot be checked here: {error}"
-        except (TriggerSpecError, ValueError) as error:
-            return f"the fire is malformed: {error}"
 
     async def _gas_and_fee(self, function: str, args: list[Any], terms: JobTerms) -> tuple[int, int, int]:
         """Gas for the transaction, the fee (its cost at today's base fee) and the head's number.

@@ -11,8 +11,10 @@ triggers); the event kind's are in protocol.triggers.event.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from node.chain import RpcClient
 from protocol.triggers import cron, event, interval, specific
 from protocol.triggers.base import (
     CatchUp,
@@ -39,6 +41,7 @@ __all__ = [
     "TriggerFire",
     "TriggerKind",
     "TriggerSpecError",
+    "chain_contradiction",
     "cron_trigger",
     "interval_trigger",
     "kind_named",
@@ -61,6 +64,21 @@ def register(kind: TriggerKind[Any]) -> None:
 def kind_named(name: str) -> TriggerKind[Any] | None:
     """The kind called `name`, if registered."""
     return _KINDS.get(name)
+
+
+async def chain_contradiction(
+    fire: TriggerFire, chains: Mapping[int, RpcClient], executed_in: int
+) -> str | None:
+    """What the chain says against `fire` executed in block `executed_in` (its kind's
+    `check_on_chain`: an event's log not there, or not confirmed then), or None; an unknown
+    kind or a malformed spec is a problem too. NotYetVisibleError: this node cannot see it."""
+    kind = kind_named(fire.kind)
+    if kind is None:
+        return f"unknown trigger kind {fire.kind!r}"
+    try:
+        return await kind.check_on_chain(kind.decode(fire.spec), fire, chains, executed_in)
+    except (TriggerSpecError, ValueError) as error:
+        return f"the fire is malformed: {error}"
 
 
 def kind_names() -> list[str]:
