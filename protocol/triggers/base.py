@@ -172,6 +172,11 @@ class TriggerKind(ABC, Generic[S]):
         return None
 
 
+def signed_trigger(kind: str, types: list[str], values: list[Any]) -> bytes:
+    """A kind's `trigger` hash: keccak256(abi.encode(keccak256(kind), values...))."""
+    return keccak(eth_abi.encode(["bytes32", *types], [keccak(text=kind), *values]))
+
+
 def check_window(start: int | None, end: int | None, now: float) -> float:
     """Check a time trigger's optional `start` and `end` (unix seconds) at time `now`; the
     time it starts from (`start`, or `now` when unset)."""

@@ -29,12 +29,18 @@ from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Annotated
 
-import eth_abi
 from croniter import croniter
 from eth_utils import keccak
 from msgspec import Meta
 
-from protocol.triggers.base import TimeSpec, TriggerFire, TriggerKind, TriggerSpecError, check_window
+from protocol.triggers.base import (
+    TimeSpec,
+    TriggerFire,
+    TriggerKind,
+    TriggerSpecError,
+    check_window,
+    signed_trigger,
+)
 
 zoneinfo.reset_tzpath(to=())  # the pinned tzdata package only (see the module docstring)
 
@@ -145,12 +151,8 @@ def _instant(wall: datetime, zone: zoneinfo.ZoneInfo) -> float:
 
 def cron_trigger(expression: str, timezone: str, start: int, end: int) -> bytes:
     """The `trigger` of a cron job (see the module docstring)."""
-    return keccak(
-        eth_abi.encode(
-            ["bytes32", "bytes32", "bytes32", "uint64", "uint64"],
-            [keccak(text="cron"), keccak(text=expression), keccak(text=timezone), start, end],
-        )
-    )
+    hashed = [keccak(text=expression), keccak(text=timezone), start, end]
+    return signed_trigger("cron", ["bytes32", "bytes32", "uint64", "uint64"], hashed)
 
 
 class CronKind(TriggerKind[CronSpec]):

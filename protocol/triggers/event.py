@@ -50,7 +50,13 @@ from eth_utils import keccak
 from msgspec import Meta
 
 from node.chain import RpcClient, checksum_address
-from protocol.triggers.base import NotYetVisibleError, TriggerFire, TriggerKind, TriggerSpecError
+from protocol.triggers.base import (
+    NotYetVisibleError,
+    TriggerFire,
+    TriggerKind,
+    TriggerSpecError,
+    signed_trigger,
+)
 
 MAX_ADDRESSES = 16
 MAX_CONDITIONS = 16
@@ -318,18 +324,16 @@ class EventFilter:
     @property
     def trigger_hash(self) -> bytes:
         """What the owner signs (see the module docstring)."""
-        return keccak(
-            eth_abi.encode(
-                ["bytes32", "uint256", "bytes32", "bytes32", "bytes32", "uint64"],
-                [
-                    keccak(text="event"),
-                    self.chain_id,
-                    keccak(text=",".join(sorted(self.addresses))),
-                    keccak(text=self.event.canonical),
-                    keccak(text="\n".join(c.canonical for c in self.conditions)),
-                    DEFAULT_CONFIRMATIONS if self.confirmations is None else self.confirmations,
-                ],
-            )
+        return signed_trigger(
+            "event",
+            ["uint256", "bytes32", "bytes32", "bytes32", "uint64"],
+            [
+                self.chain_id,
+                keccak(text=",".join(sorted(self.addresses))),
+                keccak(text=self.event.canonical),
+                keccak(text="\n".join(c.canonical for c in self.conditions)),
+                DEFAULT_CONFIRMATIONS if self.confirmations is None else self.confirmations,
+            ],
         )
 
 

@@ -16,13 +16,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import eth_abi
-from eth_utils import keccak
-
 # protocol.jobs, not the package: protocol's __init__ imports protocol.triggers (through
 # protocol.messages), so protocol may not be initialized yet when this module runs.
 from protocol.jobs import UINT64_MAX
-from protocol.triggers.base import TimeSpec, TriggerFire, TriggerKind, TriggerSpecError, check_window, on_grid
+from protocol.triggers.base import (
+    TimeSpec,
+    TriggerFire,
+    TriggerKind,
+    TriggerSpecError,
+    check_window,
+    on_grid,
+    signed_trigger,
+)
 
 MIN_INTERVAL_SECONDS = 1
 
@@ -63,11 +68,7 @@ class IntervalSchedule:
 
 def interval_trigger(every_seconds: int, start: int, end: int) -> bytes:
     """The `trigger` of an interval job: keccak256(abi.encode(keccak("interval"), every, start, end))."""
-    return keccak(
-        eth_abi.encode(
-            ["bytes32", "uint64", "uint64", "uint64"], [keccak(text="interval"), every_seconds, start, end]
-        )
-    )
+    return signed_trigger("interval", ["uint64", "uint64", "uint64"], [every_seconds, start, end])
 
 
 class IntervalKind(TriggerKind[IntervalSpec]):

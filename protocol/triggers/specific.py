@@ -26,6 +26,7 @@ from protocol.triggers.base import (
     TriggerKind,
     TriggerSpecError,
     check_window,
+    signed_trigger,
 )
 
 MAX_TIMES = 1000
@@ -57,11 +58,7 @@ class SpecificSchedule:
 def specific_trigger(times: list[int], start: int, end: int) -> bytes:
     """The `trigger` of a specific-times job (see the module docstring)."""
     listed = keccak(eth_abi.encode(["uint64[]"], [sorted(times)]))
-    return keccak(
-        eth_abi.encode(
-            ["bytes32", "bytes32", "uint64", "uint64"], [keccak(text="specific"), listed, start, end]
-        )
-    )
+    return signed_trigger("specific", ["bytes32", "uint64", "uint64"], [listed, start, end])
 
 
 class SpecificKind(TriggerKind[SpecificSpec]):
