@@ -39,6 +39,7 @@ as detail `abi.encode(chainId, blockNumber, blockHash, txHash, logIndex, address
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -275,18 +276,11 @@ class EventFilter:
 
     @classmethod
     def of(cls, spec: EventSpec) -> EventFilter:
-        """The filter of `spec`; TriggerSpecError names the field at fault."""
-        addresses = []
-        for position, text in enumerate(spec.addresses):
-            try:
-                addresses.append(checksum_address(text))
-            except (ValueError, TypeError):
-                raise TriggerSpecError(f"addresses[{position}]", f"{text!r} is not an address") from None
-        if len(set(addresses)) != len(addresses):
-            raise TriggerSpecError("addresses", "an address is listed twice")
-        event = parse_event(spec.event)
-        conditions = tuple(parse_condition(text, event, n) for n, text in enumerate(spec.where))
-        return cls(spec.chain_id, frozenset(addresses), event, conditions, spec.confirmations)
+        """The filter of `spec`; TriggerSpecError names the field at fault. Remembered: an
+        attester reads one fire's spec three times (its hash, its fire, its log)."""
+        return _filter_of(
+            spec.chain_id, tuple(spec.addresses), spec.event, tuple(spec.where), spec.confirmations
+        )
 
     def decode(self, log: Mapping[str, Any]) -> dict[str, Any] | None:
         """The parameters of `log` (a JSON-RPC log object) by name, or None when it is not
@@ -335,6 +329,23 @@ class EventFilter:
                 DEFAULT_CONFIRMATIONS if self.confirmations is None else self.confirmations,
             ],
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _filter_of(
+    chain_id: int, texts: tuple[str, ...], declaration: str, where: tuple[str, ...], confirmations: int | None
+) -> EventFilter:
+    addresses = []
+    for position, text in enumerate(texts):
+        try:
+            addresses.append(checksum_address(text))
+        except (ValueError, TypeError):
+            raise TriggerSpecError(f"addresses[{position}]", f"{text!r} is not an address") from None
+    if len(set(addresses)) != len(addresses):
+        raise TriggerSpecError("addresses", "an address is listed twice")
+    event = parse_event(declaration)
+    conditions = tuple(parse_condition(text, event, n) for n, text in enumerate(where))
+    return EventFilter(chain_id, frozenset(addresses), event, conditions, confirmations)
 
 
 @dataclass(frozen=True)
