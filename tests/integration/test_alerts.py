@@ -573,6 +573,14 @@ def channels_of(tmp_path: Path, alerts: str, env: dict[str, str] | None = None) 
     return alert_channels(load_config(file, env or {}, {}), env or {})
 
 
+def smtp_login(receiver: SmtpReceiver, password: str) -> str:
+    """The [alerts] keys of email to `receiver` as user `gateway`, its `password` key given."""
+    return (
+        f'smtp_host = "127.0.0.1"\nsmtp_port = {receiver.port}\nsmtp_starttls = false\n'
+        f'smtp_from = "{SENDER}"\nsmtp_to = ["ops@example.com"]\nsmtp_username = "gateway"\n{password}\n'
+    )
+
+
 def test_without_a_webhook_or_smtp_server_alerts_are_off(tmp_path):
     assert channels_of(tmp_path, "") == []
     assert channels_of(tmp_path, "keeper_offline_after_seconds = 60") == []
@@ -594,12 +602,7 @@ def test_the_webhook_can_come_from_the_environment(tmp_path):
 async def test_email_alerts_log_in_with_the_password_from_its_file(tmp_path, ledger):
     (tmp_path / "smtp-password").write_text("s3cret\n")
     with SmtpReceiver(login=("gateway", "s3cret")) as receiver:
-        channels = channels_of(
-            tmp_path,
-            f'smtp_host = "127.0.0.1"\nsmtp_port = {receiver.port}\nsmtp_starttls = false\n'
-            f'smtp_from = "{SENDER}"\nsmtp_to = ["ops@example.com"]\n'
-            'smtp_username = "gateway"\nsmtp_password_file = "smtp-password"\n',
-        )
+        channels = channels_of(tmp_path, smtp_login(receiver, 'smtp_password_file = "smtp-password"'))
         alerts = Alerts(channels, ledger, HealthTracker(15.0))
         async with running(alerts):
             fail_task(ledger)
@@ -610,13 +613,8 @@ async def test_email_alerts_log_in_with_the_password_from_its_file(tmp_path, led
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 async def test_a_wrong_smtp_password_is_not_retried(tmp_path, ledger):
     with SmtpReceiver(login=("gateway", "s3cret")) as receiver:
-        channels = channels_of(
-            tmp_path,
-            f'smtp_host = "127.0.0.1"\nsmtp_port = {receiver.port}\nsmtp_starttls = false\n'
-            f'smtp_from = "{SENDER}"\nsmtp_to = ["ops@example.com"]\n'
-            'smtp_username = "gateway"\nsmtp_password_env = "SMTP_PASSWORD"\n',
-            {"SMTP_PASSWORD": "wrong"},
-        )
+        password = 'smtp_password_env = "SMTP_PASSWORD"'
+        channels = channels_of(tmp_path, smtp_login(receiver, password), {"SMTP_PASSWORD": "wrong"})
         alerts = Alerts(channels, ledger, HealthTracker(15.0), backoff=5.0)
         async with running(alerts):
             fail_task(ledger)
