@@ -26,7 +26,7 @@ from gateway.intake import JobConflictError, JobIntake
 from gateway.jobs import JobSpec, JobSpecError, ValidJob, parse_create_request, sign_job, trigger_kind
 from gateway.ledger import TaskEvent, TaskLedger
 from gateway.monitor import TaskDecision, TaskMonitor, follow_decisions
-from gateway.records import AttemptRecord, FiredLog, FireTimes, JobRecord, TaskRecord
+from gateway.records import AttemptRecord, ConditionState, FiredLog, FireTimes, JobRecord, TaskRecord
 from gateway.relay import ExecutionRelay
 from gateway.storage import GatewayStorage
 
@@ -38,6 +38,7 @@ __all__ = [
     "BoundedBodies",
     "CalldataError",
     "ChannelStats",
+    "ConditionState",
     "DeliveryError",
     "Dispatcher",
     "EmailChannel",

@@ -33,6 +33,7 @@ MAX_ACTIVE_JOBS_PER_OWNER = 100
 # Gas of one execution besides the target's own (bench/gas.py: ~68k in steady state, more for
 # an owner's first task), for the smallest fee cap a job may have.
 EXECUTION_OVERHEAD_GAS = 100_000
+WATCHING_KINDS = ("event", "condition")  # the kinds that read a chain named by their `chainId`
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class JobIntake:
     chain_id: int
     on_created: Callable[[JobRecord], None]
     on_cancelled: Callable[[JobRecord], None]
-    event_chains: frozenset[int] = frozenset()  # the chains whose logs this gateway follows
+    watched_chains: frozenset[int] = frozenset()  # the chains this gateway reads for event and condition jobs
     max_active_jobs_per_owner: int = MAX_ACTIVE_JOBS_PER_OWNER
     clock: Callable[[], float] = time.time
     _workers: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(4))
@@ -98,15 +99,7 @@ class JobIntake:
             parse_create_request, body, self.chain_id, self.hub.address, now, limiter=self._workers
         )
         self._check_new(job)
-        watched = job.spec.schedule.get("chainId") if job.spec.schedule_type == "event" else None
-        if watched is not None and watched not in self.event_chains:
-            followed = ", ".join(map(str, sorted(self.event_chains)))
-            problem = (
-                f"this gateway follows the logs of chain {followed} only"
-                if followed
-                else "this gateway follows no chain's logs"
-            )
-            raise JobSpecError("$.job.schedule.chainId", problem)
+        self._check_watched(job)
         standing = await job_standing(self.hub, job.chain_job_id, job.owner)
         if standing.terms_hash == CANCELLED_TERMS:
             raise JobConflictError(f"job {job.chain_job_id:#x} was cancelled on chain: sign a new nonce")
@@ -176,6 +169,16 @@ class JobIntake:
         self.storage.jobs.put(deleted)
         self.on_cancelled(deleted)
         return deleted
+
+    def _check_watched(self, job: ValidJob) -> None:
+        """JobSpecError if `job` watches a chain this gateway does not read (events, conditions)."""
+        watched = job.spec.schedule.get("chainId") if job.spec.schedule_type in WATCHING_KINDS else None
+        if watched is not None and watched not in self.watched_chains:
+            followed = ", ".join(map(str, sorted(self.watched_chains)))
+            problem = (
+                f"this gateway reads chain {followed} only" if followed else "this gateway reads no chain"
+            )
+            raise JobSpecError("$.job.schedule.chainId", problem)
 
     def _check_new(self, job: ValidJob) -> None:
         """JobConflictError if this gateway has the job; JobSpecError if its owner is at the cap."""

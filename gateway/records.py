@@ -56,6 +56,20 @@ class FiredLog(msgspec.Struct, rename="camel", kw_only=True):
     task_id: int
 
 
+class ConditionState(msgspec.Struct, rename="camel", kw_only=True):
+    """A condition job's state (gateway.triggers.conditions): whether its condition held at the
+    last reading (`block`), when it last fired, and why its values could not be read, if they
+    could not (shown by the API). `holds` is written with the task of a rising edge, in one
+    batch: a restart does not fire that edge again."""
+
+    job_id: int
+    holds: bool = False
+    block: int | None = None
+    last_fire: float | None = None
+    error: str | None = None
+    error_since: float | None = None
+
+
 class AttemptRecord(msgspec.Struct, rename="camel", kw_only=True):
     """One try at a task by one keeper."""
 

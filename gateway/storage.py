@@ -1,12 +1,13 @@
 """The gateway's tables: jobs, tasks (changed only through gateway.ledger), the last and next
-fire times of each scheduled job, id sequences and chain checkpoints."""
+fire times of each scheduled job, the logs that fired event jobs, the states of condition
+jobs, id sequences and chain checkpoints."""
 
 from __future__ import annotations
 
 import msgspec
 
 from gateway.jobs import ValidJob
-from gateway.records import FiredLog, FireTimes, JobRecord, Sequence, TaskRecord
+from gateway.records import ConditionState, FiredLog, FireTimes, JobRecord, Sequence, TaskRecord
 from node.store import CHECKPOINTS, JOBS, SCHEDULES, TASKS, Batch, Index, Page, Store, Table
 
 DECISIONS_CHECKPOINT = "attestations"
@@ -44,6 +45,9 @@ class GatewayStorage:
         )
         self.fire_times = Table(store, FireTimes, SCHEDULES.child("fires"), key=lambda f: f.job_id)
         self.fired_logs = Table(store, FiredLog, SCHEDULES.child("logs"), key=lambda f: f.key)
+        self.condition_states = Table(
+            store, ConditionState, SCHEDULES.child("conditions"), key=lambda c: c.job_id
+        )
         self.sequences = Table(store, Sequence, SCHEDULES.child("seq"), key=lambda s: s.name)
         self.checkpoints = Table(store, Checkpoint, CHECKPOINTS, key=lambda c: c.name)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway import Dispatcher, GatewayStorage, JobRecord, JobSpec, TaskLedger
+import msgspec
+
+from gateway import Dispatcher, GatewayStorage, JobRecord, JobSpec, TaskLedger, TaskRecord
 from node.config import load_genesis
 from node.devnet import REPO_GENESIS
-from protocol import JobTerms
+from protocol import JobTerms, job_id_of
 
 from .conftest import CHAIN_ID
 
@@ -44,6 +46,34 @@ def counter_job(
         consent_signature=b"",
         created_at=created_at,
     )
+
+
+def watching_job(kind: str, schedule: dict[str, Any]) -> JobRecord:
+    """Job 1 of a made-up owner, a `kind` job (event, condition) with trigger `schedule`."""
+    owner, calldata = "0x" + "33" * 20, b"\xd0\x9d\xe0\x8a"
+    terms = JobTerms.static_call(owner, calldata, 100_000, 10**15, bytes(32))
+    job = counter_job(owner, job_id_of(owner, 1), terms, calldata)
+    return msgspec.structs.replace(
+        job, spec=msgspec.structs.replace(job.spec, schedule_type=kind, schedule=schedule)
+    )
+
+
+class ProcessKilledError(Exception):
+    """The process died here."""
+
+
+class DyingLedger(TaskLedger):
+    """A ledger whose process dies before writing its `dies_at`-th task (nothing of it written)."""
+
+    def __init__(self, storage: GatewayStorage, dies_at: int) -> None:
+        super().__init__(storage)
+        self.left = dies_at - 1
+
+    def create(self, *args: Any, **kwargs: Any) -> TaskRecord:
+        if self.left == 0:
+            raise ProcessKilledError
+        self.left -= 1
+        return super().create(*args, **kwargs)
 
 
 def order_signer(storage: GatewayStorage, ledger: TaskLedger, network: Any) -> Dispatcher:

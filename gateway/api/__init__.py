@@ -3,7 +3,8 @@
     POST   /api/jobs                create a job (body: see gateway.jobs)     → 201 {job} | 409
     DELETE /api/jobs/delete/<id>    cancel it (body: the owner's CancelJob    → 200 {job} | 404 | 409
                                     signature, see gateway.intake)
-    GET  /api/jobs/id/<id>          one job                                   → 200 {job} | 404
+    GET  /api/jobs/id/<id>          one job, its last and next fire, and for  → 200 {job, ...} | 404
+                                    a condition job its state and error
     GET  /api/tasks/job/<job_id>    a job's tasks, oldest first, paginated    → 200 {tasks, cursor}
     GET  /api/tasks/id/<id>         one task                                  → 200 {task} | 404
     GET  /api/keepers               keepers seen by heartbeat, online or not  → 200 {keepers}

@@ -6,7 +6,15 @@ from collections.abc import Awaitable, Callable
 
 from quart import Blueprint, Response, request
 
-from gateway import FireTimes, GatewayStorage, JobConflictError, JobIntake, JobRecord, JobSpecError
+from gateway import (
+    ConditionState,
+    FireTimes,
+    GatewayStorage,
+    JobConflictError,
+    JobIntake,
+    JobRecord,
+    JobSpecError,
+)
 from gateway.api.responses import error, json, not_found, stored_id
 
 IntakeChange = Callable[[JobIntake, bytes], Awaitable[JobRecord]]  # create or cancel a job
@@ -46,6 +54,9 @@ def jobs_blueprint(storage: GatewayStorage, intake: JobIntake | None) -> Bluepri
         if record is None:
             return not_found("job", raw_id)
         fires = storage.fire_times.get(record.id) or FireTimes(job_id=record.id)
-        return json({"job": record, "lastFire": fires.last, "nextFire": fires.next})
+        view = {"job": record, "lastFire": fires.last, "nextFire": fires.next}
+        if record.spec.schedule_type == "condition":  # whether it holds, and why it cannot be read
+            view["condition"] = storage.condition_states.get(record.id) or ConditionState(job_id=record.id)
+        return json(view)
 
     return jobs

@@ -1,17 +1,23 @@
-"""What fires jobs: the time scheduler (every time kind) and the chains' log followers (events).
+"""What fires jobs: the time scheduler (every time kind), the chains' log followers (events) and
+the condition readers (conditions).
 
 Public API: JobScheduler (fires scheduled jobs, each fire a task written by the ledger) and the
 TimeScheduler under it (with Fire, one due fire); EventTriggers (fires event jobs from the
 WatchedChains) and the LogFollower under it (one chain's logs for every event job,
-reorg-safe) with LogMatch, a log that fires a job.
+reorg-safe) with LogMatch, a log that fires a job; ConditionTriggers (fires condition jobs on
+rising edges, each chain read at every new block in one batch) and the WebPoller under it
+(condition jobs' HTTP values).
 """
 
+from gateway.triggers.conditions import ConditionTriggers
 from gateway.triggers.events import EventTriggers, WatchedChain
 from gateway.triggers.logs import LogFollower, LogMatch
 from gateway.triggers.scheduler import JobScheduler
 from gateway.triggers.time import Fire, TimeScheduler
+from gateway.triggers.web import WebPoller
 
 __all__ = [
+    "ConditionTriggers",
     "EventTriggers",
     "Fire",
     "JobScheduler",
@@ -19,4 +25,5 @@ __all__ = [
     "LogMatch",
     "TimeScheduler",
     "WatchedChain",
+    "WebPoller",
 ]

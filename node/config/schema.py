@@ -42,6 +42,14 @@ class NodeSettings(_Section, frozen=True, kw_only=True):
     log_level: Annotated[
         LogLevel, Meta(description="least severe log events written: debug, info, warning or error")
     ] = "info"
+    private_http_sources: Annotated[
+        bool,
+        Meta(
+            description="whether condition jobs' HTTP sources may be on loopback or private addresses "
+            "(a devnet's test servers); never on a public node, which would fetch its own network for "
+            "strangers"
+        ),
+    ] = False
 
 
 class ChainSettings(_Section, frozen=True, kw_only=True):

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import trio
 from eth_utils import keccak, to_checksum_address
 
-from node.chain import Contract, Receipt, RpcClient
+from node.chain import Contract, Receipt
 from protocol import Assignment, AssignmentMessage, ExecutionResult, OperatorSet, ResultMessage
-from protocol.triggers import NotYetVisibleError, chain_contradiction, kind_named
+from protocol.triggers import NotYetVisibleError, Readers, chain_contradiction, kind_named
 
 VISIBILITY_TIMEOUT = 60.0
 EARLY_TOLERANCE = 1
@@ -77,17 +76,14 @@ class Verdict:
 
 class ResultChecker:
     """Checks an `ExecutionResult` against the chain: the transaction, its input and its receipt,
-    and what the trigger's kind checks on chain (an event's log, on `chains`)."""
+    and what the trigger's kind checks through `readers` (an event's log, a condition's values)."""
 
     def __init__(
-        self,
-        hub: Contract,
-        visibility_timeout: float = VISIBILITY_TIMEOUT,
-        chains: Mapping[int, RpcClient] | None = None,
+        self, hub: Contract, visibility_timeout: float = VISIBILITY_TIMEOUT, readers: Readers | None = None
     ) -> None:
         self.hub = hub
         self.visibility_timeout = visibility_timeout
-        self.chains = chains or {}  # the nodes of the chains triggers are checked on (event logs)
+        self.readers = readers or Readers({})
 
     async def check(self, order: AssignmentMessage, result: ExecutionResult) -> Verdict | None:
         """Whether `result` is the honest execution of `order`'s assignment under the job's
@@ -137,7 +133,7 @@ class ResultChecker:
         if not any((e.args["taskId"], e.args["success"]) == claimed for e in events):
             return Verdict(False, "the hub recorded no such execution")
         try:
-            problem = await chain_contradiction(order.trigger, self.chains, result.block_number)
+            problem = await chain_contradiction(order.trigger, self.readers, result.block_number)
         except NotYetVisibleError:
             return None
         if problem is not None:

@@ -11,7 +11,7 @@ from eth_utils import keccak
 from node.chain import Contract, TransactionSender
 from node.mesh import RequestRefused
 from protocol import AssignmentMessage, ExecutionResult, JobTerms
-from protocol.triggers import NotYetVisibleError, chain_contradiction, kind_named
+from protocol.triggers import NotYetVisibleError, Readers, chain_contradiction, kind_named
 
 MAX_HOLD_S = 10.0
 """Seconds ahead of its fire time an assignment may come (the dispatcher's lead is far less)."""
@@ -30,16 +30,25 @@ class TaskExecutor:
         dispatcher: the address whose signature makes an assignment genuine.
         operator_id: this keeper's id in OperatorRegistry.
         chain_id: the chain the hub lives on (part of the assignment's EIP-712 domain).
+        readers: what a fire is checked against before executing (default: the hub's chain).
     """
 
     def __init__(
-        self, hub: Contract, sender: TransactionSender, *, dispatcher: str, operator_id: int, chain_id: int
+        self,
+        hub: Contract,
+        sender: TransactionSender,
+        *,
+        dispatcher: str,
+        operator_id: int,
+        chain_id: int,
+        readers: Readers | None = None,
     ) -> None:
         self.hub = hub
         self.sender = sender
         self.dispatcher = dispatcher
         self.operator_id = operator_id
         self.chain_id = chain_id
+        self.readers = readers or Readers({chain_id: hub.rpc})
 
     async def execute(self, order: AssignmentMessage) -> ExecutionResult:
         """Send the hub transaction for `order` and describe what it did.
@@ -119,7 +128,7 @@ class TaskExecutor:
         not there, or not confirmed yet): the attesters would reject the execution, and the
         performer would have called the owner's contract for nothing."""
         try:
-            return await chain_contradiction(order.trigger, {self.chain_id: self.hub.rpc}, mined_in)
+            return await chain_contradiction(order.trigger, self.readers, mined_in)
         except NotYetVisibleError as error:
             return f"the fire cannot be checked here: {error}"
 

@@ -55,6 +55,7 @@ from protocol import (
     VoteMessage,
     decode,
 )
+from protocol.triggers import Readers
 
 log = logging.getLogger("triggerx.aggregator")
 
@@ -128,7 +129,9 @@ class VoteDesk:
         self._full_warned_at = -math.inf
         # Unsigned results, proven against the chain (see _check_on_chain).
         self._checker = ResultChecker(
-            chain.hub, visibility_timeout=CHAIN_PROOF_TIMEOUT, chains={chain.chain_id: chain.hub.rpc}
+            chain.hub,
+            visibility_timeout=CHAIN_PROOF_TIMEOUT,
+            readers=Readers({chain.chain_id: chain.hub.rpc}),
         )
         self._chain_checks = trio.CapacityLimiter(4)
         self._chain_proven: dict[AttemptKey, bytes] = {}  # attempt -> its result hash

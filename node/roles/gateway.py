@@ -21,10 +21,12 @@ from gateway import (
     server_config,
 )
 from gateway.api import create_app
-from gateway.triggers import EventTriggers, JobScheduler, WatchedChain
+from gateway.triggers import ConditionTriggers, EventTriggers, JobScheduler, WatchedChain, WebPoller
 from node.config import ConfigError, NodeSetup
+from node.mesh import Metrics
 from node.roles.runtime import load_directory, open_chain, open_mesh
 from node.store import Store
+from node.web import JsonValues, WebLimits
 
 log = logging.getLogger("triggerx.gateway")
 
@@ -42,7 +44,8 @@ async def run_gateway(setup: NodeSetup) -> None:
     with Store.open(settings.node.data_dir / "gateway.db") as store:
         storage = GatewayStorage(store)
         ledger = TaskLedger(storage)
-        async with open_chain(setup) as chain:
+        web_limits = WebLimits(allow_private=settings.node.private_http_sources)
+        async with open_chain(setup) as chain, JsonValues(web_limits) as web:
             directory = await load_directory(setup, chain)
             async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
                 keepers = KeeperWatch(directory, mesh, setup.genesis.protocol.offline_after_seconds)
@@ -63,20 +66,25 @@ async def run_gateway(setup: NodeSetup) -> None:
                     lambda task_id: nursery.start_soon(dispatcher.dispatch, task_id),
                     lead=settings.gateway.dispatch_lead_ms / 1000,
                 )
+                watched = [
+                    WatchedChain(
+                        chain.chain_id,
+                        chain.hub.rpc,
+                        settings.gateway.event_confirmations,
+                        settings.gateway.event_poll_ms / 1000,
+                    )
+                ]
                 events = EventTriggers(
+                    storage, ledger, lambda task_id: nursery.start_soon(dispatcher.dispatch, task_id), watched
+                )
+                conditions = ConditionTriggers(
                     storage,
                     ledger,
                     lambda task_id: nursery.start_soon(dispatcher.dispatch, task_id),
-                    [
-                        WatchedChain(
-                            chain.chain_id,
-                            chain.hub.rpc,
-                            settings.gateway.event_confirmations,
-                            settings.gateway.event_poll_ms / 1000,
-                        )
-                    ],
+                    watched,
+                    WebPoller(web, Metrics()),
                 )
-                triggers = (scheduler, events)
+                triggers = (scheduler, events, conditions)
                 intake = JobIntake(
                     storage,
                     chain.hub,
@@ -84,7 +92,7 @@ async def run_gateway(setup: NodeSetup) -> None:
                     chain.chain_id,
                     on_created=lambda job: [each.schedule(job) for each in triggers],
                     on_cancelled=lambda job: [each.unschedule(job) for each in triggers],
-                    event_chains=frozenset(events.chains),
+                    watched_chains=frozenset(events.chains),
                 )
                 dispatcher = Dispatcher(
                     ledger=ledger,
@@ -101,8 +109,8 @@ async def run_gateway(setup: NodeSetup) -> None:
                 )
                 dispatcher.resume(nursery)
                 for job in storage.jobs.records():
-                    scheduler.schedule(job)
-                    events.schedule(job)
+                    for each in triggers:
+                        each.schedule(job)
                 # Long-lived from here on (jobs, schedules, the operator set): out of the collector's
                 # scans, which otherwise tripled the scheduler's time per fire at 100,000 jobs.
                 gc.freeze()
@@ -113,4 +121,5 @@ async def run_gateway(setup: NodeSetup) -> None:
                 nursery.start_soon(follow_decisions, chain.center, ledger, dispatcher.decided)
                 nursery.start_soon(scheduler.run)
                 nursery.start_soon(events.run)
+                nursery.start_soon(conditions.run)
                 log.info("gateway up: http://%s, mesh %s", settings.gateway.http_listen, mesh.peer_id)

@@ -14,6 +14,7 @@ from node.config import ConfigError, NodeSetup
 from node.keeper import AssignmentRefused, ResultChecker, TaskExecutor, VoteKey, VoteSender, report_problem
 from node.mesh import HEARTBEATS, RESULTS, MeshError, MeshNode
 from node.roles.runtime import Chain, aggregator_peers, load_directory, open_chain, open_mesh
+from node.web import JsonValues, WebLimits
 from protocol import (
     AssignmentMessage,
     Heartbeat,
@@ -25,6 +26,7 @@ from protocol import (
     decode,
     encode,
 )
+from protocol.triggers import Readers
 
 log = logging.getLogger("triggerx.keeper")
 VOTE_GRACE = 60.0  # how long after an assignment's deadline its votes are still resent
@@ -43,6 +45,7 @@ class Keeper:
         directory: OperatorDirectory,
         mesh: MeshNode,
         nursery: trio.Nursery,
+        web: JsonValues | None = None,
     ) -> None:
         me = directory.operator(setup.operator.address)
         if me is None or not me.active:
@@ -64,10 +67,16 @@ class Keeper:
         self.votes = VoteSender(mesh, self.aggregators)
         self._checking: set[VoteKey] = set()  # reports whose execution is being checked on chain
         self.backend = choose_backend()
+        readers = Readers({chain.chain_id: chain.hub.rpc}, web)
         self.executor = TaskExecutor(
-            chain.hub, chain.sender, dispatcher=self.dispatcher, operator_id=me.id, chain_id=chain.chain_id
+            chain.hub,
+            chain.sender,
+            dispatcher=self.dispatcher,
+            operator_id=me.id,
+            chain_id=chain.chain_id,
+            readers=readers,
         )
-        self.checker = ResultChecker(chain.hub, chains={chain.chain_id: chain.hub.rpc})
+        self.checker = ResultChecker(chain.hub, readers=readers)
         self.checks = trio.CapacityLimiter(MAX_CONCURRENT_CHECKS)
         self.reports_dropped = 0
 
@@ -207,10 +216,11 @@ class Keeper:
 
 async def run_keeper(setup: NodeSetup) -> None:
     """Run the keeper role until cancelled."""
-    async with open_chain(setup) as chain:
+    web_limits = WebLimits(allow_private=setup.config.settings.node.private_http_sources)
+    async with open_chain(setup) as chain, JsonValues(web_limits) as web:
         directory = await load_directory(setup, chain)
         async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
-            keeper = Keeper(setup, chain, directory, mesh, nursery)
+            keeper = Keeper(setup, chain, directory, mesh, nursery, web)
             mesh.register_handler("assign", keeper.on_assign)
             nursery.start_soon(directory.keep_fresh, 30.0)
             nursery.start_soon(keeper.attest)

@@ -4,21 +4,21 @@ Adding a kind is adding its module (a `TriggerKind` subclass: see protocol.trigg
 one `register` line below; docs/architecture.md walks through it.
 
 Public API: the registry (register, kind_named, kind_names), what every kind declares
-(TriggerKind, Schedule, TriggerFire, TriggerSpecError, NotYetVisibleError, SpecJson, on_grid,
-CatchUp) and the time kinds' own (interval, cron, specific: their schedules and signed
-triggers); the event kind's are in protocol.triggers.event.
+(TriggerKind, Schedule, TriggerFire, TriggerSpecError, NotYetVisibleError, Readers, SpecJson,
+on_grid, CatchUp) and the time kinds' own (interval, cron, specific: their schedules and signed
+triggers); the event and condition kinds' are in protocol.triggers.event and
+protocol.triggers.condition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from node.chain import RpcClient
-from protocol.triggers import cron, event, interval, specific
+from protocol.triggers import condition, cron, event, interval, specific
 from protocol.triggers.base import (
     CatchUp,
     NotYetVisibleError,
+    Readers,
     Schedule,
     SpecJson,
     TriggerFire,
@@ -35,6 +35,7 @@ __all__ = [
     "CronSchedule",
     "IntervalSchedule",
     "NotYetVisibleError",
+    "Readers",
     "Schedule",
     "SpecJson",
     "SpecificSchedule",
@@ -66,17 +67,16 @@ def kind_named(name: str) -> TriggerKind[Any] | None:
     return _KINDS.get(name)
 
 
-async def chain_contradiction(
-    fire: TriggerFire, chains: Mapping[int, RpcClient], executed_in: int
-) -> str | None:
-    """What the chain says against `fire` executed in block `executed_in` (its kind's
-    `check_on_chain`: an event's log not there, or not confirmed then), or None; an unknown
-    kind or a malformed spec is a problem too. NotYetVisibleError: this node cannot see it."""
+async def chain_contradiction(fire: TriggerFire, readers: Readers, executed_in: int) -> str | None:
+    """What the world says against `fire` executed in block `executed_in` (its kind's
+    `check_on_chain`: an event's log not there, or not confirmed then; a condition that did
+    not hold), or None; an unknown kind or a malformed spec is a problem too.
+    NotYetVisibleError: this node cannot see it."""
     kind = kind_named(fire.kind)
     if kind is None:
         return f"unknown trigger kind {fire.kind!r}"
     try:
-        return await kind.check_on_chain(kind.decode(fire.spec), fire, chains, executed_in)
+        return await kind.check_on_chain(kind.decode(fire.spec), fire, readers, executed_in)
     except (TriggerSpecError, ValueError) as error:
         return f"the fire is malformed: {error}"
 
@@ -90,3 +90,4 @@ register(interval.KIND)
 register(cron.KIND)
 register(specific.KIND)
 register(event.KIND)
+register(condition.KIND)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import eth_abi
@@ -22,6 +23,7 @@ from msgspec import Meta
 
 from node.chain import RpcClient
 from node.config import split_validation_error
+from node.web import JsonValues
 
 S = TypeVar("S", bound=msgspec.Struct)
 # A fire time goes into the evidence as uint64 milliseconds.
@@ -51,6 +53,15 @@ class TimeSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, r
     start: int | None = None
     end: int | None = None
     catch_up: CatchUp = "once"
+
+
+@dataclass(frozen=True)
+class Readers:
+    """What a node reads to check a fire against the world: the nodes of the chains it
+    follows, by chain id, and the web (condition jobs' HTTP sources; None: it fetches none)."""
+
+    chains: Mapping[int, RpcClient]
+    web: JsonValues | None = None
 
 
 class NotYetVisibleError(Exception):
@@ -163,18 +174,31 @@ class TriggerKind(ABC, Generic[S]):
         return None
 
     async def check_on_chain(
-        self, spec: S, fire: TriggerFire, chains: Mapping[int, RpcClient], executed_in: int
+        self, spec: S, fire: TriggerFire, readers: Readers, executed_in: int
     ) -> str | None:
-        """Why the chain contradicts `fire` executed in block `executed_in` (an event's log
-        that is not there, or not confirmed then), or None; the attester reads `chains` (chain
-        id to node). NotYetVisibleError: this node cannot see what the fire names. Time kinds
-        have nothing on chain to check."""
+        """Why the world contradicts `fire` executed in block `executed_in` (an event's log
+        that is not there, or not confirmed then; a condition that did not hold), or None;
+        the attester reads through `readers`. NotYetVisibleError: this node cannot see what
+        the fire names. Time kinds have nothing to check."""
         return None
 
 
 def signed_trigger(kind: str, types: list[str], values: list[Any]) -> bytes:
     """A kind's `trigger` hash: keccak256(abi.encode(keccak256(kind), values...))."""
     return keccak(eth_abi.encode(["bytes32", *types], [keccak(text=kind), *values]))
+
+
+def block_problem(block: Any, chain_id: int, number: int, block_hash: bytes, fire: TriggerFire) -> str | None:
+    """Why `block` (what the node answered for block `number`, or the error it gave) is not the
+    block `block_hash` of chain `chain_id` that `fire` names, with the fire time as its time."""
+    if isinstance(block, Exception):
+        raise block
+    wanted = "0x" + block_hash.hex()
+    if block is None or block["hash"].lower() != wanted:
+        return f"block {number} is not {wanted} on chain {chain_id}"
+    if int(block["timestamp"], 16) != fire.fire_at:
+        return f"the fire time {fire.fire_at} is not the block's time"
+    return None
 
 
 def check_window(start: int | None, end: int | None, now: float) -> float:

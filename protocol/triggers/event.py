@@ -50,12 +50,15 @@ import msgspec
 from eth_utils import keccak
 from msgspec import Meta
 
-from node.chain import RpcClient, checksum_address
+from node.chain import checksum_address
+from protocol.triggers.abi_text import hex_bytes, show_value, typed_value
 from protocol.triggers.base import (
     NotYetVisibleError,
+    Readers,
     TriggerFire,
     TriggerKind,
     TriggerSpecError,
+    block_problem,
     signed_trigger,
 )
 
@@ -178,7 +181,7 @@ class Condition:
     @property
     def canonical(self) -> str:
         """`name op value|value`, values normalised (what the owner signs)."""
-        shown = "|".join(_show(v) for v in self.values)
+        shown = "|".join(show_value(v) for v in self.values)
         return f"{self.parameter.name} {self.op} {shown}"
 
     def holds(self, value: Any) -> bool:
@@ -216,52 +219,9 @@ def parse_condition(text: str, event: EventDeclaration, position: int) -> Condit
 
 def _value(parameter: Parameter, text: str) -> Any:
     """`text` as the value a decoded log holds for `parameter` (ValueError if it cannot be)."""
-    kind = parameter.type
     if parameter.hashed:  # the log holds keccak256 of the value
-        return keccak(bytes.fromhex(text.removeprefix("0x")) if kind == "bytes" else text.encode())
-    if kind == "address":
-        try:
-            return checksum_address(text)
-        except (ValueError, TypeError):
-            raise ValueError(f"{text!r} is not an address") from None
-    if kind == "bool":
-        if text not in ("true", "false"):
-            raise ValueError(f"{text!r} is not true or false")
-        return text == "true"
-    if kind == "string":
-        return text
-    if kind.startswith("bytes"):
-        data = _hex_bytes(text)
-        size = kind.removeprefix("bytes")
-        if size and len(data) != int(size):
-            raise ValueError(f"{text!r} is not {size} bytes")
-        return data
-    bits = int(re.sub(r"^u?int", "", kind))
-    try:
-        number = int(text, 0) if len(text) <= 80 else None
-    except ValueError:
-        number = None
-    low, high = (0, 2**bits - 1) if kind.startswith("uint") else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-    if number is None or not low <= number <= high:
-        raise ValueError(f"{text!r} is not a {kind} (decimal or 0x-hex)")
-    return number
-
-
-def _hex_bytes(text: str) -> bytes:
-    if not text.startswith("0x"):
-        raise ValueError(f"{text!r} is not 0x-hex")
-    try:
-        return bytes.fromhex(text[2:])
-    except ValueError:
-        raise ValueError(f"{text!r} is not 0x-hex") from None
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    return str(value)
+        return keccak(hex_bytes(text) if parameter.type == "bytes" else text.encode())
+    return typed_value(parameter.type, text)
 
 
 @dataclass(frozen=True)
@@ -424,14 +384,14 @@ class EventKind(TriggerKind[EventSpec]):
         return None
 
     async def check_on_chain(
-        self, spec: EventSpec, fire: TriggerFire, chains: Mapping[int, RpcClient], executed_in: int
+        self, spec: EventSpec, fire: TriggerFire, readers: Readers, executed_in: int
     ) -> str | None:
         """The job's confirmations were on top of the log when the execution was mined in
         block `executed_in` (a job that sets none: none are checked, as the gateway's default
         is not signed), the log is in the block the evidence names, that block is the chain's
         and carries the fire time, and the log is the watched event and meets the conditions."""
         evidence = LogEvidence.decode(fire.detail)
-        rpc = chains.get(evidence.chain_id)
+        rpc = readers.chains.get(evidence.chain_id)
         if rpc is None:
             raise NotYetVisibleError(f"this node follows no chain {evidence.chain_id}")
         wanted = spec.confirmations or 0
@@ -443,12 +403,10 @@ class EventKind(TriggerKind[EventSpec]):
                 ("eth_getBlockByNumber", [hex(evidence.block_number), False]),
             ]
         )
-        block_hash = "0x" + evidence.block_hash.hex()
-        if block is None or block["hash"].lower() != block_hash:
-            return f"block {evidence.block_number} is not {block_hash} on chain {evidence.chain_id}"
-        if int(block["timestamp"], 16) != fire.fire_at:
-            return f"the fire time {fire.fire_at} is not the block's time"
-        if receipt is None or receipt["blockHash"].lower() != block_hash:
+        problem = block_problem(block, evidence.chain_id, evidence.block_number, evidence.block_hash, fire)
+        if problem is not None:
+            return problem
+        if receipt is None or receipt["blockHash"].lower() != "0x" + evidence.block_hash.hex():
             return f"transaction 0x{evidence.tx_hash.hex()} is not in that block"
         entry = next((e for e in receipt["logs"] if int(e["logIndex"], 16) == evidence.log_index), None)
         if entry is None:

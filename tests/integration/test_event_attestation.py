@@ -16,6 +16,7 @@ from node.chain import deploy, load_artifact
 from node.keeper import AssignmentRefused, ResultChecker, TaskExecutor
 from node.store import Store
 from protocol import OwnerConsent, load_operator_set
+from protocol.triggers import Readers
 from protocol.triggers.event import KIND, LogEvidence
 
 from ..conftest import CHAIN_ID
@@ -72,7 +73,7 @@ async def test_an_event_fire_is_approved_only_for_its_log_on_chain(network, acco
     nowhere = dataclasses.replace(honest, log_index=7)  # no such log in that transaction
     excluded = LogEvidence.of(CHAIN_ID, small.logs[0])  # a Transfer, but of 5
     operators = await load_operator_set(network.registry)
-    checker = ResultChecker(network.hub, chains={CHAIN_ID: network.hub.rpc})
+    checker = ResultChecker(network.hub, readers=Readers({CHAIN_ID: network.hub.rpc}))
     executor = TaskExecutor(
         network.hub, sender_for(keepers[0]), dispatcher=accounts[0].address, operator_id=0, chain_id=CHAIN_ID
     )
@@ -116,6 +117,6 @@ async def test_an_event_fire_is_approved_only_for_its_log_on_chain(network, acco
     await network.hub.rpc.call("anvil_mine", hex(60))  # the attester looks long after
     patient = msgspec.structs.replace(order.trigger, spec={**order.trigger.spec, "confirmations": 50})
     problem = await KIND.check_on_chain(
-        KIND.decode(patient.spec), patient, {CHAIN_ID: network.hub.rpc}, result.block_number
+        KIND.decode(patient.spec), patient, Readers({CHAIN_ID: network.hub.rpc}), result.block_number
     )
     assert problem == f"executed in block {result.block_number}, before the log's 50 confirmation(s)"

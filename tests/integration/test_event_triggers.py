@@ -12,14 +12,11 @@ from gateway.triggers import EventTriggers, WatchedChain
 from gateway.triggers.events import checkpoint_name
 from node.chain import deploy, load_artifact
 from node.store import Store
-from protocol import JobTerms, job_id_of
 from protocol.triggers.event import KIND, LogEvidence
 
-from ..gateway_helpers import counter_job
+from ..gateway_helpers import DyingLedger, ProcessKilledError, watching_job
 
 CHAIN = 31337
-OWNER = "0x" + "33" * 20
-CALLDATA = b"\xd0\x9d\xe0\x8a"
 
 
 @pytest.fixture
@@ -35,12 +32,6 @@ def storage(tmp_path):
 
 def event_job(token: str, receiver: str):
     """Job 1: an event job on `token`'s transfers to `receiver`, one confirmation."""
-    job = counter_job(
-        OWNER,
-        job_id_of(OWNER, 1),
-        JobTerms.static_call(OWNER, CALLDATA, 100_000, 10**15, bytes(32)),
-        CALLDATA,
-    )
     schedule = {
         "chainId": CHAIN,
         "addresses": [token],
@@ -48,9 +39,7 @@ def event_job(token: str, receiver: str):
         "where": [f"to = {receiver}"],
         "confirmations": 1,
     }
-    return msgspec.structs.replace(
-        job, spec=msgspec.structs.replace(job.spec, schedule_type="event", schedule=schedule)
-    )
+    return watching_job("event", schedule)
 
 
 def service(storage, rpc) -> EventTriggers:
@@ -92,24 +81,6 @@ async def test_each_matching_log_is_one_task_with_its_evidence(rpc, accounts, se
         )
     assert await triggers.poll(CHAIN) == []
     assert await service(storage, rpc).poll(CHAIN) == []  # restarted: nothing again
-
-
-class ProcessKilledError(Exception):
-    """The process died here."""
-
-
-class DyingLedger(TaskLedger):
-    """A ledger whose process dies before writing its `dies_at`-th task (nothing of it written)."""
-
-    def __init__(self, storage: GatewayStorage, dies_at: int) -> None:
-        super().__init__(storage)
-        self.left = dies_at - 1
-
-    def create(self, *args, **kwargs):
-        if self.left == 0:
-            raise ProcessKilledError
-        self.left -= 1
-        return super().create(*args, **kwargs)
 
 
 async def test_a_writer_killed_between_two_tasks_of_one_poll_misses_and_repeats_nothing(

@@ -98,7 +98,7 @@ async def test_an_event_job_on_a_chain_the_gateway_does_not_follow_is_refused(cr
     response = await client.post("/api/jobs", data=body(spec))
     assert (response.status_code, await response.get_json()) == (
         400,
-        {"error": "this gateway follows no chain's logs", "field": "$.job.schedule.chainId"},
+        {"error": "this gateway reads no chain", "field": "$.job.schedule.chainId"},
     )
 
 

@@ -70,7 +70,7 @@ def test_uint256_values_are_accepted_across_their_whole_range(value):
         (
             {"scheduleType": "hourly"},
             "$.job.scheduleType",
-            "unknown trigger kind 'hourly' (known: cron, event, interval",
+            "unknown trigger kind 'hourly' (known: condition, cron, event, interval",
         ),
         ({"schedule": {"everySeconds": "5"}}, "$.job.schedule.everySeconds", "expected `int`"),
         ({"schedule": {"everySeconds": 5, "hour": 3}}, "$.job.schedule.hour", "unknown field"),

@@ -1,0 +1,168 @@
+"""JsonValues: the number at a JSON path of a document fetched over HTTP (see the package)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+import trio
+
+MAX_PATH_STEPS = 16
+MAX_NESTING = 64
+"""Arrays and objects nested deeper than this are refused before decoding: the C decoder
+recurses, and under py_ecc's raised recursion limit a deep document would crash the process."""
+_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[([0-9]{1,6})\]")
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
+_NUMBER = re.compile(r"-?[0-9]{1,78}(\.[0-9]{1,78})?")
+
+# Compressed bodies are refused: one small chunk may inflate to megabytes before the cap sees it.
+_HEADERS = {"accept": "application/json", "accept-encoding": "identity"}
+
+JsonPath = tuple[str | int, ...]
+"""Steps into a document: a key of an object, or an index into an array."""
+
+
+class WebSourceError(Exception):
+    """The URL gave no usable value; the message says why (shown on the job)."""
+
+
+def parse_json_path(text: str) -> JsonPath:
+    """`$.data.price` or `$.prices[0].usd` as steps; ValueError when it is not one."""
+    if not text.startswith("$"):
+        raise ValueError(f"{text!r} is not a JSON path: it starts with $")
+    steps: list[str | int] = []
+    position = 1
+    while position < len(text):
+        match = _STEP.match(text, position)
+        if match is None:
+            raise ValueError(f"{text!r}: expected .key or [index] at character {position + 1}")
+        key, index = match.groups()
+        steps.append(key if key is not None else int(index))
+        position = match.end()
+    if len(steps) > MAX_PATH_STEPS:
+        raise ValueError(f"{text!r} has more than {MAX_PATH_STEPS} steps")
+    return tuple(steps)
+
+
+@dataclass(frozen=True)
+class WebLimits:
+    """What one fetch may take: seconds in all, bytes of body, and whether loopback and
+    private addresses may be fetched (a devnet's test servers; never on a public gateway)."""
+
+    timeout: float = 5.0
+    max_bytes: int = 65_536
+    allow_private: bool = False
+    concurrency: int = 8
+
+
+class JsonValues:
+    """Fetches JSON documents under `limits`, a few at a time, and reads numbers out of them."""
+
+    def __init__(self, limits: WebLimits | None = None) -> None:
+        self.limits = limits or WebLimits()
+        self._http = httpx.AsyncClient(follow_redirects=False, timeout=self.limits.timeout)
+        self._slots = trio.CapacityLimiter(self.limits.concurrency)
+        self._decoder = msgspec.json.Decoder(float_hook=Decimal)
+
+    async def __aenter__(self) -> JsonValues:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._http.aclose()
+
+    async def value(self, url: str, path: JsonPath) -> Decimal:
+        """The number at `path` in the JSON document at `url` (a JSON number, or a string
+        holding a decimal number), exactly; WebSourceError says why there is none."""
+        document = await self.document(url)
+        found: Any = document
+        for step in path:
+            if (isinstance(step, int) and isinstance(found, list) and step < len(found)) or (
+                isinstance(step, str) and isinstance(found, dict) and step in found
+            ):
+                found = found[step]
+            else:
+                raise WebSourceError(f"{url}: the document has nothing at {_show(path)}")
+        if isinstance(found, bool) or not isinstance(found, int | Decimal | str):
+            raise WebSourceError(f"{url}: the value at {_show(path)} is not a number")
+        if isinstance(found, str):
+            if not _NUMBER.fullmatch(found):
+                raise WebSourceError(f"{url}: the value at {_show(path)} is not a decimal number")
+            return Decimal(found)
+        if isinstance(found, Decimal) and not found.is_finite():
+            raise WebSourceError(f"{url}: the value at {_show(path)} is not finite")
+        return Decimal(found)
+
+    async def document(self, url: str) -> Any:
+        """The JSON document at `url`, fetched and decoded within the limits."""
+        async with self._slots:
+            body = await self._fetch(url)
+        if _nesting(body) > MAX_NESTING:
+            raise WebSourceError(f"{url}: the document nests deeper than {MAX_NESTING} levels")
+        try:
+            return self._decoder.decode(body)
+        except msgspec.DecodeError as error:
+            raise WebSourceError(f"{url}: the body is not JSON ({error})") from None
+
+    async def _fetch(self, url: str) -> bytes:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise WebSourceError(f"{url}: only http and https URLs are fetched")
+        limits = self.limits
+        with trio.move_on_after(limits.timeout):
+            if not limits.allow_private:
+                await _refuse_private(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+            try:
+                async with self._http.stream("GET", url, headers=_HEADERS) as response:
+                    if response.status_code != 200:
+                        raise WebSourceError(f"{url}: HTTP {response.status_code}")
+                    if response.headers.get("content-encoding", "identity") != "identity":
+                        raise WebSourceError(f"{url}: a compressed body (asked for none)")
+                    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                    if kind != "application/json" and not kind.endswith("+json"):
+                        raise WebSourceError(f"{url}: content-type {kind or 'none'}, not application/json")
+                    body = bytearray()
+                    async for chunk in response.aiter_raw():
+                        body += chunk
+                        if len(body) > limits.max_bytes:
+                            raise WebSourceError(f"{url}: the body is larger than {limits.max_bytes} bytes")
+                    return bytes(body)
+            except httpx.HTTPError as error:
+                raise WebSourceError(f"{url}: {type(error).__name__}: {error}") from None
+        raise WebSourceError(f"{url}: no complete answer within {limits.timeout:g} s")
+
+
+async def _refuse_private(host: str, port: int) -> None:
+    """WebSourceError when `host` is, or resolves to, an address outside the public internet.
+    (A name that resolves differently a moment later is not caught: documented in
+    docs/protocol.md, Condition triggers.)"""
+    try:
+        addresses = [info[4][0] for info in await trio.socket.getaddrinfo(host, port)]
+    except OSError as error:
+        raise WebSourceError(f"{host}: cannot resolve ({error})") from None
+    for address in addresses:
+        if not ipaddress.ip_address(address.split("%")[0]).is_global:
+            raise WebSourceError(f"{host} is a private or local address ({address}): not fetched")
+
+
+def _nesting(body: bytes) -> int:
+    """How deeply `body`'s arrays and objects nest (string contents do not count)."""
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_STRING.sub(b'""', body)):
+        depth += 1 if bracket in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _show(path: JsonPath) -> str:
+    return "$" + "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path)
