@@ -149,6 +149,16 @@ def test_a_killed_keeper_goes_offline_and_a_restarted_one_rejoins(devnet):
         restarted.wait(timeout=30)
 
 
+def transact(url: str, sender: str, to: str | None, data: bytes) -> dict:
+    """Send a transaction from anvil dev account `sender` (unsigned) and wait for its receipt."""
+    call = {"from": sender, "data": "0x" + data.hex(), "gas": hex(3_000_000)}
+    tx_hash = rpc(url, "eth_sendTransaction", {**call, "to": to} if to else call)
+    receipt = None
+    while receipt is None:
+        receipt = rpc(url, "eth_getTransactionReceipt", tx_hash)
+    return receipt
+
+
 def test_an_event_job_runs_on_the_devnet(devnet):
     """The event kind through the whole path: the gateway follows the chain's logs, fires the
     job once for the one matching transfer after its confirmation, keepers execute, and
@@ -159,12 +169,7 @@ def test_an_event_job_runs_on_the_devnet(devnet):
     token_artifact = load_artifact("TestToken")
 
     def send(to: str | None, data: bytes) -> dict:
-        call = {"from": sender, "data": "0x" + data.hex(), "gas": hex(3_000_000)}
-        tx_hash = rpc(url, "eth_sendTransaction", {**call, "to": to} if to else call)
-        receipt = None
-        while receipt is None:
-            receipt = rpc(url, "eth_getTransactionReceipt", tx_hash)
-        return receipt
+        return transact(url, sender, to, data)
 
     abi = token_artifact.abi
     token = send(None, abi.encode_deploy(token_artifact.bytecode, ["E", "E"]))["contractAddress"]
@@ -192,3 +197,42 @@ def test_an_event_job_runs_on_the_devnet(devnet):
     [task] = tasks()
     block = rpc(url, "eth_getBlockByNumber", matching["blockNumber"], False)
     assert task["fireAt"] == int(block["timestamp"], 16)
+
+
+def test_a_price_condition_job_runs_on_the_devnet(devnet):
+    """The condition kind through the whole path: the gateway reads a price feed at each block,
+    fires once when the price falls below the threshold (not again while it stays there),
+    keepers execute, and attesters read the feed at the reported block before they approve."""
+    url, gateway = devnet["rpcUrl"], devnet["gatewayUrl"]
+    sender = rpc(url, "eth_accounts")[9]
+    artifact = load_artifact("PriceFeed")
+    feed = transact(
+        url, sender, None, artifact.abi.encode_deploy(artifact.bytecode, [8, "ETH/USD", 2000 * 10**8])
+    )
+    trigger = ("condition", {
+        "chainId": devnet["chainId"],
+        "values": [f"price = feed {feed['contractAddress']}"],
+        "when": "price < 1500",
+        "confirmations": 1,
+    })  # fmt: skip
+    created = httpx.post(f"{gateway}/api/jobs", json=devnet_demo_job(devnet, trigger=trigger))
+    assert created.status_code == 201, created.text
+    job_id = created.json()["job"]["id"]
+    time.sleep(1.5)  # read above the threshold at least once
+    fell = transact(
+        url, sender, feed["contractAddress"], artifact.abi.encode_call("setAnswer", [1400 * 10**8])
+    )
+    rpc(url, "anvil_mine", "0x2")
+
+    def tasks() -> list[dict]:
+        return httpx.get(f"{gateway}/api/tasks/job/{job_id}").json()["tasks"]
+
+    wait_for(lambda: any(t["status"] == "completed" for t in tasks()), timeout=90)
+    rpc(url, "anvil_mine", "0x3")  # still below: no second task
+    time.sleep(3)
+    [task] = tasks()
+    assert task["fireAt"] >= int(
+        rpc(url, "eth_getBlockByNumber", fell["blockNumber"], False)["timestamp"], 16
+    )
+    shown = httpx.get(f"{gateway}/api/jobs/id/{job_id}").json()
+    assert (shown["condition"]["holds"], shown["condition"]["error"]) == (True, None)
