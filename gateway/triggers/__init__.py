@@ -6,11 +6,12 @@ TimeScheduler under it (with Fire, one due fire); EventTriggers (fires event job
 WatchedChains) and the LogFollower under it (one chain's logs for every event job,
 reorg-safe) with LogMatch, a log that fires a job; ConditionTriggers (fires condition jobs on
 rising edges, each chain read at every new block in one batch) and the WebPoller under it
-(condition jobs' HTTP values).
+(condition jobs' HTTP values); HeadSignal, a chain's new heads as a hint to poll at once.
 """
 
 from gateway.triggers.conditions import ConditionTriggers
 from gateway.triggers.events import EventTriggers, WatchedChain
+from gateway.triggers.heads import HeadSignal
 from gateway.triggers.logs import LogFollower, LogMatch
 from gateway.triggers.scheduler import JobScheduler
 from gateway.triggers.time import Fire, TimeScheduler
@@ -20,6 +21,7 @@ __all__ = [
     "ConditionTriggers",
     "EventTriggers",
     "Fire",
+    "HeadSignal",
     "JobScheduler",
     "LogFollower",
     "LogMatch",

@@ -143,7 +143,7 @@ class ConditionTriggers:
                 log.warning("chain %d: condition read failed: %s", chain_id, error)
             except Exception:  # one chain's surprise stops nothing else
                 log.exception("chain %d: condition read failed", chain_id)
-            await trio.sleep(chain.poll_interval)
+            await chain.heads.wait(chain.poll_interval)
 
     async def _read(self, chain_id: int, jobs: list[_Watched], heights: Mapping[int, int]) -> _Round:
         """Each distinct value of `jobs` at its height, and the blocks, in as few batches as fit."""

@@ -7,12 +7,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
 from gateway import FiredLog, GatewayStorage, JobRecord, TaskLedger, TaskRecord
 from gateway.storage import Checkpoint
+from gateway.triggers.heads import HeadSignal
 from gateway.triggers.logs import LogFollower, LogMatch
 from node.chain import ChainError, RpcClient
 from node.store import Batch
@@ -28,12 +29,13 @@ CHECKPOINT_EVERY = 100
 
 @dataclass(frozen=True)
 class WatchedChain:
-    """A chain this gateway follows for event jobs."""
+    """A chain this gateway reads for event and condition jobs."""
 
     chain_id: int
     rpc: RpcClient
     confirmations: int  # for jobs that set none
-    poll_interval: float  # seconds between two polls (about a block time)
+    poll_interval: float  # seconds between two polls at most (about a block time)
+    heads: HeadSignal = field(default_factory=HeadSignal)  # polls at once on a new head
 
 
 def checkpoint_name(chain_id: int) -> str:
@@ -116,7 +118,7 @@ class EventTriggers:
                 log.warning("chain %d: poll failed: %s", chain_id, error)
             except Exception:  # one chain's surprise (a node's malformed answer) stops nothing else
                 log.exception("chain %d: poll failed", chain_id)
-            await trio.sleep(chain.poll_interval)
+            await chain.heads.wait(chain.poll_interval)
 
     def _fire(self, chain_id: int, match: LogMatch, resume: int | None) -> int | None:
         evidence = match.evidence

@@ -82,14 +82,18 @@ def _make_node(root: Path, name: str, role: str, password: str) -> NodeSpec:
     return NodeSpec(name, role, root / name, operator, bls_secret, identity, free_port())
 
 
-def _config(node: NodeSpec, rpc_url: str, genesis: Path, password_file: Path, http_port: int) -> Path:
+def _config(
+    node: NodeSpec, rpc_url: str, ws_url: str, genesis: Path, password_file: Path, http_port: int
+) -> Path:
     keys = node.root / "keys"
     lines = [
         "[node]",
         f'role = "{node.role}"',
         f'data_dir = "{node.root / "data"}"',
+        "private_http_sources = true  # the devnet's condition jobs may read local test servers",
         "[chain]",
         f'rpc_url = "{rpc_url}"',
+        f'ws_url = "{ws_url}"',
         "[mesh]",
         f'listen = "/ip4/127.0.0.1/tcp/{node.mesh_port}"',
         "[keys]",
@@ -251,7 +255,9 @@ class Devnet:
         )
         genesis_path.write_bytes(msgspec.json.format(msgspec.json.encode(genesis)))
         for node in [aggregator, gateway, *keepers]:  # the aggregator first: it is the bootstrap peer
-            config = _config(node, self.anvil.http_url, genesis_path, password_file, self.http_port)
+            config = _config(
+                node, self.anvil.http_url, self.anvil.ws_url, genesis_path, password_file, self.http_port
+            )
             log = (node.root / "node.log").open("wb")
             command = [str(Path(sys.executable).with_name("triggerx-node")), "--config", str(config)]
             self.processes[node.name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

@@ -21,7 +21,14 @@ from gateway import (
     server_config,
 )
 from gateway.api import create_app
-from gateway.triggers import ConditionTriggers, EventTriggers, JobScheduler, WatchedChain, WebPoller
+from gateway.triggers import (
+    ConditionTriggers,
+    EventTriggers,
+    HeadSignal,
+    JobScheduler,
+    WatchedChain,
+    WebPoller,
+)
 from node.config import ConfigError, NodeSetup
 from node.mesh import Metrics
 from node.roles.runtime import load_directory, open_chain, open_mesh
@@ -66,12 +73,14 @@ async def run_gateway(setup: NodeSetup) -> None:
                     lambda task_id: nursery.start_soon(dispatcher.dispatch, task_id),
                     lead=settings.gateway.dispatch_lead_ms / 1000,
                 )
+                heads = HeadSignal(str(settings.chain.ws_url) if settings.chain.ws_url else None)
                 watched = [
                     WatchedChain(
                         chain.chain_id,
                         chain.hub.rpc,
                         settings.gateway.event_confirmations,
                         settings.gateway.event_poll_ms / 1000,
+                        heads,
                     )
                 ]
                 events = EventTriggers(
@@ -122,4 +131,5 @@ async def run_gateway(setup: NodeSetup) -> None:
                 nursery.start_soon(scheduler.run)
                 nursery.start_soon(events.run)
                 nursery.start_soon(conditions.run)
+                nursery.start_soon(heads.run)
                 log.info("gateway up: http://%s, mesh %s", settings.gateway.http_listen, mesh.peer_id)

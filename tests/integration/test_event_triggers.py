@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+import trio
 
 from gateway import GatewayStorage, TaskLedger
-from gateway.triggers import EventTriggers, WatchedChain
+from gateway.triggers import EventTriggers, HeadSignal, WatchedChain
 from gateway.triggers.events import checkpoint_name
 from node.chain import deploy, load_artifact
 from node.store import Store
@@ -109,3 +110,19 @@ async def test_a_writer_killed_between_two_tasks_of_one_poll_misses_and_repeats_
     stored = storage.checkpoints.get(checkpoint_name(CHAIN))
     storage.checkpoints.put(msgspec.structs.replace(stored, next_block=first.block_number - 1))
     assert await service(storage, rpc).poll(CHAIN) == []
+
+
+async def test_a_new_head_wakes_the_pollers_at_once(anvil, rpc):
+    heads = HeadSignal(anvil.ws_url)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(heads.run)
+        while heads.heads == 0:  # subscribed once a head arrives
+            await rpc.call("anvil_mine", "0x1")
+            await heads.wait(0.2)
+        for _ in range(3):
+            seen = heads.heads
+            nursery.start_soon(rpc.call, "anvil_mine", "0x1")
+            await heads.wait(600)
+            assert heads.heads == seen + 1  # woken by the head (a timeout would have seen none)
+        nursery.cancel_scope.cancel()
+    assert await HeadSignal().run() is None  # without a URL there is nothing to follow
