@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     devnet.add_argument("--dir", type=Path, default=Path("devnet"), help="devnet folder, wiped at start")
     devnet.add_argument("--http-port", type=int, help="gateway HTTP port (default: a free one)")
     devnet.add_argument("--anvil-port", type=int, help="anvil port (default: a free one)")
+    devnet.add_argument(
+        "--chains",
+        type=int,
+        default=1,
+        help="chains to start (default: %(default)s); the others (ids 31338, ...) are read for event "
+        "and condition jobs, whose tasks execute on the first",
+    )
     deploy = commands.add_parser(
         "deploy",
         help="deploy JobRegistry, TriggerGasRegistry and TaskExecutionHub to a chain",
@@ -188,7 +195,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         if args.keepers < 1:
             _fail("--keepers: at least 1")
-        sys.exit(run_devnet(args.dir, args.keepers, args.instant, args.http_port, args.anvil_port))
+        if not 1 <= args.chains <= 8:
+            _fail("--chains: from 1 to 8")
+        sys.exit(
+            run_devnet(args.dir, args.keepers, args.instant, args.http_port, args.anvil_port, args.chains)
+        )
     elif args.command == "keys":
         try:
             output = run_keys(args)

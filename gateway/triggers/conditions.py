@@ -30,7 +30,7 @@ from gateway.records import ConditionState, JobRecord, TaskRecord
 from gateway.storage import GatewayStorage
 from gateway.triggers.events import WatchedChain
 from gateway.triggers.web import WebPoller
-from node.chain import Call, ChainError
+from node.chain import Call, ChainError, RpcClient
 from node.store import Batch
 from protocol.triggers import TriggerSpecError
 from protocol.triggers.condition import KIND as CONDITION
@@ -41,6 +41,8 @@ log = logging.getLogger("triggerx.gateway")
 
 MAX_BATCH = 1_000
 """Calls in one JSON-RPC batch at most (hosted providers cap batches; anvil takes more)."""
+MIN_SPLIT = 16
+"""Calls in a batch that is not split further when the node refuses it whole."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ class ConditionTriggers:
         rpc = self.chains[chain_id].rpc
         results: list[Any] = []
         for first in range(0, len(calls), MAX_BATCH):
-            results.extend(await rpc.batch(calls[first : first + MAX_BATCH], return_exceptions=True))
+            results.extend(await read_apart(rpc, calls[first : first + MAX_BATCH]))
         blocks: dict[int, Any] = {}
         readings: dict[tuple[int, ChainSource], Reading | SourceError] = {}
         for height, source, first in plan:
@@ -249,3 +251,16 @@ class ConditionTriggers:
         failed = replace(state, error=problem, error_since=self.clock())
         self.storage.condition_states.put(failed)
         self._states[job.job_id] = failed
+
+
+async def read_apart(rpc: RpcClient, calls: list[Call]) -> list[Any]:
+    """The results of `calls` in one batch, each a result or its error. A batch the node fails
+    whole (too slow, too large an answer: one job's call can make it so) is asked again in
+    halves, so that only the calls at fault fail (down to MIN_SPLIT calls, which fail together)."""
+    try:
+        return await rpc.batch(calls, return_exceptions=True)
+    except ChainError as error:
+        if len(calls) <= MIN_SPLIT:
+            return [error] * len(calls)
+        half = len(calls) // 2
+        return [*await read_apart(rpc, calls[:half]), *await read_apart(rpc, calls[half:])]

@@ -63,6 +63,10 @@ class WebPoller:
             self.metrics.inc("condition_source_errors_total", source="http")
             reading = SourceError(str(error))
             log.info("condition value %s: %s", source.canonical, error)
+        except Exception as error:  # a stranger's URL: whatever it does ends this fetch only
+            self.metrics.inc("condition_source_errors_total", source="http")
+            reading = SourceError(f"{source.url}: {type(error).__name__}: {error}")
+            log.exception("condition value %s", source.canonical)
         if source in self._every:
             self._latest[source] = reading
 

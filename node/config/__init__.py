@@ -1,7 +1,8 @@
 """The node's configuration (TOML file, environment, flags) and the network's genesis.json.
 
 Public API: load_config (with add_flags and flag_values for the CLI) and its Config, the
-settings schema (Settings, SETTINGS, ROLES), the genesis (load_genesis, parse_genesis and its
+settings schema (Settings, SETTINGS, ROLES, and ChainEndpoint with its Endpoint: another chain
+a node reads), the genesis (load_genesis, parse_genesis and its
 parts), prepare_node (a checked config with its keys, as a NodeSetup), sole_instance (one
 process per identity) and the errors.
 """
@@ -12,13 +13,16 @@ from node.config.instance import sole_instance
 from node.config.loader import Config, add_flags, flag_values, load_config
 from node.config.preflight import NodeSetup, prepare_node
 from node.config.schema import ROLES, SETTINGS, Role, Settings
+from node.config.types import ChainEndpoint, Endpoint
 
 __all__ = [
     "ROLES",
     "SETTINGS",
+    "ChainEndpoint",
     "Config",
     "ConfigError",
     "Contracts",
+    "Endpoint",
     "Genesis",
     "GenesisError",
     "InitialOperator",

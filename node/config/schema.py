@@ -16,7 +16,16 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from node.config.types import EmailAddress, HostName, HostPort, HttpUrl, Multiaddr, PeerMultiaddr, WsUrl
+from node.config.types import (
+    ChainEndpoint,
+    EmailAddress,
+    HostName,
+    HostPort,
+    HttpUrl,
+    Multiaddr,
+    PeerMultiaddr,
+    WsUrl,
+)
 
 Role = Literal["keeper", "aggregator", "gateway"]
 ROLES: dict[Role, str] = {
@@ -59,6 +68,14 @@ class ChainSettings(_Section, frozen=True, kw_only=True):
     ws_url: Annotated[WsUrl | None, Meta(description="the chain's WebSocket endpoint, for subscriptions")] = (
         None
     )
+    watch: Annotated[
+        list[ChainEndpoint],
+        Meta(
+            description="other chains read for event and condition jobs, each `<chain id> <rpc url> "
+            "[<ws url>] [confirmations=N] [poll_ms=N]` (defaults: [gateway] event_confirmations and "
+            "event_poll_ms; comma-separated outside TOML)"
+        ),
+    ] = []
 
 
 class MeshSettings(_Section, frozen=True, kw_only=True):

@@ -8,6 +8,7 @@ TypeError/ValueError with a one-line message that msgspec reports at the field's
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -156,6 +157,57 @@ class BlsPublicKey(CheckedStr):
         if not G2ProofOfPossession.KeyValidate(bytes.fromhex(text[2:])):
             raise ValueError(f"{text!r} is not a valid BLS12-381 public key")
         return text.lower()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A chain this node reads besides its own: its id, its nodes' URLs and how to read it
+    (None: the gateway's defaults)."""
+
+    chain_id: int
+    rpc_url: str
+    ws_url: str | None
+    confirmations: int | None
+    poll_ms: int | None
+
+
+class ChainEndpoint(CheckedStr):
+    """`<chain id> <rpc url> [<ws url>] [confirmations=N] [poll_ms=N]`: another chain to read."""
+
+    what = "`<chain id> <http(s) rpc url> [<ws url>] [confirmations=N] [poll_ms=N]`"
+    _BOUNDS: ClassVar[dict[str, tuple[int, int]]] = {"confirmations": (0, 10_000), "poll_ms": (100, 60_000)}
+
+    @classmethod
+    def check(cls, text: str) -> str:
+        cls.parse(text)
+        return " ".join(text.split())
+
+    @classmethod
+    def parse(cls, text: str) -> Endpoint:
+        """The parts of `text`; ValueError naming what is wrong."""
+        words = text.split()
+        if len(words) < 2 or not words[0].isdigit() or not 1 <= int(words[0]) <= 2**53:
+            raise ValueError(f"expected {cls.what}, got {text!r}")
+        rpc_url, ws_url, options = HttpUrl.check(words[1]), None, {}
+        for word in words[2:]:
+            name, equals, number = word.partition("=")
+            if not equals:
+                if ws_url is not None or options:
+                    raise ValueError(f"expected {cls.what}, got {text!r}")
+                ws_url = WsUrl.check(word)
+                continue
+            low, high = cls._BOUNDS.get(name, (1, 0))
+            if not number.isdigit() or not low <= int(number) <= high or name in options:
+                raise ValueError(
+                    f"{word!r} in {text!r}: confirmations in [0, 10000], poll_ms in [100, 60000]"
+                )
+            options[name] = int(number)
+        return Endpoint(int(words[0]), rpc_url, ws_url, options.get("confirmations"), options.get("poll_ms"))
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """This chain's parts."""
+        return self.parse(self)
 
 
 def dec_hook(kind: type, value: Any) -> Any:

@@ -83,7 +83,7 @@ def _make_node(root: Path, name: str, role: str, password: str) -> NodeSpec:
 
 
 def _config(
-    node: NodeSpec, rpc_url: str, ws_url: str, genesis: Path, password_file: Path, http_port: int
+    node: NodeSpec, anvil: Anvil, others: list[Anvil], genesis: Path, password_file: Path, http_port: int
 ) -> Path:
     keys = node.root / "keys"
     lines = [
@@ -92,8 +92,11 @@ def _config(
         f'data_dir = "{node.root / "data"}"',
         "private_http_sources = true  # the devnet's condition jobs may read local test servers",
         "[chain]",
-        f'rpc_url = "{rpc_url}"',
-        f'ws_url = "{ws_url}"',
+        f'rpc_url = "{anvil.http_url}"',
+        f'ws_url = "{anvil.ws_url}"',
+        "watch = ["
+        + ", ".join(f'"{other.chain_id} {other.http_url} {other.ws_url}"' for other in others)
+        + "]",
         "[mesh]",
         f'listen = "/ip4/127.0.0.1/tcp/{node.mesh_port}"',
         "[keys]",
@@ -214,11 +217,22 @@ class Devnet:
     """The running devnet: anvil and the node processes."""
 
     def __init__(
-        self, root: Path, keepers: int, instant: bool, http_port: int | None, anvil_port: int | None
+        self,
+        root: Path,
+        keepers: int,
+        instant: bool,
+        http_port: int | None,
+        anvil_port: int | None,
+        chains: int = 1,
     ) -> None:
         self.root = root
         self.keeper_count = keepers
-        self.anvil = Anvil(port=anvil_port, block_time=None if instant else 1)
+        block_time = None if instant else 1
+        self.anvil = Anvil(port=anvil_port, block_time=block_time)
+        # The other chains: read for event and condition jobs (tasks execute on the first).
+        self.others = [
+            Anvil(chain_id=self.anvil.chain_id + n, block_time=block_time) for n in range(1, chains)
+        ]
         self.http_port = http_port or free_port()
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -228,6 +242,8 @@ class Devnet:
             shutil.rmtree(self.root)
         self.root.mkdir(parents=True)
         self.anvil.start()
+        for other in self.others:
+            other.start()
         password_file = self.root / "password"
         password = secrets.token_hex(16)
         password_file.write_text(password)
@@ -255,9 +271,7 @@ class Devnet:
         )
         genesis_path.write_bytes(msgspec.json.format(msgspec.json.encode(genesis)))
         for node in [aggregator, gateway, *keepers]:  # the aggregator first: it is the bootstrap peer
-            config = _config(
-                node, self.anvil.http_url, self.anvil.ws_url, genesis_path, password_file, self.http_port
-            )
+            config = _config(node, self.anvil, self.others, genesis_path, password_file, self.http_port)
             log = (node.root / "node.log").open("wb")
             command = [str(Path(sys.executable).with_name("triggerx-node")), "--config", str(config)]
             self.processes[node.name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -267,6 +281,7 @@ class Devnet:
             "gatewayUrl": gateway_url,
             "rpcUrl": self.anvil.http_url,
             "chainId": deployment.chain_id,
+            "otherChains": [{"chainId": other.chain_id, "rpcUrl": other.http_url} for other in self.others],
             "contracts": msgspec.to_builtins(genesis.contracts),
             "demoOwnerKey": "0x" + bytes(owner.key).hex(),
             "demoCounter": counter,
@@ -306,11 +321,15 @@ class Devnet:
                 process.kill()
                 process.wait()
         self.anvil.stop()
+        for other in self.others:
+            other.stop()
 
 
-def run_devnet(root: Path, keepers: int, instant: bool, http_port: int | None, anvil_port: int | None) -> int:
+def run_devnet(
+    root: Path, keepers: int, instant: bool, http_port: int | None, anvil_port: int | None, chains: int = 1
+) -> int:
     """Start the devnet, print how to use it, and run until Ctrl-C or SIGTERM; the exit code."""
-    devnet = Devnet(root, keepers, instant, http_port, anvil_port)
+    devnet = Devnet(root, keepers, instant, http_port, anvil_port, chains)
     stop = False
 
     def request_stop(*_: object) -> None:
@@ -325,6 +344,10 @@ def run_devnet(root: Path, keepers: int, instant: bool, http_port: int | None, a
         print(f"devnet ready: {keepers} keepers, 1 aggregator, 1 gateway (folder {root})")
         print(f"gateway:  {facts['gatewayUrl']}")
         print(f"chain:    {facts['rpcUrl']} (chain id {facts['chainId']})")
+        for other in devnet.others:
+            print(
+                f"chain:    {other.http_url} (chain id {other.chain_id}, read for event and condition jobs)"
+            )
         print("create a demo job (increments the demo counter every 5 s):")
         url = facts["gatewayUrl"]
         print(f"  curl -s -X POST {url}/api/jobs -H 'content-type: application/json' -d '{body}'")

@@ -38,7 +38,7 @@ from node.chain import ChainError, RevertError
 from node.config import ConfigError, NodeSetup
 from node.keeper import ResultChecker
 from node.mesh import Metrics, RequestRefused
-from node.roles.runtime import Chain, load_directory, open_chain, open_mesh
+from node.roles.runtime import Chain, chain_nodes, load_directory, open_chain, open_mesh, open_watched
 from protocol import (
     Aggregator,
     Decision,
@@ -109,6 +109,7 @@ class VoteDesk:
         resubmits: int = RESUBMITS,
         backoff: float = RESUBMIT_BACKOFF,
         clock: Callable[[], float] = time.time,
+        readers: Readers | None = None,
     ) -> None:
         self.chain, self.directory, self.nursery = chain, directory, nursery
         self.dispatcher = to_checksum_address(dispatcher)
@@ -131,7 +132,7 @@ class VoteDesk:
         self._checker = ResultChecker(
             chain.hub,
             visibility_timeout=CHAIN_PROOF_TIMEOUT,
-            readers=Readers({chain.chain_id: chain.hub.rpc}),
+            readers=readers or Readers({chain.chain_id: chain.hub.rpc}),
         )
         self._chain_checks = trio.CapacityLimiter(4)
         self._chain_proven: dict[AttemptKey, bytes] = {}  # attempt -> its result hash
@@ -400,7 +401,7 @@ async def run_aggregator(setup: NodeSetup) -> None:
     dispatcher = setup.genesis.dispatcher
     if dispatcher is None:
         raise ConfigError("genesis: names no dispatcher, so an aggregator cannot tell assigned results")
-    async with open_chain(setup) as chain:
+    async with open_chain(setup) as chain, open_watched(setup, chain) as others:
         directory = await load_directory(setup, chain)
         async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
             desk = VoteDesk(
@@ -409,6 +410,7 @@ async def run_aggregator(setup: NodeSetup) -> None:
                 dispatcher=dispatcher,
                 nursery=nursery,
                 grace=setup.genesis.protocol.assignment_ttl_seconds,
+                readers=Readers(chain_nodes(chain, others)),
             )
             mesh.register_handler("vote", desk.on_vote)
             nursery.start_soon(directory.keep_fresh, 30.0)

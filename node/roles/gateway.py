@@ -31,7 +31,7 @@ from gateway.triggers import (
 )
 from node.config import ConfigError, NodeSetup
 from node.mesh import Metrics
-from node.roles.runtime import load_directory, open_chain, open_mesh
+from node.roles.runtime import load_directory, open_chain, open_mesh, open_watched
 from node.store import Store
 from node.web import JsonValues, WebLimits
 
@@ -52,7 +52,11 @@ async def run_gateway(setup: NodeSetup) -> None:
         storage = GatewayStorage(store)
         ledger = TaskLedger(storage)
         web_limits = WebLimits(allow_private=settings.node.private_http_sources)
-        async with open_chain(setup) as chain, JsonValues(web_limits) as web:
+        async with (
+            open_chain(setup) as chain,
+            open_watched(setup, chain) as others,
+            JsonValues(web_limits) as web,
+        ):
             directory = await load_directory(setup, chain)
             async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
                 keepers = KeeperWatch(directory, mesh, setup.genesis.protocol.offline_after_seconds)
@@ -73,15 +77,25 @@ async def run_gateway(setup: NodeSetup) -> None:
                     lambda task_id: nursery.start_soon(dispatcher.dispatch, task_id),
                     lead=settings.gateway.dispatch_lead_ms / 1000,
                 )
-                heads = HeadSignal(str(settings.chain.ws_url) if settings.chain.ws_url else None)
+                gateway = settings.gateway
                 watched = [
                     WatchedChain(
                         chain.chain_id,
                         chain.hub.rpc,
-                        settings.gateway.event_confirmations,
-                        settings.gateway.event_poll_ms / 1000,
-                        heads,
-                    )
+                        gateway.event_confirmations,
+                        gateway.event_poll_ms / 1000,
+                        HeadSignal(settings.chain.ws_url),
+                    ),
+                    *(
+                        WatchedChain(
+                            other.endpoint.chain_id,
+                            other.rpc,
+                            _or(other.endpoint.confirmations, gateway.event_confirmations),
+                            _or(other.endpoint.poll_ms, gateway.event_poll_ms) / 1000,
+                            HeadSignal(other.endpoint.ws_url),
+                        )
+                        for other in others
+                    ),
                 ]
                 events = EventTriggers(
                     storage, ledger, lambda task_id: nursery.start_soon(dispatcher.dispatch, task_id), watched
@@ -131,5 +145,11 @@ async def run_gateway(setup: NodeSetup) -> None:
                 nursery.start_soon(scheduler.run)
                 nursery.start_soon(events.run)
                 nursery.start_soon(conditions.run)
-                nursery.start_soon(heads.run)
+                for each_chain in watched:
+                    nursery.start_soon(each_chain.heads.run)
                 log.info("gateway up: http://%s, mesh %s", settings.gateway.http_listen, mesh.peer_id)
+
+
+def _or(value: int | None, default: int) -> int:
+    """`value`, or `default` when it is None."""
+    return default if value is None else value

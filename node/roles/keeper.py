@@ -13,7 +13,15 @@ from node.chain import ChainError
 from node.config import ConfigError, NodeSetup
 from node.keeper import AssignmentRefused, ResultChecker, TaskExecutor, VoteKey, VoteSender, report_problem
 from node.mesh import HEARTBEATS, RESULTS, MeshError, MeshNode
-from node.roles.runtime import Chain, aggregator_peers, load_directory, open_chain, open_mesh
+from node.roles.runtime import (
+    Chain,
+    aggregator_peers,
+    chain_nodes,
+    load_directory,
+    open_chain,
+    open_mesh,
+    open_watched,
+)
 from node.web import JsonValues, WebLimits
 from protocol import (
     AssignmentMessage,
@@ -45,7 +53,7 @@ class Keeper:
         directory: OperatorDirectory,
         mesh: MeshNode,
         nursery: trio.Nursery,
-        web: JsonValues | None = None,
+        readers: Readers | None = None,
     ) -> None:
         me = directory.operator(setup.operator.address)
         if me is None or not me.active:
@@ -67,7 +75,7 @@ class Keeper:
         self.votes = VoteSender(mesh, self.aggregators)
         self._checking: set[VoteKey] = set()  # reports whose execution is being checked on chain
         self.backend = choose_backend()
-        readers = Readers({chain.chain_id: chain.hub.rpc}, web)
+        readers = readers or Readers({chain.chain_id: chain.hub.rpc})
         self.executor = TaskExecutor(
             chain.hub,
             chain.sender,
@@ -217,10 +225,14 @@ class Keeper:
 async def run_keeper(setup: NodeSetup) -> None:
     """Run the keeper role until cancelled."""
     web_limits = WebLimits(allow_private=setup.config.settings.node.private_http_sources)
-    async with open_chain(setup) as chain, JsonValues(web_limits) as web:
+    async with (
+        open_chain(setup) as chain,
+        open_watched(setup, chain) as others,
+        JsonValues(web_limits) as web,
+    ):
         directory = await load_directory(setup, chain)
         async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
-            keeper = Keeper(setup, chain, directory, mesh, nursery, web)
+            keeper = Keeper(setup, chain, directory, mesh, nursery, Readers(chain_nodes(chain, others), web))
             mesh.register_handler("assign", keeper.on_assign)
             nursery.start_soon(directory.keep_fresh, 30.0)
             nursery.start_soon(keeper.attest)

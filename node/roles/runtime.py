@@ -1,14 +1,15 @@
-"""What every role needs: the chain and its contracts, the operator directory, the mesh."""
+"""What every role needs: the chain and its contracts, the other chains it reads, the operator
+directory, the mesh."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from node.chain import Contract, RpcClient, TransactionSender, load_artifact, revert_decoder
-from node.config import NodeSetup
+from node.config import ConfigError, Endpoint, NodeSetup
 from node.mesh import MeshConfig, MeshNode, parse_peer_addr
 from protocol import OperatorDirectory
 
@@ -63,6 +64,43 @@ async def open_chain(setup: NodeSetup) -> AsyncIterator[Chain]:
             registry=bound("OperatorRegistry", contracts.operator_registry),
             center=bound("AttestationCenter", contracts.attestation_center),
         )
+
+
+@dataclass(frozen=True)
+class OtherChain:
+    """A chain of `[chain] watch`: where its node is, how to read it, and the client."""
+
+    endpoint: Endpoint
+    rpc: RpcClient
+
+
+@asynccontextmanager
+async def open_watched(setup: NodeSetup, home: Chain) -> AsyncIterator[list[OtherChain]]:
+    """The clients of the chains in `[chain] watch`, each node checked to serve the chain it is
+    listed for; ConfigError for a chain listed twice, the home chain, or a node of another."""
+    endpoints = [entry.endpoint for entry in setup.config.settings.chain.watch]
+    listed = [home.chain_id]
+    async with AsyncExitStack() as stack:
+        chains = []
+        for endpoint in endpoints:
+            if endpoint.chain_id in listed:
+                raise ConfigError(
+                    f"chain.watch: chain {endpoint.chain_id} is listed twice, or is this node's own"
+                )
+            listed.append(endpoint.chain_id)
+            rpc = await stack.enter_async_context(RpcClient(endpoint.rpc_url))
+            served = int(await rpc.call("eth_chainId"), 16)
+            if served != endpoint.chain_id:
+                raise ConfigError(
+                    f"chain.watch: {endpoint.rpc_url} serves chain {served}, not {endpoint.chain_id}"
+                )
+            chains.append(OtherChain(endpoint, rpc))
+        yield chains
+
+
+def chain_nodes(home: Chain, others: list[OtherChain]) -> dict[int, RpcClient]:
+    """The node of every chain this node reads, by chain id."""
+    return {home.chain_id: home.rpc, **{other.endpoint.chain_id: other.rpc for other in others}}
 
 
 @asynccontextmanager

@@ -37,8 +37,9 @@ httpToleranceBps))`. Evidence: the block's timestamp as the fire time, and as de
 `values` (two's complement for negative ones).
 
 An attester reads the same block: it must be the chain's, the fire time its timestamp, and the
-execution mined after the job's confirmations; each on-chain value must be exactly the one
-reported, each HTTP value within the tolerance of its own fetch, and `when` must hold for them.
+execution mined after the job's confirmations and within MAX_READING_AGE blocks of them; each
+on-chain value must be exactly the one reported, each HTTP value within the tolerance of its own
+fetch, and `when` must hold for them.
 For HTTP values the attesters trust the URL's server as the owner does; what they add is that
 the value was plausible when they checked (docs/protocol.md, Condition triggers).
 """
@@ -71,6 +72,7 @@ from protocol.triggers.condition_expression import Expression, comparisons, pars
 from protocol.triggers.condition_sources import (
     ChainSource,
     NamedSource,
+    NodeError,
     Reading,
     SourceError,
     WebValue,
@@ -79,6 +81,9 @@ from protocol.triggers.condition_sources import (
 from protocol.triggers.event import DEFAULT_CONFIRMATIONS, MAX_CONFIRMATIONS
 
 MAX_VALUES = 8
+MAX_READING_AGE = 1024
+"""Blocks after its confirmations that a reading may still be executed (its task retried):
+later, the dispatcher could pick any old block at which the condition held."""
 
 
 class ConditionSpec(
@@ -233,7 +238,10 @@ class ReadingEvidence:
             value - 2**256 if named.source.signed and value >= 2**255 else value
             for named, value in zip(program.sources, raw, strict=True)
         )
-        return cls(chain_id, block_number, block_hash, values)
+        evidence = cls(chain_id, block_number, block_hash, values)
+        if evidence.encode() != detail:  # one fire, one detail: no padding, no gaps
+            raise ValueError("not a condition fire's detail: it is not in canonical form")
+        return evidence
 
 
 class ConditionKind(TriggerKind[ConditionSpec]):
@@ -266,6 +274,9 @@ class ConditionKind(TriggerKind[ConditionSpec]):
     ) -> str | None:
         """See the module docstring: the block, the confirmations, each value, and `when`."""
         program = ConditionProgram.of(spec)
+        problem = self.check_fire(spec, fire)  # also here: a proof from the chain skips `check`
+        if problem is not None:
+            return problem
         evidence = ReadingEvidence.decode(fire.detail, program)
         rpc = readers.chains.get(evidence.chain_id)
         if rpc is None:
@@ -273,6 +284,9 @@ class ConditionKind(TriggerKind[ConditionSpec]):
         wanted = spec.confirmations or 0
         if evidence.block_number + wanted > executed_in:
             return f"executed in block {executed_in}, before the reading's {wanted} confirmation(s)"
+        if executed_in - evidence.block_number > wanted + MAX_READING_AGE:
+            late = f"over {MAX_READING_AGE} blocks after the reading was confirmed"
+            return f"executed in block {executed_in}, {late}"
         on_chain = program.chain_sources
         block_tag = hex(evidence.block_number)
         block, *results = await rpc.batch(
@@ -285,6 +299,8 @@ class ConditionKind(TriggerKind[ConditionSpec]):
         reported = dict(zip((s.name for s in program.sources), evidence.values, strict=True))
         readings: dict[str, Reading] = {}
         for name, reading in chain_readings(on_chain, results).items():
+            if isinstance(reading, NodeError):  # the value may exist: not ours to deny
+                raise NotYetVisibleError(f"{name}: {reading}")
             if isinstance(reading, SourceError):
                 return f"{name} has no value at block {evidence.block_number}: {reading}"
             if reading.raw != reported[name]:

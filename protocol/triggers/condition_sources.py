@@ -29,14 +29,15 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
 
 import eth_abi
 from eth_utils import keccak
 
-from node.chain import Call, checksum_address
+from node.chain import Call, RevertError, checksum_address
 from node.web import JsonPath, parse_json_path
 from protocol.triggers.abi_text import canonical_static_type, show_value, typed_value
 from protocol.triggers.base import TriggerSpecError
@@ -57,6 +58,11 @@ _LATEST_ROUND = keccak(text="latestRoundData()")[:4]
 class SourceError(Exception):
     """A source has no value now (a reverted call, a stale feed, an unreachable URL): the
     message is shown on the job."""
+
+
+class NodeError(SourceError):
+    """The node could not answer (a pruned state, a rate limit): the value may well exist, and
+    an attester abstains rather than say it does not."""
 
 
 @dataclass(frozen=True)
@@ -94,14 +100,21 @@ class ChainSource(ABC):
         SourceError when there is none."""
 
 
+CALL_GAS = 1_000_000
+"""Gas one read may burn (a view the owner names runs on every node at every block)."""
+
+
 def _eth_call(to: str, data: bytes, block: str) -> Call:
-    return ("eth_call", [{"to": to, "data": "0x" + data.hex()}, block])
+    return ("eth_call", [{"to": to, "data": "0x" + data.hex(), "gas": hex(CALL_GAS)}, block])
 
 
 def _answer(result: Any, what: str) -> bytes:
-    """The bytes of an eth_call `result`; SourceError if the call failed."""
-    if isinstance(result, Exception):
+    """The bytes of an eth_call `result`; SourceError if the call reverted, NodeError if the
+    node failed to answer."""
+    if isinstance(result, RevertError):
         raise SourceError(f"{what} failed: {result}")
+    if isinstance(result, Exception):
+        raise NodeError(f"{what}: the node did not answer: {result}")
     if not isinstance(result, str) or not result.startswith("0x"):
         raise SourceError(f"{what}: the node's answer is not hex")
     return bytes.fromhex(result[2:])
@@ -137,8 +150,10 @@ class Balance(ChainSource):
 
     def read(self, results: Sequence[Any]) -> Reading:
         (result,) = results
-        if isinstance(result, Exception) or not isinstance(result, str):
-            raise SourceError(f"the balance of {self.holder} could not be read: {result}")
+        if isinstance(result, Exception):
+            raise NodeError(f"the balance of {self.holder} could not be read: {result}")
+        if not isinstance(result, str) or not result.startswith("0x"):
+            raise SourceError(f"the balance of {self.holder}: the node's answer is not hex")
         return Reading(int(result, 16), 18)
 
 
@@ -246,11 +261,15 @@ class WebValue:
         return Reading(raw, self.decimals)
 
     def reading(self, value: Decimal) -> Reading:
-        """The reading of a fetched `value`: truncated to the source's decimals."""
-        scaled = (value * 10**self.decimals).to_integral_value(rounding=ROUND_DOWN)
+        """The reading of a fetched `value`: exactly, truncated toward zero to the source's
+        decimals (a document's `1e999999999` is refused before any arithmetic)."""
+        exponent = value.as_tuple().exponent
+        if not value.is_finite() or not isinstance(exponent, int) or not -200 <= exponent <= 78:
+            raise SourceError(f"{self.url}: {value} is out of range")
+        scaled = int(Fraction(value) * 10**self.decimals)  # int() truncates toward zero
         if not -(2**255) <= scaled < 2**255:
             raise SourceError(f"{self.url}: {value} is out of range")
-        return Reading(int(scaled), self.decimals)
+        return Reading(scaled, self.decimals)
 
 
 Source = ChainSource | WebValue
@@ -336,9 +355,16 @@ def _web_value(rest: str) -> WebValue:
     if match is None:
         raise ValueError("expected `http <url> <$.json.path> [decimals n]`")
     url, path, decimals = match.groups()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not one
+    except ValueError:
+        raise ValueError(f"{url!r} is not a URL") from None
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host or parts.username or parts.password:
         raise ValueError(f"{url!r} is not an http(s) URL without credentials")
+    if not host.isascii():
+        raise ValueError(f"{url!r}: write the host in ASCII (punycode)")
     places = 18 if decimals is None else int(decimals)
     if places > MAX_DECIMALS:
         raise ValueError(f"decimals {places} is more than {MAX_DECIMALS}")

@@ -341,7 +341,10 @@ class LogEvidence:
         except eth_abi.exceptions.DecodingError as error:
             raise ValueError(f"not an event fire's detail: {error}") from None
         chain_id, block_number, block_hash, tx_hash, log_index, address = values
-        return cls(chain_id, block_number, block_hash, tx_hash, log_index, checksum_address(address))
+        evidence = cls(chain_id, block_number, block_hash, tx_hash, log_index, checksum_address(address))
+        if evidence.encode() != detail:  # one fire, one detail: no padding
+            raise ValueError("not an event fire's detail: it is not in canonical form")
+        return evidence
 
     @classmethod
     def of(cls, chain_id: int, log: Mapping[str, Any]) -> LogEvidence:
@@ -391,6 +394,9 @@ class EventKind(TriggerKind[EventSpec]):
         is not signed), the log is in the block the evidence names, that block is the chain's
         and carries the fire time, and the log is the watched event and meets the conditions."""
         evidence = LogEvidence.decode(fire.detail)
+        problem = self.check_fire(spec, fire)  # also here: a proof from the chain skips `check`
+        if problem is not None:
+            return problem
         rpc = readers.chains.get(evidence.chain_id)
         if rpc is None:
             raise NotYetVisibleError(f"this node follows no chain {evidence.chain_id}")

@@ -6,6 +6,8 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -22,24 +24,22 @@ def rpc(url: str, method: str, *params: object) -> object:
     ]
 
 
-@pytest.fixture
-def devnet(tmp_path):
-    port = free_port()
+@contextmanager
+def running_devnet(folder: Path, *options: str) -> Iterator[dict]:
+    """`triggerx-node devnet --instant --keepers 3` with `options`, in `folder`: its devnet.json."""
+    command = [
+        CLI,
+        "devnet",
+        "--instant",
+        "--keepers",
+        "3",
+        "--dir",
+        str(folder),
+        "--http-port",
+        str(free_port()),
+    ]
     process = subprocess.Popen(
-        [
-            CLI,
-            "devnet",
-            "--instant",
-            "--keepers",
-            "3",
-            "--dir",
-            str(tmp_path / "devnet"),
-            "--http-port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        [*command, *options], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
         lines = []
@@ -48,7 +48,20 @@ def devnet(tmp_path):
             if line.startswith("then:"):
                 break
         assert "".join(lines).startswith("devnet ready"), "".join(lines)
-        yield json.loads((tmp_path / "devnet" / "devnet.json").read_text())
+        yield json.loads((folder / "devnet.json").read_text())
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
+
+
+@pytest.fixture
+def devnet(tmp_path):
+    with running_devnet(tmp_path / "devnet") as facts:
+        yield facts
+
+
+@pytest.fixture
+def two_chain_devnet(tmp_path):
+    """The devnet with a second chain (id 31338) that its nodes read for event and condition jobs."""
+    with running_devnet(tmp_path / "devnet", "--chains", "2") as facts:
+        yield facts

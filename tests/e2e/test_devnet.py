@@ -236,3 +236,41 @@ def test_a_price_condition_job_runs_on_the_devnet(devnet):
     )
     shown = httpx.get(f"{gateway}/api/jobs/id/{job_id}").json()
     assert (shown["condition"]["holds"], shown["condition"]["error"]) == (True, None)
+
+
+def test_an_event_on_one_chain_runs_a_job_on_another(two_chain_devnet):
+    """A job watching chain 31338's logs executes on the home chain: the gateway follows both
+    chains, the performer and the attesters find the log on the second before they approve."""
+    devnet = two_chain_devnet
+    [other] = devnet["otherChains"]
+    url, gateway = other["rpcUrl"], devnet["gatewayUrl"]
+    sender, receiver = rpc(url, "eth_accounts")[9], rpc(url, "eth_accounts")[8]
+    artifact = load_artifact("TestToken")
+    token = transact(url, sender, None, artifact.abi.encode_deploy(artifact.bytecode, ["X", "X"]))[
+        "contractAddress"
+    ]
+    trigger = ("event", {
+        "chainId": other["chainId"],
+        "addresses": [token],
+        "event": "Transfer(address indexed from, address indexed to, uint256 value)",
+        "where": [f"to = {receiver}"],
+        "confirmations": 1,
+    })  # fmt: skip
+    created = httpx.post(f"{gateway}/api/jobs", json=devnet_demo_job(devnet, trigger=trigger))
+    assert created.status_code == 201, created.text
+    job_id = created.json()["job"]["id"]
+    time.sleep(1.5)  # watched from here on
+    minted = transact(url, sender, token, artifact.abi.encode_call("mint", [receiver, 7]))
+    rpc(url, "anvil_mine", "0x2")
+
+    def tasks() -> list[dict]:
+        return httpx.get(f"{gateway}/api/tasks/job/{job_id}").json()["tasks"]
+
+    wait_for(lambda: any(t["status"] == "completed" for t in tasks()), timeout=90)
+    [task] = tasks()
+    assert task["fireAt"] == int(
+        rpc(url, "eth_getBlockByNumber", minted["blockNumber"], False)["timestamp"], 16
+    )
+    home = devnet["rpcUrl"]
+    counter = rpc(home, "eth_call", {"to": devnet["demoCounter"], "data": "0x06661abd"}, "latest")
+    assert int(counter, 16) == 1  # executed on the home chain, once

@@ -9,7 +9,7 @@ import pytest
 from node.chain import deploy, load_artifact
 from node.web import JsonValues, WebLimits
 from protocol.triggers import NotYetVisibleError, Readers, TriggerFire
-from protocol.triggers.condition import KIND, ConditionProgram, ReadingEvidence
+from protocol.triggers.condition import KIND, MAX_READING_AGE, ConditionProgram, ReadingEvidence
 
 from ..web_server import Route, web_server
 
@@ -51,11 +51,13 @@ async def test_a_reading_is_approved_only_if_the_chain_says_so(rpc, feed):
         await problem_of(fire_of(spec, block, (honest,), block_hash="0x" + "ab" * 32), readers, number + 2),
         await problem_of(fire_of(spec, block, (honest,)), readers, number + 1),
         await problem_of(fire_of({**spec, "when": "p > 2500"}, block, (honest,)), readers, number + 2),
+        await problem_of(fire_of(spec, block, (honest,)), readers, number + 2 + MAX_READING_AGE + 1),
     ]
     assert problems[0] == f"p is {honest} at block {number}, not {honest + 1}"
     assert problems[1] == f"block {number} is not 0x{'ab' * 32} on chain {CHAIN}"
     assert problems[2] == f"executed in block {number + 1}, before the reading's 2 confirmation(s)"
     assert problems[3] == f"`p > 2500` does not hold at block {number}"
+    assert "over 1024 blocks after the reading was confirmed" in problems[4]
     other_chain = {**spec, "chainId": 1}
     assert KIND.check_fire(KIND.decode(other_chain), fire_of(other_chain, block, (honest,))) == (
         "the reading is of chain 31337, the job watches chain 1"
@@ -74,7 +76,7 @@ async def test_a_feed_stale_at_the_block_read_is_rejected(rpc, feed):
     await rpc.call("evm_increaseTime", hex(61))
     await rpc.call("anvil_mine", "0x1")
     block = await head_block(rpc)
-    problem = await problem_of(fire_of(spec, block, (2000 * 10**8,)), Readers({CHAIN: rpc}), 10**6)
+    problem = await problem_of(fire_of(spec, block, (2000 * 10**8,)), Readers({CHAIN: rpc}), 100)
     assert "the feed's answer is 61 s old" in problem
 
 
@@ -88,16 +90,16 @@ async def test_web_values_are_checked_within_the_jobs_tolerance(rpc):
             "httpToleranceBps": 100,
         }
         block, readers = await head_block(rpc), Readers({CHAIN: rpc}, web)
-        assert await problem_of(fire_of(spec, block, (99_500,)), readers, 10**6) is None  # 0.5 % away
+        assert await problem_of(fire_of(spec, block, (99_500,)), readers, 100) is None  # 0.5 % away
         assert "not within 100 bps of the reported 98000" in await problem_of(
-            fire_of({**spec, "when": "v >= 970"}, block, (98_000,)), readers, 10**6
+            fire_of({**spec, "when": "v >= 970"}, block, (98_000,)), readers, 100
         )
-        assert await problem_of(fire_of(spec, block, (99_400,)), readers, 10**6) == (
+        assert await problem_of(fire_of(spec, block, (99_400,)), readers, 100) == (
             "`v >= 995` does not hold at block 0"
         )
         server.routes["/eth"] = Route(b"down", status=503)
         with pytest.raises(NotYetVisibleError, match="HTTP 503"):  # cannot look: abstain
-            await problem_of(fire_of(spec, block, (99_500,)), readers, 10**6)
+            await problem_of(fire_of(spec, block, (99_500,)), readers, 100)
         with pytest.raises(NotYetVisibleError, match="fetches no web values"):
-            await problem_of(fire_of(spec, block, (99_500,)), Readers({CHAIN: rpc}), 10**6)
+            await problem_of(fire_of(spec, block, (99_500,)), Readers({CHAIN: rpc}), 100)
     assert ConditionProgram.of(KIND.decode(spec)).tolerance_bps == 100

@@ -195,6 +195,8 @@ async def test_web_sources_that_misbehave_each_fail_clearly_while_a_good_one_fir
         "/text": Route(b'{"data": [{"price": 1}]}', content_type="text/plain"),
         "/deep": Route(b"[" * 100 + b"]" * 100),
         "/missing": Route(b'{"data": []}'),
+        "/escapes": Route(b'"' + b'\\"' * 32_000),  # an unclosed string of escapes: no backtracking
+        "/exponent": Route(b'{"data": [{"price": 1e999999999}]}'),
     }
     expected = {
         "/slow": "no complete answer within 1 s",
@@ -204,6 +206,8 @@ async def test_web_sources_that_misbehave_each_fail_clearly_while_a_good_one_fir
         "/text": "content-type text/plain, not application/json",
         "/deep": "nests deeper than 64 levels",
         "/missing": "the document has nothing at $.data[0].price",
+        "/escapes": "the body is not JSON",
+        "/exponent": "1E+999999999 is out of range",
     }
     async with web_server() as server:
         server.routes.update(routes)
@@ -227,9 +231,31 @@ async def test_web_sources_that_misbehave_each_fail_clearly_while_a_good_one_fir
             assert expected[path] in state_of(storage, job_id).error, path
 
 
-async def test_a_public_node_does_not_fetch_private_addresses():
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "localhost", "0.0.0.0", "[::ffff:127.0.0.1]", "[::ffff:0:127.0.0.1]", "[64:ff9b::7f00:1]"],
+)
+async def test_a_public_node_does_not_fetch_private_addresses(host):
     async with web_server() as server, JsonValues() as public:
         server.routes["/good"] = Route(b'{"price": 1}')
         with pytest.raises(WebSourceError, match="is a private or local address"):
-            await public.value(server.url("/good"), ("price",))
+            await public.value(server.url("/good").replace("127.0.0.1", host), ("price",))
         assert server.requests == 0
+
+
+async def test_fetches_ignore_the_environments_proxy(monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    async with web_server() as server, JsonValues(WebLimits(allow_private=True, timeout=2)) as values:
+        server.routes["/good"] = Route(b'{"price": 1.5}')
+        assert str(await values.value(server.url("/good"), ("price",))) == "1.5"
+
+
+async def test_urls_that_are_not_urls_fail_as_a_sources_error():
+    async with JsonValues(WebLimits(allow_private=True, timeout=2)) as values:
+        for url, problem in [
+            ("http://010.8.8.8/x", "Invalid IPv4 address"),
+            ("http://a.b:99999/", "not a URL"),
+        ]:
+            with pytest.raises(WebSourceError, match=problem):
+                await values.value(url, ("a",))

@@ -3,6 +3,7 @@ hash and the evidence, without a chain."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from fractions import Fraction
 
 import pytest
@@ -77,6 +78,8 @@ def test_each_source_kind_has_one_canonical_line(line, canonical):
         ("p = http https://x/y data.price", "expected `http <url>"),
         ("p = http https://x/y $.a..b", "expected .key or [index]"),
         ("p = http https://x/y $.a decimals 99", "more than 77"),
+        ("p = http http://example.com:99999/x $.a", "is not a URL"),
+        ("p = http http://⒈.com/ $.a", "write the host in ASCII"),
     ],
 )
 def test_a_bad_source_is_refused_naming_its_line(line, problem):
@@ -170,6 +173,29 @@ def test_evidence_keeps_negative_values_and_refuses_a_wrong_count():
         ReadingEvidence.decode(evidence.encode(), one)
     with pytest.raises(ValueError, match="not a condition fire's detail"):
         ReadingEvidence.decode(b"\x00" * 7, one)
+
+
+def test_web_values_are_exact_and_bounded():
+    source = parse_source("v = http https://x/y $.a", 0).source
+    assert (
+        source.reading(Decimal("9999999999.9999999999999999999")).raw == 9_999_999_999_999_999_999_999_999_999
+    )
+    assert source.reading(Decimal("-1.0000000000000000019")).raw == -1_000_000_000_000_000_001  # toward zero
+    assert (
+        source.reading(Decimal("123456789012345678901234567890")).raw
+        == 123456789012345678901234567890 * 10**18
+    )
+    for huge in ("1e999999999", "1e-999999999", "Infinity", "NaN"):
+        with pytest.raises(SourceError, match="out of range"):
+            source.reading(Decimal(huge))
+
+
+def test_a_detail_must_be_in_canonical_form():
+    one = program(f"p = feed {FEED}", when="p < 0")
+    detail = ReadingEvidence(31337, 12, b"\x01" * 32, (-5,)).encode()
+    assert ReadingEvidence.decode(detail, one).values == (-5,)
+    with pytest.raises(ValueError, match="not in canonical form"):
+        ReadingEvidence.decode(detail + bytes(64), one)
 
 
 def test_json_paths():
