@@ -199,7 +199,7 @@ class ChainEndpoint(CheckedStr):
             low, high = cls._BOUNDS.get(name, (1, 0))
             if not number.isdigit() or not low <= int(number) <= high or name in options:
                 raise ValueError(
-                    f"{word!r} in {text!r}: confirmations in [0, 10000], poll_ms in [100, 60000]"
+                    f"{word!r} in {text!r}: expected confirmations in [0, 10000], poll_ms in [100, 60000]"
                 )
             options[name] = int(number)
         return Endpoint(int(words[0]), rpc_url, ws_url, options.get("confirmations"), options.get("poll_ms"))

@@ -128,6 +128,20 @@ def test_names_are_derived_from_the_schema():
     assert set(typing.get_args(Role)) == set(ROLES)
 
 
+def test_other_chains_to_watch_come_as_one_line_each(tmp_path):
+    text = KEEPER.replace("[chain]\n", '[chain]\nwatch = ["31338  http://b.example:8545 poll_ms=250"]\n')
+    [watched] = load_config(write(tmp_path, text), {}, {}).settings.chain.watch
+    assert watched == "31338 http://b.example:8545 poll_ms=250"
+    assert (watched.endpoint.chain_id, watched.endpoint.ws_url, watched.endpoint.poll_ms) == (
+        31338,
+        None,
+        250,
+    )
+    env = {"TRIGGERX_CHAIN_WATCH": "5 http://a.example,6 http://b.example wss://b.example"}
+    watched = load_config(write(tmp_path), env, {}).settings.chain.watch
+    assert [w.endpoint.chain_id for w in watched] == [5, 6]
+
+
 def test_ipv6_listen_addresses_need_brackets():
     env = {"TRIGGERX_GATEWAY_HTTP_LISTEN": "[::1]:0"}
     flags = {
@@ -189,6 +203,19 @@ def test_other_triggerx_variables_are_not_settings(tmp_path):
             f'[mesh]\nbootstrap = ["/ip4/1.2.3.4/tcp/1/p2p/{PEER}", "/ip4/1.2.3.4/tcp/1"]\n[chain]\n',
             "mesh.bootstrap[1]: expected a multiaddr ending in /p2p/<peer id>, got '/ip4/1.2.3.4/tcp/1' "
             "(from file {file})",
+        ),
+        (
+            "[chain]\n",
+            '[chain]\nwatch = ["31338 http://b.example ws://b.example confirmations=99999"]\n',
+            "chain.watch[0]: 'confirmations=99999' in '31338 http://b.example ws://b.example "
+            "confirmations=99999': expected confirmations in [0, 10000], poll_ms in [100, 60000] "
+            "(from file {file})",
+        ),
+        (
+            "[chain]\n",
+            '[chain]\nwatch = ["http://b.example"]\n',
+            "chain.watch[0]: expected `<chain id> <http(s) rpc url> [<ws url>] [confirmations=N] "
+            "[poll_ms=N]`, got 'http://b.example' (from file {file})",
         ),
         ("[chain]\n", "[chain]\nrpcurl = 1\n", "chain.rpcurl: unknown key (from file {file})"),
         ("[chain]\n", "[chains]\n", "chains: unknown section (from file {file})"),
