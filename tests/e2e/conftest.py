@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,27 @@ def rpc(url: str, method: str, *params: object) -> object:
     return httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).json()[
         "result"
     ]
+
+
+def keepers_online(gateway: str) -> dict[str, bool]:
+    return {k["address"]: k["online"] for k in httpx.get(f"{gateway}/api/keepers").json()["keepers"]}
+
+
+def wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
+
+
+def transact(url: str, sender: str, to: str | None, data: bytes) -> dict:
+    """Send a transaction from anvil dev account `sender` (unsigned) and wait for its receipt."""
+    call = {"from": sender, "data": "0x" + data.hex(), "gas": hex(3_000_000)}
+    tx_hash = rpc(url, "eth_sendTransaction", {**call, "to": to} if to else call)
+    receipt = None
+    while receipt is None:
+        receipt = rpc(url, "eth_getTransactionReceipt", tx_hash)
+    return receipt
 
 
 @contextmanager

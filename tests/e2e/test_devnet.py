@@ -13,7 +13,7 @@ import pytest
 from node.chain import load_artifact
 from node.devnet import devnet_demo_job
 
-from .conftest import CLI, rpc
+from .conftest import CLI, keepers_online, rpc, transact, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -101,20 +101,9 @@ def test_cron_and_specific_time_jobs_run_on_the_devnet(devnet):
     assert sorted(t["fireAt"] for t in tasks_of("specific")) == [soon, soon + 4, soon + 5]
 
 
-def keepers_online(gateway: str) -> dict[str, bool]:
-    return {k["address"]: k["online"] for k in httpx.get(f"{gateway}/api/keepers").json()["keepers"]}
-
-
 def performers(gateway: str, job_id: int, since_task: int) -> list[str]:
     tasks = httpx.get(f"{gateway}/api/tasks/job/{job_id}", params={"limit": 500}).json()["tasks"]
     return [a["performer"] for t in tasks if t["id"] > since_task for a in t["attempts"]]
-
-
-def wait_for(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.5)
 
 
 def test_a_killed_keeper_goes_offline_and_a_restarted_one_rejoins(devnet):
@@ -147,16 +136,6 @@ def test_a_killed_keeper_goes_offline_and_a_restarted_one_rejoins(devnet):
     finally:
         restarted.send_signal(signal.SIGTERM)
         restarted.wait(timeout=30)
-
-
-def transact(url: str, sender: str, to: str | None, data: bytes) -> dict:
-    """Send a transaction from anvil dev account `sender` (unsigned) and wait for its receipt."""
-    call = {"from": sender, "data": "0x" + data.hex(), "gas": hex(3_000_000)}
-    tx_hash = rpc(url, "eth_sendTransaction", {**call, "to": to} if to else call)
-    receipt = None
-    while receipt is None:
-        receipt = rpc(url, "eth_getTransactionReceipt", tx_hash)
-    return receipt
 
 
 def test_an_event_job_runs_on_the_devnet(devnet):

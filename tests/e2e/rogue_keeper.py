@@ -1,0 +1,56 @@
+"""A keeper that lies, for tests/e2e/test_rogue_performer.py: it takes its assignments, executes
+nothing, and reports the fire of a log that does not exist (the order's trigger detail replaced
+by one naming a made-up transaction).
+
+    python tests/e2e/rogue_keeper.py --config <a keeper's node.toml>
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from eth_utils import keccak
+
+from node.cli import main
+from node.roles.keeper import Keeper
+from protocol import AssignmentMessage, ExecutionResult, ResultMessage
+from protocol.triggers.event import LogEvidence
+
+
+async def report_a_made_up_log(self: Keeper, order: AssignmentMessage) -> None:
+    """Keeper._perform, lying: the report names a log in a transaction nobody sent."""
+    real = LogEvidence.decode(order.trigger.detail)
+    made_up = dataclasses.replace(real, tx_hash=os.urandom(32))
+    forged = msgspec.structs.replace(
+        order, trigger=msgspec.structs.replace(order.trigger, detail=made_up.encode())
+    )
+    head = int(await self.chain.rpc.call("eth_blockNumber"), 16)
+    assignment = order.assignment
+    result = ExecutionResult(
+        assignment.task_id,
+        assignment.job_id,
+        assignment.attempt,
+        self.me.id,
+        os.urandom(32),
+        head,
+        keccak(order.calldata),
+        True,
+    )
+    report = ResultMessage(forged, result, b"")
+    signature = report.task_info().sign_as_performer(
+        self.setup.operator, self.chain.chain_id, self.chain.center.address
+    )
+    self.send_vote(msgspec.structs.replace(report, performer_signature=signature), approve=True, own=True)
+
+
+if __name__ == "__main__":
+    Keeper._perform = report_a_made_up_log  # type: ignore[method-assign]
+    sys.argv[0] = "triggerx-node"
+    main()
