@@ -49,8 +49,9 @@ class FireTimes(msgspec.Struct, rename="camel", kw_only=True):
 
 
 class FiredLog(msgspec.Struct, rename="camel", kw_only=True):
-    """A log that fired a job (gateway.triggers.events): its key, `chain/block/hash/index/job`,
-    makes a second task for it impossible; written with the task."""
+    """A log that fired a job (gateway.triggers.events): its key, `chain/block/hash/index/job`
+    (the block zero-padded to 12 digits), makes a second task for it impossible; written with
+    the task, forgotten once no restart or reorg can read its block again."""
 
     key: str
     task_id: int

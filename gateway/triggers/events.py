@@ -14,7 +14,7 @@ import trio
 from gateway import FiredLog, GatewayStorage, JobRecord, TaskLedger, TaskRecord
 from gateway.storage import Checkpoint
 from gateway.triggers.heads import HeadSignal
-from gateway.triggers.logs import LogFollower, LogMatch
+from gateway.triggers.logs import MAX_DEPTH, REORG_MARGIN, LogFollower, LogMatch
 from node.chain import ChainError, RpcClient
 from node.store import Batch
 from protocol.triggers import TriggerSpecError
@@ -25,6 +25,8 @@ log = logging.getLogger("triggerx.gateway")
 
 CHECKPOINT_EVERY = 100
 """Blocks a chain's checkpoint may lag while no log fires (a restart reads them again)."""
+PRUNE_BATCH = 1_000
+"""Fired logs' keys forgotten at most at each checkpoint (the rest at the next ones)."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,18 @@ class EventTriggers:
         if resume_from is not None and resume_from - self._saved.get(chain_id, 0) >= CHECKPOINT_EVERY:
             self.storage.checkpoints.put(Checkpoint(checkpoint_name(chain_id), resume_from))
             self._saved[chain_id] = resume_from
+            self.prune(chain_id, resume_from - MAX_DEPTH - REORG_MARGIN)
         return created
+
+    def prune(self, chain_id: int, below: int) -> int:
+        """Forget the keys of chain `chain_id`'s logs in blocks below `below`, which no restart
+        or reorg reads again (at most PRUNE_BATCH, oldest first); how many were forgotten."""
+        page = self.storage.fired_logs.scan(f"{chain_id}/", limit=PRUNE_BATCH)
+        old = [fired.key for fired in page.items if int(fired.key.split("/")[1]) < below]
+        with self.storage.store.batch() as batch:
+            for key in old:
+                self.storage.fired_logs.delete(key, batch=batch)
+        return len(old)
 
     async def _follow(self, chain_id: int) -> None:
         chain = self.chains[chain_id]
@@ -122,7 +135,8 @@ class EventTriggers:
 
     def _fire(self, chain_id: int, match: LogMatch, resume: int | None) -> int | None:
         evidence = match.evidence
-        where = f"{evidence.block_number}/0x{evidence.block_hash.hex()}/{evidence.log_index}"
+        # Zero-padded, so that keys sort by block (pruning reads the oldest first).
+        where = f"{evidence.block_number:012d}/0x{evidence.block_hash.hex()}/{evidence.log_index}"
         key = f"{chain_id}/{where}/{match.job_id}"
         if self.storage.fired_logs.get(key) is not None:
             return None  # read again after a restart: it made its task before

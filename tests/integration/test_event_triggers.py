@@ -8,7 +8,7 @@ import msgspec
 import pytest
 import trio
 
-from gateway import GatewayStorage, TaskLedger
+from gateway import FiredLog, GatewayStorage, TaskLedger
 from gateway.triggers import EventTriggers, HeadSignal, WatchedChain
 from gateway.triggers.events import checkpoint_name
 from node.chain import deploy, load_artifact
@@ -126,3 +126,18 @@ async def test_a_new_head_wakes_the_pollers_at_once(anvil, rpc):
             assert heads.heads == seen + 1  # woken by the head (a timeout would have seen none)
         nursery.cancel_scope.cancel()
     assert await HeadSignal().run() is None  # without a URL there is nothing to follow
+
+
+async def test_old_fired_logs_are_forgotten_oldest_first(rpc, storage):
+    triggers = service(storage, rpc)
+    keys = [f"{CHAIN}/{block:012d}/0x{'ab' * 32}/0/1" for block in (5, 9, 10, 100, 1000)]
+    for task_id, key in enumerate(keys, start=1):
+        storage.fired_logs.put(FiredLog(key=key, task_id=task_id))
+    storage.fired_logs.put(
+        FiredLog(key=f"{CHAIN + 1}/{1:012d}/0x{'ab' * 32}/0/1", task_id=9)
+    )  # another chain
+    assert triggers.prune(CHAIN, 100) == 3
+    assert [f.key for f in storage.fired_logs.scan(limit=10).items] == [
+        *keys[3:],
+        f"{CHAIN + 1}/{1:012d}/0x{'ab' * 32}/0/1",
+    ]
