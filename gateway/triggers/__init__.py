@@ -9,9 +9,9 @@ rising edges, each chain read at every new block in one batch) and the WebPoller
 (condition jobs' HTTP values); HeadSignal, a chain's new heads as a hint to poll at once.
 """
 
+from gateway.triggers.chains import HeadSignal, WatchedChain
 from gateway.triggers.conditions import ConditionTriggers
-from gateway.triggers.events import EventTriggers, WatchedChain
-from gateway.triggers.heads import HeadSignal
+from gateway.triggers.events import EventTriggers
 from gateway.triggers.logs import LogFollower, LogMatch
 from gateway.triggers.scheduler import JobScheduler
 from gateway.triggers.time import Fire, TimeScheduler

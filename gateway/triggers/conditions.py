@@ -28,7 +28,7 @@ from msgspec.structs import replace
 from gateway.ledger import TaskLedger
 from gateway.records import ConditionState, JobRecord, TaskRecord
 from gateway.storage import GatewayStorage
-from gateway.triggers.events import WatchedChain
+from gateway.triggers.chains import WatchedChain, keep_polling
 from gateway.triggers.web import WebPoller
 from node.chain import Call, ChainError, RpcClient
 from node.store import Batch
@@ -111,8 +111,8 @@ class ConditionTriggers:
         """Read every chain and fetch the web values until cancelled."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.web.run)
-            for chain_id in self.chains:
-                nursery.start_soon(self._follow, chain_id)
+            for chain in self.chains.values():
+                nursery.start_soon(keep_polling, chain, self.poll, self.on_task, "reading conditions")
 
     async def poll(self, chain_id: int) -> list[int]:
         """Read chain `chain_id`'s condition jobs if its head moved; the tasks that fired."""
@@ -134,18 +134,6 @@ class ConditionTriggers:
         self.metrics.inc("condition_reads_total", len(jobs))
         fired = (self._evaluate(job, heights[job.job_id], read) for job in jobs)
         return [task_id for task_id in fired if task_id is not None]
-
-    async def _follow(self, chain_id: int) -> None:
-        chain = self.chains[chain_id]
-        while True:
-            try:
-                for task_id in await self.poll(chain_id):
-                    self.on_task(task_id)
-            except ChainError as error:
-                log.warning("chain %d: condition read failed: %s", chain_id, error)
-            except Exception:  # one chain's surprise stops nothing else
-                log.exception("chain %d: condition read failed", chain_id)
-            await chain.heads.wait(chain.poll_interval)
 
     async def _read(self, chain_id: int, jobs: list[_Watched], heights: Mapping[int, int]) -> _Round:
         """Each distinct value of `jobs` at its height, and the blocks, in as few batches as fit."""

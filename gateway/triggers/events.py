@@ -7,15 +7,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import trio
 
 from gateway import FiredLog, GatewayStorage, JobRecord, TaskLedger, TaskRecord
 from gateway.storage import Checkpoint
-from gateway.triggers.heads import HeadSignal
+from gateway.triggers.chains import WatchedChain, keep_polling
 from gateway.triggers.logs import MAX_DEPTH, REORG_MARGIN, LogFollower, LogMatch
-from node.chain import ChainError, RpcClient
 from node.store import Batch
 from protocol.triggers import TriggerSpecError
 from protocol.triggers.event import KIND as EVENT
@@ -27,17 +25,6 @@ CHECKPOINT_EVERY = 100
 """Blocks a chain's checkpoint may lag while no log fires (a restart reads them again)."""
 PRUNE_BATCH = 1_000
 """Fired logs' keys forgotten at most at each checkpoint (the rest at the next ones)."""
-
-
-@dataclass(frozen=True)
-class WatchedChain:
-    """A chain this gateway reads for event and condition jobs."""
-
-    chain_id: int
-    rpc: RpcClient
-    confirmations: int  # for jobs that set none
-    poll_interval: float  # seconds between two polls at most (about a block time)
-    heads: HeadSignal = field(default_factory=HeadSignal)  # polls at once on a new head
 
 
 def checkpoint_name(chain_id: int) -> str:
@@ -90,7 +77,9 @@ class EventTriggers:
         """Follow every chain until cancelled."""
         async with trio.open_nursery() as nursery:
             for chain_id in self.followers:
-                nursery.start_soon(self._follow, chain_id)
+                nursery.start_soon(
+                    keep_polling, self.chains[chain_id], self.poll, self.on_task, "reading logs"
+                )
 
     async def poll(self, chain_id: int) -> list[int]:
         """Poll chain `chain_id` once; the tasks it fired (what `run` does on every poll)."""
@@ -120,18 +109,6 @@ class EventTriggers:
             for key in old:
                 self.storage.fired_logs.delete(key, batch=batch)
         return len(old)
-
-    async def _follow(self, chain_id: int) -> None:
-        chain = self.chains[chain_id]
-        while True:
-            try:
-                for task_id in await self.poll(chain_id):
-                    self.on_task(task_id)
-            except ChainError as error:  # the node is down or answers nonsense: try again
-                log.warning("chain %d: poll failed: %s", chain_id, error)
-            except Exception:  # one chain's surprise (a node's malformed answer) stops nothing else
-                log.exception("chain %d: poll failed", chain_id)
-            await chain.heads.wait(chain.poll_interval)
 
     def _fire(self, chain_id: int, match: LogMatch, resume: int | None) -> int | None:
         evidence = match.evidence

@@ -188,6 +188,22 @@ def signed_trigger(kind: str, types: list[str], values: list[Any]) -> bytes:
     return keccak(eth_abi.encode(["bytes32", *types], [keccak(text=kind), *values]))
 
 
+def chain_node(readers: Readers, chain_id: int) -> RpcClient:
+    """The node of chain `chain_id` among `readers`; NotYetVisibleError if it follows none."""
+    rpc = readers.chains.get(chain_id)
+    if rpc is None:
+        raise NotYetVisibleError(f"this node follows no chain {chain_id}")
+    return rpc
+
+
+def unconfirmed(what: str, block_number: int, confirmations: int, executed_in: int) -> str | None:
+    """Why an execution in block `executed_in` came before `confirmations` blocks were on top
+    of `what` (a log, a reading) in block `block_number`, or None."""
+    if block_number + confirmations > executed_in:
+        return f"executed in block {executed_in}, before the {what}'s {confirmations} confirmation(s)"
+    return None
+
+
 def block_problem(block: Any, chain_id: int, number: int, block_hash: bytes, fire: TriggerFire) -> str | None:
     """Why `block` (what the node answered for block `number`, or the error it gave) is not the
     block `block_hash` of chain `chain_id` that `fire` names, with the fire time as its time."""

@@ -66,7 +66,9 @@ from protocol.triggers.base import (
     TriggerKind,
     TriggerSpecError,
     block_problem,
+    chain_node,
     signed_trigger,
+    unconfirmed,
 )
 from protocol.triggers.condition_expression import Expression, comparisons, parse_when
 from protocol.triggers.condition_sources import (
@@ -278,12 +280,11 @@ class ConditionKind(TriggerKind[ConditionSpec]):
         if problem is not None:
             return problem
         evidence = ReadingEvidence.decode(fire.detail, program)
-        rpc = readers.chains.get(evidence.chain_id)
-        if rpc is None:
-            raise NotYetVisibleError(f"this node follows no chain {evidence.chain_id}")
+        rpc = chain_node(readers, evidence.chain_id)
         wanted = spec.confirmations or 0
-        if evidence.block_number + wanted > executed_in:
-            return f"executed in block {executed_in}, before the reading's {wanted} confirmation(s)"
+        problem = unconfirmed("reading", evidence.block_number, wanted, executed_in)
+        if problem is not None:
+            return problem
         if executed_in - evidence.block_number > wanted + MAX_READING_AGE:
             late = f"over {MAX_READING_AGE} blocks after the reading was confirmed"
             return f"executed in block {executed_in}, {late}"

@@ -53,13 +53,14 @@ from msgspec import Meta
 from node.chain import checksum_address
 from protocol.triggers.abi_text import hex_bytes, show_value, typed_value
 from protocol.triggers.base import (
-    NotYetVisibleError,
     Readers,
     TriggerFire,
     TriggerKind,
     TriggerSpecError,
     block_problem,
+    chain_node,
     signed_trigger,
+    unconfirmed,
 )
 
 MAX_ADDRESSES = 16
@@ -393,16 +394,14 @@ class EventKind(TriggerKind[EventSpec]):
         block `executed_in` (a job that sets none: none are checked, as the gateway's default
         is not signed), the log is in the block the evidence names, that block is the chain's
         and carries the fire time, and the log is the watched event and meets the conditions."""
-        evidence = LogEvidence.decode(fire.detail)
         problem = self.check_fire(spec, fire)  # also here: a proof from the chain skips `check`
         if problem is not None:
             return problem
-        rpc = readers.chains.get(evidence.chain_id)
-        if rpc is None:
-            raise NotYetVisibleError(f"this node follows no chain {evidence.chain_id}")
-        wanted = spec.confirmations or 0
-        if evidence.block_number + wanted > executed_in:
-            return f"executed in block {executed_in}, before the log's {wanted} confirmation(s)"
+        evidence = LogEvidence.decode(fire.detail)
+        rpc = chain_node(readers, evidence.chain_id)
+        problem = unconfirmed("log", evidence.block_number, spec.confirmations or 0, executed_in)
+        if problem is not None:
+            return problem
         receipt, block = await rpc.batch(
             [
                 ("eth_getTransactionReceipt", ["0x" + evidence.tx_hash.hex()]),

@@ -9,14 +9,17 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from node.chain import free_port
+from node.chain import free_port, load_artifact
+from node.devnet import devnet_demo_job
 
 CLI = str(Path(sys.executable).with_name("triggerx-node"))
+TOKEN = load_artifact("TestToken")
 
 
 def rpc(url: str, method: str, *params: object) -> object:
@@ -44,6 +47,43 @@ def transact(url: str, sender: str, to: str | None, data: bytes) -> dict:
     while receipt is None:
         receipt = rpc(url, "eth_getTransactionReceipt", tx_hash)
     return receipt
+
+
+@dataclass(frozen=True)
+class TransferJob:
+    """A demo job fired by transfers of a fresh TestToken to `receiver`: what a test mints with."""
+
+    url: str  # the token's chain
+    sender: str  # an anvil dev account there (unsigned transactions)
+    receiver: str
+    token: str
+    job_id: int
+
+    def mint(self, to: str, value: int) -> dict:
+        """Mint `value` to `to`; the receipt."""
+        return transact(self.url, self.sender, self.token, TOKEN.abi.encode_call("mint", [to, value]))
+
+
+def transfer_job(devnet: dict, chain: dict | None = None, *where: str) -> TransferJob:
+    """Deploy a TestToken on `chain` (one of devnet.json's `otherChains`; default the home chain)
+    and create a devnet demo job fired by its transfers to dev account 8 that meet `where`, one
+    confirmation; returned once the gateway watches it."""
+    url, chain_id = (chain["rpcUrl"], chain["chainId"]) if chain else (devnet["rpcUrl"], devnet["chainId"])
+    sender, receiver = rpc(url, "eth_accounts")[9], rpc(url, "eth_accounts")[8]
+    token = transact(url, sender, None, TOKEN.abi.encode_deploy(TOKEN.bytecode, ["E", "E"]))[
+        "contractAddress"
+    ]
+    trigger = ("event", {
+        "chainId": chain_id,
+        "addresses": [token],
+        "event": "Transfer(address indexed from, address indexed to, uint256 value)",
+        "where": [f"to = {receiver}", *where],
+        "confirmations": 1,
+    })  # fmt: skip
+    created = httpx.post(f"{devnet['gatewayUrl']}/api/jobs", json=devnet_demo_job(devnet, trigger=trigger))
+    assert created.status_code == 201, created.text
+    time.sleep(1.5)  # the gateway reads the chain every second: the job is watched from here on
+    return TransferJob(url, sender, receiver, token, created.json()["job"]["id"])
 
 
 @contextmanager

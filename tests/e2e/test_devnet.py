@@ -13,7 +13,7 @@ import pytest
 from node.chain import load_artifact
 from node.devnet import devnet_demo_job
 
-from .conftest import CLI, keepers_online, rpc, transact, wait_for
+from .conftest import CLI, keepers_online, rpc, transact, transfer_job, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -143,29 +143,11 @@ def test_an_event_job_runs_on_the_devnet(devnet):
     job once for the one matching transfer after its confirmation, keepers execute, and
     attesters find the log on chain before they approve."""
     url, gateway = devnet["rpcUrl"], devnet["gatewayUrl"]
-    accounts = rpc(url, "eth_accounts")
-    sender, receiver = accounts[9], accounts[8]  # anvil's dev accounts send unsigned transactions
-    token_artifact = load_artifact("TestToken")
-
-    def send(to: str | None, data: bytes) -> dict:
-        return transact(url, sender, to, data)
-
-    abi = token_artifact.abi
-    token = send(None, abi.encode_deploy(token_artifact.bytecode, ["E", "E"]))["contractAddress"]
-    trigger = ("event", {
-        "chainId": devnet["chainId"],
-        "addresses": [token],
-        "event": "Transfer(address indexed from, address indexed to, uint256 value)",
-        "where": [f"to = {receiver}", "value >= 100"],
-        "confirmations": 1,
-    })  # fmt: skip
-    created = httpx.post(f"{gateway}/api/jobs", json=devnet_demo_job(devnet, trigger=trigger))
-    assert created.status_code == 201, created.text
-    job_id = created.json()["job"]["id"]
-    time.sleep(1.5)  # the gateway reads the chain every second: the job is watched from here on
-    matching = send(token, abi.encode_call("mint", [receiver, 500]))
-    send(token, abi.encode_call("mint", [accounts[7], 999]))  # another receiver
-    send(token, abi.encode_call("mint", [receiver, 5]))  # too little
+    job = transfer_job(devnet, None, "value >= 100")
+    job_id = job.job_id
+    matching = job.mint(job.receiver, 500)
+    job.mint(rpc(url, "eth_accounts")[7], 999)  # another receiver
+    job.mint(job.receiver, 5)  # too little
     rpc(url, "anvil_mine", "0x2")
 
     def tasks() -> list[dict]:
@@ -223,23 +205,9 @@ def test_an_event_on_one_chain_runs_a_job_on_another(two_chain_devnet):
     devnet = two_chain_devnet
     [other] = devnet["otherChains"]
     url, gateway = other["rpcUrl"], devnet["gatewayUrl"]
-    sender, receiver = rpc(url, "eth_accounts")[9], rpc(url, "eth_accounts")[8]
-    artifact = load_artifact("TestToken")
-    token = transact(url, sender, None, artifact.abi.encode_deploy(artifact.bytecode, ["X", "X"]))[
-        "contractAddress"
-    ]
-    trigger = ("event", {
-        "chainId": other["chainId"],
-        "addresses": [token],
-        "event": "Transfer(address indexed from, address indexed to, uint256 value)",
-        "where": [f"to = {receiver}"],
-        "confirmations": 1,
-    })  # fmt: skip
-    created = httpx.post(f"{gateway}/api/jobs", json=devnet_demo_job(devnet, trigger=trigger))
-    assert created.status_code == 201, created.text
-    job_id = created.json()["job"]["id"]
-    time.sleep(1.5)  # watched from here on
-    minted = transact(url, sender, token, artifact.abi.encode_call("mint", [receiver, 7]))
+    job = transfer_job(devnet, other)
+    job_id = job.job_id
+    minted = job.mint(job.receiver, 7)
     rpc(url, "anvil_mine", "0x2")
 
     def tasks() -> list[dict]:

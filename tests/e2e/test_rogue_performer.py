@@ -7,16 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from node.chain import load_artifact
-from node.devnet import devnet_demo_job
-
-from .conftest import keepers_online, rpc, transact, wait_for
+from .conftest import keepers_online, rpc, transfer_job, wait_for
 
 pytestmark = pytest.mark.e2e
 ROGUE = Path(__file__).with_name("rogue_keeper.py")
@@ -33,20 +29,8 @@ def test_a_made_up_event_is_not_approved_and_the_task_goes_to_another_keeper(dev
     )
     try:
         wait_for(lambda: keepers_online(gateway)[liar] is True, timeout=60)
-        sender, receiver = rpc(url, "eth_accounts")[9], rpc(url, "eth_accounts")[8]
-        artifact = load_artifact("TestToken")
-        token = transact(url, sender, None, artifact.abi.encode_deploy(artifact.bytecode, ["R", "R"]))
-        trigger = ("event", {
-            "chainId": devnet["chainId"],
-            "addresses": [token["contractAddress"]],
-            "event": "Transfer(address indexed from, address indexed to, uint256 value)",
-            "where": [f"to = {receiver}"],
-            "confirmations": 1,
-        })  # fmt: skip
-        created = httpx.post(f"{gateway}/api/jobs", json=devnet_demo_job(devnet, trigger=trigger))
-        assert created.status_code == 201, created.text
-        job_id = created.json()["job"]["id"]
-        time.sleep(1.5)
+        job = transfer_job(devnet)
+        job_id = job.job_id
 
         def tasks() -> list[dict]:
             return httpx.get(f"{gateway}/api/tasks/job/{job_id}").json()["tasks"]
@@ -55,7 +39,7 @@ def test_a_made_up_event_is_not_approved_and_the_task_goes_to_another_keeper(dev
         # attempt is fixed by the task id: a third of the tasks, about).
         lied_to = None
         for _ in range(15):
-            transact(url, sender, token["contractAddress"], artifact.abi.encode_call("mint", [receiver, 1]))
+            job.mint(job.receiver, 1)
             rpc(url, "anvil_mine", "0x2")
             wait_for(lambda: tasks() and all(t["attempts"] for t in tasks()), timeout=30)
             lied_to = next((t["id"] for t in tasks() if t["attempts"][0]["performer"] == liar), None)
