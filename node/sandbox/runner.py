@@ -1,0 +1,206 @@
+"""One run of a script under limits: what goes in, what comes out, and how the process is kept.
+
+A backend (bwrap, docker) says how to wrap the interpreter; this module starts the wrapped
+command, feeds it stdin, reads its stdout up to the cap (streamed: a flood is cut, never held
+whole), keeps the last bytes of stderr, kills the whole run at the wall-time limit, and reaps
+it with its resource usage.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Literal
+
+import trio
+
+Language = Literal["python", "javascript"]
+Status = Literal["ok", "failed", "timeout", "cpu_limit", "output_limit", "killed"]
+STDERR_TAIL = 4_096  # bytes of stderr kept (the end, where errors are)
+SIGNALS = frozenset(int(number) for number in signal.valid_signals())
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """What one run may use: wall seconds, CPU seconds, address space (bytes), processes and
+    threads, stdout bytes, and the size of its private /tmp."""
+
+    wall_seconds: float = 10.0
+    cpu_seconds: int = 5
+    memory_bytes: int = 2**30  # address space: Node reserves ~1 GiB at start, whatever it uses
+    pids: int = 64
+    output_bytes: int = 1 * 2**20
+    tmp_bytes: int = 16 * 2**20
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended: its status, exit code (or -signal; a script that exits with 128 + n
+    reads as killed by signal n, as a shell would say), stdout (at most the cap), the tail of
+    stderr, and what it used."""
+
+    status: Status
+    exit_code: int
+    stdout: bytes
+    stderr_tail: bytes
+    wall_seconds: float
+    cpu_seconds: float
+    max_rss_bytes: int
+
+    @property
+    def reason(self) -> str:
+        """One line saying how the run ended (for logs and refusals)."""
+        last = self.stderr_tail.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        said = f": {last[0][:200]}" if last[0] else ""
+        return {
+            "ok": "ran to completion",
+            "failed": f"exited with {self.exit_code}{said}",
+            "timeout": "ran out of wall time",
+            "cpu_limit": "ran out of CPU time",
+            "output_limit": "printed more than the output limit",
+            "killed": f"was killed by signal {-self.exit_code}{said}",
+        }[self.status]
+
+
+@dataclass
+class Script:
+    """A script to run: its language, its source, what it reads on stdin, and extra environment."""
+
+    language: Language
+    source: bytes
+    stdin: bytes = b""
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class Sandbox(ABC):
+    """Runs scripts in isolation (see the package docstring)."""
+
+    name: str
+
+    @abstractmethod
+    async def run(self, script: Script, limits: RunLimits | None = None) -> RunResult:
+        """Run `script` under `limits`; the result, whatever the script does."""
+
+
+@contextmanager
+def script_file(source: bytes) -> Iterator[str]:
+    """`source` in a temporary file that any user may read (the run's uid binds it), removed after."""
+    fd, path = tempfile.mkstemp(prefix="triggerx-script-")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(source)
+        os.chmod(path, 0o444)
+        yield path
+    finally:
+        os.unlink(path)
+
+
+async def run_process(
+    argv: list[str], fds: list[int], stdin: bytes, limits: RunLimits, preexec: Callable[[], None]
+) -> RunResult:
+    """Run `argv` (inheriting `fds`, which are closed here) in a session of its own, feeding it
+    `stdin`, under `limits`' wall time and output cap; `preexec` runs in the child before exec."""
+    began = time.monotonic()
+    process = subprocess.Popen(  # noqa: ASYNC220 - reaped with wait4 in a thread, for its rusage
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        pass_fds=fds,
+        preexec_fn=preexec,
+        start_new_session=True,
+    )
+    for fd in fds:
+        os.close(fd)
+    assert process.stdin
+    assert process.stdout
+    assert process.stderr
+    feed = trio.lowlevel.FdStream(os.dup(process.stdin.fileno()))
+    out = trio.lowlevel.FdStream(os.dup(process.stdout.fileno()))
+    err = trio.lowlevel.FdStream(os.dup(process.stderr.fileno()))
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        pipe.close()
+    stdout, stderr = bytearray(), bytearray()
+    ended: Status | None = None
+
+    def stop(why: Status) -> None:
+        nonlocal ended
+        ended = ended or why
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    async def write_stdin() -> None:
+        # A script that does not read all of its stdin closes the pipe: that is its business.
+        async with feed:
+            with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await feed.send_all(stdin)
+
+    async def read_stdout() -> None:
+        async with out:
+            while chunk := await out.receive_some(65_536):
+                if len(stdout) + len(chunk) > limits.output_bytes:
+                    stdout.extend(chunk[: limits.output_bytes - len(stdout)])
+                    stop("output_limit")
+                    return
+                stdout.extend(chunk)
+
+    async def read_stderr() -> None:
+        async with err:
+            while chunk := await err.receive_some(65_536):
+                stderr.extend(chunk)
+                del stderr[:-STDERR_TAIL]
+
+    async def watch_the_clock() -> None:
+        await trio.sleep(limits.wall_seconds)
+        stop("timeout")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(write_stdin)
+        nursery.start_soon(read_stdout)
+        nursery.start_soon(read_stderr)
+        async with trio.open_nursery() as clock:
+            clock.start_soon(watch_the_clock)
+            # Not cancellable: the run is killed at its deadline, and this reaps it (with its usage).
+            _, status, usage = await trio.to_thread.run_sync(os.wait4, process.pid, 0)
+            clock.cancel_scope.cancel()
+        nursery.cancel_scope.deadline = trio.current_time() + 1.0  # the pipes' last bytes, then done
+    process.returncode = code = os.waitstatus_to_exitcode(status)
+    if code > 128 and code - 128 in SIGNALS:  # a wrapper (bwrap) reports its child's death so
+        code = 128 - code
+    cpu = usage.ru_utime + usage.ru_stime
+    if ended is None:
+        if code == 0:
+            ended = "ok"
+        elif code == -signal.SIGXCPU or (code == -signal.SIGKILL and cpu >= limits.cpu_seconds):
+            ended = "cpu_limit"
+        elif code < 0:
+            ended = "killed"
+        else:
+            ended = "failed"
+    return RunResult(
+        status=ended,
+        exit_code=code,
+        stdout=bytes(stdout),
+        stderr_tail=bytes(stderr),
+        wall_seconds=time.monotonic() - began,
+        cpu_seconds=cpu,
+        max_rss_bytes=usage.ru_maxrss * 1024,
+    )
+
+
+def set_limits(limits: RunLimits, *, processes_now: int = 0) -> None:
+    """Resource limits of the calling process (the child, before exec): CPU, address space,
+    file size, no core files, and processes (`processes_now` of its user already run)."""
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.tmp_bytes, limits.tmp_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NPROC, (processes_now + limits.pids, processes_now + limits.pids))

@@ -1,0 +1,123 @@
+"""The bwrap sandbox against hostile scripts: each is contained with a clear status, leaves no
+process behind, and the sandbox goes on serving honest runs."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import trio
+
+from node.sandbox import BwrapSandbox, RunLimits, Script
+from node.sandbox.bwrap import SANDBOX_UIDS
+
+LIMITS = RunLimits(wall_seconds=5, cpu_seconds=2, output_bytes=65_536)
+HONEST = Script(
+    "python", b"import json, sys; print(json.dumps({'args': [json.load(sys.stdin)['n'] + 1]}))", b'{"n": 41}'
+)
+NODE = b"let s = ''; process.stdin.on('data', d => s += d).on('end', () => console.log(JSON.parse(s).n * 2))"
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> BwrapSandbox:
+    return BwrapSandbox()
+
+
+def python(source: str) -> Script:
+    return Script("python", source.encode())
+
+
+def leftovers() -> list[str]:
+    """Processes of the sandbox's uids still alive on the host."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid in SANDBOX_UIDS:
+                    found.append(entry.name)
+            except OSError:
+                continue
+    return found
+
+
+async def test_an_honest_script_reads_stdin_and_prints_its_answer(sandbox):
+    result = await sandbox.run(HONEST, LIMITS)
+    assert (result.status, json.loads(result.stdout)) == ("ok", {"args": [42]})
+    result = await sandbox.run(Script("javascript", NODE, b'{"n": 21}'), LIMITS)
+    assert (result.status, result.stdout) == ("ok", b"42\n")
+    assert result.cpu_seconds > 0
+    assert result.max_rss_bytes > 0
+
+
+HOSTILE = {
+    "fork bomb": (
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
+        {"timeout", "cpu_limit", "killed", "failed"},
+        "",
+    ),
+    "4 GB allocation": ("x = bytearray(4 * 2**30)", {"failed"}, "MemoryError"),
+    "infinite loop": ("while True:\n    pass", {"cpu_limit", "timeout"}, ""),
+    "100 MB stdout flood": (
+        "import sys\nchunk = 'x' * 2**20\nfor _ in range(100):\n    sys.stdout.write(chunk)",
+        {"output_limit"},
+        "",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+async def test_a_hostile_script_is_contained_with_a_clear_status(sandbox, name):
+    source, statuses, said = HOSTILE[name]
+    result = await sandbox.run(python(source), LIMITS)
+    assert result.status in statuses, (result.status, result.reason)
+    assert said in result.stderr_tail.decode()
+    assert len(result.stdout) <= LIMITS.output_bytes
+    with trio.fail_after(10):
+        while leftovers():  # noqa: ASYNC110 - every child reaped (a pid namespace takes a moment to go)
+            await trio.sleep(0.05)
+    assert (await sandbox.run(HONEST, LIMITS)).status == "ok"  # and it goes on serving
+
+
+def probe(body: str) -> Script:
+    """A script that tries `body` and prints what happened: `denied <error>` or `allowed`."""
+    indented = "\n".join("    " + line for line in body.splitlines())
+    caught = "except Exception as error:\n    print('denied', type(error).__name__, error)"
+    return python(f"try:\n{indented}\n    print('allowed')\n{caught}")
+
+
+ESCAPES = {
+    "a TCP connection to 127.0.0.1": "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=1)",
+    "a write outside tmp": "open('/usr/escape', 'w').write('x')",
+    "ptrace": (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "assert libc.ptrace(0, 0, 0, 0) == 0, os.strerror(ctypes.get_errno())"
+    ),
+    "unshare": (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "assert libc.unshare(0x10000000) == 0, os.strerror(ctypes.get_errno())"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(ESCAPES))
+async def test_an_escape_is_refused(sandbox, name):
+    result = await sandbox.run(probe(ESCAPES[name]), LIMITS)
+    assert result.status == "ok", result.reason
+    assert result.stdout.startswith(b"denied"), result.stdout
+
+
+async def test_the_keepers_files_are_not_there(sandbox, tmp_path):
+    keystore = tmp_path / "operator.json"
+    keystore.write_text('{"secret": "the operator key"}')
+    result = await sandbox.run(probe(f"print(open({str(keystore)!r}).read())"), LIMITS)
+    assert result.stdout.startswith(b"denied FileNotFoundError"), result.stdout
+
+
+async def test_a_run_sees_only_its_stdin_the_same_every_time(sandbox):
+    look = python("import os, sys, time\nprint(sorted(os.environ.items()), hash('x'), os.getcwd(), sys.argv)")
+    first, second = await sandbox.run(look, LIMITS), await sandbox.run(look, LIMITS)
+    assert first.status == "ok"
+    assert first.stdout == second.stdout
+    assert b"PYTHONHASHSEED" in first.stdout
+    assert b"HOSTNAME" not in first.stdout
