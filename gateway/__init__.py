@@ -26,7 +26,15 @@ from gateway.intake import JobConflictError, JobIntake
 from gateway.jobs import JobSpec, JobSpecError, ValidJob, parse_create_request, sign_job, trigger_kind
 from gateway.ledger import TaskEvent, TaskLedger
 from gateway.monitor import TaskDecision, TaskMonitor, follow_decisions
-from gateway.records import AttemptRecord, ConditionState, FiredLog, FireTimes, JobRecord, TaskRecord
+from gateway.records import (
+    AttemptRecord,
+    ConditionState,
+    FiredLog,
+    FireTimes,
+    JobRecord,
+    StoredScript,
+    TaskRecord,
+)
 from gateway.relay import ExecutionRelay
 from gateway.storage import GatewayStorage
 
@@ -54,6 +62,7 @@ __all__ = [
     "JobSpec",
     "JobSpecError",
     "KeeperWatch",
+    "StoredScript",
     "TaskDecision",
     "TaskEvent",
     "TaskLedger",

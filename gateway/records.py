@@ -71,6 +71,14 @@ class ConditionState(msgspec.Struct, rename="camel", kw_only=True):
     error_since: float | None = None
 
 
+class StoredScript(msgspec.Struct, rename="camel", kw_only=True):
+    """A script uploaded to this gateway (`POST /api/scripts`), served by CID (`GET /ipfs/<cid>`)."""
+
+    cid: str
+    data: bytes
+    uploaded_at: float
+
+
 class AttemptRecord(msgspec.Struct, rename="camel", kw_only=True):
     """One try at a task by one keeper."""
 

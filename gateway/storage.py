@@ -1,14 +1,14 @@
 """The gateway's tables: jobs, tasks (changed only through gateway.ledger), the last and next
 fire times of each scheduled job, the logs that fired event jobs, the states of condition
-jobs, id sequences and chain checkpoints."""
+jobs, uploaded scripts, id sequences and chain checkpoints."""
 
 from __future__ import annotations
 
 import msgspec
 
 from gateway.jobs import ValidJob
-from gateway.records import ConditionState, FiredLog, FireTimes, JobRecord, Sequence, TaskRecord
-from node.store import CHECKPOINTS, JOBS, SCHEDULES, TASKS, Batch, Index, Page, Store, Table
+from gateway.records import ConditionState, FiredLog, FireTimes, JobRecord, Sequence, StoredScript, TaskRecord
+from node.store import CHECKPOINTS, JOBS, SCHEDULES, SCRIPTS, TASKS, Batch, Index, Page, Store, Table
 
 DECISIONS_CHECKPOINT = "attestations"
 
@@ -48,6 +48,7 @@ class GatewayStorage:
         self.condition_states = Table(
             store, ConditionState, SCHEDULES.child("conditions"), key=lambda c: c.job_id
         )
+        self.scripts = Table(store, StoredScript, SCRIPTS, key=lambda s: s.cid)
         self.sequences = Table(store, Sequence, SCHEDULES.child("seq"), key=lambda s: s.name)
         self.checkpoints = Table(store, Checkpoint, CHECKPOINTS, key=lambda c: c.name)
 

@@ -8,6 +8,8 @@
     GET  /api/tasks/job/<job_id>    a job's tasks, oldest first, paginated    → 200 {tasks, cursor}
     GET  /api/tasks/id/<id>         one task                                  → 200 {task} | 404
     GET  /api/keepers               keepers seen by heartbeat, online or not  → 200 {keepers}
+    POST /api/scripts               upload a script (raw bytes, ≤ 64 KiB)     → 201 {cid, size}
+    GET  /ipfs/<cid>                a script as a raw block, by its CIDv1     → 200 bytes | 400 | 404
 
 Every error is JSON `{"error": reason}` (with `"field"` for an invalid job) and a 4xx
 status: unknown routes 404, wrong methods 405, bodies over the limit 413, bodies too slow
@@ -30,6 +32,7 @@ from gateway import BoundedBodies, GatewayStorage, HttpLimits, JobIntake
 from gateway.api.jobs import jobs_blueprint
 from gateway.api.keepers import keepers_blueprint
 from gateway.api.responses import PathId, error
+from gateway.api.scripts import scripts_blueprint
 from gateway.api.tasks import tasks_blueprint
 
 __all__ = ["create_app"]
@@ -61,6 +64,7 @@ def create_app(
     app.register_blueprint(jobs_blueprint(storage, intake))
     app.register_blueprint(tasks_blueprint(storage))
     app.register_blueprint(keepers_blueprint(keepers))
+    app.register_blueprint(scripts_blueprint(storage))
 
     @app.errorhandler(HTTPException)
     async def http_error(exception: HTTPException) -> Response:

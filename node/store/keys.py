@@ -56,6 +56,7 @@ INDEXES = KeySpace("idx")
 SCHEDULES = KeySpace("sched")
 CHECKPOINTS = KeySpace("chk")
 META = KeySpace("meta")
+SCRIPTS = KeySpace("script")
 
 
 def encode_part(part: KeyPart) -> bytes:
