@@ -104,10 +104,16 @@ def script_file(source: bytes) -> Iterator[str]:
 
 
 async def run_process(
-    argv: list[str], fds: list[int], stdin: bytes, limits: RunLimits, preexec: Callable[[], None]
+    argv: list[str],
+    fds: list[int],
+    stdin: bytes,
+    limits: RunLimits,
+    preexec: Callable[[], None],
+    env: dict[str, str] | None = None,
 ) -> RunResult:
-    """Run `argv` (inheriting `fds`, which are closed here) in a session of its own, feeding it
-    `stdin`, under `limits`' wall time and output cap; `preexec` runs in the child before exec."""
+    """Run `argv` (inheriting `fds`, which are closed here; with `env`, or this process's
+    environment) in a session of its own, feeding it `stdin`, under `limits`' wall time and
+    output cap; `preexec` runs in the child before exec."""
     began = time.monotonic()
     process = subprocess.Popen(  # noqa: ASYNC220 - reaped with wait4 in a thread, for its rusage
         argv,
@@ -116,6 +122,7 @@ async def run_process(
         stderr=subprocess.PIPE,
         pass_fds=fds,
         preexec_fn=preexec,
+        env=env,
         start_new_session=True,
     )
     for fd in fds:
