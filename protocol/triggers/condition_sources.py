@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import eth_abi
 from eth_utils import keccak
 
-from node.chain import Call, RevertError, checksum_address
+from node.chain import Call, RevertError, RpcError, checksum_address
 from node.web import JsonPath, parse_json_path
 from protocol.triggers.abi_text import canonical_static_type, show_value, typed_value
 from protocol.triggers.base import TriggerSpecError
@@ -111,13 +111,22 @@ def _eth_call(to: str, data: bytes, block: str) -> Call:
 def _answer(result: Any, what: str) -> bytes:
     """The bytes of an eth_call `result`; SourceError if the call reverted, NodeError if the
     node failed to answer."""
-    if isinstance(result, RevertError):
+    if isinstance(result, RevertError) or _execution_failed(result):
         raise SourceError(f"{what} failed: {result}")
     if isinstance(result, Exception):
         raise NodeError(f"{what}: the node did not answer: {result}")
     if not isinstance(result, str) or not result.startswith("0x"):
         raise SourceError(f"{what}: the node's answer is not hex")
     return bytes.fromhex(result[2:])
+
+
+def _execution_failed(result: Any) -> bool:
+    """Whether `result` is the node saying the call itself failed (out of gas, an invalid
+    opcode): an answer about the block, like a revert, not a failure to answer."""
+    text = str(result).lower()
+    return isinstance(result, RpcError) and any(
+        word in text for word in ("out of gas", "outofgas", "evm error")
+    )
 
 
 def _decoded(types: list[str], result: Any, what: str) -> tuple[Any, ...]:

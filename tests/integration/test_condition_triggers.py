@@ -259,3 +259,14 @@ async def test_urls_that_are_not_urls_fail_as_a_sources_error():
         ]:
             with pytest.raises(WebSourceError, match=problem):
                 await values.value(url, ("a",))
+
+
+async def test_a_view_that_burns_all_its_gas_fails_alone(rpc, accounts, sender_for, storage, web):
+    burner = await deploy(sender_for(accounts[0]), load_artifact("Burner"))
+    storage.jobs.put(condition_job(f"x = call {burner.address} burn() returns (uint256)", when="x > 0"))
+    storage.jobs.put(
+        condition_job(f"y = call {burner.address} answer() returns (uint256)", when="y == 42", job_id=2)
+    )
+    [task_id] = await service(storage, rpc, web).poll(CHAIN)
+    assert storage.tasks.get(task_id).job_id == 2
+    assert f"{burner.address}.burn() failed" in state_of(storage).error  # out of gas at the cap
