@@ -13,10 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
+from gateway.records import JobRecord
 from node.chain import ChainError, RpcClient, subscribe
+from protocol.triggers import TriggerKind, TriggerSpecError
 
 log = logging.getLogger("triggerx.gateway")
 
@@ -84,3 +87,21 @@ async def keep_polling(
         except Exception:
             log.exception("chain %d: %s failed", chain.chain_id, what)
         await chain.heads.wait(chain.poll_interval)
+
+
+def watched_spec(job: JobRecord, kind: TriggerKind[Any], chains: dict[int, Any]) -> Any | None:
+    """`job`'s spec if it is an active job of `kind` on one of `chains` (by chain id), else
+    None; a spec the kind now refuses, or a chain not read, is logged (it passed the intake:
+    a changed parser or config, not a user's mistake)."""
+    if job.status != "active" or job.spec.schedule_type != kind.name:
+        return None
+    try:
+        spec = kind.decode(job.spec.schedule)
+        kind.trigger_hash(spec)  # parses all of it
+    except TriggerSpecError as error:
+        log.error("job %d not watched: its %s spec is refused: %s", job.id, kind.name, error)
+        return None
+    if spec.chain_id not in chains:
+        log.error("job %d not watched: this gateway reads no chain %d", job.id, spec.chain_id)
+        return None
+    return spec

@@ -28,11 +28,10 @@ from msgspec.structs import replace
 from gateway.ledger import TaskLedger
 from gateway.records import ConditionState, JobRecord, TaskRecord
 from gateway.storage import GatewayStorage
-from gateway.triggers.chains import WatchedChain, keep_polling
+from gateway.triggers.chains import WatchedChain, keep_polling, watched_spec
 from gateway.triggers.web import WebPoller
 from node.chain import Call, ChainError, RpcClient
 from node.store import Batch
-from protocol.triggers import TriggerSpecError
 from protocol.triggers.condition import KIND as CONDITION
 from protocol.triggers.condition import ConditionProgram, ReadingEvidence
 from protocol.triggers.condition_sources import ChainSource, Reading, SourceError
@@ -84,18 +83,11 @@ class ConditionTriggers:
 
     def schedule(self, job: JobRecord) -> None:
         """Watch `job` if it is an active condition job (ignored otherwise)."""
-        if job.status != "active" or job.spec.schedule_type != CONDITION.name:
+        spec = watched_spec(job, CONDITION, self.chains)
+        if spec is None:
             return
-        try:
-            spec = CONDITION.decode(job.spec.schedule)
-            program = ConditionProgram.of(spec)
-        except TriggerSpecError as error:  # it passed the intake: a changed parser, not a user
-            log.error("job %d not watched: its condition is refused: %s", job.id, error)
-            return
-        chain = self.chains.get(program.chain_id)
-        if chain is None:
-            log.error("job %d not watched: this gateway follows no chain %d", job.id, program.chain_id)
-            return
+        program = ConditionProgram.of(spec)
+        chain = self.chains[program.chain_id]
         confirmations = chain.confirmations if spec.confirmations is None else spec.confirmations
         self._jobs[job.id] = _Watched(job.id, program, confirmations, spec.cooldown_seconds)
         self._states[job.id] = self.storage.condition_states.get(job.id) or ConditionState(job_id=job.id)

@@ -12,10 +12,9 @@ import trio
 
 from gateway import FiredLog, GatewayStorage, JobRecord, TaskLedger, TaskRecord
 from gateway.storage import Checkpoint
-from gateway.triggers.chains import WatchedChain, keep_polling
+from gateway.triggers.chains import WatchedChain, keep_polling, watched_spec
 from gateway.triggers.logs import MAX_DEPTH, REORG_MARGIN, LogFollower, LogMatch
 from node.store import Batch
-from protocol.triggers import TriggerSpecError
 from protocol.triggers.event import KIND as EVENT
 from protocol.triggers.event import EventFilter
 
@@ -55,17 +54,11 @@ class EventTriggers:
 
     def schedule(self, job: JobRecord) -> None:
         """Watch `job`'s logs if it is an active event job (ignored otherwise)."""
-        if job.status != "active" or job.spec.schedule_type != EVENT.name:
+        spec = watched_spec(job, EVENT, self.followers)
+        if spec is None:
             return
-        try:
-            event_filter = EventFilter.of(EVENT.decode(job.spec.schedule))
-        except TriggerSpecError as error:  # it passed the intake: a changed parser, not a user
-            log.error("job %d not watched: its event spec is refused: %s", job.id, error)
-            return
-        follower = self.followers.get(event_filter.chain_id)
-        if follower is None:
-            log.error("job %d not watched: this gateway follows no chain %d", job.id, event_filter.chain_id)
-            return
+        event_filter = EventFilter.of(spec)
+        follower = self.followers[event_filter.chain_id]
         follower.watch(job.id, event_filter)
 
     def unschedule(self, job: JobRecord) -> None:
