@@ -32,6 +32,7 @@ class WebServer:
         self.port = port
         self.routes: dict[str, Route] = {}
         self.requests = 0
+        self.last_request = b""  # the request line and headers of the last request
 
     def url(self, path: str) -> str:
         """The URL of `path` on this server."""
@@ -47,6 +48,7 @@ class WebServer:
                     return
                 request += chunk
         self.requests += 1
+        self.last_request = request
         path = request.split(b" ", 2)[1].decode() if request.count(b" ") >= 2 else "/"
         route = self.routes.get(path, Route(b'{"error": "no such path"}', 404))
         await trio.sleep(route.delay)

@@ -126,15 +126,26 @@ class JsonValues:
         limits = self.limits
         with trio.move_on_after(limits.timeout):  # waiting for a slot counts too
             async with self._slots:
-                if not limits.allow_private:
-                    await _refuse_private(parts.hostname, port)
-                return await self._get(url)
+                if limits.allow_private:
+                    return await self._get(url, url)
+                # Connect to the very address checked (a name could resolve elsewhere a moment
+                # later); the name still goes in Host and, for https, SNI and the certificate check.
+                address = await _public_address(parts.hostname, port)
+                host = f"[{address}]" if ":" in address else address
+                pinned = parts._replace(netloc=f"{host}:{port}").geturl()
+                return await self._get(url, pinned, parts.netloc, parts.hostname)
         raise WebSourceError(f"{url}: no complete answer within {limits.timeout:g} s")
 
-    async def _get(self, url: str) -> bytes:
+    async def _get(
+        self, url: str, target: str, host: str | None = None, server_name: str | None = None
+    ) -> bytes:
+        """GET `target` (`url`, or `url` at the address checked: then with `host` as its Host
+        header and `server_name` for TLS) within the limits."""
         limits = self.limits
+        headers = {**_HEADERS, "host": host} if host else _HEADERS
+        extensions = {"sni_hostname": server_name} if server_name else {}
         try:
-            async with self._http.stream("GET", url, headers=_HEADERS) as response:
+            async with self._http.stream("GET", target, headers=headers, extensions=extensions) as response:
                 if response.status_code != 200:
                     raise WebSourceError(f"{url}: HTTP {response.status_code}")
                 if response.headers.get("content-encoding", "identity") != "identity":
@@ -152,10 +163,9 @@ class JsonValues:
             raise WebSourceError(f"{url}: {type(error).__name__}: {error}") from None
 
 
-async def _refuse_private(host: str, port: int) -> None:
-    """WebSourceError when `host` is, or resolves to, an address outside the public internet.
-    (A name that resolves differently a moment later is not caught: documented in
-    docs/protocol.md, Condition triggers.)"""
+async def _public_address(host: str, port: int) -> str:
+    """The address to connect to for `host`: WebSourceError when it is, or resolves to, any
+    address outside the public internet."""
     try:
         addresses = [info[4][0] for info in await trio.socket.getaddrinfo(host, port)]
     except OSError as error:
@@ -163,6 +173,9 @@ async def _refuse_private(host: str, port: int) -> None:
     for address in addresses:
         if not _public(ipaddress.ip_address(address.split("%")[0])):
             raise WebSourceError(f"{host} is a private or local address ({address}): not fetched")
+    if not addresses:
+        raise WebSourceError(f"{host}: resolves to no address")
+    return addresses[0].split("%")[0]
 
 
 # Prefixes whose last 32 bits are an IPv4 address: NAT64 and SIIT's IPv4-translated.

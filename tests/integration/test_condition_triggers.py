@@ -14,7 +14,7 @@ from gateway.triggers import ConditionTriggers, WatchedChain, WebPoller
 from node.chain import deploy, load_artifact
 from node.mesh import Metrics
 from node.store import Store
-from node.web import JsonValues, WebLimits, WebSourceError
+from node.web import JsonValues, WebLimits, WebSourceError, json_values
 from protocol.triggers import Readers
 from protocol.triggers.condition import KIND, ConditionProgram, ReadingEvidence
 
@@ -241,6 +241,18 @@ async def test_a_public_node_does_not_fetch_private_addresses(host):
         with pytest.raises(WebSourceError, match="is a private or local address"):
             await public.value(server.url("/good").replace("127.0.0.1", host), ("price",))
         assert server.requests == 0
+
+
+async def test_a_public_name_is_fetched_from_the_address_checked(monkeypatch):
+    async def resolved_to_loopback(host: str, port: int) -> str:  # DNS only; the socket is real
+        return "127.0.0.1"
+
+    monkeypatch.setattr(json_values, "_public_address", resolved_to_loopback)
+    async with web_server() as server, JsonValues() as public:
+        server.routes["/eth"] = Route(b'{"price": 7}')
+        url = server.url("/eth").replace("127.0.0.1", "prices.example")
+        assert str(await public.value(url, ("price",))) == "7"
+    assert f"host: prices.example:{server.port}".encode() in server.last_request.lower()
 
 
 async def test_fetches_ignore_the_environments_proxy(monkeypatch):
