@@ -91,7 +91,8 @@ class ConditionTriggers:
         confirmations = chain.confirmations if spec.confirmations is None else spec.confirmations
         self._jobs[job.id] = _Watched(job.id, program, confirmations, spec.cooldown_seconds)
         self._states[job.id] = self.storage.condition_states.get(job.id) or ConditionState(job_id=job.id)
-        self.web.watch(job.id, [source for _, source in program.web_sources], spec.http_every_seconds)
+        sources = [source for _, source in program.web_sources]
+        self.web.watch(job.id, sources, spec.http_every_seconds, job.owner)
 
     def unschedule(self, job: JobRecord) -> None:
         """Stop watching `job` (cancelled)."""

@@ -17,14 +17,17 @@ log = logging.getLogger("triggerx.gateway")
 
 TICK = 0.25
 """Seconds between two looks at which values are due (a fetch starts at most this late)."""
+PER_OWNER = 2
+"""Fetches of one owner's values at once: an owner whose URLs are slow delays only its own."""
 
 
 class WebPoller:
     """Keeps the latest reading of every watched HTTP value (or why there is none).
 
     A value watched by several jobs is fetched once, at the shortest of their intervals.
-    Each fetch runs on its own, under `values`' limits (deadline, size, concurrency): a slow
-    or failing server delays nobody else's values.
+    Each fetch runs on its own, under `values`' limits (deadline, size, concurrency) and at
+    most PER_OWNER at once for the owner of the job that first asked for it: a slow or
+    failing server delays nobody else's values.
     """
 
     def __init__(
@@ -35,19 +38,22 @@ class WebPoller:
         self._due: dict[WebValue, float] = {}
         self._latest: dict[WebValue, Reading | SourceError] = {}
         self._in_flight: set[WebValue] = set()
+        self._owner: dict[WebValue, str] = {}
+        self._owners: dict[str, trio.CapacityLimiter] = {}
 
-    def watch(self, job_id: int, sources: list[WebValue], every: float) -> None:
-        """Fetch `sources` for job `job_id` every `every` seconds (the first time at once)."""
+    def watch(self, job_id: int, sources: list[WebValue], every: float, owner: str = "") -> None:
+        """Fetch `sources` for job `job_id` of `owner` every `every` seconds (at once first)."""
         for source in sources:
             self._every.setdefault(source, {})[job_id] = every
             self._due.setdefault(source, -math.inf)
+            self._owner.setdefault(source, owner)
 
     def unwatch(self, job_id: int) -> None:
         """Stop fetching for job `job_id` (values no other job watches are forgotten)."""
         for source in [s for s, jobs in self._every.items() if job_id in jobs]:
             del self._every[source][job_id]
             if not self._every[source]:
-                del self._every[source], self._due[source]
+                del self._every[source], self._due[source], self._owner[source]
                 self._latest.pop(source, None)
 
     def reading(self, source: WebValue) -> Reading | SourceError | None:
@@ -83,7 +89,10 @@ class WebPoller:
                 await trio.sleep(TICK)
 
     async def _fetch_once(self, source: WebValue) -> None:
+        owner = self._owner.get(source, "")
+        slots = self._owners.setdefault(owner, trio.CapacityLimiter(PER_OWNER))
         try:
-            await self.fetch(source)
+            async with slots:
+                await self.fetch(source)
         finally:
             self._in_flight.discard(source)

@@ -17,6 +17,7 @@ from node.store import Store
 from node.web import JsonValues, WebLimits, WebSourceError, json_values
 from protocol.triggers import Readers
 from protocol.triggers.condition import KIND, ConditionProgram, ReadingEvidence
+from protocol.triggers.condition_sources import parse_source
 
 from ..gateway_helpers import DyingLedger, ProcessKilledError, watching_job
 from ..web_server import Route, web_server
@@ -282,3 +283,32 @@ async def test_a_view_that_burns_all_its_gas_fails_alone(rpc, accounts, sender_f
     [task_id] = await service(storage, rpc, web).poll(CHAIN)
     assert storage.tasks.get(task_id).job_id == 2
     assert f"{burner.address}.burn() failed" in state_of(storage).error  # out of gas at the cap
+
+
+async def test_an_owner_whose_urls_are_slow_delays_only_its_own_values():
+    async with (
+        web_server() as server,
+        JsonValues(WebLimits(allow_private=True, timeout=1, concurrency=3)) as values,
+    ):
+        server.routes.update({f"/slow{n}": Route(b'{"v": 1}', delay=3) for n in range(6)})
+        server.routes["/good"] = Route(b'{"v": 2}')
+        poller, finished = WebPoller(values, Metrics()), []
+        fetch = poller.fetch
+
+        async def recorded(source):
+            await fetch(source)
+            finished.append(source.url)
+
+        poller.fetch = recorded
+        slow = [parse_source(f"v = http {server.url(f'/slow{n}')} $.v", 0).source for n in range(6)]
+        good = parse_source(f"v = http {server.url('/good')} $.v", 0).source
+        poller.watch(1, slow, 30, owner="0x" + "66" * 20)  # first in line, six slow URLs
+        poller.watch(2, [good], 30, owner="0x" + "77" * 20)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(poller.run)
+            with trio.fail_after(30):
+                while len(finished) < 7:  # noqa: ASYNC110 - waiting on another task's progress
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+    assert finished[0] == good.url  # not behind the six slow ones
+    assert poller.reading(good).raw == 2 * 10**18
