@@ -1,11 +1,11 @@
 """The gateway: the HTTP API for dApp developers, and the services that turn jobs into tasks.
 
 Public API: the job spec (JobSpec, sign_job, parse_create_request, trigger_kind, with
-JobSpecError and the calldata encoding), the storage (GatewayStorage) and its records, the
-services (JobIntake, TaskLedger, Dispatcher, ExecutionRelay, TaskMonitor with
-follow_decisions, KeeperWatch and its HealthTracker, Alerts with its channels and
-alert_channels) and the HTTP limits (HttpLimits, BoundedBodies, server_config). The API
-(gateway.api) and the schedulers (gateway.triggers) are packages of their own.
+JobSpecError), the storage (GatewayStorage) and its records, the services (JobIntake,
+TaskLedger, Dispatcher, ExecutionRelay, TaskMonitor with follow_decisions, KeeperWatch and its
+HealthTracker, Alerts with its channels and alert_channels) and the HTTP limits (HttpLimits,
+BoundedBodies, server_config). The API (gateway.api) and the schedulers (gateway.triggers) are
+packages of their own.
 """
 
 from gateway.alerts import (
@@ -18,7 +18,6 @@ from gateway.alerts import (
     WebhookChannel,
     alert_channels,
 )
-from gateway.calldata import CalldataError, canonical_signature, encode_calldata, parse_signature
 from gateway.dispatch import Dispatcher
 from gateway.health import HealthTracker, KeeperWatch, heartbeat_peer, listen_addrs
 from gateway.http import BoundedBodies, HttpLimits, server_config
@@ -44,7 +43,6 @@ __all__ = [
     "Alerts",
     "AttemptRecord",
     "BoundedBodies",
-    "CalldataError",
     "ChannelStats",
     "ConditionState",
     "DeliveryError",
@@ -71,13 +69,10 @@ __all__ = [
     "ValidJob",
     "WebhookChannel",
     "alert_channels",
-    "canonical_signature",
-    "encode_calldata",
     "follow_decisions",
     "heartbeat_peer",
     "listen_addrs",
     "parse_create_request",
-    "parse_signature",
     "server_config",
     "sign_job",
     "trigger_kind",

@@ -27,7 +27,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGIReceiveEvent, ASGISendCallable, Scope
 
-# Bigger than any job body with the calldata limits (gateway.calldata); small enough to buffer.
+# Bigger than any job body with the calldata limits (protocol.calldata); small enough to buffer.
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 # Before closing a connection on a refused body, go on reading it this long at most (see
 # BoundedBodies._keep_or_close).

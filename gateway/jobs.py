@@ -27,8 +27,16 @@ import msgspec
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
-from gateway.calldata import CalldataError, encode_calldata
-from protocol import MAX_NONCE, UINT64_MAX, UINT256_MAX, JobConsent, JobTerms, job_id_of
+from protocol import (
+    MAX_NONCE,
+    UINT64_MAX,
+    UINT256_MAX,
+    CalldataError,
+    JobConsent,
+    JobTerms,
+    encode_calldata,
+    job_id_of,
+)
 from protocol.triggers import SpecJson, TriggerKind, TriggerSpecError, kind_named, kind_names
 
 # How deep a request's JSON may nest (call arguments: arrays of tuples of ...). Deeper JSON

@@ -2,16 +2,18 @@
 attestation votes, stake-weighted quorums and their aggregation, BLS12-381 (docs/protocol.md).
 
 Public API: the job terms and the owner's consent (JobTerms, JobConsent, job_id_of, the
-registry's values), Assignment and ExecutionResult, the mesh messages (encode, decode), the
-operators (OperatorSet, OperatorDirectory, registration), performer selection, attestation
-votes (TaskInfo, Vote), the quorum (APPROVE, REJECT, decide) and the aggregation of votes into
-submissions (VoteCollector, Aggregator). BLS (node.bls) and the trigger kinds
+registry's values), a call's calldata from JSON arguments (encode_calldata, parse_signature,
+canonical_signature, CalldataError), Assignment and ExecutionResult, the mesh messages
+(encode, decode), the operators (OperatorSet, OperatorDirectory, registration), performer
+selection, attestation votes (TaskInfo, Vote), the quorum (APPROVE, REJECT, decide) and the
+aggregation of votes into submissions (VoteCollector, Aggregator). BLS (node.bls) and the trigger kinds
 (protocol.triggers) are packages of their own.
 """
 
 from protocol.aggregator import Aggregator, DroppedVote, DropReason, Submission, SubmitOutcome, VoteCollector
 from protocol.assignment import Assignment
 from protocol.attestation import TaskInfo, Vote, vote_message
+from protocol.calldata import CalldataError, canonical_signature, encode_calldata, parse_signature
 from protocol.jobs import (
     CANCELLED_TERMS,
     MAX_NONCE,
@@ -55,6 +57,7 @@ __all__ = [
     "Aggregator",
     "Assignment",
     "AssignmentMessage",
+    "CalldataError",
     "Decision",
     "DropReason",
     "DroppedVote",
@@ -74,12 +77,15 @@ __all__ = [
     "VoteCollector",
     "VoteMessage",
     "cancel_message",
+    "canonical_signature",
     "choose_performer",
     "decide",
     "decode",
     "encode",
+    "encode_calldata",
     "job_id_of",
     "load_operator_set",
+    "parse_signature",
     "rank",
     "register_operator",
     "registration_proof",

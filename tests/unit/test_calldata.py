@@ -9,10 +9,10 @@ import eth_account  # noqa: F401  (imports py_ecc, which raises the recursion li
 import pytest
 from eth_utils import keccak
 
-from gateway import CalldataError, canonical_signature, encode_calldata, parse_signature
+from protocol import CalldataError, canonical_signature, encode_calldata, parse_signature
 
 # The module's limits, tested here (not the gateway's API).
-from gateway.calldata import MAX_SIGNATURE_LENGTH, MAX_VALUE_BYTES, MAX_VALUES
+from protocol.calldata import MAX_SIGNATURE_LENGTH, MAX_VALUE_BYTES, MAX_VALUES
 
 ADDRESS = "0x" + "22" * 20
 

@@ -9,8 +9,8 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from gateway import JobSpec, JobSpecError, encode_calldata, parse_create_request, sign_job
-from protocol import job_id_of
+from gateway import JobSpec, JobSpecError, parse_create_request, sign_job
+from protocol import encode_calldata, job_id_of
 
 CHAIN_ID = 31337
 HUB = "0x" + "ab" * 20
