@@ -318,7 +318,9 @@ class Dispatcher:
             trigger_evidence=trigger_kind(job.spec).evidence(job.chain_job_id, fire, job.calldata),
         )
         signature = assignment.sign(self.sender.account, self.chain_id, self.hub.address)
-        return AssignmentMessage(assignment, job.terms, signature, job.calldata, fire, consent, task.trace_id)
+        return AssignmentMessage(
+            assignment, job.terms, signature, job.calldata, fire, consent, task.trace_id, job.spec.script_call
+        )
 
     async def _attempt(
         self, task_id: int, attempt: int, performer: Operator, consent: OwnerConsent | None

@@ -25,6 +25,7 @@ from eth_utils import to_checksum_address
 
 from gateway.jobs import JobSpecError, ValidJob, parse_create_request
 from gateway.records import JobRecord
+from gateway.script_check import ScriptCheck
 from gateway.storage import GatewayStorage
 from node.chain import ChainError, Contract, RevertError, TransactionSender
 from protocol import CANCELLED_TERMS, UNREGISTERED, cancel_message
@@ -87,6 +88,7 @@ class JobIntake:
     on_created: Callable[[JobRecord], None]
     on_cancelled: Callable[[JobRecord], None]
     watched_chains: frozenset[int] = frozenset()  # the chains this gateway reads for event and condition jobs
+    scripts: ScriptCheck | None = None  # dry-runs jobs' scripts (None: no jobs with scripts)
     max_active_jobs_per_owner: int = MAX_ACTIVE_JOBS_PER_OWNER
     clock: Callable[[], float] = time.time
     _workers: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(4))
@@ -100,6 +102,10 @@ class JobIntake:
         )
         self._check_new(job)
         self._check_watched(job)
+        if job.spec.script is not None:
+            if self.scripts is None:
+                raise JobSpecError("$.job.script", "this gateway takes no jobs with scripts")
+            await self.scripts.check(job, now)
         standing = await job_standing(self.hub, job.chain_job_id, job.owner)
         if standing.terms_hash == CANCELLED_TERMS:
             raise JobConflictError(f"job {job.chain_job_id:#x} was cancelled on chain: sign a new nonce")

@@ -21,12 +21,15 @@ Numbers that may exceed 2**53 (nonce, fees) may be given as JSON integers or as 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_address, to_checksum_address
+from eth_utils import is_address, keccak, to_checksum_address
+from msgspec import Meta
 
+from node.content import CidError, parse_cid
+from node.web import json_nesting
 from protocol import (
     MAX_NONCE,
     UINT64_MAX,
@@ -37,6 +40,8 @@ from protocol import (
     encode_calldata,
     job_id_of,
 )
+from protocol.calldata import canonical_signature
+from protocol.scripts import Language, ScriptCall
 from protocol.triggers import SpecJson, TriggerKind, TriggerSpecError, kind_named, kind_names
 
 # How deep a request's JSON may nest (call arguments: arrays of tuples of ...). Deeper JSON
@@ -56,9 +61,17 @@ class JobSpecError(ValueError):
         self.problem = problem
 
 
+class ScriptSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """The script that computes a job's arguments (protocol.scripts): its CID (or
+    `ipfs://<cid>`; upload it with POST /api/scripts first) and language."""
+
+    cid: Annotated[str, Meta(max_length=120)]
+    language: Language = "python"
+
+
 class JobSpec(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
-    """A job with static arguments: `schedule_type` names a registered trigger kind
-    (protocol.triggers) and `schedule` is that kind's spec."""
+    """A job: `schedule_type` names a registered trigger kind (protocol.triggers) and
+    `schedule` is that kind's spec; the call's arguments are `args`, or what `script` prints."""
 
     owner: str
     nonce: int | str
@@ -70,6 +83,16 @@ class JobSpec(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     max_fee_per_task: int | str
     args: list[Any] = msgspec.field(default_factory=list)
     gas_limit: int = 200_000
+    script: ScriptSpec | None = None
+
+    @property
+    def script_call(self) -> ScriptCall | None:
+        """The job's script as terms and keepers name it (None for static arguments)."""
+        if self.script is None:
+            return None
+        return ScriptCall(
+            parse_cid(self.script.cid), self.script.language, canonical_signature(self.function)
+        )
 
 
 class CreateJobRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -104,13 +127,24 @@ def trigger_kind(spec: JobSpec) -> TriggerKind[Any]:
 
 
 def job_terms(spec: JobSpec, calldata: bytes) -> JobTerms:
-    """The on-chain terms of `spec` (a job with static arguments)."""
+    """The on-chain terms of `spec`: exactly `calldata`, or its function with the script's
+    arguments."""
     kind = trigger_kind(spec)
     try:
         trigger = kind.trigger_hash(kind.decode(spec.schedule))
     except TriggerSpecError as error:
         raise _schedule_error(error) from None
-    return JobTerms.static_call(spec.target, calldata, spec.gas_limit, _uint(spec.max_fee_per_task), trigger)
+    fee, call = _uint(spec.max_fee_per_task), spec.script_call
+    if call is not None:
+        return JobTerms.dynamic_call(spec.target, call.function, call.args_hash, spec.gas_limit, fee, trigger)
+    return JobTerms.static_call(spec.target, calldata, spec.gas_limit, fee, trigger)
+
+
+def job_calldata(spec: JobSpec) -> bytes:
+    """The call the job's tasks make: exactly, or (a job with a script) its selector alone."""
+    if spec.script is not None:
+        return keccak(text=canonical_signature(spec.function))[:4]
+    return encode_calldata(spec.function, spec.args)
 
 
 def job_consent(spec: JobSpec, calldata: bytes) -> JobConsent:
@@ -120,8 +154,7 @@ def job_consent(spec: JobSpec, calldata: bytes) -> JobConsent:
 
 def sign_job(spec: JobSpec, owner: LocalAccount, chain_id: int, hub: str) -> str:
     """The owner's signature of `spec` for the hub at `hub`, as the API expects it (0x-hex)."""
-    calldata = encode_calldata(spec.function, spec.args)
-    return "0x" + job_consent(spec, calldata).sign(owner, chain_id, hub).hex()
+    return "0x" + job_consent(spec, job_calldata(spec)).sign(owner, chain_id, hub).hex()
 
 
 def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> ValidJob:
@@ -131,7 +164,7 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
     signature, and (only then: it can cost the most) a schedule that fires before the consent
     expires.
     """
-    if _nesting(body) > MAX_NESTING:
+    if json_nesting(body) > MAX_NESTING:
         raise JobSpecError("body", f"nested deeper than {MAX_NESTING} levels")
     try:
         request = msgspec.json.decode(body, type=CreateJobRequest)
@@ -155,8 +188,15 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
         raise _schedule_error(error) from None
     if not now < spec.expiry <= UINT64_MAX:
         raise JobSpecError("$.job.expiry", "must be a unix time in the future")
+    if spec.script is not None:
+        if spec.args:
+            raise JobSpecError("$.job.args", "a job with a script takes its arguments from the script")
+        try:
+            parse_cid(spec.script.cid)
+        except CidError as error:
+            raise JobSpecError("$.job.script.cid", str(error)) from None
     try:
-        calldata = encode_calldata(spec.function, spec.args)
+        calldata = job_calldata(spec)
     except CalldataError as error:
         field = "$.job.function" if error.field == "function" else "$.job.args"
         raise JobSpecError(field, str(error)) from None
@@ -167,6 +207,7 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
         nonce=str(nonce),
         max_fee_per_task=str(max_fee),
         schedule=msgspec.to_builtins(schedule),
+        script=None if spec.script is None else ScriptSpec(parse_cid(spec.script.cid), spec.script.language),
     )
     consent = job_consent(canonical, calldata)
     try:
@@ -192,28 +233,6 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
         terms=consent.terms,
         consent_signature=signature,
     )
-
-
-def _nesting(body: bytes) -> int:
-    """How deep the arrays and objects of the JSON text `body` nest (strings skipped)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            deepest = max(deepest, depth)
-        elif byte in (0x5D, 0x7D):  # ] }
-            depth -= 1
-    return deepest
 
 
 def _schedule_error(error: TriggerSpecError) -> JobSpecError:

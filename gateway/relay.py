@@ -80,7 +80,14 @@ class ExecutionRelay:
                 return None
             fire = task.fire_of(job)
             order = AssignmentMessage(
-                assignment, job.terms, args["dispatcherSignature"], job.calldata, fire, None, task.trace_id
+                assignment,
+                job.terms,
+                args["dispatcherSignature"],
+                job.calldata,
+                fire,
+                None,
+                task.trace_id,
+                job.spec.script_call,
             )
             result = ExecutionResult(
                 task_id=task.id,

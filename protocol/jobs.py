@@ -100,6 +100,21 @@ class JobTerms:
         """Terms that allow exactly `calldata` on `target`."""
         return cls(target, calldata[:4], ARGS_STATIC, keccak(calldata), gas_limit, max_fee_per_task, trigger)
 
+    @classmethod
+    def dynamic_call(
+        cls,
+        target: str,
+        function: str,
+        args_hash: bytes,
+        gas_limit: int,
+        max_fee: int,
+        trigger: bytes,
+    ) -> JobTerms:
+        """Terms that allow `function` (its canonical signature) on `target` with the arguments
+        of the script `args_hash` names (protocol.scripts.ScriptCall.args_hash)."""
+        selector = keccak(text=function)[:4]
+        return cls(target, selector, ARGS_DYNAMIC, args_hash, gas_limit, max_fee, trigger)
+
     def as_struct(self) -> dict[str, Any]:
         """The struct as the contract's ABI and EIP-712 name its fields."""
         return {

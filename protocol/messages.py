@@ -17,6 +17,7 @@ from protocol.assignment import Assignment
 from protocol.attestation import TaskInfo, Vote
 from protocol.jobs import JobTerms
 from protocol.result import ExecutionResult
+from protocol.scripts import MAX_INPUT_BYTES, ScriptCall
 from protocol.triggers import TriggerFire
 
 M = TypeVar("M", bound=msgspec.Struct)
@@ -42,8 +43,9 @@ class OwnerConsent(msgspec.Struct, frozen=True):
 
 class AssignmentMessage(msgspec.Struct, frozen=True):
     """The dispatcher's order to a performer (request `assign`): the job's terms, the call to
-    make, the trigger's fire (whose evidence the assignment signs), and the owner's consent
-    while the job is not yet registered on chain."""
+    make (for a job with a script, its selector: the script gives the arguments), the
+    trigger's fire (whose evidence the assignment signs), the owner's consent while the job is
+    not yet registered on chain, and the job's script (checked against the terms' argsHash)."""
 
     assignment: Assignment
     terms: JobTerms
@@ -52,6 +54,7 @@ class AssignmentMessage(msgspec.Struct, frozen=True):
     trigger: TriggerFire
     consent: OwnerConsent | None = None
     trace_id: TraceId = ""
+    script: ScriptCall | None = None
 
     def signed_by(self, dispatcher: str, chain_id: int, hub: str) -> bool:
         """Whether the assignment carries `dispatcher`'s signature (False for a malformed one)."""
@@ -62,11 +65,13 @@ class AssignmentMessage(msgspec.Struct, frozen=True):
 
 
 class ResultMessage(msgspec.Struct, frozen=True):
-    """A performer's report (topic /triggerx/results/1): what it was told, what it did, signed."""
+    """A performer's report (topic /triggerx/results/1): what it was told, what it did, signed,
+    and for a job with a script the input it ran the script on (protocol.scripts)."""
 
     order: AssignmentMessage
     result: ExecutionResult
     performer_signature: bytes
+    script_input: Annotated[bytes, Meta(max_length=MAX_INPUT_BYTES)] = b""
 
     def task_info(self) -> TaskInfo:
         """The attempt and claimed result, as AttestationCenter names them."""

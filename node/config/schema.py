@@ -51,6 +51,14 @@ class NodeSettings(_Section, frozen=True, kw_only=True):
     log_level: Annotated[
         LogLevel, Meta(description="least severe log events written: debug, info, warning or error")
     ] = "info"
+    script_sources: Annotated[
+        list[HttpUrl],
+        Meta(
+            description="where jobs' scripts are fetched by CID: URLs a CID is appended to (the "
+            "gateway's http://host:port/ipfs/, an IPFS gateway's https://host/ipfs/), tried in order; "
+            "the bytes are checked against the CID (comma-separated outside TOML)"
+        ),
+    ] = []
     private_http_sources: Annotated[
         bool,
         Meta(

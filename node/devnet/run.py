@@ -26,7 +26,7 @@ import trio
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from gateway import JobSpec, sign_job
+from gateway import JobSpec, ScriptSpec, sign_job
 from node.bls import CURVE_ORDER, choose_backend
 from node.chain import (
     Anvil,
@@ -91,6 +91,7 @@ def _config(
         f'role = "{node.role}"',
         f'data_dir = "{node.root / "data"}"',
         "private_http_sources = true  # the devnet's condition jobs may read local test servers",
+        f'script_sources = ["http://127.0.0.1:{http_port}/ipfs/"]',
         "[chain]",
         f'rpc_url = "{anvil.http_url}"',
         f'ws_url = "{anvil.ws_url}"',
@@ -177,11 +178,13 @@ def demo_job(
     end: int | None = None,
     *,
     trigger: tuple[str, dict[str, Any]] | None = None,
+    script: ScriptSpec | None = None,
 ) -> dict[str, object]:
     """A signed job that increments the demo counter every `every_seconds` until `end` (unix
     seconds; never by default), or on `trigger` (a kind's name and its schedule) when given,
     with a fresh random nonce each time, so every call makes a new job; the consent is valid
-    for a week."""
+    for a week. With `script`, the counter goes up by what the script prints
+    (`incrementBy(uint256)`)."""
     schedule_type, schedule = trigger or (
         "interval",
         {"everySeconds": every_seconds} | ({} if end is None else {"end": end}),
@@ -191,11 +194,12 @@ def demo_job(
         nonce=str(secrets.randbits(64)),
         expiry=int(time.time()) + 7 * 86_400,
         target=counter,
-        function="increment()",
+        function="increment()" if script is None else "incrementBy(uint256)",
         schedule_type=schedule_type,
         schedule=schedule,
         max_fee_per_task=str(10**16),
         gas_limit=100_000,
+        script=script,
     )
     return {"job": msgspec.to_builtins(spec), "signature": sign_job(spec, owner, chain_id, hub)}
 
@@ -206,11 +210,12 @@ def devnet_demo_job(
     end: int | None = None,
     *,
     trigger: tuple[str, dict[str, Any]] | None = None,
+    script: ScriptSpec | None = None,
 ) -> dict[str, object]:
     """`demo_job` for the devnet described by `facts` (its devnet.json)."""
     owner = Account.from_key(facts["demoOwnerKey"])
-    hub = facts["contracts"]["taskExecutionHub"]
-    return demo_job(owner, facts["demoCounter"], facts["chainId"], hub, every_seconds, end, trigger=trigger)
+    hub, counter = facts["contracts"]["taskExecutionHub"], facts["demoCounter"]
+    return demo_job(owner, counter, facts["chainId"], hub, every_seconds, end, trigger=trigger, script=script)
 
 
 class Devnet:

@@ -16,7 +16,9 @@ import trio
 from eth_utils import keccak, to_checksum_address
 
 from node.chain import Contract, Receipt
+from node.keeper.scripts import ScriptError, ScriptRunner
 from protocol import Assignment, AssignmentMessage, ExecutionResult, OperatorSet, ResultMessage
+from protocol.scripts import MAX_BLOCK_AGE, input_block, script_input
 from protocol.triggers import NotYetVisibleError, Readers, chain_contradiction, kind_named
 
 VISIBILITY_TIMEOUT = 60.0
@@ -79,16 +81,24 @@ class ResultChecker:
     and what the trigger's kind checks through `readers` (an event's log, a condition's values)."""
 
     def __init__(
-        self, hub: Contract, visibility_timeout: float = VISIBILITY_TIMEOUT, readers: Readers | None = None
+        self,
+        hub: Contract,
+        visibility_timeout: float = VISIBILITY_TIMEOUT,
+        readers: Readers | None = None,
+        scripts: ScriptRunner | None = None,
     ) -> None:
         self.hub = hub
         self.visibility_timeout = visibility_timeout
         self.readers = readers or Readers({})
+        self.scripts = scripts  # re-runs jobs' scripts (None: this node abstains on such jobs)
 
-    async def check(self, order: AssignmentMessage, result: ExecutionResult) -> Verdict | None:
+    async def check(
+        self, order: AssignmentMessage, result: ExecutionResult, script_input: bytes = b""
+    ) -> Verdict | None:
         """Whether `result` is the honest execution of `order`'s assignment under the job's
-        terms, with the call the dispatcher relayed and not before the fire time; None
-        (abstain) when this node's chain did not reach the reported block in time."""
+        terms, with the call the dispatcher relayed (or, for a job with a script, the call the
+        script gives on `script_input`) and not before the fire time; None (abstain) when this
+        node's chain did not reach the reported block in time, or it cannot run the script."""
         assignment, terms, expected_calldata = order.assignment, order.terms, order.calldata
         if (result.task_id, result.job_id, result.attempt) != (
             assignment.task_id,
@@ -125,7 +135,11 @@ class ResultChecker:
         calldata = args["callData"]
         if keccak(calldata) != result.calldata_hash:
             return Verdict(False, "the reported call arguments differ from those sent")
-        if calldata != expected_calldata:
+        if order.script is not None:
+            verdict = await self._check_script(order, result, script_input, calldata)
+            if verdict is None or not verdict.approve:
+                return verdict
+        elif calldata != expected_calldata:
             return Verdict(False, "the call arguments differ from the job's")
         events = self.hub.events(Receipt.from_rpc(receipt), "TaskExecuted")
         # The attempt and performer are the transaction's own (checked above).
@@ -139,6 +153,40 @@ class ResultChecker:
         if problem is not None:
             return Verdict(False, f"the trigger did not fire: {problem}")
         return Verdict(True, "the execution matches the assignment and the chain")
+
+    async def _check_script(
+        self, order: AssignmentMessage, result: ExecutionResult, document: bytes, calldata: bytes
+    ) -> Verdict | None:
+        """Whether `calldata` is what the job's script gives on `document`, an input built from
+        the order and a block of the chain read shortly before the execution (protocol.scripts);
+        None (abstain) when this node cannot run the script."""
+        call, assignment = order.script, order.assignment
+        assert call is not None
+        if call.args_hash != order.terms.args_hash:
+            return Verdict(False, "the script is not the one the owner signed")
+        if not document:  # a result rebuilt from the chain (or a report without it): nothing to re-run
+            return None
+        try:
+            block = input_block(document)
+        except ValueError as error:
+            return Verdict(False, str(error))
+        if script_input(assignment.job_id, order.terms.target, call, order.trigger, block) != document:
+            return Verdict(False, "the script input is not the one the order and its block make")
+        if not 0 <= result.block_number - block.number <= MAX_BLOCK_AGE:
+            return Verdict(False, f"the script read block {block.number}, executed in {result.block_number}")
+        read = await self.hub.rpc.call("eth_getBlockByNumber", hex(block.number), False)
+        chain_id = int(await self.hub.rpc.call("eth_chainId"), 16)
+        if read is None or int(read["timestamp"], 16) != block.timestamp or block.chain_id != chain_id:
+            return Verdict(False, f"block {block.number} of chain {block.chain_id} is not as the input says")
+        if self.scripts is None:
+            return None
+        try:
+            expected = await self.scripts.calldata(call, document)
+        except ScriptError:
+            return None  # it ran for the performer: this node's trouble, not a lie shown
+        if calldata != expected:
+            return Verdict(False, "the call arguments differ from what the job's script gives")
+        return Verdict(True, "the script gives these arguments")
 
     async def _when_reached(self, block_number: int, tx_hash: str) -> tuple[Any, Any, Any] | None:
         """The transaction, its receipt and block `block_number` as this node's chain has them

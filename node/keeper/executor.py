@@ -9,8 +9,10 @@ import trio
 from eth_utils import keccak
 
 from node.chain import Contract, TransactionSender
+from node.keeper.scripts import ScriptError, ScriptRunner
 from node.mesh import RequestRefused
 from protocol import AssignmentMessage, ExecutionResult, JobTerms
+from protocol.scripts import ChainBlock, script_input
 from protocol.triggers import NotYetVisibleError, Readers, chain_contradiction, kind_named
 
 MAX_HOLD_S = 10.0
@@ -31,6 +33,7 @@ class TaskExecutor:
         operator_id: this keeper's id in OperatorRegistry.
         chain_id: the chain the hub lives on (part of the assignment's EIP-712 domain).
         readers: what a fire is checked against before executing (default: the hub's chain).
+        scripts: runs the scripts of jobs with dynamic arguments (None: such jobs are refused).
     """
 
     def __init__(
@@ -42,7 +45,9 @@ class TaskExecutor:
         operator_id: int,
         chain_id: int,
         readers: Readers | None = None,
+        scripts: ScriptRunner | None = None,
     ) -> None:
+        self.scripts = scripts
         self.hub = hub
         self.sender = sender
         self.dispatcher = dispatcher
@@ -51,7 +56,13 @@ class TaskExecutor:
         self.readers = readers or Readers({chain_id: hub.rpc})
 
     async def execute(self, order: AssignmentMessage) -> ExecutionResult:
-        """Send the hub transaction for `order` and describe what it did.
+        """`perform` without the script input."""
+        result, _ = await self.perform(order)
+        return result
+
+    async def perform(self, order: AssignmentMessage) -> tuple[ExecutionResult, bytes]:
+        """Send the hub transaction for `order` and describe what it did, with the input its
+        job's script ran on (empty for static arguments).
 
         The job's first task registers it on chain with the owner's consent (`executeFirst`).
         An assignment that comes ahead of its fire time is held until then. Raises
@@ -72,7 +83,10 @@ class TaskExecutor:
         problem = self.refusal(order)
         if problem is not None:
             raise AssignmentRefused(f"task {assignment.task_id}: {problem}")
-        function, args = self._call(order)
+        calldata, document = order.calldata, b""
+        if order.script is not None:
+            calldata, document = await self._script_calldata(order)
+        function, args = self._call(order, calldata)
         gas, fee, head = await self._gas_and_fee(function, args, terms)
         problem = await self._trigger_problem(order, head + 1)
         if problem is not None:
@@ -82,16 +96,34 @@ class TaskExecutor:
         await trio.sleep(max(0.0, order.trigger.fire_at - time.time()))
         receipt = await self.hub.transact(self.sender, function, *args[:3], fee, *args[4:], gas=gas)
         [executed] = self.hub.events(receipt, "TaskExecuted")
-        return ExecutionResult(
+        result = ExecutionResult(
             task_id=assignment.task_id,
             job_id=assignment.job_id,
             attempt=assignment.attempt,
             performer_id=self.operator_id,
             tx_hash=bytes.fromhex(receipt.tx_hash[2:]),
             block_number=receipt.block_number,
-            calldata_hash=keccak(order.calldata),
+            calldata_hash=keccak(calldata),
             target_success=executed.args["success"],
         )
+        return result, document
+
+    async def _script_calldata(self, order: AssignmentMessage) -> tuple[bytes, bytes]:
+        """The calldata the job's script gives for `order` at the chain's head, and the input
+        it ran on; AssignmentRefused when there is none to send."""
+        call, task_id = order.script, order.assignment.task_id
+        assert call is not None
+        if self.scripts is None:
+            raise AssignmentRefused(f"task {task_id}: this keeper runs no scripts")
+        if call.args_hash != order.terms.args_hash:
+            raise AssignmentRefused(f"task {task_id}: the script is not the one the owner signed")
+        head = await self.hub.rpc.call("eth_getBlockByNumber", "latest", False)
+        block = ChainBlock(self.chain_id, int(head["number"], 16), int(head["timestamp"], 16))
+        document = script_input(order.assignment.job_id, order.terms.target, call, order.trigger, block)
+        try:
+            return await self.scripts.calldata(call, document), document
+        except ScriptError as error:
+            raise AssignmentRefused(f"task {task_id}: {error}") from None
 
     @staticmethod
     def refusal(order: AssignmentMessage) -> str | None:
@@ -107,7 +139,7 @@ class TaskExecutor:
         return kind.check(order.trigger, order.terms.trigger, time.time())
 
     @staticmethod
-    def _call(order: AssignmentMessage) -> tuple[str, list[Any]]:
+    def _call(order: AssignmentMessage, calldata: bytes) -> tuple[str, list[Any]]:
         """The hub function and its arguments (the fee at its cap, for estimating): `executeFirst`
         with the owner's consent while the dispatcher sends it (the job is not yet registered on
         chain), `execute` otherwise."""
@@ -115,7 +147,7 @@ class TaskExecutor:
         args: list[Any] = [
             assignment.as_struct(),
             terms.as_struct(),
-            order.calldata,
+            calldata,
             terms.max_fee_per_task,
             order.dispatcher_signature,
         ]

@@ -361,7 +361,7 @@ class VoteDesk:
             raise VoteRefused(f"task {attempt[0]} attempt {attempt[1]} already has its result from the chain")
         order = report.order
         async with self._chain_checks:
-            verdict = await self._checker.check(order, report.result)
+            verdict = await self._checker.check(order, report.result, report.script_input)
         if verdict is None or not verdict.approve:
             self.metrics.inc(REFUSED, reason="unproven")
             reason = "the chain did not show it in time" if verdict is None else verdict.reason

@@ -15,6 +15,7 @@ from gateway import (
     GatewayStorage,
     JobIntake,
     KeeperWatch,
+    ScriptCheck,
     TaskLedger,
     alert_channels,
     follow_decisions,
@@ -31,7 +32,7 @@ from gateway.triggers import (
 )
 from node.config import ConfigError, NodeSetup
 from node.mesh import Metrics
-from node.roles.runtime import load_directory, open_chain, open_mesh, open_watched
+from node.roles.runtime import load_directory, open_chain, open_mesh, open_watched, working_sandbox
 from node.store import Store
 from node.web import JsonValues, WebLimits
 
@@ -58,6 +59,7 @@ async def run_gateway(setup: NodeSetup) -> None:
             JsonValues(web_limits) as web,
         ):
             directory = await load_directory(setup, chain)
+            sandbox = await working_sandbox("gateway")  # dry-runs new jobs' scripts
             async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
                 keepers = KeeperWatch(directory, mesh, setup.genesis.protocol.offline_after_seconds)
                 if alert_to:  # subscribed to the ledger here, before any task can fail
@@ -116,6 +118,7 @@ async def run_gateway(setup: NodeSetup) -> None:
                     on_created=lambda job: [each.schedule(job) for each in triggers],
                     on_cancelled=lambda job: [each.unschedule(job) for each in triggers],
                     watched_chains=frozenset(events.chains),
+                    scripts=None if sandbox is None else ScriptCheck(storage, sandbox, chain.chain_id),
                 )
                 dispatcher = Dispatcher(
                     ledger=ledger,

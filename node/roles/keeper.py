@@ -11,7 +11,15 @@ import trio
 from node.bls import choose_backend
 from node.chain import ChainError
 from node.config import ConfigError, NodeSetup
-from node.keeper import AssignmentRefused, ResultChecker, TaskExecutor, VoteKey, VoteSender, report_problem
+from node.keeper import (
+    AssignmentRefused,
+    ResultChecker,
+    ScriptRunner,
+    TaskExecutor,
+    VoteKey,
+    VoteSender,
+    report_problem,
+)
 from node.mesh import HEARTBEATS, RESULTS, MeshError, MeshNode
 from node.roles.runtime import (
     Chain,
@@ -20,6 +28,7 @@ from node.roles.runtime import (
     load_directory,
     open_chain,
     open_mesh,
+    open_scripts,
     open_watched,
 )
 from node.web import JsonValues, WebLimits
@@ -54,6 +63,7 @@ class Keeper:
         mesh: MeshNode,
         nursery: trio.Nursery,
         readers: Readers | None = None,
+        scripts: ScriptRunner | None = None,
     ) -> None:
         me = directory.operator(setup.operator.address)
         if me is None or not me.active:
@@ -83,8 +93,9 @@ class Keeper:
             operator_id=me.id,
             chain_id=chain.chain_id,
             readers=readers,
+            scripts=scripts,
         )
-        self.checker = ResultChecker(chain.hub, readers=readers)
+        self.checker = ResultChecker(chain.hub, readers=readers, scripts=scripts)
         self.checks = trio.CapacityLimiter(MAX_CONCURRENT_CHECKS)
         self.reports_dropped = 0
 
@@ -118,8 +129,8 @@ class Keeper:
             log.exception("task %d attempt %d failed", assignment.task_id, assignment.attempt)
 
     async def _perform(self, order: AssignmentMessage) -> None:
-        result = await self.executor.execute(order)
-        report = ResultMessage(order, result, b"")
+        result, document = await self.executor.perform(order)
+        report = ResultMessage(order, result, b"", document)
         task = report.task_info()
         signature = task.sign_as_performer(
             self.setup.operator, self.chain.chain_id, self.chain.center.address
@@ -180,7 +191,7 @@ class Keeper:
             return
         self._checking.add(key)  # copies arriving meanwhile (republished, relayed) are not checked again
         try:
-            verdict = await self.checker.check(order, report.result)
+            verdict = await self.checker.check(order, report.result, report.script_input)
         finally:
             self._checking.discard(key)
         if verdict is None:
@@ -229,10 +240,12 @@ async def run_keeper(setup: NodeSetup) -> None:
         open_chain(setup) as chain,
         open_watched(setup, chain) as others,
         JsonValues(web_limits) as web,
+        open_scripts(setup) as scripts,
     ):
         directory = await load_directory(setup, chain)
         async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
-            keeper = Keeper(setup, chain, directory, mesh, nursery, Readers(chain_nodes(chain, others), web))
+            readers = Readers(chain_nodes(chain, others), web)
+            keeper = Keeper(setup, chain, directory, mesh, nursery, readers, scripts)
             mesh.register_handler("assign", keeper.on_assign)
             nursery.start_soon(directory.keep_fresh, 30.0)
             nursery.start_soon(keeper.attest)

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 from node.chain import Contract, RpcClient, TransactionSender, load_artifact, revert_decoder
 from node.config import ConfigError, Endpoint, NodeSetup
+from node.content import ScriptCache, ScriptFetcher
+from node.keeper import ScriptRunner
 from node.mesh import MeshConfig, MeshNode, parse_peer_addr
+from node.sandbox import BwrapSandbox, Sandbox, Script, UnsupportedArchitectureError
 from protocol import OperatorDirectory
 
 log = logging.getLogger(__name__)
@@ -96,6 +99,39 @@ async def open_watched(setup: NodeSetup, home: Chain) -> AsyncIterator[list[Othe
                 )
             chains.append(OtherChain(endpoint, rpc))
         yield chains
+
+
+async def working_sandbox(role: str) -> Sandbox | None:
+    """The bwrap sandbox, if it runs a script on this machine; else None, said in one line."""
+    try:
+        sandbox = BwrapSandbox()
+        probe = await sandbox.run(Script("python", b"print('[]')"))
+        problem = None if probe.status == "ok" else f"a test script {probe.reason}"
+    except (OSError, UnsupportedArchitectureError) as error:
+        problem = str(error)
+    if problem is not None:
+        log.warning(
+            "%s: the bwrap sandbox does not work here (%s): jobs with scripts are refused", role, problem
+        )
+        return None
+    return sandbox
+
+
+@asynccontextmanager
+async def open_scripts(setup: NodeSetup) -> AsyncIterator[ScriptRunner | None]:
+    """Runs jobs' scripts, fetched from `[node] script_sources` and cached in the data
+    directory; None when the sandbox does not work here."""
+    sandbox = await working_sandbox("keeper")
+    if sandbox is None:
+        yield None
+        return
+    settings = setup.config.settings.node
+    cache = ScriptCache(settings.data_dir / "scripts")
+    fetcher = ScriptFetcher([str(source) for source in settings.script_sources], cache)
+    try:
+        yield ScriptRunner(fetcher, sandbox)
+    finally:
+        await fetcher.aclose()
 
 
 def chain_nodes(home: Chain, others: list[OtherChain]) -> dict[int, RpcClient]:

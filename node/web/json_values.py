@@ -108,7 +108,7 @@ class JsonValues:
     async def document(self, url: str) -> Any:
         """The JSON document at `url`, fetched and decoded within the limits."""
         body = await self._fetch(url)
-        if _nesting(body) > MAX_NESTING:
+        if json_nesting(body) > MAX_NESTING:
             raise WebSourceError(f"{url}: the document nests deeper than {MAX_NESTING} levels")
         try:
             return self._decoder.decode(body)
@@ -197,7 +197,7 @@ def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return all(_public(inner) for inner in embedded if inner is not None)
 
 
-def _nesting(body: bytes) -> int:
+def json_nesting(body: bytes) -> int:
     """How deeply `body`'s arrays and objects nest (string contents do not count)."""
     depth = deepest = 0
     for bracket in _BRACKET.findall(_STRING.sub(b'""', _ESCAPE.sub(b"", body))):

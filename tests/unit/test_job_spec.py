@@ -9,8 +9,10 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from gateway import JobSpec, JobSpecError, parse_create_request, sign_job
+from gateway import JobSpec, JobSpecError, ScriptSpec, parse_create_request, sign_job
+from node.content import script_cid
 from protocol import encode_calldata, job_id_of
+from protocol.jobs import ARGS_DYNAMIC
 
 CHAIN_ID = 31337
 HUB = "0x" + "ab" * 20
@@ -155,3 +157,21 @@ def test_review_deeply_nested_json_is_refused_not_a_crash(field):
     with pytest.raises(JobSpecError) as caught:
         parse(text.encode())
     assert (caught.value.field, caught.value.problem) == ("body", "nested deeper than 32 levels")
+
+
+def test_a_job_with_a_script_signs_the_script_and_takes_no_arguments_of_its_own():
+    cid = script_cid(b"print('[7]')")
+    spec = msgspec.structs.replace(SPEC, args=[], script=ScriptSpec("ipfs://" + cid, "javascript"))
+    job = parse(body(spec))
+    call = job.spec.script_call
+    assert (call.cid, call.language, call.function) == (cid, "javascript", "incrementBy(uint256)")
+    assert (job.terms.args_mode, job.terms.args_hash) == (ARGS_DYNAMIC, call.args_hash)
+    assert job.calldata == keccak(text="incrementBy(uint256)")[:4]
+    with pytest.raises(JobSpecError) as refused:
+        parse(body(msgspec.structs.replace(spec, args=["5"])))
+    assert refused.value.field == "$.job.args"
+    with pytest.raises(JobSpecError) as refused:
+        parse(
+            body(spec, script={"cid": "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG", "language": "python"})
+        )
+    assert refused.value.field == "$.job.script.cid"

@@ -1,0 +1,41 @@
+"""The dry run of a new job's script: the gateway runs it in its sandbox before it takes the job."""
+
+from __future__ import annotations
+
+import trio
+
+from gateway.jobs import JobSpecError, ValidJob
+from gateway.storage import GatewayStorage
+from node.sandbox import Sandbox
+from protocol.scripts import ChainBlock, ScriptFailedError, ScriptOutputError, run_for_calldata, script_input
+from protocol.triggers import TriggerFire
+
+
+class ScriptCheck:
+    """Refuses a job whose script this gateway does not have, or that fails, times out or
+    prints what is not arguments of the job's function on a sample input (the job itself, a
+    fire now, and block 0 of `chain_id` at this time). At most two dry runs at once."""
+
+    def __init__(self, storage: GatewayStorage, sandbox: Sandbox, chain_id: int) -> None:
+        self.storage, self.sandbox, self.chain_id = storage, sandbox, chain_id
+        self._runs = trio.CapacityLimiter(2)
+
+    async def check(self, job: ValidJob, now: float) -> None:
+        """JobSpecError naming `$.job.script` when `job`'s script fails its dry run."""
+        call = job.spec.script_call
+        if call is None:
+            return
+        stored = self.storage.scripts.get(call.cid)
+        if stored is None:
+            raise JobSpecError(
+                "$.job.script.cid", f"no script {call.cid} here: upload it with POST /api/scripts"
+            )
+        fire = TriggerFire(job.spec.schedule_type, job.spec.schedule, now)
+        sample = script_input(
+            job.chain_job_id, job.terms.target, call, fire, ChainBlock(self.chain_id, 0, int(now))
+        )
+        try:
+            async with self._runs:
+                await run_for_calldata(self.sandbox, stored.data, call, sample)
+        except (ScriptFailedError, ScriptOutputError) as error:
+            raise JobSpecError("$.job.script", f"the dry run failed: {error}") from None
