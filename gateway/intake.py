@@ -102,10 +102,8 @@ class JobIntake:
         )
         self._check_new(job)
         self._check_watched(job)
-        if job.spec.script is not None:
-            if self.scripts is None:
-                raise JobSpecError("$.job.script", "this gateway takes no jobs with scripts")
-            await self.scripts.check(job, now)
+        if job.spec.script is not None and self.scripts is None:
+            raise JobSpecError("$.job.script", "this gateway takes no jobs with scripts")
         standing = await job_standing(self.hub, job.chain_job_id, job.owner)
         if standing.terms_hash == CANCELLED_TERMS:
             raise JobConflictError(f"job {job.chain_job_id:#x} was cancelled on chain: sign a new nonce")
@@ -125,6 +123,8 @@ class JobIntake:
                 f"balance {balance} wei is less than maxFeePerTask {job.terms.max_fee_per_task}: "
                 "deposit to the TaskExecutionHub first",
             )
+        if self.scripts is not None:  # the dry run costs the most: only for an owner who can pay
+            await self.scripts.check(job, now)
         # Checked last, with no await before the write: requests for the same job or owner
         # may have been accepted while this one asked the chain.
         self._check_new(job)

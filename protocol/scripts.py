@@ -25,6 +25,7 @@ import msgspec
 from eth_utils import keccak
 from multiformats import CID, multihash
 
+from node.content import CidError, parse_cid
 from node.sandbox import Sandbox, Script
 from node.web import json_nesting
 from protocol.calldata import CalldataError, encode_calldata
@@ -45,6 +46,16 @@ class ScriptCall(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cid: str
     language: Language
     function: str
+
+    def is_the_jobs(self, terms_args_hash: bytes) -> bool:
+        """Whether this is the script the owner signed (`terms_args_hash`), named by its one
+        canonical CID: the hash covers the digest alone, and another spelling of the same
+        digest (a CIDv0, another codec) would name a block nobody can fetch as a script."""
+        try:
+            canonical = parse_cid(self.cid) == self.cid
+        except CidError:
+            return False
+        return canonical and self.args_hash == terms_args_hash
 
     @property
     def args_hash(self) -> bytes:

@@ -148,6 +148,13 @@ class GatewaySettings(_Section, frozen=True, kw_only=True):
         int,
         Meta(ge=100, le=60_000, description="milliseconds between two reads of the chain for event jobs"),
     ] = 1000
+    script_jobs: Annotated[
+        bool,
+        Meta(
+            description="take jobs whose arguments a script computes; off until scripts run "
+            "deterministically: a script that reads the clock can get an honest performer voted down"
+        ),
+    ] = False
 
 
 class AlertSettings(_Section, frozen=True, kw_only=True):

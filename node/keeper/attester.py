@@ -159,13 +159,15 @@ class ResultChecker:
     ) -> Verdict | None:
         """Whether `calldata` is what the job's script gives on `document`, an input built from
         the order and a block of the chain read shortly before the execution (protocol.scripts);
-        None (abstain) when this node cannot run the script."""
+        None (abstain) when this node cannot run the script. An execution reported without its
+        input (or rebuilt from the chain: its performer never reported) cannot show that its
+        arguments are the script's: it is rejected, since the hub checks only the selector."""
         call, assignment = order.script, order.assignment
         assert call is not None
-        if call.args_hash != order.terms.args_hash:
+        if not call.is_the_jobs(order.terms.args_hash):
             return Verdict(False, "the script is not the one the owner signed")
-        if not document:  # a result rebuilt from the chain (or a report without it): nothing to re-run
-            return None
+        if not document:
+            return Verdict(False, "the execution comes without the input its script ran on")
         try:
             block = input_block(document)
         except ValueError as error:

@@ -115,7 +115,7 @@ class TaskExecutor:
         assert call is not None
         if self.scripts is None:
             raise AssignmentRefused(f"task {task_id}: this keeper runs no scripts")
-        if call.args_hash != order.terms.args_hash:
+        if not call.is_the_jobs(order.terms.args_hash):
             raise AssignmentRefused(f"task {task_id}: the script is not the one the owner signed")
         head = await self.hub.rpc.call("eth_getBlockByNumber", "latest", False)
         block = ChainBlock(self.chain_id, int(head["number"], 16), int(head["timestamp"], 16))

@@ -59,7 +59,8 @@ async def run_gateway(setup: NodeSetup) -> None:
             JsonValues(web_limits) as web,
         ):
             directory = await load_directory(setup, chain)
-            sandbox = await working_sandbox("gateway")  # dry-runs new jobs' scripts
+            # Dry-runs new jobs' scripts (docs/protocol.md, Jobs with scripts).
+            sandbox = await working_sandbox("gateway") if settings.gateway.script_jobs else None
             async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
                 keepers = KeeperWatch(directory, mesh, setup.genesis.protocol.offline_after_seconds)
                 if alert_to:  # subscribed to the ledger here, before any task can fail

@@ -47,6 +47,7 @@ from protocol.triggers import Readers
 
 log = logging.getLogger("triggerx.keeper")
 VOTE_GRACE = 60.0  # how long after an assignment's deadline its votes are still resent
+ABSTAIN_MEMORY = 30.0  # seconds a report abstained on is not checked again
 # Reports checked at once (each may wait up to the attester's visibility timeout); more are
 # dropped and counted, so a flood of reports costs a bounded number of tasks.
 MAX_CONCURRENT_CHECKS = 64
@@ -84,6 +85,9 @@ class Keeper:
         self.aggregators = aggregator_peers(setup)
         self.votes = VoteSender(mesh, self.aggregators)
         self._checking: set[VoteKey] = set()  # reports whose execution is being checked on chain
+        # Reports abstained on, until when: a copy republished meanwhile is not checked again (a
+        # job's script would run once per copy).
+        self._abstained: dict[VoteKey, float] = {}
         self.backend = choose_backend()
         readers = readers or Readers({chain.chain_id: chain.hub.rpc})
         self.executor = TaskExecutor(
@@ -171,6 +175,8 @@ class Keeper:
         assignment = order.assignment
         task = report.task_info()
         key = _vote_key(task)
+        if key in self._abstained and self._abstained[key] > time.monotonic():
+            return
         if report.result.performer_id == self.me.id or self.votes.holds(key) or key in self._checking:
             return  # ours, voted on already (the vote is being resent), or being checked now
         if not self.votes.room_for(task.task_id, task.attempt):
@@ -194,14 +200,12 @@ class Keeper:
             verdict = await self.checker.check(order, report.result, report.script_input)
         finally:
             self._checking.discard(key)
-        if verdict is None:
-            log.warning("task %d attempt %d: block %d not reached in time; abstaining",
-                        assignment.task_id, assignment.attempt, report.result.block_number)  # fmt: skip
-            return
-        if verdict.abstain:
-            log.warning(
-                "task %d attempt %d: abstaining: %s", assignment.task_id, assignment.attempt, verdict.reason
-            )
+        if verdict is None or verdict.abstain:
+            why = "cannot check it yet" if verdict is None else verdict.reason
+            log.warning("task %d attempt %d: abstaining: %s", assignment.task_id, assignment.attempt, why)
+            now = time.monotonic()
+            self._abstained = {k: until for k, until in self._abstained.items() if until > now}
+            self._abstained[key] = now + ABSTAIN_MEMORY
             return
         log.info("task %d attempt %d: %s (%s)", assignment.task_id, assignment.attempt,
                  "approve" if verdict.approve else "reject", verdict.reason)  # fmt: skip

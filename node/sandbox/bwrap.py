@@ -2,18 +2,23 @@
 /usr (read-only), the script and a private /tmp.
 
 Each run gets: new user, pid, network, IPC, UTS and cgroup namespaces (no network at all; its
-processes die with it); a root of /usr bound read-only, /proc, a minimal /dev and a size-bounded
-tmpfs at /tmp; the script bound read-only at /sandbox/script; an empty environment but for fixed
-locale, time zone and hash seed; the seccomp filter (node/sandbox/seccomp.py); no new
-privileges (bwrap sets it). On the host the run has its own unprivileged uid (keepers run as
-root in containers: SANDBOX_UIDS, one per concurrent run, so that one run's fork bomb does not
-use up another's process limit) and resource limits: CPU, address space, file size, processes.
+processes die with it); a read-only root holding /usr, a minimal read-only /dev, a size-bounded
+tmpfs at /tmp, and no /proc; the script bound read-only at /sandbox/script; an empty
+environment but for fixed locale, time zone and hash seed; the seccomp filter
+(node/sandbox/seccomp.py); no new privileges (bwrap sets it). On the host the run has its own
+unprivileged uid (keepers run as root in containers: `sandbox_uids`, one per concurrent run,
+so that one run's fork bomb does not use up another's process limit; whatever a run leaves is
+killed by uid) and resource limits: CPU, address space, file size, processes.
+
+Not deterministic yet: a script can read the clock and /dev/urandom, so two keepers can get
+different outputs from one input (docs/protocol.md, Jobs with scripts).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections import deque
 
 import trio
 
@@ -29,8 +34,15 @@ from node.sandbox.runner import (
 )
 from node.sandbox.seccomp import filter_program
 
-SANDBOX_UIDS = range(100_000, 100_064)
-"""Host uids of runs when the keeper is root: one per concurrent run (so at most 64 at once)."""
+
+def sandbox_uids(pid: int | None = None) -> range:
+    """Host uids of the runs of process `pid` (default: this one) when it is root: one per
+    concurrent run, 64 of them, in a block of its own (several nodes on one host, a devnet's,
+    must not share: a run's leftovers are killed by uid)."""
+    block = (os.getpid() if pid is None else pid) % 15_000
+    return range(100_000 + 64 * block, 100_064 + 64 * block)
+
+
 INTERPRETERS: dict[Language, list[str]] = {
     # No user site, no site, no .pyc writes, no script dir on the path. Not -I: it would ignore
     # PYTHONHASHSEED (the environment is cleared anyway: only ours is there).
@@ -48,18 +60,21 @@ class BwrapSandbox(Sandbox):
     def __init__(self, bwrap: str | None = None) -> None:
         self.bwrap = bwrap or shutil.which("bwrap") or "/usr/bin/bwrap"
         self._program = filter_program()
-        self._uids = trio.Semaphore(len(SANDBOX_UIDS)) if os.geteuid() == 0 else None
-        self._free = list(SANDBOX_UIDS)
+        uids = sandbox_uids()
+        self._uids = trio.Semaphore(len(uids)) if os.geteuid() == 0 else None
+        self._free = deque(uids)
 
     async def run(self, script: Script, limits: RunLimits | None = None) -> RunResult:
         limits = limits or RunLimits()
         if self._uids is None:  # not root: the keeper's own uid, its processes counted now
             return await self._run(script, limits, os.geteuid(), _processes_of(os.geteuid()))
         async with self._uids:
-            uid = self._free.pop()
+            uid = self._free.popleft()  # the uid that rested longest: its last run's dead are reaped
             try:
-                return await self._run(script, limits, uid, 0)
+                # Zombies of an earlier run (the host's init reaps them) still count toward its limit.
+                return await self._run(script, limits, uid, _processes_of(uid))
             finally:
+                _kill_everything_of(uid)  # a run's uid is its own: whatever is left of it goes
                 self._free.append(uid)
 
     async def _run(self, script: Script, limits: RunLimits, uid: int, running: int) -> RunResult:
@@ -72,7 +87,11 @@ class BwrapSandbox(Sandbox):
 
         with script_file(script.source) as path:
             argv, fds = self.command(path, script.language, limits)
-            return await run_process(argv, fds, script.stdin, limits, preexec)
+            info_read, info_write = os.pipe()
+            argv[1:1] = ["--info-fd", str(info_write)]
+            return await run_process(
+                argv, [*fds, info_write], script.stdin, limits, preexec, info_fd=info_read
+            )
 
     def command(self, script_path: str, language: Language, limits: RunLimits) -> tuple[list[str], list[int]]:
         """The bwrap command for the script at `script_path`, and the fd of its seccomp filter."""
@@ -89,10 +108,13 @@ class BwrapSandbox(Sandbox):
             "--symlink", "usr/lib", "/lib",
             "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin",
-            "--proc", "/proc",
+            # No /proc: uptime, boot id, memory and mounts would differ from keeper to keeper.
             "--dev", "/dev",
             "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
             "--ro-bind", script_path, "/sandbox/script",
+            # The rest read-only: bwrap's root and /dev are tmpfs, unbounded but for this.
+            "--remount-ro", "/",
+            "--remount-ro", "/dev",
             "--chdir", "/tmp",
             "--hostname", "sandbox",
             "--uid", "65534", "--gid", "65534",
@@ -104,6 +126,18 @@ class BwrapSandbox(Sandbox):
             "/sandbox/script",
         ]  # fmt: skip
         return argv, [read]
+
+
+def _kill_everything_of(uid: int) -> None:
+    """SIGKILL every process of `uid` (a run's own uid: what a killed run may leave behind,
+    such as bwrap's reaper when the run was cancelled mid-way)."""
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    os.kill(int(entry.name), 9)
+            except OSError:
+                continue  # it ended meanwhile
 
 
 def _processes_of(uid: int) -> int:

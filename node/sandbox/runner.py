@@ -9,6 +9,7 @@ it with its resource usage.
 from __future__ import annotations
 
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -25,6 +26,19 @@ import trio
 Language = Literal["python", "javascript"]
 Status = Literal["ok", "failed", "timeout", "cpu_limit", "output_limit", "killed"]
 STDERR_TAIL = 4_096  # bytes of stderr kept (the end, where errors are)
+# Threads waiting for runs to end: their own pool (one per trio run), so that runs never take
+# the threads the rest of the node uses (trio's default pool has 40).
+_WAITERS: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("sandbox_waiters")
+
+
+def _waiters() -> trio.CapacityLimiter:
+    try:
+        return _WAITERS.get()
+    except LookupError:
+        _WAITERS.set(trio.CapacityLimiter(128))
+        return _WAITERS.get()
+
+
 SIGNALS = frozenset(int(number) for number in signal.valid_signals())
 
 
@@ -110,23 +124,32 @@ async def run_process(
     limits: RunLimits,
     preexec: Callable[[], None],
     env: dict[str, str] | None = None,
+    info_fd: int | None = None,
 ) -> RunResult:
     """Run `argv` (inheriting `fds`, which are closed here; with `env`, or this process's
     environment) in a session of its own, feeding it `stdin`, under `limits`' wall time and
-    output cap; `preexec` runs in the child before exec."""
+    output cap; `preexec` runs in the child before exec. `info_fd`: where a wrapper (bwrap's
+    `--info-fd`) says the pid of the child it runs, which is then the one killed, so that the
+    wrapper reaps it. Cancelled, the run is killed too."""
     began = time.monotonic()
-    process = subprocess.Popen(  # noqa: ASYNC220 - reaped with wait4 in a thread, for its rusage
-        argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        pass_fds=fds,
-        preexec_fn=preexec,
-        env=env,
-        start_new_session=True,
-    )
-    for fd in fds:
-        os.close(fd)
+    try:
+        process = subprocess.Popen(  # noqa: ASYNC220 - reaped with wait4 in a thread, for its rusage
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=fds,
+            preexec_fn=preexec,
+            env=env,
+            start_new_session=True,
+        )
+    except BaseException:
+        if info_fd is not None:
+            os.close(info_fd)
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)
     assert process.stdin
     assert process.stdout
     assert process.stderr
@@ -137,12 +160,28 @@ async def run_process(
         pipe.close()
     stdout, stderr = bytearray(), bytearray()
     ended: Status | None = None
+    inner: list[int] = []  # the wrapped child's pid, once the wrapper says it
 
     def stop(why: Status) -> None:
         nonlocal ended
         ended = ended or why
         with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+            if inner:  # the wrapper reaps it, then exits: nothing is left to the host's init
+                os.kill(inner[0], signal.SIGKILL)
+            else:
+                os.killpg(process.pid, signal.SIGKILL)
+
+    async def read_info() -> None:
+        if info_fd is None:
+            return
+        # Read to the end: closing it early would make the wrapper's next write kill it (SIGPIPE).
+        async with trio.lowlevel.FdStream(info_fd) as info:
+            said = b""
+            while chunk := await info.receive_some(4096):
+                said = (said + chunk)[-4096:]
+                found = re.search(rb'"child-pid"\s*:\s*([0-9]+)', said)
+                if found and not inner:
+                    inner.append(int(found.group(1)))
 
     async def write_stdin() -> None:
         # A script that does not read all of its stdin closes the pipe: that is its business.
@@ -169,16 +208,22 @@ async def run_process(
         await trio.sleep(limits.wall_seconds)
         stop("timeout")
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(write_stdin)
-        nursery.start_soon(read_stdout)
-        nursery.start_soon(read_stderr)
-        async with trio.open_nursery() as clock:
-            clock.start_soon(watch_the_clock)
-            # Not cancellable: the run is killed at its deadline, and this reaps it (with its usage).
-            _, status, usage = await trio.to_thread.run_sync(os.wait4, process.pid, 0)
-            clock.cancel_scope.cancel()
-        nursery.cancel_scope.deadline = trio.current_time() + 1.0  # the pipes' last bytes, then done
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write_stdin)
+            nursery.start_soon(read_stdout)
+            nursery.start_soon(read_stderr)
+            nursery.start_soon(read_info)
+            async with trio.open_nursery() as clock:
+                clock.start_soon(watch_the_clock)
+                _, status, usage = await trio.to_thread.run_sync(
+                    os.wait4, process.pid, 0, abandon_on_cancel=True, limiter=_waiters()
+                )
+                clock.cancel_scope.cancel()
+            nursery.cancel_scope.deadline = trio.current_time() + 1.0  # the pipes' last bytes, then done
+    except BaseException:  # cancelled (a client gone, a shutdown): the run goes too, and the
+        stop("killed")  # abandoned wait4 reaps it
+        raise
     process.returncode = code = os.waitstatus_to_exitcode(status)
     if code > 128 and code - 128 in SIGNALS:  # a wrapper (bwrap) reports its child's death so
         code = 128 - code

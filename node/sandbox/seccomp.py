@@ -1,8 +1,9 @@
 """The seccomp filter every sandboxed run gets: a classic BPF program, written out here.
 
 It refuses (EPERM) what a script never needs and an escape always does: tracing other
-processes, new namespaces, mounts, kernel keyrings, BPF, perf events, modules, kexec, reboot,
-swap and the kernel log. `clone` is refused only with namespace flags (threads and forks pass;
+processes, new namespaces, mounts, kernel keyrings, BPF, perf events, io_uring (a large attack
+surface whose operations would pass the socket check), personality changes, modules, kexec,
+reboot, swap and the kernel log. `clone` is refused only with namespace flags (threads and forks pass;
 the run's pid limit bounds them), `clone3` answers ENOSYS (its flags sit in memory a filter
 cannot read, so libc falls back to `clone`), and `socket` opens AF_UNIX only (the run has no
 network; the keeper's HTTP proxy is a unix socket). A syscall of another ABI (x32, i386 on
@@ -32,6 +33,7 @@ _NAMESPACE_FLAGS |= 0x4000_0000 | 0x0000_0080
 
 X86_64_REFUSED = {
     "ptrace": 101,
+    "personality": 135,
     "syslog": 103,
     "pivot_root": 155,
     "chroot": 161,
@@ -55,6 +57,7 @@ X86_64_REFUSED = {
     "setns": 308,
     "process_vm_readv": 310,
     "process_vm_writev": 311,
+    "kcmp": 312,
     "finit_module": 313,
     "kexec_file_load": 320,
     "bpf": 321,
@@ -64,6 +67,12 @@ X86_64_REFUSED = {
     "fsopen": 430,
     "fsconfig": 431,
     "fsmount": 432,
+    "io_uring_setup": 425,
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+    "fspick": 433,
+    "pidfd_getfd": 438,
+    "mount_setattr": 442,
 }
 _X86_64_CLONE, _X86_64_CLONE3, _X86_64_SOCKET = 56, 435, 41
 

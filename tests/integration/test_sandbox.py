@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import trio
 
 from node.sandbox import BwrapSandbox, RunLimits, Script
-from node.sandbox.bwrap import SANDBOX_UIDS
+from node.sandbox.bwrap import sandbox_uids
 
 LIMITS = RunLimits(wall_seconds=5, cpu_seconds=2, output_bytes=65_536)
 HONEST = Script(
@@ -29,12 +30,14 @@ def python(source: str) -> Script:
 
 
 def leftovers() -> list[str]:
-    """Processes of the sandbox's uids still alive on the host."""
+    """Processes of the sandbox's uids still alive on the host (a zombie is dead: the host's
+    init reaps it)."""
     found = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                if entry.stat().st_uid in SANDBOX_UIDS:
+                alive = "\nState:\tZ" not in Path(f"/proc/{entry.name}/status").read_text()
+                if entry.stat().st_uid in sandbox_uids() and alive:
                     found.append(entry.name)
             except OSError:
                 continue
@@ -89,6 +92,12 @@ def probe(body: str) -> Script:
 ESCAPES = {
     "a TCP connection to 127.0.0.1": "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=1)",
     "a write outside tmp": "open('/usr/escape', 'w').write('x')",
+    "a write to the root (a tmpfs: memory)": "open('/fill', 'w').write('x')",
+    "a write to /dev/shm": "open('/dev/shm/fill', 'w').write('x')",
+    "io_uring": (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "assert libc.syscall(425, 8, ctypes.create_string_buffer(120)) >= 0, os.strerror(ctypes.get_errno())"
+    ),
     "ptrace": (
         "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
         "assert libc.ptrace(0, 0, 0, 0) == 0, os.strerror(ctypes.get_errno())"
@@ -111,7 +120,7 @@ async def test_the_keepers_files_are_not_there(sandbox, tmp_path):
     keystore = tmp_path / "operator.json"
     keystore.write_text('{"secret": "the operator key"}')
     result = await sandbox.run(probe(f"print(open({str(keystore)!r}).read())"), LIMITS)
-    assert result.stdout.startswith(b"denied FileNotFoundError"), result.stdout
+    assert result.stdout.startswith(b"denied FileNotFoundError"), (result.stdout, result.reason)
 
 
 async def test_a_run_sees_only_its_stdin_the_same_every_time(sandbox):
@@ -121,3 +130,12 @@ async def test_a_run_sees_only_its_stdin_the_same_every_time(sandbox):
     assert first.stdout == second.stdout
     assert b"PYTHONHASHSEED" in first.stdout
     assert b"HOSTNAME" not in first.stdout
+
+
+async def test_a_cancelled_run_is_killed_and_reaped(sandbox):
+    with trio.fail_after(10):  # the script would sleep a minute
+        with trio.move_on_after(0.5):
+            await sandbox.run(python("import time\ntime.sleep(60)"), RunLimits(wall_seconds=30))
+        while leftovers():  # noqa: ASYNC110 - the kill takes a moment to land
+            await trio.sleep(0.05)
+    assert (await sandbox.run(HONEST, LIMITS)).status == "ok"
