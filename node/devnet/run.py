@@ -46,8 +46,6 @@ REPO_GENESIS = Path(__file__).resolve().parents[2] / "genesis.json"
 # A local network notices a dead keeper in seconds; a public one tolerates slow links.
 DEVNET_HEARTBEAT_SECONDS = 1
 DEVNET_OFFLINE_AFTER_SECONDS = 4
-# A devnet task executes in about a second: an attempt that did not is retried after 20 s, not 60.
-DEVNET_ASSIGNMENT_TTL_SECONDS = 20
 DEVNET_SCRYPT_N = 2**12  # throwaway keys: fast to unlock
 READY_TIMEOUT = 120.0
 ETH = 10**18
@@ -168,7 +166,6 @@ def _genesis(
             base.protocol,
             heartbeat_interval_seconds=DEVNET_HEARTBEAT_SECONDS,
             offline_after_seconds=DEVNET_OFFLINE_AFTER_SECONDS,
-            assignment_ttl_seconds=DEVNET_ASSIGNMENT_TTL_SECONDS,
         ),
     )
 

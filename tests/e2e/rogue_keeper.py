@@ -1,6 +1,7 @@
-"""A keeper that lies, for tests/e2e/test_rogue_performer.py: it takes its assignments, executes
-nothing, and reports the fire of a log that does not exist (the order's trigger detail replaced
-by one naming a made-up transaction).
+"""A keeper that lies, for tests/e2e/test_rogue_performer.py: it executes nothing, reports the
+fire of a log that does not exist (the order's trigger detail replaced by one naming a made-up
+transaction), and refuses the assignment, so that the dispatcher moves on at once instead of
+waiting out its deadline (what is tested is the report).
 
     python tests/e2e/rogue_keeper.py --config <a keeper's node.toml>
 """
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from eth_utils import keccak
 
 from node.cli import main
+from node.keeper import AssignmentRefused
 from node.roles.keeper import Keeper
 from protocol import AssignmentMessage, ExecutionResult, ResultMessage
 from protocol.triggers.event import LogEvidence
@@ -50,7 +52,17 @@ async def report_a_made_up_log(self: Keeper, order: AssignmentMessage) -> None:
     self.send_vote(msgspec.structs.replace(report, performer_signature=signature), approve=True, own=True)
 
 
+ACCEPT = Keeper.on_assign
+
+
+async def report_then_refuse(self: Keeper, sender: str, payload: bytes) -> bytes:
+    """Start the lying report, then refuse the assignment."""
+    await ACCEPT(self, sender, payload)
+    raise AssignmentRefused("a rogue reports and leaves")
+
+
 if __name__ == "__main__":
     Keeper._perform = report_a_made_up_log  # type: ignore[method-assign]
+    Keeper.on_assign = report_then_refuse  # type: ignore[method-assign]
     sys.argv[0] = "triggerx-node"
     main()

@@ -50,7 +50,7 @@ def test_a_made_up_event_is_not_approved_and_the_task_goes_to_another_keeper(dev
         def the_task() -> dict:
             return next(t for t in tasks() if t["id"] == lied_to)
 
-        # The liar's attempt is never approved; after its deadline the task goes to another keeper.
+        # The liar's attempt is never approved; the task goes to another keeper.
         wait_for(lambda: the_task()["status"] == "completed", timeout=180)
         attempts = the_task()["attempts"]
         assert (attempts[0]["performer"], attempts[0]["outcome"] == "approved") == (liar, False)
