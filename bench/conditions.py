@@ -62,10 +62,8 @@ class Layout:
     def holder(self, i: int) -> str:
         return to_checksum_address(f"0x{self.holders_from + i:040x}")
 
-    def event_token(self, i: int) -> str:
-        return token(i % self.contracts)
-
-    def condition_token(self, i: int) -> str:
+    def token_of(self, i: int) -> str:
+        """The token event job i and condition job i watch."""
         return token(i % self.contracts)
 
 
@@ -102,7 +100,7 @@ def job_records(layout: Layout) -> list[Any]:
     schedules: list[tuple[str, dict[str, Any]]] = [
         ("event", {
             "chainId": CHAIN,
-            "addresses": [layout.event_token(i)],
+            "addresses": [layout.token_of(i)],
             "event": "Transfer(address indexed from, address indexed to, uint256 value)",
             "where": [f"to = {receiver(i)}"],
         })
@@ -110,7 +108,7 @@ def job_records(layout: Layout) -> list[Any]:
     ] + [
         ("condition", {
             "chainId": CHAIN,
-            "values": [f"held = erc20 {layout.condition_token(i)} {layout.holder(i)}"],
+            "values": [f"held = erc20 {layout.token_of(i)} {layout.holder(i)}"],
             "when": "held >= 1",
         })
         for i in range(layout.conditions)
@@ -213,7 +211,7 @@ async def run_naive(layout: Layout, url: str, seconds: float) -> dict[str, Any]:
         async with slots:
             topic = "0x" + eth_abi.encode(["address"], [receiver(i)]).hex()
             query = {
-                "address": layout.event_token(i),
+                "address": layout.token_of(i),
                 "topics": [TRANSFER, None, topic],
                 "fromBlock": hex(read_to[i] + 1),
                 "toBlock": hex(to_block),
@@ -225,7 +223,7 @@ async def run_naive(layout: Layout, url: str, seconds: float) -> dict[str, Any]:
     async def condition_job(i: int, block: int) -> None:
         async with slots:
             data = "0x" + (balance_of + eth_abi.encode(["address"], [layout.holder(i)])).hex()
-            answer = await rpc.call("eth_call", {"to": layout.condition_token(i), "data": data}, hex(block))
+            answer = await rpc.call("eth_call", {"to": layout.token_of(i), "data": data}, hex(block))
         now = int(answer, 16) >= 10**18
         if now and not held[i]:
             fires.append(("condition", i, block, time.time()))
@@ -299,9 +297,7 @@ async def drive(
 
     async def send(kind: str, i: int) -> None:
         to, contract = (
-            (receiver(i), layout.event_token(i))
-            if kind == "event"
-            else (layout.holder(i), layout.condition_token(i))
+            (receiver(i), layout.token_of(i)) if kind == "event" else (layout.holder(i), layout.token_of(i))
         )
         data = "0x" + (mint + eth_abi.encode(["address", "uint256"], [to, 10**18])).hex()
         tx = {"from": minter, "to": contract, "data": data, "gas": hex(200_000)}

@@ -65,14 +65,13 @@ class WebPoller:
         reading: Reading | SourceError
         try:
             reading = source.reading(await self.values.value(source.url, source.path))
-        except (WebSourceError, SourceError) as error:
-            self.metrics.inc("condition_source_errors_total", source="http")
-            reading = SourceError(str(error))
-            log.info("condition value %s: %s", source.canonical, error)
         except Exception as error:  # a stranger's URL: whatever it does ends this fetch only
             self.metrics.inc("condition_source_errors_total", source="http")
-            reading = SourceError(f"{source.url}: {type(error).__name__}: {error}")
-            log.exception("condition value %s", source.canonical)
+            expected = isinstance(error, WebSourceError | SourceError)
+            reading = SourceError(
+                str(error) if expected else f"{source.url}: {type(error).__name__}: {error}"
+            )
+            (log.info if expected else log.exception)("condition value %s: %s", source.canonical, error)
         if source in self._every:
             self._latest[source] = reading
 

@@ -91,6 +91,7 @@ class ResultChecker:
         self.visibility_timeout = visibility_timeout
         self.readers = readers or Readers({})
         self.scripts = scripts  # re-runs jobs' scripts (None: this node abstains on such jobs)
+        self._chain_id: int | None = None  # the hub's chain, read once
 
     async def check(
         self, order: AssignmentMessage, result: ExecutionResult, script_input: bytes = b""
@@ -176,9 +177,10 @@ class ResultChecker:
             return Verdict(False, "the script input is not the one the order and its block make")
         if not 0 <= result.block_number - block.number <= MAX_BLOCK_AGE:
             return Verdict(False, f"the script read block {block.number}, executed in {result.block_number}")
+        if self._chain_id is None:
+            self._chain_id = int(await self.hub.rpc.call("eth_chainId"), 16)
         read = await self.hub.rpc.call("eth_getBlockByNumber", hex(block.number), False)
-        chain_id = int(await self.hub.rpc.call("eth_chainId"), 16)
-        if read is None or int(read["timestamp"], 16) != block.timestamp or block.chain_id != chain_id:
+        if read is None or int(read["timestamp"], 16) != block.timestamp or block.chain_id != self._chain_id:
             return Verdict(False, f"block {block.number} of chain {block.chain_id} is not as the input says")
         if self.scripts is None:
             return None
