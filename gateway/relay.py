@@ -3,8 +3,8 @@
 A performer that dies right after its transaction leaves an execution the hub recorded and
 paid into escrow, but no report on the mesh: without one, no attester votes and the task
 could never be decided. The dispatcher then rebuilds the result from the chain (the hub's
-TaskExecuted log, the transaction's input: the assignment it signed) and publishes it on the
-results topic, unsigned. Attesters check it against the chain as any report; the aggregator
+TaskExecuted or TaskSkipped log, the transaction's input: the assignment it signed) and
+publishes it on the results topic, unsigned. Attesters check it against the chain as any report; the aggregator
 accepts an unsigned result only once it has checked it against the chain too, and the
 AttestationCenter takes a decision without the performer's signature (docs/protocol.md).
 """
@@ -58,7 +58,7 @@ class ExecutionRelay:
             {
                 "address": self.hub.address,
                 "topics": [
-                    self.hub.abi.event_topic("TaskExecuted"),
+                    [self.hub.abi.event_topic("TaskExecuted"), self.hub.abi.event_topic("TaskSkipped")],
                     "0x" + task.id.to_bytes(32, "big").hex(),
                 ],
                 "fromBlock": hex(max(0, head - LOOKBACK_BLOCKS)),
@@ -97,7 +97,7 @@ class ExecutionRelay:
                 tx_hash=bytes.fromhex(entry["transactionHash"][2:]),
                 block_number=int(entry["blockNumber"], 16),
                 calldata_hash=keccak(args["callData"]),
-                target_success=event.args["success"],
+                target_success=event.args.get("success", False),  # a skip (TaskSkipped) calls nothing
             )
             return ResultMessage(order, result, b"")
         log.warning("task %d attempt %d: no execution log in the last %d blocks", task.id, attempt.number,

@@ -7,14 +7,15 @@ import trio
 from gateway.jobs import JobSpecError, ValidJob
 from gateway.storage import GatewayStorage
 from node.sandbox import Sandbox
-from protocol.scripts import ChainBlock, ScriptFailedError, ScriptOutputError, run_for_calldata, script_input
+from protocol.scripts import ChainBlock, run_script, script_input
 from protocol.triggers import TriggerFire
 
 
 class ScriptCheck:
     """Refuses a job whose script this gateway does not have, or that fails, times out or
-    prints what is not arguments of the job's function on a sample input (the job itself, a
-    fire now, and block 0 of `chain_id` at this time). At most two dry runs at once."""
+    prints what is neither arguments of the job's function nor a custom-logic decision on a
+    sample input (the job itself, a fire now, and block 0 of `chain_id` at this time; a
+    decision not to call passes). At most two dry runs at once."""
 
     def __init__(self, storage: GatewayStorage, sandbox: Sandbox, chain_id: int) -> None:
         self.storage, self.sandbox, self.chain_id = storage, sandbox, chain_id
@@ -34,8 +35,7 @@ class ScriptCheck:
         sample = script_input(
             job.chain_job_id, job.terms.target, call, fire, ChainBlock(self.chain_id, 0, int(now))
         )
-        try:
-            async with self._runs:
-                await run_for_calldata(self.sandbox, stored.data, call, sample)
-        except (ScriptFailedError, ScriptOutputError) as error:
-            raise JobSpecError("$.job.script", f"the dry run failed: {error}") from None
+        async with self._runs:
+            outcome = await run_script(self.sandbox, stored.data, call, sample)
+        if outcome.failed:
+            raise JobSpecError("$.job.script", f"the dry run failed: {outcome.note}")

@@ -9,16 +9,20 @@ arguments it prints (`ScriptCall`). The owner signs them as the terms' `argsHash
 so no keeper can run another script for the job, or encode its output for another function.
 At each task the performer builds the script's input, one JSON document (`script_input`),
 from the job, the trigger's fire and the chain block it read before running, runs the script
-in its sandbox, and reads its output: a JSON array, the arguments of the job's function
-(`calldata_from_output`).
-The input travels with the result; each attester rebuilds it from the order and that block,
-runs the same script, and votes no if the calldata it gets is not the one executed.
+in its sandbox, and reads its output (`decision_from_output`): a JSON array, the arguments of
+the job's function, or a custom-logic decision `{shouldExecute, args, reason}`. A decision not
+to call, and a script that fails, make a task that calls nothing: the hub records a skip, paid
+and attested like a call (`ScriptOutcome`).
+The input travels with the result, and the result carries the hashes of the input and of the
+output; each attester rebuilds the input from the order and that block, runs the same script,
+and votes no if the output or the calldata it gets is not the performer's (docs/protocol.md,
+"Jobs with scripts").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import eth_abi
 import msgspec
@@ -29,11 +33,13 @@ from node.content import CidError, parse_cid
 from node.sandbox import Sandbox, Script
 from node.web import json_nesting
 from protocol.calldata import CalldataError, encode_calldata
+from protocol.result import ScriptUsage
 from protocol.triggers import TriggerFire
 
 Language = Literal["python", "javascript"]
 MAX_OUTPUT_NESTING = 32  # as for a job's JSON arguments (gateway.jobs)
 MAX_INPUT_BYTES = 8_192
+MAX_REASON = 200  # characters of a custom-logic script's reason
 MAX_BLOCK_AGE = 256
 """Blocks between the block a script read and its execution at most (attesters refuse more:
 a performer must not pick an old block to steer the script)."""
@@ -74,10 +80,6 @@ class ChainBlock:
     timestamp: int
 
 
-class ScriptOutputError(ValueError):
-    """A script's output is not arguments of the job's function (the message says why)."""
-
-
 def script_input(job_id: int, target: str, call: ScriptCall, fire: TriggerFire, block: ChainBlock) -> bytes:
     """The one JSON document a script reads on stdin (keys in a fixed order; the job id, which
     may exceed 2**53, as a decimal string)."""
@@ -110,32 +112,91 @@ def input_block(document: bytes) -> ChainBlock:
     return ChainBlock(chain.chain_id, chain.block_number, chain.timestamp)
 
 
-def calldata_from_output(function: str, stdout: bytes) -> bytes:
-    """The calldata of `function` with the arguments a script printed (a JSON array, alone on
-    its output); ScriptOutputError otherwise."""
+class ScriptOutputError(ValueError):
+    """A script's output is not arguments of the job's function, nor a custom-logic decision
+    (the message says why)."""
+
+
+class _Decision(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    should_execute: bool
+    args: list[Any] | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=MAX_REASON)] = ""
+
+
+def decision_from_output(function: str, stdout: bytes) -> tuple[bytes, str]:
+    """What a script's output says to do: the calldata of `function` with the arguments it
+    printed, and its reason; no calldata (b"") when a custom-logic script says not to call.
+
+    A script prints either its arguments (a JSON array) or a custom-logic decision
+    `{"shouldExecute": bool, "args": [...], "reason": "..."}` (`args` when it says to call,
+    `reason` optional, at most 200 characters). ScriptOutputError for anything else."""
     if json_nesting(stdout) > MAX_OUTPUT_NESTING:
         raise ScriptOutputError(f"the output nests deeper than {MAX_OUTPUT_NESTING} levels")
     try:
-        args = msgspec.json.decode(stdout.strip())
+        printed = msgspec.json.decode(stdout.strip(), type=list[Any] | _Decision)
+    except msgspec.ValidationError as error:
+        raise ScriptOutputError(f"the output is neither an argument array nor a decision: {error}") from None
     except msgspec.DecodeError as error:
         raise ScriptOutputError(f"the output is not JSON: {error}") from None
-    if not isinstance(args, list):
-        raise ScriptOutputError("the output is not a JSON array of arguments")
+    if isinstance(printed, list):
+        args, reason = printed, ""
+    elif not printed.should_execute:
+        return b"", printed.reason
+    elif printed.args is None:
+        raise ScriptOutputError("the decision says to execute but gives no args")
+    else:
+        args, reason = printed.args, printed.reason
     try:
-        return encode_calldata(function, args)
+        return encode_calldata(function, args), reason
     except CalldataError as error:
         raise ScriptOutputError(f"the arguments do not fit {function}: {error}") from None
 
 
-class ScriptFailedError(ValueError):
-    """A script did not run to completion (the message says how it ended)."""
+FAILED_OUTPUT = keccak(b"")
+"""The output hash of a run that failed, whatever it printed (a script that prints nothing
+fails too: no bytes are not JSON)."""
+_RESOURCE_STATUSES = frozenset({"timeout", "cpu_limit", "killed"})
 
 
-async def run_for_calldata(sandbox: Sandbox, source: bytes, call: ScriptCall, document: bytes) -> bytes:
-    """Run `source` (the script `call` names) on `document` in `sandbox`; the calldata its
-    output makes. ScriptFailedError if it does not run to completion, ScriptOutputError if
-    what it prints is not arguments of the function."""
+@dataclass(frozen=True)
+class ScriptOutcome:
+    """What a script's run decides for a task (`run_script`).
+
+    `calldata` is the call to make; no bytes means no call: the script said not to (a
+    custom-logic `shouldExecute: false`) or failed. `output_hash` is the keccak256 of what it
+    printed, or FAILED_OUTPUT; `note` is the script's reason or how it failed; `status` is the
+    sandbox's, or "bad_output" for a run that printed what is not a decision."""
+
+    calldata: bytes
+    output_hash: bytes
+    note: str
+    status: str
+    usage: ScriptUsage
+
+    @property
+    def failed(self) -> bool:
+        """Whether the script failed (its task is a completed failure: the hub records a skip)."""
+        return self.output_hash == FAILED_OUTPUT
+
+    @property
+    def ran_out(self) -> bool:
+        """Whether it failed for want of time or because it was killed: what a slower or busier
+        machine may see where another's run completed."""
+        return self.status in _RESOURCE_STATUSES
+
+
+async def run_script(sandbox: Sandbox, source: bytes, call: ScriptCall, document: bytes) -> ScriptOutcome:
+    """Run `source` (the script `call` names) on `document` in `sandbox`, and what it decides."""
     result = await sandbox.run(Script(call.language, source, document))
+    usage = ScriptUsage(
+        wall_ms=min(int(result.wall_seconds * 1000), 2**32 - 1),
+        cpu_ms=min(int(result.cpu_seconds * 1000), 2**32 - 1),
+        max_rss_kib=min(result.max_rss_bytes // 1024, 2**32 - 1),
+    )
     if result.status != "ok":
-        raise ScriptFailedError(f"the script {result.reason}")
-    return calldata_from_output(call.function, result.stdout)
+        return ScriptOutcome(b"", FAILED_OUTPUT, f"the script {result.reason}", result.status, usage)
+    try:
+        calldata, reason = decision_from_output(call.function, result.stdout)
+    except ScriptOutputError as error:
+        return ScriptOutcome(b"", FAILED_OUTPUT, str(error), "bad_output", usage)
+    return ScriptOutcome(calldata, keccak(result.stdout), reason, "ok", usage)

@@ -22,6 +22,11 @@ import {TriggerGasRegistry} from "./TriggerGasRegistry.sol";
 ///         reverting target is recorded as a failed execution (the keeper did its work, the
 ///         attesters judge it); it does not revert this call.
 ///
+///         A job whose script decides its arguments (ARGS_DYNAMIC) may also decide not to call
+///         at all (its custom logic said no): the performer sends empty call data, the fee
+///         goes into escrow as for a call, and the hub records a skip instead of calling. The
+///         attesters re-run the script and settle the skip like any execution.
+///
 ///         The AttestationCenter (the `settler`) releases each escrow: to the performer when
 ///         the task is approved, back to the owner when it is rejected. Changing the dispatcher
 ///         or the settler is time-locked (Governed), so owners can withdraw first.
@@ -64,6 +69,9 @@ contract TaskExecutionHub is Governed, EIP712, JobRegistry, TriggerGasRegistry {
     ///         the transaction's input and sender, and in escrowOf.
     event TaskExecuted(uint256 indexed taskId, uint256 indexed jobId, bool success);
     event TargetReverted(uint256 indexed taskId, bytes revertData);
+    /// @notice Task `taskId` of job `jobId` was admitted and did not call its target: the job's
+    ///         script said not to (a custom-logic job's no-op).
+    event TaskSkipped(uint256 indexed taskId, uint256 indexed jobId);
 
     error WrongPerformer(address expected, address caller);
     error AssignmentExpired(uint64 deadline, uint256 timestamp);
@@ -172,36 +180,43 @@ contract TaskExecutionHub is Governed, EIP712, JobRegistry, TriggerGasRegistry {
         uint256 fee,
         bytes calldata dispatcherSignature
     ) private returns (bool success) {
-        address forwarder = _admit(a, terms, callData, fee, dispatcherSignature);
+        address owner = _admit(a, terms, callData, fee, dispatcherSignature);
+        if (callData.length == 0) {
+            emit TaskSkipped(a.taskId, a.jobId);
+            return false;
+        }
         bytes memory revertData;
-        (success, revertData) = _forward(forwarder, terms.target, terms.gasLimit, callData);
+        (success, revertData) = _forward(_forwarder(owner), terms.target, terms.gasLimit, callData);
         emit TaskExecuted(a.taskId, a.jobId, success);
         if (!success) emit TargetReverted(a.taskId, revertData);
     }
 
-    /// @dev Every check of an execution, then the fee into escrow; returns the owner's forwarder.
+    /// @dev Every check of an execution, then the fee into escrow; returns the job's owner.
     function _admit(
         Assignment calldata a,
         JobTerms calldata terms,
         bytes calldata callData,
         uint256 fee,
         bytes calldata dispatcherSignature
-    ) private returns (address) {
+    ) private returns (address owner) {
         if (msg.sender != a.performer) revert WrongPerformer(a.performer, msg.sender);
         if (block.timestamp > a.deadline) revert AssignmentExpired(a.deadline, block.timestamp);
         if (hashTerms(terms) != a.termsHash || jobTermsHash(a.jobId) != a.termsHash) revert TermsMismatch(a.jobId);
         if (fee > terms.maxFeePerTask) revert FeeAboveMax(fee, terms.maxFeePerTask);
+        bool skip = callData.length == 0 && terms.argsMode == ARGS_DYNAMIC;
         if (
-            callData.length < 4 || bytes4(callData[:4]) != terms.selector
-                || (terms.argsMode == ARGS_STATIC && keccak256(callData) != terms.argsHash)
+            !skip
+                && (
+                    callData.length < 4 || bytes4(callData[:4]) != terms.selector
+                        || (terms.argsMode == ARGS_STATIC && keccak256(callData) != terms.argsHash)
+                )
         ) revert CallNotAllowed(a.jobId);
         address signer = ECDSA.recover(assignmentDigest(a), dispatcherSignature);
         // The dispatcher is never zero (Governed refuses it), so a malformed signature fails here.
         if (signer != dispatcher) revert BadDispatcherSignature(signer);
 
-        address owner = ownerOf(a.jobId);
+        owner = ownerOf(a.jobId);
         _escrow(owner, a.taskId, a.jobId, a.attempt, msg.sender, fee);
-        return _forwarder(owner);
     }
 
     /// @dev `owner`'s forwarder, deployed on its first use.

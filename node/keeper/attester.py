@@ -18,7 +18,8 @@ from eth_utils import keccak, to_checksum_address
 from node.chain import Contract, Receipt
 from node.keeper.scripts import ScriptError, ScriptRunner
 from protocol import Assignment, AssignmentMessage, ExecutionResult, OperatorSet, ResultMessage
-from protocol.scripts import MAX_BLOCK_AGE, input_block, script_input
+from protocol.result import NO_SCRIPT
+from protocol.scripts import FAILED_OUTPUT, MAX_BLOCK_AGE, input_block, script_input
 from protocol.triggers import NotYetVisibleError, Readers, chain_contradiction, kind_named
 
 VISIBILITY_TIMEOUT = 60.0
@@ -142,10 +143,9 @@ class ResultChecker:
                 return verdict
         elif calldata != expected_calldata:
             return Verdict(False, "the call arguments differ from the job's")
-        events = self.hub.events(Receipt.from_rpc(receipt), "TaskExecuted")
-        # The attempt and performer are the transaction's own (checked above).
-        claimed = (result.task_id, result.target_success)
-        if not any((e.args["taskId"], e.args["success"]) == claimed for e in events):
+        elif (result.script_input_hash, result.script_output_hash) != (NO_SCRIPT, NO_SCRIPT):
+            return Verdict(False, "the result claims a script for a job without one")
+        if not self._hub_recorded(Receipt.from_rpc(receipt), result, skipped=not calldata):
             return Verdict(False, "the hub recorded no such execution")
         try:
             problem = await chain_contradiction(order.trigger, self.readers, result.block_number)
@@ -182,15 +182,37 @@ class ResultChecker:
         read = await self.hub.rpc.call("eth_getBlockByNumber", hex(block.number), False)
         if read is None or int(read["timestamp"], 16) != block.timestamp or block.chain_id != self._chain_id:
             return Verdict(False, f"block {block.number} of chain {block.chain_id} is not as the input says")
+        if keccak(document) != result.script_input_hash:
+            return Verdict(False, "the result's input hash is not the input's")
         if self.scripts is None:
             return None
         try:
-            expected = await self.scripts.calldata(call, document)
+            own = await self.scripts.run(call, document)
         except ScriptError:
             return None  # it ran for the performer: this node's trouble, not a lie shown
-        if calldata != expected:
+        if own.ran_out and result.script_output_hash != FAILED_OUTPUT:
+            return None  # it completed for the performer: maybe this node's load
+        if own.output_hash != result.script_output_hash:
+            return Verdict(
+                False, f"the script's output differs from the reported one ({own.note or own.status})"
+            )
+        if calldata != own.calldata:
             return Verdict(False, "the call arguments differ from what the job's script gives")
-        return Verdict(True, "the script gives these arguments")
+        return Verdict(
+            True, "the script gives this call" if calldata else f"the script gives no call: {own.note}"
+        )
+
+    def _hub_recorded(self, receipt: Receipt, result: ExecutionResult, *, skipped: bool) -> bool:
+        """Whether the hub's log in `receipt` shows the claimed execution: a call of the task's
+        target with the claimed success, or a skip (empty call data: no target called)."""
+        if skipped:
+            events = self.hub.events(receipt, "TaskSkipped")
+            return not result.target_success and any(e.args["taskId"] == result.task_id for e in events)
+        # The attempt and performer are the transaction's own (checked by the caller).
+        claimed = (result.task_id, result.target_success)
+        return any(
+            (e.args["taskId"], e.args["success"]) == claimed for e in self.hub.events(receipt, "TaskExecuted")
+        )
 
     async def _when_reached(self, block_number: int, tx_hash: str) -> tuple[Any, Any, Any] | None:
         """The transaction, its receipt and block `block_number` as this node's chain has them

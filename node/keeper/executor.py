@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -12,7 +13,7 @@ from node.chain import Contract, TransactionSender
 from node.keeper.scripts import ScriptError, ScriptRunner
 from node.mesh import RequestRefused
 from protocol import AssignmentMessage, ExecutionResult, JobTerms
-from protocol.scripts import ChainBlock, script_input
+from protocol.scripts import ChainBlock, ScriptOutcome, script_input
 from protocol.triggers import NotYetVisibleError, Readers, chain_contradiction, kind_named
 
 MAX_HOLD_S = 10.0
@@ -83,9 +84,10 @@ class TaskExecutor:
         problem = self.refusal(order)
         if problem is not None:
             raise AssignmentRefused(f"task {assignment.task_id}: {problem}")
-        calldata, document = order.calldata, b""
+        calldata, document, outcome = order.calldata, b"", None
         if order.script is not None:
-            calldata, document = await self._script_calldata(order)
+            outcome, document = await self._run_script(order)
+            calldata = outcome.calldata
         function, args = self._call(order, calldata)
         gas, fee, head = await self._gas_and_fee(function, args, terms)
         problem = await self._trigger_problem(order, head + 1)
@@ -95,7 +97,8 @@ class TaskExecutor:
         # it is not mined before it (attesters refuse that: docs/protocol.md, "Lead time").
         await trio.sleep(max(0.0, order.trigger.fire_at - time.time()))
         receipt = await self.hub.transact(self.sender, function, *args[:3], fee, *args[4:], gas=gas)
-        [executed] = self.hub.events(receipt, "TaskExecuted")
+        # No call data: the hub recorded a skip (TaskSkipped), and called nothing.
+        success = bool(calldata) and self.hub.events(receipt, "TaskExecuted")[0].args["success"]
         result = ExecutionResult(
             task_id=assignment.task_id,
             job_id=assignment.job_id,
@@ -104,13 +107,21 @@ class TaskExecutor:
             tx_hash=bytes.fromhex(receipt.tx_hash[2:]),
             block_number=receipt.block_number,
             calldata_hash=keccak(calldata),
-            target_success=executed.args["success"],
+            target_success=success,
         )
+        if outcome is not None:
+            result = dataclasses.replace(
+                result,
+                script_input_hash=keccak(document),
+                script_output_hash=outcome.output_hash,
+                script_usage=outcome.usage,
+            )
         return result, document
 
-    async def _script_calldata(self, order: AssignmentMessage) -> tuple[bytes, bytes]:
-        """The calldata the job's script gives for `order` at the chain's head, and the input
-        it ran on; AssignmentRefused when there is none to send."""
+    async def _run_script(self, order: AssignmentMessage) -> tuple[ScriptOutcome, bytes]:
+        """What the job's script decides for `order` at the chain's head (a call, a skip, or a
+        failure, which the hub records as a skip), and the input it ran on; AssignmentRefused
+        when this keeper cannot run it."""
         call, task_id = order.script, order.assignment.task_id
         assert call is not None
         if self.scripts is None:
@@ -121,9 +132,13 @@ class TaskExecutor:
         block = ChainBlock(self.chain_id, int(head["number"], 16), int(head["timestamp"], 16))
         document = script_input(order.assignment.job_id, order.terms.target, call, order.trigger, block)
         try:
-            return await self.scripts.calldata(call, document), document
+            outcome = await self.scripts.run(call, document)
         except ScriptError as error:
             raise AssignmentRefused(f"task {task_id}: {error}") from None
+        if outcome.ran_out:
+            # Maybe this keeper's load, not the script: another keeper may complete it.
+            raise AssignmentRefused(f"task {task_id}: {outcome.note}")
+        return outcome, document
 
     @staticmethod
     def refusal(order: AssignmentMessage) -> str | None:

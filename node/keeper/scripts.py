@@ -1,15 +1,15 @@
-"""Running a job's script for its calldata, as performers and attesters both do."""
+"""Running a job's script for what it decides, as performers and attesters both do."""
 
 from __future__ import annotations
 
 from node.content import ScriptFetcher, ScriptUnavailableError
 from node.sandbox import Sandbox
-from protocol.scripts import ScriptCall, ScriptFailedError, ScriptOutputError, run_for_calldata
+from protocol.scripts import ScriptCall, ScriptOutcome, run_script
 
 
 class ScriptError(Exception):
-    """A script gave no calldata: it could not be fetched, did not complete, or printed
-    something that is not arguments of the function (the message says which)."""
+    """A job's script could not be had: not fetched, or not verified against its CID (the
+    message says which). This node's trouble, not the script's."""
 
 
 class ScriptRunner:
@@ -18,10 +18,11 @@ class ScriptRunner:
     def __init__(self, fetcher: ScriptFetcher, sandbox: Sandbox) -> None:
         self.fetcher, self.sandbox = fetcher, sandbox
 
-    async def calldata(self, call: ScriptCall, document: bytes) -> bytes:
-        """The calldata `call`'s script prints on `document`; ScriptError otherwise."""
+    async def run(self, call: ScriptCall, document: bytes) -> ScriptOutcome:
+        """What `call`'s script decides on `document` (a failure of the script included);
+        ScriptError when this node cannot get the script."""
         try:
             source = await self.fetcher.get(call.cid)
-            return await run_for_calldata(self.sandbox, source, call, document)
-        except (ScriptUnavailableError, ScriptFailedError, ScriptOutputError, ValueError) as error:
+        except (ScriptUnavailableError, ValueError) as error:
             raise ScriptError(f"script {call.cid}: {error}") from None
+        return await run_script(self.sandbox, source, call, document)

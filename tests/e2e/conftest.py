@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway import ScriptSpec
 from node.chain import free_port, load_artifact
 from node.devnet import devnet_demo_job
 
@@ -64,10 +65,13 @@ class TransferJob:
         return transact(self.url, self.sender, self.token, TOKEN.abi.encode_call("mint", [to, value]))
 
 
-def transfer_job(devnet: dict, chain: dict | None = None, *where: str) -> TransferJob:
+def transfer_job(
+    devnet: dict, chain: dict | None = None, *where: str, script: ScriptSpec | None = None
+) -> TransferJob:
     """Deploy a TestToken on `chain` (one of devnet.json's `otherChains`; default the home chain)
     and create a devnet demo job fired by its transfers to dev account 8 that meet `where`, one
-    confirmation; returned once the gateway watches it."""
+    confirmation (with `script`: its arguments from that script); returned once the gateway
+    watches it."""
     url, chain_id = (chain["rpcUrl"], chain["chainId"]) if chain else (devnet["rpcUrl"], devnet["chainId"])
     sender, receiver = rpc(url, "eth_accounts")[9], rpc(url, "eth_accounts")[8]
     token = transact(url, sender, None, TOKEN.abi.encode_deploy(TOKEN.bytecode, ["E", "E"]))[
@@ -80,7 +84,8 @@ def transfer_job(devnet: dict, chain: dict | None = None, *where: str) -> Transf
         "where": [f"to = {receiver}", *where],
         "confirmations": 1,
     })  # fmt: skip
-    created = httpx.post(f"{devnet['gatewayUrl']}/api/jobs", json=devnet_demo_job(devnet, trigger=trigger))
+    job = devnet_demo_job(devnet, trigger=trigger, script=script)
+    created = httpx.post(f"{devnet['gatewayUrl']}/api/jobs", json=job)
     assert created.status_code == 201, created.text
     time.sleep(1.5)  # the gateway reads the chain every second: the job is watched from here on
     return TransferJob(url, sender, receiver, token, created.json()["job"]["id"])
@@ -114,6 +119,13 @@ def running_devnet(folder: Path, *options: str) -> Iterator[dict]:
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
+
+
+@pytest.fixture(scope="module")
+def module_devnet(tmp_path_factory):
+    """One devnet for all the tests of a module (for tests that do not disturb each other)."""
+    with running_devnet(tmp_path_factory.mktemp("devnet") / "devnet") as facts:
+        yield facts
 
 
 @pytest.fixture

@@ -53,6 +53,26 @@ async def test_executes_exactly_once_through_the_owners_forwarder(world: HubWorl
     assert await world.balance(world.owner.address) == ETH - FEE
 
 
+async def test_a_script_job_may_skip_its_call_and_a_static_job_may_not(world: HubWorld):
+    """A custom-logic script that says "not now" is a paid no-op: the fee goes into escrow as
+    for a call, the hub records a skip and calls nothing. Static arguments allow no skip."""
+    script = b"\x11" * 32  # the hub does not read a script's hash
+    terms = JobTerms.dynamic_call(world.counter.address, "increment()", script, 200_000, 2 * FEE, TRIGGER)
+    job_id = await world.register(terms)
+    receipt = await world.execute(world.assignment(7, job_id, terms), terms, b"")
+    [skipped] = world.hub.events(receipt, "TaskSkipped")
+    assert (skipped.args["taskId"], skipped.args["jobId"]) == (7, job_id)
+    assert world.hub.events(receipt, "TaskExecuted") == []
+    assert world.counter.events(receipt, "Incremented") == []
+    assert await world.counter.call("count") == 0
+    assert await world.hub.call("escrowOf", 7, job_id, 1, world.performer.address) == (True, FEE, False)
+
+    static = world.terms(world.counter.encode("increment"))
+    static_job = await world.register(static, nonce=2)
+    with pytest.raises(RevertError, match="CallNotAllowed"):
+        await world.execute(world.assignment(8, static_job, static), static, b"")
+
+
 async def test_finding1_a_job_cannot_reach_privileged_functions_or_other_owners(
     world: HubWorld, accounts, sender_for
 ):

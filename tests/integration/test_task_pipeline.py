@@ -46,6 +46,11 @@ class World:
 
 @pytest.fixture
 async def world(accounts, sender_for) -> World:
+    return await make_world(accounts, sender_for)
+
+
+async def make_world(accounts, sender_for) -> World:
+    """The World on the test chain (the `world` fixture)."""
     keepers = accounts[2:6]
     network = await deploy_network(sender_for(accounts[0]), keepers, [100] * 4, CHAIN_ID)
     counter = Contract(network.hub.rpc, load_artifact("Counter"), network.terms.target)

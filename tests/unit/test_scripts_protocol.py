@@ -13,7 +13,7 @@ from protocol.scripts import (
     ChainBlock,
     ScriptCall,
     ScriptOutputError,
-    calldata_from_output,
+    decision_from_output,
     input_block,
     script_input,
 )
@@ -46,15 +46,27 @@ def test_a_script_input_names_its_block_and_nothing_is_read_twice_differently():
     ("stdout", "problem"),
     [
         (b"seven", "not JSON"),
-        (b'{"args": [7]}', "not a JSON array"),
+        (b"", "not JSON"),
+        (b'{"args": [7]}', "neither an argument array nor a decision"),
+        (b'{"shouldExecute": true, "args": [7], "extra": 1}', "neither an argument array nor a decision"),
+        (b'{"shouldExecute": false, "reason": "' + b"x" * 201 + b'"}', "neither an argument array nor"),
+        (b'{"shouldExecute": true}', "gives no args"),
         (b'["x"]', "do not fit incrementBy(uint256)"),
         (b"[7, 8]", "do not fit"),
+        (b'{"shouldExecute": true, "args": [7, 8]}', "do not fit"),
         (b"[" * 40 + b"]" * 40, "nests deeper than 32"),
     ],
 )
-def test_an_output_that_is_not_the_functions_arguments_is_refused(stdout, problem):
+def test_an_output_that_is_neither_arguments_nor_a_decision_is_refused(stdout, problem):
     with pytest.raises(ScriptOutputError, match=re.escape(problem)):
-        calldata_from_output("incrementBy(uint256)", stdout)
-    assert calldata_from_output("incrementBy(uint256)", b" [7]\n") == encode_calldata(
-        "incrementBy(uint256)", [7]
-    )
+        decision_from_output("incrementBy(uint256)", stdout)
+
+
+def test_a_script_prints_its_arguments_or_a_custom_logic_decision():
+    seven = encode_calldata("incrementBy(uint256)", [7])
+    assert decision_from_output("incrementBy(uint256)", b" [7]\n") == (seven, "")
+    decided = b'{"shouldExecute": true, "args": [7], "reason": "price above 3000"}'
+    assert decision_from_output("incrementBy(uint256)", decided) == (seven, "price above 3000")
+    declined = b'{"shouldExecute": false, "reason": "not yet"}'
+    assert decision_from_output("incrementBy(uint256)", declined) == (b"", "not yet")
+    assert decision_from_output("incrementBy(uint256)", b'{"shouldExecute": false}') == (b"", "")
