@@ -153,7 +153,9 @@ class Dispatcher:
             task = self.storage.tasks.get(task_id)
             if task.status in TERMINAL:
                 return
-            rejected = next((a for a in task.attempts if a.outcome == "rejected"), None)
+            # A rejection that proved the execution wrong reopened the task on chain: the next
+            # attempt goes to another keeper. One that proved nothing closed it.
+            rejected = next((a for a in task.attempts if a.outcome == "rejected" and not a.reopened), None)
             if rejected is not None:
                 self.ledger.fail(
                     task_id, f"the attesters rejected the execution of attempt {rejected.number}"
@@ -193,7 +195,8 @@ class Dispatcher:
         # unacknowledged one is unlikely to, and if it does the hub refuses the newer attempt).
         last = task.attempts[-1]
         remaining = last.deadline + DEADLINE_GRACE - time.time()
-        if last.outcome != "not acknowledged" and chain_time <= last.deadline and remaining > 0:
+        undecided = last.outcome not in ("not acknowledged", "rejected")
+        if undecided and chain_time <= last.deadline and remaining > 0:
             await self._decision(task.id, last.number, remaining)
             return False
         return True

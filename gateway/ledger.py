@@ -153,7 +153,10 @@ class TaskLedger:
             log.info("decision on task %d, which this gateway did not issue: skipped", decision.task_id)
             return None
         outcome: AttemptOutcome = "approved" if decision.approved else "rejected"
-        attempts = [replace(a, outcome=outcome) if a.number == decision.attempt else a for a in task.attempts]
+        attempts = [
+            replace(a, outcome=outcome, reopened=decision.reopened) if a.number == decision.attempt else a
+            for a in task.attempts
+        ]
         changes: dict[str, object] = {"attempts": attempts}
         if decision.approved:
             changes |= {"status": "completed", "submission_tx": decision.tx_hash, "reason": None}

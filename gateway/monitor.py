@@ -17,6 +17,7 @@ import trio
 from gateway.ledger import TaskLedger
 from gateway.storage import DECISIONS_CHECKPOINT, Checkpoint
 from node.chain import ChainError, Contract
+from protocol.quorum import APPROVE
 
 log = logging.getLogger("triggerx.gateway")
 CHAIN_RETRY = 5.0  # seconds before reading the chain again after a failed read
@@ -33,6 +34,8 @@ class TaskDecision:
     performer_id: int
     tx_hash: str
     block_number: int
+    reopened: bool = False
+    """A rejection proven by two thirds of the stake: the hub lets a later attempt execute."""
 
 
 class TaskMonitor:
@@ -90,6 +93,8 @@ class TaskMonitor:
                         performer_id=event.args["performerId"],
                         tx_hash=event.tx_hash,
                         block_number=event.block_number,
+                        reopened=event.name == "TaskRejected"
+                        and APPROVE.met(event.args["signedStake"], event.args["totalStake"]),
                     )
                 )
             self.next_block = last + 1

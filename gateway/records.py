@@ -88,6 +88,7 @@ class AttemptRecord(msgspec.Struct, rename="camel", kw_only=True):
     deadline: int
     tx_hash: str | None = None
     outcome: str | None = None
+    reopened: bool = False  # rejected as proven wrong: the task may execute in a later attempt
 
 
 class TaskRecord(msgspec.Struct, rename="camel", kw_only=True):

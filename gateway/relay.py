@@ -4,9 +4,10 @@ A performer that dies right after its transaction leaves an execution the hub re
 paid into escrow, but no report on the mesh: without one, no attester votes and the task
 could never be decided. The dispatcher then rebuilds the result from the chain (the hub's
 TaskExecuted or TaskSkipped log, the transaction's input: the assignment it signed) and
-publishes it on the results topic, unsigned. Attesters check it against the chain as any report; the aggregator
-accepts an unsigned result only once it has checked it against the chain too, and the
-AttestationCenter takes a decision without the performer's signature (docs/protocol.md).
+publishes it on the results topic, unsigned. Attesters check it against the chain as any
+report; the aggregator accepts an unsigned result only once it has checked it against the
+chain too, and the AttestationCenter takes a decision without the performer's signature
+(docs/protocol.md).
 """
 
 from __future__ import annotations

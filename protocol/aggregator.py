@@ -140,7 +140,7 @@ class VoteCollector:
     def submission(self) -> Submission | None:
         """The submission for the decision reached, or None while there is none to submit."""
         decision = self.decision()
-        if decision not in (Decision.APPROVE, Decision.REJECT):
+        if decision not in (Decision.APPROVE, Decision.REJECT, Decision.REJECT_UNPROVEN):
             return None
         approve = decision is Decision.APPROVE
         signers = self._signers(approve)

@@ -5,7 +5,10 @@ distinct active operators who signed the same decision, the task's performer exc
 (it may co-sign, but nobody attests to their own work):
 
 - **approve** holds when `3·S ≥ 2·T` (at least two thirds);
-- **reject** holds when `3·S ≥ 1·T` (at least one third).
+- **reject** holds when `3·S ≥ 1·T` (at least one third);
+- a rejection is **proven** when its signers hold two thirds (`3·S ≥ 2·T`): only a proven
+  rejection penalises the performer and reopens the task for a later attempt, so that a
+  colluding third can block a payment but neither slash anybody nor make a target run twice.
 
 So a performer holding more than a third of T can never be approved: the rest cannot
 reach two thirds. Both can hold at once only at the boundary (approvers exactly 2/3, rejecters exactly
@@ -41,6 +44,9 @@ class Decision(enum.Enum):
     PENDING = "pending"
     APPROVE = "approve"
     REJECT = "reject"
+    REJECT_UNPROVEN = "reject_unproven"
+    """A third rejects, and the votes still to come could prove it: a rejection may be
+    submitted, but an aggregator waits a little for the proof."""
     IMPOSSIBLE = "impossible"
 
 
@@ -53,12 +59,15 @@ def decide(approving: int, rejecting: int, outstanding: int, total: int) -> Deci
         outstanding: stake of eligible operators who have not voted yet.
         total: total active stake.
 
-    IMPOSSIBLE means that neither threshold can be met however the outstanding
-    operators vote.
+    REJECT is a rejection that is proven, or that no outstanding vote can prove any more;
+    REJECT_UNPROVEN one that outstanding votes could still prove. IMPOSSIBLE means that
+    neither threshold can be met however the outstanding operators vote.
     """
     if APPROVE.met(approving, total):
         return Decision.APPROVE
     if REJECT.met(rejecting, total):
+        if not APPROVE.met(rejecting, total) and APPROVE.met(rejecting + outstanding, total):
+            return Decision.REJECT_UNPROVEN
         return Decision.REJECT
     if APPROVE.met(approving + outstanding, total) or REJECT.met(rejecting + outstanding, total):
         return Decision.PENDING

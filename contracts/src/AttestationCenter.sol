@@ -8,7 +8,8 @@ import {OperatorRegistry} from "./OperatorRegistry.sol";
 
 /// @notice What the AttestationCenter needs of the TaskExecutionHub: releasing a task's escrow.
 interface ITaskSettlement {
-    function settle(uint256 taskId, uint256 jobId, uint32 attempt, address performer, bool approve) external;
+    function settle(uint256 taskId, uint256 jobId, uint32 attempt, address performer, bool approve, bool reopen)
+        external;
 }
 
 /// @title AttestationCenter
@@ -33,7 +34,8 @@ interface ITaskSettlement {
 ///         A decision settles the task's fee on the TaskExecutionHub and must name exactly the
 ///         execution the hub recorded (job, attempt, performer), or it reverts: an approval
 ///         releases the escrow to the performer; a rejection refunds the owner, and when two
-///         thirds of the stake signed it, also penalises the performer in the OperatorRegistry.
+///         thirds of the stake signed it, also penalises the performer in the OperatorRegistry
+///         and lets a later attempt of the task execute (the hub reopens it).
 /// @dev Task state is packed 8 bits per task (bit 0: approved, bit a: attempt a decided),
 ///      32 tasks per storage word, so sequential task ids share slots. Reward counters are
 ///      packed 8 × uint32 per word by operator id.
@@ -132,12 +134,12 @@ contract AttestationCenter is EIP712 {
         _increment(approve ? _executed : _rejected, task.performerId);
         // Every decision names an execution the hub recorded (task, job, attempt, performer), or
         // reverts: nobody can decide attempts that never ran (future tasks included). A
-        // rejection refunds the owner; only one that two thirds of the stake signed also
-        // penalises the performer, so a colluding third can block a payment but slash nobody.
-        hub.settle(task.taskId, task.jobId, task.attempt, tally.performerAccount, approve);
-        if (!approve && quorumReached(tally.signedStake, tally.totalStake, true)) {
-            registry.penalize(task.performerId);
-        }
+        // rejection refunds the owner; only one that two thirds of the stake signed (proven)
+        // also penalises the performer and reopens the task for a later attempt, so a colluding
+        // third can block a payment but slash nobody, nor make a target run twice.
+        bool proven = !approve && quorumReached(tally.signedStake, tally.totalStake, true);
+        hub.settle(task.taskId, task.jobId, task.attempt, tally.performerAccount, approve, proven);
+        if (proven) registry.penalize(task.performerId);
         if (approve) {
             emit TaskSubmitted(
                 task.taskId,

@@ -138,11 +138,13 @@ contract TaskExecutionHub is Governed, EIP712, JobRegistry, TriggerGasRegistry {
         return _execute(a, terms, callData, fee, dispatcherSignature);
     }
 
-    /// @notice Release task `taskId`'s escrow on the AttestationCenter's decision (see
-    ///         TriggerGasRegistry._release).
-    function settle(uint256 taskId, uint256 jobId, uint32 attempt, address performer, bool approve) external {
+    /// @notice Release task `taskId`'s escrow on the AttestationCenter's decision, reopening the
+    ///         task for a later attempt after a proven rejection (see TriggerGasRegistry._release).
+    function settle(uint256 taskId, uint256 jobId, uint32 attempt, address performer, bool approve, bool reopen)
+        external
+    {
         if (msg.sender != settler) revert NotSettler(msg.sender);
-        _release(taskId, jobId, attempt, performer, approve);
+        _release(taskId, jobId, attempt, performer, approve, reopen);
     }
 
     function _ownerOfJob(uint256 jobId) internal pure override returns (address) {

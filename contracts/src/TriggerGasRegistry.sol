@@ -15,7 +15,9 @@ pragma solidity ^0.8.28;
 ///      that executed in it: its id, a commitment to (job, attempt, performer), the escrowed
 ///      fee, the execution time and whether the escrow was settled. Exactly once: a task
 ///      executes only while its word is empty or records an older task, and once recorded, the
-///      word's task id never goes below it again. A task whose word records a later task is
+///      word's task id never goes below it again. The one exception is a task whose execution
+///      the attesters rejected with the stake that also penalises (`reopen`): a later attempt
+///      of it may execute, so that a lying performer costs the task a retry, not its run. A task whose word records a later task is
 ///      refused (that one is at least EXECUTION_RING ids newer: the gateway retries nothing
 ///      that old). An older task's escrow still undecided when a newer one takes the word moves
 ///      aside (`_evicted`, a fresh word the newer execution pays for), so an escrow nobody
@@ -52,6 +54,8 @@ abstract contract TriggerGasRegistry {
     event Deposited(address indexed account, address indexed from, uint256 amount, uint256 balance);
     event Withdrawn(address indexed account, address indexed to, uint256 amount, uint256 balance);
     event FeeReleased(uint256 indexed taskId, address indexed to, uint256 amount, bool approved);
+    /// @notice Attempt `attempt` of task `taskId` was rejected as wrong: a later attempt may execute.
+    event TaskReopened(uint256 indexed taskId, uint32 attempt);
 
     error InsufficientBalance(address account, uint256 balance, uint256 needed);
     error ZeroAmount();
@@ -124,10 +128,12 @@ abstract contract TriggerGasRegistry {
         if (fee > type(uint72).max) revert FeeTooLarge(fee);
         uint256 slot = taskId % EXECUTION_RING;
         Execution memory previous = _executions[slot];
-        if (previous.commitment != bytes9(0)) {
-            if (previous.taskId == taskId) revert AlreadyExecuted(taskId);
-            if (previous.taskId > taskId) revert TaskSuperseded(taskId);
-            if (!previous.settled) _evicted[previous.taskId] = previous;
+        if (previous.taskId > taskId) revert TaskSuperseded(taskId);
+        if (previous.taskId == taskId) {
+            // Once, unless a proven rejection reopened the task for its later attempts.
+            if (previous.commitment != bytes9(0) || attempt <= previous.fee) revert AlreadyExecuted(taskId);
+        } else if (previous.commitment != bytes9(0) && !previous.settled) {
+            _evicted[previous.taskId] = previous;
         }
         uint256 balance = balanceOf[owner];
         if (balance < fee) revert InsufficientBalance(owner, balance, fee);
@@ -139,9 +145,20 @@ abstract contract TriggerGasRegistry {
 
     /// @dev Release task `taskId`'s escrow: to `performer` if `approve`, else back to the job's
     ///      owner. The decision must name the execution exactly (job, attempt, performer).
-    function _release(uint256 taskId, uint256 jobId, uint32 attempt, address performer, bool approve) internal {
+    ///      `reopen` (a rejection that proved the execution wrong) lets the task execute again,
+    ///      in a later attempt only: its record then keeps no commitment and, in `fee`, the
+    ///      rejected attempt. A reopened record still holds its word's task id, so no older
+    ///      task takes the word.
+    function _release(uint256 taskId, uint256 jobId, uint32 attempt, address performer, bool approve, bool reopen)
+        internal
+    {
         Execution storage e = _heldEscrow(taskId, jobId, attempt, performer);
         _settle(e, taskId, approve ? performer : _ownerOfJob(jobId), approve);
+        if (reopen && !approve) {
+            e.commitment = bytes9(0);
+            e.fee = attempt;
+            emit TaskReopened(taskId, attempt);
+        }
     }
 
     /// @dev The recorded execution of exactly (task, job, attempt, performer), or a revert
@@ -161,7 +178,7 @@ abstract contract TriggerGasRegistry {
     /// @dev Task `taskId`'s execution record (in the ring, or moved aside undecided) and its state.
     function _record(uint256 taskId) private view returns (Execution storage e, TaskState state) {
         e = _executions[taskId % EXECUTION_RING];
-        if (e.commitment == bytes9(0) || e.taskId < taskId) return (e, TaskState.Open);
+        if (e.taskId < taskId || (e.taskId == taskId && e.commitment == bytes9(0))) return (e, TaskState.Open);
         if (e.taskId == taskId) return (e, TaskState.Executed);
         e = _evicted[taskId];
         return (e, e.commitment == bytes9(0) ? TaskState.Closed : TaskState.Executed);

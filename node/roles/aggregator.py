@@ -65,6 +65,9 @@ RESUBMITS = 3
 RESUBMIT_BACKOFF = 2.0
 SWEEP_INTERVAL = 30.0
 CHAIN_PROOF_TIMEOUT = 10.0  # how long an unsigned result's execution may take to be visible
+REJECT_LINGER = 5.0
+"""Seconds a rejection that later votes could still prove is held before it is submitted
+unproven (protocol.quorum: only a proven one reopens the task and penalises the performer)."""
 REFUSED = "aggregator_collectors_refused_total"
 """Counter of results for which no collector was opened, by `reason`: `expired` (the
 assignment's deadline plus the grace has passed), `unproven` (not shown to be the assigned
@@ -110,6 +113,7 @@ class VoteDesk:
         backoff: float = RESUBMIT_BACKOFF,
         clock: Callable[[], float] = time.time,
         readers: Readers | None = None,
+        reject_linger: float = REJECT_LINGER,
     ) -> None:
         self.chain, self.directory, self.nursery = chain, directory, nursery
         self.dispatcher = to_checksum_address(dispatcher)
@@ -123,6 +127,8 @@ class VoteDesk:
         self.collectors: dict[BallotKey, Ballot] = {}
         self.results: dict[AttemptKey, set[bytes]] = {}  # the result hashes collected per attempt
         self.submitting: set[AttemptKey] = set()
+        self.reject_linger = reject_linger
+        self.lingering: set[AttemptKey] = set()  # unproven rejections held for their proof
         self.decided: dict[AttemptKey, float] = {}  # attempt -> when to forget it
         self.metrics = Metrics()
         self._next_expiry = math.inf  # the earliest expires_at / forget time held
@@ -169,11 +175,25 @@ class VoteDesk:
             if dropped[0].reason is DropReason.BAD_SIGNATURE:
                 ballot.refused.add(vote.operator_id)
             raise VoteRefused(f"vote not counted: {dropped[0].reason.value}")
-        ready = decision in (Decision.APPROVE, Decision.REJECT)
-        if ready and attempt not in self.submitting and attempt not in self.decided:
+        if decision is Decision.REJECT_UNPROVEN and attempt not in self.lingering:
+            self.lingering.add(attempt)
+            self.nursery.start_soon(self._submit_unproven, key, ballot)
+        if decision in (Decision.APPROVE, Decision.REJECT):
+            self._start_submission(key, ballot)
+        return b"counted"
+
+    def _start_submission(self, key: BallotKey, ballot: Ballot) -> None:
+        attempt: AttemptKey = (key[0], key[1])
+        if attempt not in self.submitting and attempt not in self.decided:
             self.submitting.add(attempt)
             self.nursery.start_soon(self.submit, key, ballot)
-        return b"counted"
+
+    async def _submit_unproven(self, key: BallotKey, ballot: Ballot) -> None:
+        """Submit the ballot's rejection after `reject_linger` seconds, proven or not by then
+        (a proof that came meanwhile was submitted at once, and this does nothing)."""
+        await trio.sleep(self.reject_linger)
+        self.lingering.discard((key[0], key[1]))
+        self._start_submission(key, ballot)
 
     def sweep(self) -> int:
         """Forget the collectors and decided attempts whose time has passed; how many collectors went."""
@@ -361,7 +381,7 @@ class VoteDesk:
             raise VoteRefused(f"task {attempt[0]} attempt {attempt[1]} already has its result from the chain")
         order = report.order
         async with self._chain_checks:
-            verdict = await self._checker.check(order, report.result, report.script_input)
+            verdict = await self._checker.check(order, report.result, report.script_evidence())
         if verdict is None or not verdict.approve:
             self.metrics.inc(REFUSED, reason="unproven")
             reason = "the chain did not show it in time" if verdict is None else verdict.reason

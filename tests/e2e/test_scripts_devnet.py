@@ -40,18 +40,24 @@ def tasks(devnet: dict, job_id: int) -> list[dict]:
     return httpx.get(f"{devnet['gatewayUrl']}/api/tasks/job/{job_id}").json()["tasks"]
 
 
-def hub_record(devnet: dict, task_id: int) -> tuple[str, int | None]:
-    """How the hub recorded task `task_id`: "TaskExecuted" (with what the counter went up by)
-    or "TaskSkipped" (None)."""
+def hub_record(devnet: dict, task_id: int, performer: str | None = None) -> tuple[str, int | None]:
+    """How the hub recorded task `task_id` (the execution `performer` sent, if given): as
+    "TaskExecuted" (with what the counter went up by) or "TaskSkipped" (None)."""
+    url = devnet["rpcUrl"]
     topic = "0x" + task_id.to_bytes(32, "big").hex()
-    logs = rpc(devnet["rpcUrl"], "eth_getLogs", {"address": devnet["contracts"]["taskExecutionHub"],
+    logs = rpc(url, "eth_getLogs", {"address": devnet["contracts"]["taskExecutionHub"],
                "topics": [None, topic], "fromBlock": "0x0", "toBlock": "latest"})  # fmt: skip
-    recorded = ("TaskExecuted", "TaskSkipped")  # other events may have a first topic of this value
-    [event] = [e for e in map(HUB.decode_log, logs) if e is not None and e.name in recorded]
+    # Other events may have a first topic of this value.
+    recorded = [log for log in logs if HUB.decode_log(log).name in ("TaskExecuted", "TaskSkipped")]
+    if performer is not None:
+        sent = {log["transactionHash"]: rpc(url, "eth_getTransactionByHash", log["transactionHash"])["from"]
+                for log in recorded}  # fmt: skip
+        recorded = [log for log in recorded if sent[log["transactionHash"]].lower() == performer.lower()]
+    [log] = recorded
+    event = HUB.decode_log(log)
     if event.name == "TaskSkipped":
         return event.name, None
-    [log] = [log for log in logs if log["topics"][0] == HUB.event_topic("TaskExecuted")]
-    receipt = rpc(devnet["rpcUrl"], "eth_getTransactionReceipt", log["transactionHash"])
+    receipt = rpc(url, "eth_getTransactionReceipt", log["transactionHash"])
     [incremented] = [e for e in map(COUNTER.decode_log, receipt["logs"]) if e is not None]
     return event.name, incremented.args["by"]
 

@@ -243,12 +243,16 @@ async def test_finding3_a_rejection_refunds_the_owner_and_penalises_the_performe
     assert await network.hub.call("balanceOf", network.operators[0].address) == 0
     [penalty] = network.registry.events(receipt, "OperatorPenalized")
     assert penalty.args == {"id": 0, "penalty": 10, "stake": 90}
+    # Proven wrong, the task is reopened for a later attempt.
+    [reopened] = network.hub.events(receipt, "TaskReopened")
+    assert (reopened.args["taskId"], reopened.args["attempt"]) == (6, task.attempt)
     _, total, _ = await network.registry.call("activeSet")
     assert total == 390
     # A third of the stake can block the payment (the owner is refunded) but slash nobody.
     minority = network.task(task_id=7, performer_id=1)
     receipt = await submit(network, network.submission(minority, False, [2, 3]))
     assert network.registry.events(receipt, "OperatorPenalized") == []
+    assert network.hub.events(receipt, "TaskReopened") == []  # nor make the target run again
     assert (
         await network.hub.call("balanceOf", JOB_OWNER.address) == owner_before + JOB_FEE
     )  # charged, refunded

@@ -84,7 +84,7 @@ async def test_finding1_a_job_cannot_reach_privileged_functions_or_other_owners(
     victim_before = await world.balance(world.owner.address)
     attacks = [
         # Release a (future) escrow to the attacker, as the settler would.
-        world.hub.encode("settle", 1, job_id_of(world.owner.address, 1), 1, attacker.address, True),
+        world.hub.encode("settle", 1, job_id_of(world.owner.address, 1), 1, attacker.address, True, False),
         # Withdraw "its" balance: the forwarder's, which is zero.
         world.hub.encode("withdraw", 1, attacker.address),
         # Cancel the victim's job.

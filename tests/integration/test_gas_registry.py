@@ -57,20 +57,20 @@ async def test_only_the_settler_releases_an_escrow(world, accounts, sender_for):
     settler = sender_for(accounts[7])
     for caller in (world.owner, world.performer, world.governor):
         with pytest.raises(RevertError, match="NotSettler"):
-            await world.hub.transact(caller, "settle", 1, job_id, 1, world.performer.address, True)
+            await world.hub.transact(caller, "settle", 1, job_id, 1, world.performer.address, True, False)
     await world.hub.transact(world.governor, "proposeSettler", settler.address)  # unset: at once
     # An approval must name the execution exactly: job, attempt and performer.
     for wrong in ((job_id + 1, 1, world.performer.address), (job_id, 2, world.performer.address),
                   (job_id, 1, accounts[3].address)):  # fmt: skip
         with pytest.raises(RevertError, match="ExecutionMismatch"):
-            await world.hub.transact(settler, "settle", 1, *wrong, True)
+            await world.hub.transact(settler, "settle", 1, *wrong, True, False)
     with pytest.raises(RevertError, match="NotExecuted"):
-        await world.hub.transact(settler, "settle", 2, job_id, 1, world.performer.address, True)
-    await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, True)
+        await world.hub.transact(settler, "settle", 2, job_id, 1, world.performer.address, True, False)
+    await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, True, False)
     assert await world.balance(world.performer.address) == FEE
     assert await world.hub.call("escrowOf", 1, job_id, 1, world.performer.address) == (True, FEE, True)
     with pytest.raises(RevertError, match="AlreadySettled"):
-        await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, False)
+        await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, False, False)
 
 
 async def test_a_rejection_refunds_the_owner(world, accounts, sender_for):
@@ -80,11 +80,60 @@ async def test_a_rejection_refunds_the_owner(world, accounts, sender_for):
     await world.hub.transact(world.governor, "proposeSettler", settler.address)
     # A rejection, too, must name the execution.
     with pytest.raises(RevertError, match="ExecutionMismatch"):
-        await world.hub.transact(settler, "settle", 1, job_id, 2, world.performer.address, False)
+        await world.hub.transact(settler, "settle", 1, job_id, 2, world.performer.address, False, False)
     assert await world.balance(world.owner.address) == ETH - FEE
-    await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, False)
+    await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, False, False)
     assert await world.balance(world.owner.address) == ETH
     assert await world.balance(world.performer.address) == 0
+
+
+async def test_a_proven_rejection_reopens_the_task_for_later_attempts_only(world, accounts, sender_for):
+    """A rejection that proved the execution wrong (`reopen`) lets a later attempt of the task
+    execute, once; the rejected attempt, and any earlier, stay refused. A rejection that
+    proves nothing (a third of the stake) refunds but reopens nothing."""
+    job_id, terms, calldata = await world.increment_job()
+    settler = sender_for(accounts[7])
+    await world.hub.transact(world.governor, "proposeSettler", settler.address)
+    await world.execute(world.assignment(1, job_id, terms, attempt=2), terms, calldata)
+    receipt = await world.hub.transact(settler, "settle", 1, job_id, 2, world.performer.address, False, True)
+    [reopened] = world.hub.events(receipt, "TaskReopened")
+    assert (reopened.args["taskId"], reopened.args["attempt"]) == (1, 2)
+    assert await world.balance(world.owner.address) == ETH  # refunded
+    assert await world.hub.call("taskState", 1) == TASK_OPEN
+    for stale in (1, 2):
+        with pytest.raises(RevertError, match="AlreadyExecuted"):
+            await world.execute(world.assignment(1, job_id, terms, attempt=stale), terms, calldata)
+    other = sender_for(accounts[6])
+    retry = world.assignment(1, job_id, terms, attempt=3, performer=other.address)
+    await world.execute(retry, terms, calldata, performer=other)
+    assert await world.hub.call("escrowOf", 1, job_id, 3, other.address) == (True, FEE, False)
+    with pytest.raises(RevertError, match="AlreadyExecuted"):  # once again, until decided
+        await world.execute(world.assignment(1, job_id, terms, attempt=4), terms, calldata)
+    # Approved, it is done for good.
+    await world.hub.transact(settler, "settle", 1, job_id, 3, other.address, True, False)
+    with pytest.raises(RevertError, match="AlreadyExecuted"):
+        await world.execute(world.assignment(1, job_id, terms, attempt=5), terms, calldata)
+    # A rejection that does not reopen closes the task as before.
+    await world.execute(world.assignment(2, job_id, terms), terms, calldata)
+    closed = await world.hub.transact(settler, "settle", 2, job_id, 1, world.performer.address, False, False)
+    assert world.hub.events(closed, "TaskReopened") == []
+    with pytest.raises(RevertError, match="AlreadyExecuted"):
+        await world.execute(world.assignment(2, job_id, terms, attempt=2), terms, calldata)
+
+
+async def test_a_reopened_task_keeps_its_word_from_older_tasks(world, accounts, sender_for):
+    """An older task never takes the word of a newer reopened one (it could then run twice)."""
+    job_id, terms, calldata = await world.increment_job()
+    ring = await world.hub.call("EXECUTION_RING")
+    settler = sender_for(accounts[7])
+    await world.hub.transact(world.governor, "proposeSettler", settler.address)
+    await world.execute(world.assignment(1, job_id, terms), terms, calldata)
+    await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, True, False)
+    await world.execute(world.assignment(1 + ring, job_id, terms), terms, calldata)
+    await world.hub.transact(settler, "settle", 1 + ring, job_id, 1, world.performer.address, False, True)
+    with pytest.raises(RevertError, match="TaskSuperseded"):
+        await world.execute(world.assignment(1, job_id, terms, attempt=2), terms, calldata)
+    assert [await world.hub.call("taskState", t) for t in (1, 1 + ring)] == [TASK_CLOSED, TASK_OPEN]
 
 
 async def test_low_dispatcher_and_settler_changes_are_time_locked(world, accounts, sender_for, rpc):
@@ -143,7 +192,7 @@ async def test_a_ring_word_passes_to_a_newer_task_and_exactly_once_outlives_the_
     await world.execute(world.assignment(1, job_id, terms), terms, calldata)
     settler = sender_for(accounts[7])
     await world.hub.transact(world.governor, "proposeSettler", settler.address)
-    await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, True)
+    await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, True, False)
     other = sender_for(accounts[6])
     later = world.assignment(1 + ring, job_id, terms, performer=other.address)
     await world.execute(later, terms, calldata, performer=other)
@@ -156,7 +205,7 @@ async def test_a_ring_word_passes_to_a_newer_task_and_exactly_once_outlives_the_
         await world.execute(world.assignment(1, job_id, terms, attempt=2), terms, calldata)
     assert (caught.value.error_name, caught.value.error_args) == ("TaskSuperseded", {"taskId": 1})
     with pytest.raises(RevertError, match="TaskSuperseded"):
-        await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, False)
+        await world.hub.transact(settler, "settle", 1, job_id, 1, world.performer.address, False, False)
 
 
 async def test_an_undecided_escrow_blocks_nobody(world, accounts, sender_for, rpc):

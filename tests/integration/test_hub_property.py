@@ -130,7 +130,7 @@ def test_the_hub_never_does_what_the_owner_did_not_sign(deployed, job):
             after = await hub.call("balanceOf", owner.address)
             # Settle, as the AttestationCenter would, so the performer's escrow ring stays free.
             settler = TransactionSender(rpc, world.accounts[4], CHAIN_ID)
-            await hub.transact(settler, "settle", task_id, job_id, 1, performer.address, True)
+            await hub.transact(settler, "settle", task_id, job_id, 1, performer.address, True, False)
             return True, calls, before, after, forwarder
 
     accepted, calls, before, after, forwarder = trio.run(attempt)

@@ -30,7 +30,11 @@ def test_thresholds_equal_rational_comparison(signed, total):
 
 def test_decisions():
     assert decide(approving=300, rejecting=0, outstanding=0, total=400) is Decision.APPROVE
-    assert decide(approving=0, rejecting=200, outstanding=100, total=400) is Decision.REJECT
+    # A rejection by half: the last quarter could still prove it (two thirds), so it waits...
+    assert decide(approving=0, rejecting=200, outstanding=100, total=400) is Decision.REJECT_UNPROVEN
+    # ...unless nothing can prove it any more, or it is proven.
+    assert decide(approving=100, rejecting=200, outstanding=0, total=400) is Decision.REJECT
+    assert decide(approving=0, rejecting=300, outstanding=100, total=400) is Decision.REJECT
     assert decide(approving=200, rejecting=0, outstanding=100, total=400) is Decision.PENDING
     # Half approves and half rejects of what voted, 2/4 abstained for good: neither can win.
     assert decide(approving=100, rejecting=50, outstanding=0, total=400) is Decision.IMPOSSIBLE
@@ -51,5 +55,10 @@ def test_a_decision_never_contradicts_itself(stakes, data):
     if decision is Decision.IMPOSSIBLE:
         assert not APPROVE.met(approving + outstanding, total)
         assert not REJECT.met(rejecting + outstanding, total)
+    if decision is Decision.REJECT_UNPROVEN:
+        assert REJECT.met(rejecting, total)
+        assert not APPROVE.met(rejecting, total)
+        assert APPROVE.met(rejecting + outstanding, total)
     if decision is Decision.REJECT:
+        assert APPROVE.met(rejecting, total) or not APPROVE.met(rejecting + outstanding, total)
         assert not APPROVE.met(approving, total)

@@ -99,9 +99,12 @@ def test_rejection_and_impossibility(backend):
     votes.add([vote(backend, 1, approve=False)])
     assert votes.decision() is Decision.PENDING  # 3 of 12 rejects: under a third
     votes.add([vote(backend, 2, approve=False)])
-    assert votes.decision() is Decision.REJECT
+    assert votes.decision() is Decision.REJECT_UNPROVEN  # 6 of 12: submittable, 3 more would prove it
     submission = votes.submission()
     assert (submission.approve, submission.signer_ids) == (False, (1, 2))
+    votes.add([vote(backend, 3, approve=False)])
+    assert votes.decision() is Decision.REJECT  # 9 of 12: proven
+    assert votes.submission().signer_ids == (1, 2, 3)
 
     split = collector(backend, [2, 1, 1, 1, 1])  # total 6; performer 0 holds 2
     split.add([vote(backend, 1), vote(backend, 2), vote(backend, 3, approve=False)])
