@@ -20,6 +20,7 @@ Numbers that may exceed 2**53 (nonce, fees) may be given as JSON integers or as 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -41,7 +42,7 @@ from protocol import (
     job_id_of,
 )
 from protocol.calldata import canonical_signature
-from protocol.scripts import Language, ScriptCall
+from protocol.scripts import MAX_HOSTS, Language, ScriptCall
 from protocol.triggers import SpecJson, TriggerKind, TriggerSpecError, kind_named, kind_names
 
 # How deep a request's JSON may nest (call arguments: arrays of tuples of ...). Deeper JSON
@@ -50,6 +51,9 @@ from protocol.triggers import SpecJson, TriggerKind, TriggerSpecError, kind_name
 MAX_NESTING = 32
 MIN_GAS_LIMIT = 21_000
 MAX_GAS_LIMIT = 10_000_000
+# A script's allowed host: a lower-case DNS name or IPv4 address, with a port or not.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(rf"{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?")
 
 
 class JobSpecError(ValueError):
@@ -63,10 +67,12 @@ class JobSpecError(ValueError):
 
 class ScriptSpec(msgspec.Struct, forbid_unknown_fields=True):
     """The script that computes a job's arguments (protocol.scripts): its CID (or
-    `ipfs://<cid>`; upload it with POST /api/scripts first) and language."""
+    `ipfs://<cid>`; upload it with POST /api/scripts first), its language, and the hosts it may
+    GET through the keeper's proxy (`name` or `name:port`; none: no web)."""
 
     cid: Annotated[str, Meta(max_length=120)]
     language: Language = "python"
+    hosts: Annotated[list[Annotated[str, Meta(max_length=255)]], Meta(max_length=MAX_HOSTS)] = []
 
 
 class JobSpec(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -91,7 +97,10 @@ class JobSpec(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
         if self.script is None:
             return None
         return ScriptCall(
-            parse_cid(self.script.cid), self.script.language, canonical_signature(self.function)
+            parse_cid(self.script.cid),
+            self.script.language,
+            canonical_signature(self.function),
+            tuple(self.script.hosts),
         )
 
 
@@ -195,6 +204,12 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
             parse_cid(spec.script.cid)
         except CidError as error:
             raise JobSpecError("$.job.script.cid", str(error)) from None
+        for index, host in enumerate(spec.script.hosts):
+            if not _HOST.fullmatch(host):
+                why = "not a lower-case host name or address, with :port or not"
+                raise JobSpecError(f"$.job.script.hosts[{index}]", why)
+        if len(set(spec.script.hosts)) != len(spec.script.hosts):
+            raise JobSpecError("$.job.script.hosts", "a host is named twice")
     try:
         calldata = job_calldata(spec)
     except CalldataError as error:
@@ -207,7 +222,9 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
         nonce=str(nonce),
         max_fee_per_task=str(max_fee),
         schedule=msgspec.to_builtins(schedule),
-        script=None if spec.script is None else ScriptSpec(parse_cid(spec.script.cid), spec.script.language),
+        script=None
+        if spec.script is None
+        else ScriptSpec(parse_cid(spec.script.cid), spec.script.language, spec.script.hosts),
     )
     consent = job_consent(canonical, calldata)
     try:

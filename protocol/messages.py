@@ -13,11 +13,12 @@ from typing import Annotated, TypeVar
 import msgspec
 from msgspec import Meta
 
+from node.sandbox.proxy import MAX_EXCHANGES, Exchange
 from protocol.assignment import Assignment
 from protocol.attestation import TaskInfo, Vote
 from protocol.jobs import JobTerms
 from protocol.result import ExecutionResult
-from protocol.scripts import MAX_INPUT_BYTES, ScriptCall
+from protocol.scripts import MAX_INPUT_BYTES, ScriptCall, ScriptEvidence
 from protocol.triggers import TriggerFire
 
 M = TypeVar("M", bound=msgspec.Struct)
@@ -66,12 +67,18 @@ class AssignmentMessage(msgspec.Struct, frozen=True):
 
 class ResultMessage(msgspec.Struct, frozen=True):
     """A performer's report (topic /triggerx/results/1): what it was told, what it did, signed,
-    and for a job with a script the input it ran the script on (protocol.scripts)."""
+    and for a job with a script the input it ran the script on and the web's answers it got
+    (protocol.scripts.ScriptEvidence; the result signs their hashes)."""
 
     order: AssignmentMessage
     result: ExecutionResult
     performer_signature: bytes
     script_input: Annotated[bytes, Meta(max_length=MAX_INPUT_BYTES)] = b""
+    script_exchanges: Annotated[list[Exchange], Meta(max_length=MAX_EXCHANGES)] = []
+
+    def script_evidence(self) -> ScriptEvidence:
+        """The script's input and the web's answers, as the checks take them."""
+        return ScriptEvidence(self.script_input, tuple(self.script_exchanges))
 
     def task_info(self) -> TaskInfo:
         """The attempt and claimed result, as AttestationCenter names them."""

@@ -32,8 +32,9 @@ class ScriptUsage:
 class ExecutionResult:
     """One execution of a task attempt through TaskExecutionHub, as its performer reports it.
 
-    For a job with a script, also the keccak256 of the input document the script read and of
-    what it printed (protocol.scripts.ScriptOutcome), and what its run used; an empty call
+    For a job with a script, also the keccak256 of the input document the script read, of what
+    it printed (protocol.scripts.ScriptOutcome) and of the web's answers it got, and what its
+    run used; an empty call
     (`calldata_hash` of no bytes, `target_success` false) is a skip the hub recorded."""
 
     task_id: int
@@ -47,6 +48,7 @@ class ExecutionResult:
     script_input_hash: bytes = NO_SCRIPT
     script_output_hash: bytes = NO_SCRIPT
     script_usage: ScriptUsage = field(default_factory=ScriptUsage)
+    script_exchanges_hash: bytes = NO_SCRIPT  # of the web's answers it got (node/sandbox/proxy.py)
 
     def __post_init__(self) -> None:
         for name, bits in (
@@ -57,7 +59,13 @@ class ExecutionResult:
             ("block_number", 64),
         ):
             check_uint(name, getattr(self, name), bits)
-        for name in ("tx_hash", "calldata_hash", "script_input_hash", "script_output_hash"):
+        for name in (
+            "tx_hash",
+            "calldata_hash",
+            "script_input_hash",
+            "script_output_hash",
+            "script_exchanges_hash",
+        ):
             check_bytes(name, getattr(self, name), 32)
 
     @property
@@ -84,6 +92,7 @@ class ExecutionResult:
                     "uint32",
                     "uint32",
                     "uint32",
+                    "bytes32",
                 ],
                 [
                     self.task_id,
@@ -99,6 +108,7 @@ class ExecutionResult:
                     usage.wall_ms,
                     usage.cpu_ms,
                     usage.max_rss_kib,
+                    self.script_exchanges_hash,
                 ],
             )
         )

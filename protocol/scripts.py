@@ -4,9 +4,11 @@ A job with dynamic arguments names a script by CID and language, and the functio
 arguments it prints (`ScriptCall`). The owner signs them as the terms' `argsHash`
 (`ARGS_DYNAMIC`):
 
-    keccak256(abi.encode(bytes32 sha256(script), keccak256(language), keccak256(function)))
+    keccak256(abi.encode(bytes32 sha256(script), keccak256(language), keccak256(function)
+                         [, keccak256(hosts joined by "\n")]))
 
-so no keeper can run another script for the job, or encode its output for another function.
+so no keeper can run another script for the job, encode its output for another function, or
+let it reach other hosts.
 At each task the performer builds the script's input, one JSON document (`script_input`),
 from the job, the trigger's fire and the chain block it read before running, runs the script
 in its sandbox, and reads its output (`decision_from_output`): a JSON array, the arguments of
@@ -21,6 +23,7 @@ and votes no if the output or the calldata it gets is not the performer's (docs/
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -30,8 +33,9 @@ from eth_utils import keccak
 from multiformats import CID, multihash
 
 from node.content import CidError, parse_cid
-from node.sandbox import Sandbox, Script
-from node.web import json_nesting
+from node.sandbox import RunResult, Sandbox, Script
+from node.sandbox.proxy import Exchange, ScriptProxy
+from node.web import WebFetcher, json_nesting
 from protocol.calldata import CalldataError, encode_calldata
 from protocol.result import ScriptUsage
 from protocol.triggers import TriggerFire
@@ -40,18 +44,24 @@ Language = Literal["python", "javascript"]
 MAX_OUTPUT_NESTING = 32  # as for a job's JSON arguments (gateway.jobs)
 MAX_INPUT_BYTES = 8_192
 MAX_REASON = 200  # characters of a custom-logic script's reason
+MAX_HOSTS = 8  # on a script's allow-list
+Host = Annotated[str, msgspec.Meta(max_length=255)]  # a name or address, with ":port" or not
 MAX_BLOCK_AGE = 256
 """Blocks between the block a script read and its execution at most (attesters refuse more:
 a performer must not pick an old block to steer the script)."""
 
 
 class ScriptCall(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The script of a job with dynamic arguments: its CIDv1 (raw, sha2-256), its language, and
-    the function (canonical signature) its output is the arguments of."""
+    """The script of a job with dynamic arguments: its CIDv1 (raw, sha2-256), its language, the
+    function (canonical signature) its output is the arguments of, and the hosts it may GET
+    through its proxy (node/sandbox/proxy.py; none: no web at all)."""
 
     cid: str
     language: Language
     function: str
+    hosts: Annotated[
+        tuple[Annotated[str, msgspec.Meta(max_length=255)], ...], msgspec.Meta(max_length=MAX_HOSTS)
+    ] = ()
 
     def is_the_jobs(self, terms_args_hash: bytes) -> bool:
         """Whether this is the script the owner signed (`terms_args_hash`), named by its one
@@ -68,7 +78,9 @@ class ScriptCall(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         """The terms' `argsHash` for this script (see the module docstring)."""
         digest = bytes(multihash.unwrap(CID.decode(self.cid).digest))
         parts = [digest, keccak(text=self.language), keccak(text=self.function)]
-        return keccak(eth_abi.encode(["bytes32", "bytes32", "bytes32"], parts))
+        if self.hosts:  # the allow-list, when there is one, is the owner's too
+            parts.append(keccak(text="\n".join(self.hosts)))
+        return keccak(eth_abi.encode(["bytes32"] * len(parts), parts))
 
 
 @dataclass(frozen=True)
@@ -172,6 +184,8 @@ class ScriptOutcome:
     note: str
     status: str
     usage: ScriptUsage
+    exchanges: tuple[Exchange, ...] = ()
+    """What the script got from the web through its proxy (node/sandbox/proxy.py), in order."""
 
     @property
     def failed(self) -> bool:
@@ -185,18 +199,53 @@ class ScriptOutcome:
         return self.status in _RESOURCE_STATUSES
 
 
-async def run_script(sandbox: Sandbox, source: bytes, call: ScriptCall, document: bytes) -> ScriptOutcome:
-    """Run `source` (the script `call` names) on `document` in `sandbox`, and what it decides."""
-    result = await sandbox.run(Script(call.language, source, document))
+@dataclass(frozen=True)
+class ScriptEvidence:
+    """What a result carries for a job with a script, besides its hashes: the input document the
+    script read, and the web's answers it got through its proxy (replayed by attesters)."""
+
+    input: bytes = b""
+    exchanges: tuple[Exchange, ...] = ()
+
+
+async def run_script(
+    sandbox: Sandbox,
+    source: bytes,
+    call: ScriptCall,
+    document: bytes,
+    *,
+    web: WebFetcher | None = None,
+    replay: Sequence[Exchange] | None = None,
+) -> ScriptOutcome:
+    """Run `source` (the script `call` names) on `document` in `sandbox`, and what it decides.
+
+    A script with hosts gets a proxy: recording through `web`, or replaying `replay` (an
+    attester's re-run); with neither, every request is answered 502."""
+    # The script's wall clock reads its input block's time (node/sandbox/bwrap.py, determinism).
+    script = Script(call.language, source, document, {"TRIGGERX_TIME": str(input_block(document).timestamp)})
+    if not call.hosts:
+        return _outcome(call, await sandbox.run(script), ())
+    if web is None and replay is None:
+        replay = ()
+    proxy = ScriptProxy(call.hosts, fetcher=web if replay is None else None, replay=replay)
+    async with proxy.serving() as socket_path:
+        script.http_socket = socket_path
+        result = await sandbox.run(script)
+    return _outcome(call, result, tuple(proxy.exchanges))
+
+
+def _outcome(call: ScriptCall, result: RunResult, exchanges: tuple[Exchange, ...]) -> ScriptOutcome:
     usage = ScriptUsage(
         wall_ms=min(int(result.wall_seconds * 1000), 2**32 - 1),
         cpu_ms=min(int(result.cpu_seconds * 1000), 2**32 - 1),
         max_rss_kib=min(result.max_rss_bytes // 1024, 2**32 - 1),
     )
     if result.status != "ok":
-        return ScriptOutcome(b"", FAILED_OUTPUT, f"the script {result.reason}", result.status, usage)
+        return ScriptOutcome(
+            b"", FAILED_OUTPUT, f"the script {result.reason}", result.status, usage, exchanges
+        )
     try:
         calldata, reason = decision_from_output(call.function, result.stdout)
     except ScriptOutputError as error:
-        return ScriptOutcome(b"", FAILED_OUTPUT, str(error), "bad_output", usage)
-    return ScriptOutcome(calldata, keccak(result.stdout), reason, "ok", usage)
+        return ScriptOutcome(b"", FAILED_OUTPUT, str(error), "bad_output", usage, exchanges)
+    return ScriptOutcome(calldata, keccak(result.stdout), reason, "ok", usage, exchanges)

@@ -151,8 +151,9 @@ class GatewaySettings(_Section, frozen=True, kw_only=True):
     script_jobs: Annotated[
         bool,
         Meta(
-            description="take jobs whose arguments a script computes; off until scripts run "
-            "deterministically: a script that reads the clock can get an honest performer voted down"
+            description="take jobs whose arguments a script computes; off by default: a script built "
+            "to defeat the sandbox's determinism can get honest performers voted down "
+            "(docs/architecture.md, Sandbox)"
         ),
     ] = False
 

@@ -17,9 +17,10 @@ from eth_utils import keccak, to_checksum_address
 
 from node.chain import Contract, Receipt
 from node.keeper.scripts import ScriptError, ScriptRunner
+from node.sandbox.proxy import exchanges_hash
 from protocol import Assignment, AssignmentMessage, ExecutionResult, OperatorSet, ResultMessage
 from protocol.result import NO_SCRIPT
-from protocol.scripts import FAILED_OUTPUT, MAX_BLOCK_AGE, input_block, script_input
+from protocol.scripts import FAILED_OUTPUT, MAX_BLOCK_AGE, ScriptEvidence, input_block, script_input
 from protocol.triggers import NotYetVisibleError, Readers, chain_contradiction, kind_named
 
 VISIBILITY_TIMEOUT = 60.0
@@ -27,6 +28,7 @@ EARLY_TOLERANCE = 1
 """Seconds a block's timestamp may be before the fire time it executes (docs/protocol.md,
 "Lead time"): block timestamps are whole seconds, and a chain's clock may run a little behind."""
 _POLL_START, _POLL_MAX = 0.1, 2.0
+NO_EVIDENCE = ScriptEvidence()
 
 
 def report_problem(
@@ -66,6 +68,10 @@ def report_problem(
     return kind.check(order.trigger, order.terms.trigger, time.time() if now is None else now)
 
 
+def _script_hashes(result: ExecutionResult) -> set[bytes]:
+    return {result.script_input_hash, result.script_output_hash, result.script_exchanges_hash}
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Approve or reject, and why (the reason is logged and shown to operators)."""
@@ -95,12 +101,13 @@ class ResultChecker:
         self._chain_id: int | None = None  # the hub's chain, read once
 
     async def check(
-        self, order: AssignmentMessage, result: ExecutionResult, script_input: bytes = b""
+        self, order: AssignmentMessage, result: ExecutionResult, evidence: ScriptEvidence = NO_EVIDENCE
     ) -> Verdict | None:
         """Whether `result` is the honest execution of `order`'s assignment under the job's
         terms, with the call the dispatcher relayed (or, for a job with a script, the call the
-        script gives on `script_input`) and not before the fire time; None (abstain) when this
-        node's chain did not reach the reported block in time, or it cannot run the script."""
+        script gives on the `evidence`: its input, and the web's answers replayed) and not
+        before the fire time; None (abstain) when this node's chain did not reach the reported
+        block in time, or it cannot run the script."""
         assignment, terms, expected_calldata = order.assignment, order.terms, order.calldata
         if (result.task_id, result.job_id, result.attempt) != (
             assignment.task_id,
@@ -138,12 +145,14 @@ class ResultChecker:
         if keccak(calldata) != result.calldata_hash:
             return Verdict(False, "the reported call arguments differ from those sent")
         if order.script is not None:
-            verdict = await self._check_script(order, result, script_input, calldata)
+            verdict = await self._check_script(order, result, evidence, calldata)
             if verdict is None or not verdict.approve:
                 return verdict
         elif calldata != expected_calldata:
             return Verdict(False, "the call arguments differ from the job's")
-        elif (result.script_input_hash, result.script_output_hash) != (NO_SCRIPT, NO_SCRIPT):
+        elif {result.script_input_hash, result.script_output_hash, result.script_exchanges_hash} != {
+            NO_SCRIPT
+        }:
             return Verdict(False, "the result claims a script for a job without one")
         if not self._hub_recorded(Receipt.from_rpc(receipt), result, skipped=not calldata):
             return Verdict(False, "the hub recorded no such execution")
@@ -156,14 +165,14 @@ class ResultChecker:
         return Verdict(True, "the execution matches the assignment and the chain")
 
     async def _check_script(
-        self, order: AssignmentMessage, result: ExecutionResult, document: bytes, calldata: bytes
+        self, order: AssignmentMessage, result: ExecutionResult, evidence: ScriptEvidence, calldata: bytes
     ) -> Verdict | None:
         """Whether `calldata` is what the job's script gives on `document`, an input built from
         the order and a block of the chain read shortly before the execution (protocol.scripts);
         None (abstain) when this node cannot run the script. An execution reported without its
         input (or rebuilt from the chain: its performer never reported) cannot show that its
         arguments are the script's: it is rejected, since the hub checks only the selector."""
-        call, assignment = order.script, order.assignment
+        call, assignment, document = order.script, order.assignment, evidence.input
         assert call is not None
         if not call.is_the_jobs(order.terms.args_hash):
             return Verdict(False, "the script is not the one the owner signed")
@@ -184,10 +193,13 @@ class ResultChecker:
             return Verdict(False, f"block {block.number} of chain {block.chain_id} is not as the input says")
         if keccak(document) != result.script_input_hash:
             return Verdict(False, "the result's input hash is not the input's")
+        if exchanges_hash(evidence.exchanges) != result.script_exchanges_hash:
+            return Verdict(False, "the web answers that came with the result are not the ones it names")
         if self.scripts is None:
             return None
         try:
-            own = await self.scripts.run(call, document)
+            # The performer's answers from the web, replayed: nothing is fetched again.
+            own = await self.scripts.run(call, document, replay=evidence.exchanges)
         except ScriptError:
             return None  # it ran for the performer: this node's trouble, not a lie shown
         if own.ran_out and result.script_output_hash != FAILED_OUTPUT:

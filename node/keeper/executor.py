@@ -12,8 +12,9 @@ from eth_utils import keccak
 from node.chain import Contract, TransactionSender
 from node.keeper.scripts import ScriptError, ScriptRunner
 from node.mesh import RequestRefused
+from node.sandbox.proxy import exchanges_hash
 from protocol import AssignmentMessage, ExecutionResult, JobTerms
-from protocol.scripts import ChainBlock, ScriptOutcome, script_input
+from protocol.scripts import ChainBlock, ScriptEvidence, ScriptOutcome, script_input
 from protocol.triggers import NotYetVisibleError, Readers, chain_contradiction, kind_named
 
 MAX_HOLD_S = 10.0
@@ -57,13 +58,13 @@ class TaskExecutor:
         self.readers = readers or Readers({chain_id: hub.rpc})
 
     async def execute(self, order: AssignmentMessage) -> ExecutionResult:
-        """`perform` without the script input."""
+        """`perform` without the script's evidence."""
         result, _ = await self.perform(order)
         return result
 
-    async def perform(self, order: AssignmentMessage) -> tuple[ExecutionResult, bytes]:
-        """Send the hub transaction for `order` and describe what it did, with the input its
-        job's script ran on (empty for static arguments).
+    async def perform(self, order: AssignmentMessage) -> tuple[ExecutionResult, ScriptEvidence]:
+        """Send the hub transaction for `order` and describe what it did, with what its job's
+        script read (the input and the web's answers; none for static arguments).
 
         The job's first task registers it on chain with the owner's consent (`executeFirst`).
         An assignment that comes ahead of its fire time is held until then. Raises
@@ -84,10 +85,10 @@ class TaskExecutor:
         problem = self.refusal(order)
         if problem is not None:
             raise AssignmentRefused(f"task {assignment.task_id}: {problem}")
-        calldata, document, outcome = order.calldata, b"", None
+        calldata, evidence, outcome = order.calldata, ScriptEvidence(), None
         if order.script is not None:
             outcome, document = await self._run_script(order)
-            calldata = outcome.calldata
+            calldata, evidence = outcome.calldata, ScriptEvidence(document, outcome.exchanges)
         function, args = self._call(order, calldata)
         gas, fee, head = await self._gas_and_fee(function, args, terms)
         problem = await self._trigger_problem(order, head + 1)
@@ -112,11 +113,12 @@ class TaskExecutor:
         if outcome is not None:
             result = dataclasses.replace(
                 result,
-                script_input_hash=keccak(document),
+                script_input_hash=keccak(evidence.input),
                 script_output_hash=outcome.output_hash,
                 script_usage=outcome.usage,
+                script_exchanges_hash=exchanges_hash(outcome.exchanges),
             )
-        return result, document
+        return result, evidence
 
     async def _run_script(self, order: AssignmentMessage) -> tuple[ScriptOutcome, bytes]:
         """What the job's script decides for `order` at the chain's head (a call, a skip, or a

@@ -119,7 +119,9 @@ async def run_gateway(setup: NodeSetup) -> None:
                     on_created=lambda job: [each.schedule(job) for each in triggers],
                     on_cancelled=lambda job: [each.unschedule(job) for each in triggers],
                     watched_chains=frozenset(events.chains),
-                    scripts=None if sandbox is None else ScriptCheck(storage, sandbox, chain.chain_id),
+                    scripts=None
+                    if sandbox is None
+                    else ScriptCheck(storage, sandbox, chain.chain_id, web.fetcher),
                 )
                 dispatcher = Dispatcher(
                     ledger=ledger,

@@ -133,8 +133,8 @@ class Keeper:
             log.exception("task %d attempt %d failed", assignment.task_id, assignment.attempt)
 
     async def _perform(self, order: AssignmentMessage) -> None:
-        result, document = await self.executor.perform(order)
-        report = ResultMessage(order, result, b"", document)
+        result, evidence = await self.executor.perform(order)
+        report = ResultMessage(order, result, b"", evidence.input, list(evidence.exchanges))
         task = report.task_info()
         signature = task.sign_as_performer(
             self.setup.operator, self.chain.chain_id, self.chain.center.address
@@ -197,7 +197,7 @@ class Keeper:
             return
         self._checking.add(key)  # copies arriving meanwhile (republished, relayed) are not checked again
         try:
-            verdict = await self.checker.check(order, report.result, report.script_input)
+            verdict = await self.checker.check(order, report.result, report.script_evidence())
         finally:
             self._checking.discard(key)
         if verdict is None or verdict.abstain:
@@ -244,7 +244,7 @@ async def run_keeper(setup: NodeSetup) -> None:
         open_chain(setup) as chain,
         open_watched(setup, chain) as others,
         JsonValues(web_limits) as web,
-        open_scripts(setup) as scripts,
+        open_scripts(setup, web.fetcher) as scripts,
     ):
         directory = await load_directory(setup, chain)
         async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:

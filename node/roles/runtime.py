@@ -14,6 +14,7 @@ from node.content import ScriptCache, ScriptFetcher
 from node.keeper import ScriptRunner
 from node.mesh import MeshConfig, MeshNode, parse_peer_addr
 from node.sandbox import BwrapSandbox, Sandbox, Script, UnsupportedArchitectureError
+from node.web import WebFetcher
 from protocol import OperatorDirectory
 
 log = logging.getLogger(__name__)
@@ -101,12 +102,18 @@ async def open_watched(setup: NodeSetup, home: Chain) -> AsyncIterator[list[Othe
         yield chains
 
 
+PROBE = b"import time; print(int(time.time()))"
+
+
 async def working_sandbox(role: str) -> Sandbox | None:
     """The bwrap sandbox, if it runs a script on this machine; else None, said in one line."""
     try:
         sandbox = BwrapSandbox()
-        probe = await sandbox.run(Script("python", b"print('[]')"))
+        # A script that reads the clock: it must run, and read the time it is given.
+        probe = await sandbox.run(Script("python", PROBE, env={"TRIGGERX_TIME": "1000000000"}))
         problem = None if probe.status == "ok" else f"a test script {probe.reason}"
+        if problem is None and probe.stdout != b"1000000000\n":
+            problem = f"a test script read the clock as {probe.stdout[:40]!r}, not as it was given"
     except (OSError, UnsupportedArchitectureError) as error:
         problem = str(error)
     if problem is not None:
@@ -118,9 +125,9 @@ async def working_sandbox(role: str) -> Sandbox | None:
 
 
 @asynccontextmanager
-async def open_scripts(setup: NodeSetup) -> AsyncIterator[ScriptRunner | None]:
+async def open_scripts(setup: NodeSetup, web: WebFetcher) -> AsyncIterator[ScriptRunner | None]:
     """Runs jobs' scripts, fetched from `[node] script_sources` and cached in the data
-    directory; None when the sandbox does not work here."""
+    directory, their web requests through `web`; None when the sandbox does not work here."""
     sandbox = await working_sandbox("keeper")
     if sandbox is None:
         yield None
@@ -129,7 +136,7 @@ async def open_scripts(setup: NodeSetup) -> AsyncIterator[ScriptRunner | None]:
     cache = ScriptCache(settings.data_dir / "scripts")
     fetcher = ScriptFetcher([str(source) for source in settings.script_sources], cache)
     try:
-        yield ScriptRunner(fetcher, sandbox)
+        yield ScriptRunner(fetcher, sandbox, web)
     finally:
         await fetcher.aclose()
 

@@ -86,12 +86,14 @@ class RunResult:
 
 @dataclass
 class Script:
-    """A script to run: its language, its source, what it reads on stdin, and extra environment."""
+    """A script to run: its language, its source, what it reads on stdin, extra environment,
+    and the unix socket of its HTTP proxy (node/sandbox/proxy.py), if it may use the web."""
 
     language: Language
     source: bytes
     stdin: bytes = b""
     env: dict[str, str] = field(default_factory=dict)
+    http_socket: str | None = None
 
 
 class Sandbox(ABC):

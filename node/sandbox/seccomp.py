@@ -3,10 +3,14 @@
 It refuses (EPERM) what a script never needs and an escape always does: tracing other
 processes, new namespaces, mounts, kernel keyrings, BPF, perf events, io_uring (a large attack
 surface whose operations would pass the socket check), personality changes, modules, kexec,
-reboot, swap and the kernel log. `clone` is refused only with namespace flags (threads and forks pass;
-the run's pid limit bounds them), `clone3` answers ENOSYS (its flags sit in memory a filter
-cannot read, so libc falls back to `clone`), and `socket` opens AF_UNIX only (the run has no
-network; the keeper's HTTP proxy is a unix socket). A syscall of another ABI (x32, i386 on
+reboot, swap and the kernel log; and what would show a script the host's clock or fresh
+randomness (docs/architecture.md, Sandbox, determinism): the raw clock syscalls (libc's go
+through node/sandbox/determinism.c) and anonymous executable files (`memfd_create`).
+`clone` is refused only with namespace flags (threads and forks pass; the run's pid limit
+bounds them); `clone3` answers ENOSYS (its flags sit in memory a filter cannot read, so libc
+falls back to `clone`), and so does `getrandom` (libraries fall back to /dev/urandom, which
+reads zeros in the sandbox); `socket` opens AF_UNIX only (the run has no network; the
+keeper's HTTP proxy is a unix socket). A syscall of another ABI (x32, i386 on
 x86_64) kills the process: its numbers would slip past the list.
 
 Only x86_64 is known here: `filter_program` raises UnsupportedArchitectureError elsewhere, and
@@ -32,8 +36,11 @@ _NAMESPACE_FLAGS = 0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x100
 _NAMESPACE_FLAGS |= 0x4000_0000 | 0x0000_0080
 
 X86_64_REFUSED = {
+    "gettimeofday": 96,
     "ptrace": 101,
     "personality": 135,
+    "time": 201,
+    "clock_gettime": 228,
     "syslog": 103,
     "pivot_root": 155,
     "chroot": 161,
@@ -61,6 +68,7 @@ X86_64_REFUSED = {
     "finit_module": 313,
     "kexec_file_load": 320,
     "bpf": 321,
+    "memfd_create": 319,
     "userfaultfd": 323,
     "open_tree": 428,
     "move_mount": 429,
@@ -74,7 +82,7 @@ X86_64_REFUSED = {
     "pidfd_getfd": 438,
     "mount_setattr": 442,
 }
-_X86_64_CLONE, _X86_64_CLONE3, _X86_64_SOCKET = 56, 435, 41
+_X86_64_CLONE, _X86_64_CLONE3, _X86_64_SOCKET, _X86_64_GETRANDOM = 56, 435, 41, 318
 
 
 class UnsupportedArchitectureError(RuntimeError):
@@ -103,14 +111,16 @@ def filter_program(machine: str | None = None) -> bytes:
         _op(_RET, _KILL_PROCESS),
     ]
     checks = len(refused)
-    # After the refused list: clone (4 ops), clone3 (2), socket (4), allow, deny.
-    body = [_op(_JEQ, nr, jt=checks - i - 1 + 10 + 1) for i, nr in enumerate(refused)]
+    # After the refused list: clone (4 ops), clone3 (2), getrandom (2), socket (4), allow, deny.
+    body = [_op(_JEQ, nr, jt=checks - i - 1 + 13) for i, nr in enumerate(refused)]
     tail = [
         _op(_JEQ, _X86_64_CLONE, jt=0, jf=3),
         _op(_LD_ABS, _ARG0),
-        _op(_JSET, _NAMESPACE_FLAGS, jt=8, jf=0),  # to deny
+        _op(_JSET, _NAMESPACE_FLAGS, jt=10, jf=0),  # to deny
         _op(_RET, _ALLOW),
         _op(_JEQ, _X86_64_CLONE3, jt=0, jf=1),
+        _op(_RET, _ERRNO | errno.ENOSYS),
+        _op(_JEQ, _X86_64_GETRANDOM, jt=0, jf=1),
         _op(_RET, _ERRNO | errno.ENOSYS),
         _op(_JEQ, _X86_64_SOCKET, jt=0, jf=3),
         _op(_LD_ABS, _ARG0),

@@ -6,17 +6,23 @@ a size cap streamed (never buffered whole), a content-type check, no redirects, 
 bound checked before decoding, and (unless allowed) no loopback, private or link-local
 address: a public gateway must not probe its own network for strangers.
 
-Public API: JsonValues (with WebLimits), JsonPath (parse_json_path), WebSourceError, and
-json_nesting (how deep a JSON text nests, found in linear time without decoding it).
+A script's HTTP proxy (node/sandbox/proxy.py) fetches through the same `WebFetcher`.
+
+Public API: WebFetcher (with WebLimits, WebResponse), JsonValues, JsonPath (parse_json_path),
+WebSourceError, and json_nesting (how deep a JSON text nests, found in linear time without
+decoding it).
 """
 
-from node.web.json_values import (
-    JsonPath,
-    JsonValues,
-    WebLimits,
-    WebSourceError,
-    json_nesting,
-    parse_json_path,
-)
+from node.web.fetch import WebFetcher, WebLimits, WebResponse, WebSourceError
+from node.web.json_values import JsonPath, JsonValues, json_nesting, parse_json_path
 
-__all__ = ["JsonPath", "JsonValues", "WebLimits", "WebSourceError", "json_nesting", "parse_json_path"]
+__all__ = [
+    "JsonPath",
+    "JsonValues",
+    "WebFetcher",
+    "WebLimits",
+    "WebResponse",
+    "WebSourceError",
+    "json_nesting",
+    "parse_json_path",
+]

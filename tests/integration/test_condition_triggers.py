@@ -14,7 +14,7 @@ from gateway.triggers import ConditionTriggers, WatchedChain, WebPoller
 from node.chain import deploy, load_artifact
 from node.mesh import Metrics
 from node.store import Store
-from node.web import JsonValues, WebLimits, WebSourceError, json_values
+from node.web import JsonValues, WebLimits, WebSourceError, fetch
 from protocol.triggers import Readers
 from protocol.triggers.condition import KIND, ConditionProgram, ReadingEvidence
 from protocol.triggers.condition_sources import parse_source
@@ -248,7 +248,7 @@ async def test_a_public_name_is_fetched_from_the_address_checked(monkeypatch):
     async def resolved_to_loopback(host: str, port: int) -> str:  # DNS only; the socket is real
         return "127.0.0.1"
 
-    monkeypatch.setattr(json_values, "_public_address", resolved_to_loopback)
+    monkeypatch.setattr(fetch, "_public_address", resolved_to_loopback)
     async with web_server() as server, JsonValues() as public:
         server.routes["/eth"] = Route(b'{"price": 7}')
         url = server.url("/eth").replace("127.0.0.1", "prices.example")

@@ -110,10 +110,62 @@ ESCAPES = {
 
 
 @pytest.mark.parametrize("name", list(ESCAPES))
-async def test_an_escape_is_refused(sandbox, name):
+async def test_an_escape_is_refused(name):
+    # With ctypes, which scripts do not get (below), to reach the seccomp filter with raw syscalls.
+    sandbox = BwrapSandbox(hide_ctypes=False)
     result = await sandbox.run(probe(ESCAPES[name]), LIMITS)
     assert result.status == "ok", result.reason
     assert result.stdout.startswith(b"denied"), result.stdout
+    assert b"ModuleNotFoundError" not in result.stdout
+
+
+NATIVE_CODE = {
+    "python": probe("import ctypes"),
+    "python, an anonymous executable file": probe("import os\nos.memfd_create('elf')"),
+    "javascript": Script("javascript", b"console.log(typeof process.dlopen)"),
+}
+
+
+@pytest.mark.parametrize("name", list(NATIVE_CODE))
+async def test_a_script_runs_no_native_code_of_its_own(sandbox, name):
+    """Native code could read the host's clock and randomness past the sandbox's own."""
+    result = await sandbox.run(NATIVE_CODE[name], LIMITS)
+    assert result.status == "ok", result.reason
+    assert result.stdout.split()[0] in (b"denied", b"undefined"), result.stdout
+
+
+DETERMINISM = {
+    "python": b"""import datetime, os, random, time, uuid
+open('/tmp/written', 'w').write('x')
+print(time.time(), datetime.datetime.now(), time.monotonic(), time.process_time(),
+      os.stat('/tmp/written').st_mtime, random.random(), os.urandom(8).hex(),
+      open('/dev/urandom', 'rb').read(8).hex(), uuid.uuid4(), id(object()))
+""",
+    "javascript": b"""const fs = require('fs'), crypto = require('crypto');
+fs.writeFileSync('/tmp/written', 'x');
+console.log(Date.now(), new Date().toString(), performance.now(), process.hrtime.bigint(),
+            fs.statSync('/tmp/written').mtimeMs, Math.random(), crypto.randomBytes(8).toString('hex'),
+            crypto.randomUUID());
+setTimeout(() => console.log('a timer fires at', Date.now()), 20);
+""",
+}
+
+
+@pytest.mark.parametrize("language", list(DETERMINISM))
+async def test_two_runs_on_one_input_print_the_same_bytes(sandbox, language):
+    """The clock reads the input's time and stands still, other clocks and randomness are
+    fixed streams, file times read 0, addresses are not randomised: an attester's re-run a
+    second later prints what the performer's did."""
+    script = Script(language, DETERMINISM[language], b"", {"TRIGGERX_TIME": "1767225600"})
+    first = await sandbox.run(script, LIMITS)
+    await trio.sleep(1.1)
+    second = await sandbox.run(script, LIMITS)
+    assert first.status == "ok", first.reason
+    assert first.stdout == second.stdout
+    assert b"1767225600" in first.stdout
+    assert b"2026-01-01" in first.stdout or b"Jan 01 2026" in first.stdout
+    earlier = Script(language, DETERMINISM[language], b"", {"TRIGGERX_TIME": "1"})
+    assert (await sandbox.run(earlier, LIMITS)).stdout != first.stdout  # the input's time, not a constant
 
 
 async def test_the_keepers_files_are_not_there(sandbox, tmp_path):

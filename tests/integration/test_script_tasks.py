@@ -15,7 +15,7 @@ from node.keeper import ResultChecker, ScriptRunner, TaskExecutor
 from node.sandbox import BwrapSandbox
 from protocol import Assignment, AssignmentMessage, ExecutionResult, JobTerms, encode_calldata
 from protocol.result import NO_SCRIPT
-from protocol.scripts import FAILED_OUTPUT, ScriptCall
+from protocol.scripts import FAILED_OUTPUT, ScriptCall, ScriptEvidence
 
 from ..conftest import CHAIN_ID
 from ..consensus_helpers import FIRE, JOB_FEE, JOB_OWNER, Network
@@ -81,17 +81,18 @@ async def test_the_scripts_decision_is_executed_and_approved(
     world, accounts, sender_for, runner, source, nonce, call, count
 ):
     order = await script_job(world, accounts, source, nonce)
-    result, document = await performer(world, sender_for, accounts, runner).perform(order)
+    result, evidence = await performer(world, sender_for, accounts, runner).perform(order)
     assert keccak(call) == result.calldata_hash
     assert result.skipped is (call == b"")
     assert not result.target_success if call == b"" else result.target_success
-    assert result.script_input_hash == keccak(document)
+    assert result.script_input_hash == keccak(evidence.input)
+    assert (result.script_exchanges_hash, evidence.exchanges) == (NO_SCRIPT, ())  # no web
     assert (result.script_output_hash == FAILED_OUTPUT) is (source == BROKEN)
     assert result.script_usage.wall_ms > 0
     assert await world.counter.call("count") == count
     escrow = await world.hub.call("escrowOf", nonce, order.assignment.job_id, 1, accounts[2].address)
     assert escrow[0]  # paid into escrow, a skip as a call
-    verdict = await ResultChecker(world.hub, scripts=runner).check(order, result, document)
+    verdict = await ResultChecker(world.hub, scripts=runner).check(order, result, evidence)
     assert verdict.approve, verdict.reason
 
 
@@ -126,22 +127,22 @@ async def test_a_performer_that_sends_other_than_the_script_decides_is_rejected(
             script_input_hash=keccak(document),
             script_output_hash=outcome.output_hash if sent else keccak(b'{"shouldExecute": false}'),
         )
-        verdict = await checker.check(order, result, document)
+        verdict = await checker.check(order, result, ScriptEvidence(document))
         assert not verdict.approve, nonce
         assert problem in verdict.reason, (nonce, verdict)
         # Nor can it claim the script failed: the attesters' run does not.
         failed = dataclasses.replace(result, script_output_hash=FAILED_OUTPUT)
-        assert not (await checker.check(order, failed, document)).approve
+        assert not (await checker.check(order, failed, ScriptEvidence(document))).approve
 
 
 async def test_script_hashes_are_bound_to_their_input_and_absent_without_a_script(
     world, accounts, sender_for, runner
 ):
     order = await script_job(world, accounts, SEVEN, 31)
-    result, document = await performer(world, sender_for, accounts, runner).perform(order)
+    result, evidence = await performer(world, sender_for, accounts, runner).perform(order)
     checker = ResultChecker(world.hub, scripts=runner)
     wrong_input = dataclasses.replace(result, script_input_hash=keccak(b"another input"))
-    verdict = await checker.check(order, wrong_input, document)
+    verdict = await checker.check(order, wrong_input, evidence)
     assert verdict.reason == "the result's input hash is not the input's"
     # A job with static arguments: its result carries no script hashes.
     static_performer, static_order = await assign(world, accounts, task_id=32)

@@ -175,3 +175,22 @@ def test_a_job_with_a_script_signs_the_script_and_takes_no_arguments_of_its_own(
             body(spec, script={"cid": "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG", "language": "python"})
         )
     assert refused.value.field == "$.job.script.cid"
+
+
+def test_a_scripts_allow_list_is_signed_and_checked():
+    cid = script_cid(b"print('[7]')")
+    hosts = ["api.example.com", "127.0.0.1:8000"]
+    spec = msgspec.structs.replace(SPEC, args=[], script=ScriptSpec(cid, "python", hosts))
+    job = parse(body(spec))
+    assert job.spec.script_call.hosts == tuple(hosts)
+    offline = parse(body(msgspec.structs.replace(spec, script=ScriptSpec(cid, "python"))))
+    assert job.terms.args_hash != offline.terms.args_hash  # the owner signs the allow-list
+    for bad, field in [
+        (["API.example.com"], "$.job.script.hosts[0]"),
+        (["api.example.com", "http://x"], "$.job.script.hosts[1]"),
+        (["a.com:99999999"], "$.job.script.hosts[0]"),
+        (["a.com", "a.com"], "$.job.script.hosts"),
+    ]:
+        with pytest.raises(JobSpecError) as refused:
+            parse(body(msgspec.structs.replace(spec, script=ScriptSpec(cid, "python", bad))))
+        assert refused.value.field == field, bad

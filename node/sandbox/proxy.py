@@ -1,0 +1,177 @@
+"""A script's one way to the web: an HTTP proxy on a unix socket bound into its sandbox.
+
+The run has no network. A job that names hosts (its allow-list) gets this proxy for each run:
+the script sends `GET <absolute URL>` over /sandbox/http.sock (node/sandbox/lib has helpers for
+Python and Node), and the proxy answers. Recording, for the performer and the gateway's dry run,
+it fetches URLs on the allow-list through a WebFetcher (deadline, size cap, no private
+addresses unless allowed) and keeps every answer it gives, refusals included. Replaying, for
+an attester, it answers from the performer's recording and fetches nothing, so the re-run reads
+what the performer's run read (docs/protocol.md, "Jobs with scripts").
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import h11
+import msgspec
+import trio
+from eth_utils import keccak
+
+from node.web import WebFetcher, WebSourceError
+
+MAX_EXCHANGES = 8
+"""Requests a run may make (more are answered 429, and recorded so)."""
+MAX_RECORDED_BYTES = 64 * 1024
+"""Bytes of answers a run may record in all: they travel with its result."""
+MAX_URL = 2048
+MAX_REQUEST_HEAD = 8192
+SOCKET_NAME = "http.sock"
+
+
+class Exchange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One request a script made through the proxy, and the answer it got (bounded: a recording
+    comes from the performer, and attesters decode it)."""
+
+    url: Annotated[str, msgspec.Meta(max_length=MAX_URL)]
+    status: Annotated[int, msgspec.Meta(ge=100, le=599)]
+    content_type: Annotated[str, msgspec.Meta(max_length=128)]
+    body: Annotated[bytes, msgspec.Meta(max_length=MAX_RECORDED_BYTES)]
+
+
+def exchanges_hash(exchanges: Sequence[Exchange]) -> bytes:
+    """What a result signs of a run's exchanges: keccak256 of their JSON list; 32 zero bytes for
+    none (a run without the web)."""
+    return keccak(msgspec.json.encode(list(exchanges))) if exchanges else bytes(32)
+
+
+def allowed(url: str, hosts: frozenset[str]) -> bool:
+    """Whether `url` is http(s) to a host on the allow-list (`name`, any port, or `name:port`)."""
+    try:
+        parts = urlsplit(url)
+        netloc, name = parts.netloc.lower(), (parts.hostname or "").lower()
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and (netloc in hosts or name in hosts)
+
+
+class ScriptProxy:
+    """The proxy of one run (see the module docstring): it records through `fetcher`, or, given
+    `replay`, answers from those exchanges only. `exchanges` is what it answered, in order."""
+
+    def __init__(
+        self,
+        hosts: Sequence[str],
+        *,
+        fetcher: WebFetcher | None = None,
+        replay: Sequence[Exchange] | None = None,
+    ) -> None:
+        if (fetcher is None) == (replay is None):
+            raise ValueError("a proxy records through a fetcher or replays a recording: one of them")
+        self.hosts = frozenset(host.lower() for host in hosts)
+        self.fetcher = fetcher
+        self._recorded: dict[str, deque[Exchange]] | None = None
+        if replay is not None:
+            self._recorded = defaultdict(deque)
+            for exchange in replay:
+                self._recorded[exchange.url].append(exchange)
+        self.exchanges: list[Exchange] = []
+        self._recorded_bytes = 0
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        """Serve on a fresh unix socket (any uid may connect: the run has its own) while in the
+        block; its path."""
+        directory = tempfile.mkdtemp(prefix="triggerx-proxy-")
+        path = os.path.join(directory, SOCKET_NAME)
+        try:
+            os.chmod(directory, 0o711)
+            listener = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            await listener.bind(path)
+            os.chmod(path, 0o666)
+            listener.listen(16)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.serve_listeners, self._serve, [trio.SocketListener(listener)])
+                yield path
+                nursery.cancel_scope.cancel()
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        """One request per connection: read it, answer it, close."""
+        async with stream:
+            connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
+            with trio.move_on_after(10):  # a script that never finishes its request holds nothing long
+                request = await _next_request(stream, connection)
+                if request is None:
+                    return
+                answer = await self._answer(request)
+                self.exchanges.append(answer)
+                headers = [
+                    ("content-type", answer.content_type or "application/octet-stream"),
+                    ("content-length", str(len(answer.body))),
+                    ("connection", "close"),
+                ]
+                data = connection.send(h11.Response(status_code=answer.status, headers=headers))
+                data += connection.send(h11.Data(data=answer.body)) + connection.send(h11.EndOfMessage())
+                await stream.send_all(data)
+
+    async def _answer(self, request: h11.Request) -> Exchange:
+        """The answer to `request` (an absolute URL, or a path with its Host)."""
+        target = request.target.decode("ascii", "replace")
+        if not target.startswith(("http://", "https://")):
+            host = dict(request.headers).get(b"host", b"").decode("ascii", "replace")
+            target = f"http://{host}{target}"
+        if request.method != b"GET":
+            return _refusal(target, 405, "the proxy only GETs")
+        if len(target) > MAX_URL:
+            return _refusal(target[:MAX_URL], 414, f"a URL is at most {MAX_URL} characters")
+        if not allowed(target, self.hosts):
+            return _refusal(target, 403, "the host is not on the job's allow-list")
+        if len(self.exchanges) >= MAX_EXCHANGES:
+            return _refusal(target, 429, f"a run makes at most {MAX_EXCHANGES} requests")
+        if self._recorded is not None:
+            queue = self._recorded.get(target)
+            if not queue:
+                return _refusal(target, 502, "not in the performer's recording")
+            return queue.popleft()
+        assert self.fetcher is not None
+        try:
+            response = await self.fetcher.get(target)
+        except WebSourceError as error:
+            return _refusal(target, 502, str(error))
+        room = MAX_RECORDED_BYTES - self._recorded_bytes
+        if len(response.body) > room:
+            return _refusal(target, 507, f"the run's answers exceed {MAX_RECORDED_BYTES} bytes")
+        self._recorded_bytes += len(response.body)
+        return Exchange(target, response.status, response.content_type, response.body)
+
+
+async def _next_request(stream: trio.SocketStream, connection: h11.Connection) -> h11.Request | None:
+    """The request on `stream` (its body, if any, is not read), or None if it is not one."""
+    while True:
+        try:
+            event = connection.next_event()
+        except h11.RemoteProtocolError:
+            return None
+        if isinstance(event, h11.Request):
+            return event
+        if event is h11.NEED_DATA:
+            data = await stream.receive_some(4096)
+            if not data:
+                return None
+            connection.receive_data(data)
+        else:
+            return None
+
+
+def _refusal(url: str, status: int, why: str) -> Exchange:
+    return Exchange(url, status, "text/plain", why.encode())
