@@ -11,6 +11,10 @@ from gateway.records import ConditionState, FiredLog, FireTimes, JobRecord, Sequ
 from node.store import CHECKPOINTS, JOBS, SCHEDULES, SCRIPTS, TASKS, Batch, Index, Page, Store, Table
 
 DECISIONS_CHECKPOINT = "attestations"
+MAX_UNPINNED_SCRIPTS = 256
+"""Uploads no job names yet, at most (64 KiB each: 16 MiB); a new one pushes out the oldest."""
+UNPINNED_SCRIPT_SECONDS = 86_400.0
+"""How long an upload waits for a job to name it."""
 
 
 class Checkpoint(msgspec.Struct):
@@ -48,7 +52,13 @@ class GatewayStorage:
         self.condition_states = Table(
             store, ConditionState, SCHEDULES.child("conditions"), key=lambda c: c.job_id
         )
-        self.scripts = Table(store, StoredScript, SCRIPTS, key=lambda s: s.cid)
+        self.scripts = Table(
+            store,
+            StoredScript,
+            SCRIPTS,
+            key=lambda s: s.cid,
+            indexes=[Index("unpinned", lambda s: None if s.pinned else int(s.uploaded_at * 1000))],
+        )
         self.sequences = Table(store, Sequence, SCHEDULES.child("seq"), key=lambda s: s.name)
         self.checkpoints = Table(store, Checkpoint, CHECKPOINTS, key=lambda c: c.name)
 
@@ -61,8 +71,27 @@ class GatewayStorage:
         """How many of `owner`'s jobs are active (counting at most `limit`)."""
         return len(self.jobs.by_index("owner_status", f"{owner}/active", limit=limit).items)
 
+    def keep_script(self, cid: str, data: bytes, now: float) -> None:
+        """Keep an uploaded script (`data`, named `cid`), unpinned until a job names it. Unpinned
+        uploads older than UNPINNED_SCRIPT_SECONDS go, and the oldest beyond
+        MAX_UNPINNED_SCRIPTS: an upload costs its sender nothing, so it must cost us little."""
+        stored = self.scripts.get(cid)
+        if stored is not None and stored.pinned:
+            return
+        with self.store.batch() as batch:
+            # Oldest first (the index is by upload time); this one's older upload is replaced.
+            unpinned = self.scripts.index_entries("unpinned")
+            waiting = [(uploaded, key) for uploaded, key in unpinned if key != cid]
+            cutoff = int((now - UNPINNED_SCRIPT_SECONDS) * 1000)
+            expired = sum(1 for uploaded, _ in waiting if uploaded < cutoff)
+            excess = max(0, len(waiting) - expired + 1 - MAX_UNPINNED_SCRIPTS)
+            for _, key in waiting[: expired + excess]:
+                self.scripts.delete(key, batch=batch)
+            self.scripts.put(StoredScript(cid=cid, data=data, uploaded_at=now), batch=batch)
+
     def create_job(self, job: ValidJob, now: float) -> JobRecord:
-        """Store a new job under the next job id (the caller checked its chain id is new)."""
+        """Store a new job under the next job id (the caller checked its chain id is new), its
+        script pinned."""
         with self.store.batch() as batch:
             record = JobRecord(
                 id=self.next_id("job", batch),
@@ -75,6 +104,10 @@ class GatewayStorage:
                 created_at=now,
             )
             self.jobs.put(record, batch=batch)
+            call = job.spec.script_call
+            stored = None if call is None else self.scripts.get(call.cid)
+            if stored is not None and not stored.pinned:
+                self.scripts.put(msgspec.structs.replace(stored, pinned=True), batch=batch)
         return record
 
     def tasks_of_job(self, job_id: int, *, limit: int, after: str | None) -> Page[TaskRecord]:

@@ -6,7 +6,7 @@ import time
 
 from quart import Blueprint, Response, request
 
-from gateway import GatewayStorage, StoredScript
+from gateway import GatewayStorage
 from gateway.api.responses import error, json
 from node.content import MAX_SCRIPT_BYTES, CidError, parse_cid, script_cid
 
@@ -23,8 +23,7 @@ def scripts_blueprint(storage: GatewayStorage) -> Blueprint:
         if len(data) > MAX_SCRIPT_BYTES:
             return error(413, f"a script is at most {MAX_SCRIPT_BYTES} bytes")
         cid = script_cid(data)
-        if storage.scripts.get(cid) is None:
-            storage.scripts.put(StoredScript(cid=cid, data=data, uploaded_at=time.time()))
+        storage.keep_script(cid, data, time.time())
         return json({"cid": cid, "size": len(data)}, 201)
 
     @scripts.get("/ipfs/<path:text>")

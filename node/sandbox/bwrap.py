@@ -89,7 +89,7 @@ class BwrapSandbox(Sandbox):
             raise FileNotFoundError(f"{DETERMINISM_LIBRARY} is missing: scripts/setup builds it")
         self._program = filter_program()
         # ctypes would let a Python script call any native code (the host's clock included).
-        self._hidden = sorted(glob.glob("/usr/lib/python3*/lib-dynload/_ctypes*.so")) if hide_ctypes else []
+        self._hidden = sorted(glob.glob("/usr/lib/python3*/lib-dynload/_ctypes.*.so")) if hide_ctypes else []
         self._libc = ctypes.CDLL(None, use_errno=True)
         self._randomness = tempfile.NamedTemporaryFile(prefix="triggerx-urandom-")  # noqa: SIM115 - kept open for the sandbox's life
         self._randomness.write(RANDOMNESS)
@@ -133,9 +133,14 @@ class BwrapSandbox(Sandbox):
         """The bwrap command for `script` (its source at `script_path`), and the fds it reads:
         the seccomp filter, the preload list, Node's prelude. A script with an HTTP proxy gets
         its socket at /sandbox/http.sock and the helpers of node/sandbox/lib on its path."""
-        program, preload, prelude = (
-            _data_fd(data) for data in (self._program, b"/sandbox/libdeterminism.so\n", NODE_PRELUDE)
-        )
+        program, preload = _data_fd(self._program), _data_fd(b"/sandbox/libdeterminism.so\n")
+        fds = [program, preload]
+        # Each mount costs the run time: what one interpreter needs is there for it alone.
+        if script.language == "python":
+            interpreter = [part for hidden in self._hidden for part in ("--ro-bind", "/dev/null", hidden)]
+        else:
+            fds.append(_data_fd(NODE_PRELUDE))
+            interpreter = ["--ro-bind-data", str(fds[-1]), "/sandbox/prelude.js"]
         environment = ENVIRONMENT | script.env
         web: list[str] = []
         if script.http_socket is not None:
@@ -153,7 +158,7 @@ class BwrapSandbox(Sandbox):
             "--symlink", "usr/lib", "/lib",
             "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin",
-            *[part for hidden in self._hidden for part in ("--ro-bind", "/dev/null", hidden)],
+            *interpreter,
             # No /proc: uptime, boot id, memory and mounts would differ from keeper to keeper.
             "--dev", "/dev",
             "--ro-bind", self._randomness.name, "/dev/urandom",
@@ -162,7 +167,6 @@ class BwrapSandbox(Sandbox):
             "--ro-bind", script_path, "/sandbox/script",
             "--ro-bind", str(DETERMINISM_LIBRARY), "/sandbox/libdeterminism.so",
             "--ro-bind-data", str(preload), "/etc/ld.so.preload",
-            "--ro-bind-data", str(prelude), "/sandbox/prelude.js",
             *web,
             # The rest read-only: bwrap's root and /dev are tmpfs, unbounded but for this.
             "--remount-ro", "/",
@@ -177,7 +181,7 @@ class BwrapSandbox(Sandbox):
             *INTERPRETERS[script.language],
             "/sandbox/script",
         ]  # fmt: skip
-        return argv, [program, preload, prelude]
+        return argv, fds
 
 
 def _data_fd(data: bytes) -> int:

@@ -7,16 +7,33 @@
  *   TRIGGERX_TIME, the input block's timestamp, and never moves.
  * - Every other clock (monotonic, boot time, CPU time) starts at 1,000 s and moves 1 ms at
  *   each reading: timers still fire, and the same program reads the same times.
- * - File times (the stat family and statx, also through syscall(2), which libuv uses) read 0:
- *   the kernel stamps a file written in /tmp with the host's clock.
+ * - File times (the stat family and statx, also through syscall(2), which libuv uses): access,
+ *   change and birth times read 0, and so does the modification time of a file in /tmp, which
+ *   the kernel stamps with the host's clock. Elsewhere (/usr) a file keeps the modification
+ *   time its package gave it, the same on every machine with that package: Python checks its
+ *   cached bytecode against it, and would compile every module again at each start.
  * - Randomness (getrandom, getentropy, and getrandom through syscall(2), as OpenSSL asks for
  *   it) is a fixed stream per thread, splitmix64 from a constant seed.
+ *
+ * - No new programs: when the library loads into the sandbox's first process (the
+ *   interpreter), it adds a seccomp filter that refuses execve, execveat, fork, vfork and clone
+ *   without CLONE_THREAD (threads still start). A script can then run no executable of its own
+ *   (one it wrote to /tmp could read the vDSO's clock by hand), nor another interpreter.
  *
  * Calls that bypass libc (inline syscalls, reading the vDSO by hand) still see the host's
  * clock; the sandbox leaves a script no way to load its own native code (docs/architecture.md).
  */
 #define _GNU_SOURCE
+#if !defined(__x86_64__)
+#error "the sandbox knows x86_64 only (node/sandbox/seccomp.py)"
+#endif
 #include <dlfcn.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -25,6 +42,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -98,21 +116,38 @@ int getentropy(void *buffer, size_t length) {
 
 static void *real(const char *name) { return dlsym(RTLD_NEXT, name); }
 
+typedef int path_stat(const char *, struct stat *);
+
+static dev_t tmp_device(void) {
+    static dev_t device;
+    static int known;
+    if (!known) {
+        struct stat tmp;
+        path_stat *next = (path_stat *)real("stat");
+        device = next != NULL && next("/tmp", &tmp) == 0 ? tmp.st_dev : 0;
+        known = 1;
+    }
+    return device;
+}
+
 static int without_times(int result, struct stat *info) {
     if (result == 0 && info != NULL) {
-        info->st_atim = info->st_mtim = info->st_ctim = (struct timespec){0, 0};
+        info->st_atim = info->st_ctim = (struct timespec){0, 0};
+        if (info->st_dev == tmp_device()) info->st_mtim = (struct timespec){0, 0};
     }
     return result;
 }
 
 static long statx_without_times(long result, struct statx *info) {
     if (result == 0 && info != NULL) {
-        info->stx_atime = info->stx_btime = info->stx_ctime = info->stx_mtime = (struct statx_timestamp){0};
+        info->stx_atime = info->stx_btime = info->stx_ctime = (struct statx_timestamp){0};
+        if (makedev(info->stx_dev_major, info->stx_dev_minor) == tmp_device()) {
+            info->stx_mtime = (struct statx_timestamp){0};
+        }
     }
     return result;
 }
 
-typedef int path_stat(const char *, struct stat *);
 typedef int path_stat64(const char *, struct stat64 *);
 typedef int fd_stat(int, struct stat *);
 typedef int fd_stat64(int, struct stat64 *);
@@ -187,4 +222,25 @@ long syscall(long number, ...) {
     long result = next(number, a, b, c, d, e, f);
     if (number == SYS_statx) return statx_without_times(result, (struct statx *)e);
     return result;
+}
+
+#define LOAD(field) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, field))
+#define REFUSE_IF(number) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (number), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM)
+
+__attribute__((constructor)) static void no_new_programs(void) {
+    struct sock_filter program[] = {
+        LOAD(nr),
+        REFUSE_IF(SYS_execve),
+        REFUSE_IF(SYS_execveat),
+        REFUSE_IF(SYS_fork),
+        REFUSE_IF(SYS_vfork),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 3),
+        LOAD(args[0]), /* the low 32 bits of the flags */
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog filter = {sizeof(program) / sizeof(program[0]), program};
+    /* The sandbox set no_new_privs; a failure leaves the bwrap filter, which is enough to run. */
+    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filter);
 }

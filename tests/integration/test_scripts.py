@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import httpx
+import msgspec
 import pytest
 import trio
 from hypercorn.trio import serve
 
-from gateway import GatewayStorage, server_config
+import gateway.storage as storage_module
+from gateway import GatewayStorage, ScriptSpec, server_config
 from gateway.api import create_app
 from node.content import (
     MAX_SCRIPT_BYTES,
@@ -23,6 +25,7 @@ from node.content import (
 )
 from node.store import Store
 
+from ..unit.test_job_spec import SPEC, body, parse
 from ..web_server import Route, web_server
 
 SCRIPT = b"import json, sys\nprint(json.dumps([1]))\n"
@@ -112,3 +115,23 @@ def test_only_raw_sha2_256_cids_name_scripts(text, problem):
     with pytest.raises(CidError, match=problem):
         parse_cid(text)
     assert parse_cid("ipfs://" + script_cid(SCRIPT)) == script_cid(SCRIPT)
+
+
+def test_uploads_no_job_names_are_few_and_short_lived_and_a_jobs_script_stays(tmp_path, monkeypatch):
+    """Anyone may upload, for free: unpinned uploads are bounded in number (the oldest go) and
+    in time; a script a job names is pinned and stays."""
+    monkeypatch.setattr(storage_module, "MAX_UNPINNED_SCRIPTS", 3)
+    sources = [b"print('[%d]')" % n for n in range(6)]
+    with Store.open(tmp_path / "db") as store:
+        storage = GatewayStorage(store)
+        storage.keep_script(script_cid(sources[0]), sources[0], 1_000.0)
+        spec = msgspec.structs.replace(SPEC, args=[], script=ScriptSpec(script_cid(sources[0]), "python"))
+        storage.create_job(parse(body(spec)), 1_001.0)  # names sources[0]: pinned
+        for n, source in enumerate(sources[1:], start=1):
+            storage.keep_script(script_cid(source), source, 1_000.0 + n)
+        kept = {record.cid for record in storage.scripts.records()}
+        assert kept == {script_cid(s) for s in (sources[0], *sources[3:])}  # 1 and 2 pushed out
+        # A day later the unpinned ones are gone at the next upload; the pinned one stays.
+        storage.keep_script(script_cid(b"later"), b"later", 1_000.0 + 86_400 + 10)
+        kept = {record.cid for record in storage.scripts.records()}
+        assert kept == {script_cid(sources[0]), script_cid(b"later")}
