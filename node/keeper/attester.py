@@ -20,7 +20,7 @@ from node.keeper.scripts import ScriptError, ScriptRunner
 from node.sandbox.proxy import exchanges_hash
 from protocol import Assignment, AssignmentMessage, ExecutionResult, OperatorSet, ResultMessage
 from protocol.result import NO_SCRIPT
-from protocol.scripts import FAILED_OUTPUT, MAX_BLOCK_AGE, ScriptEvidence, input_block, script_input
+from protocol.scripts import MAX_BLOCK_AGE, ScriptEvidence, input_block, script_input
 from protocol.triggers import NotYetVisibleError, Readers, chain_contradiction, kind_named
 
 VISIBILITY_TIMEOUT = 60.0
@@ -80,7 +80,8 @@ class Verdict:
     reason: str
     abstain: bool = False
     """No vote either way: the execution is not one to pay for, nor proof of a lie (mined before
-    its fire time: a performer's clock ahead of the chain's, docs/protocol.md "Lead time")."""
+    its fire time: a performer's clock ahead of the chain's, docs/protocol.md "Lead time"; or a
+    script that printed otherwise here than for the performer)."""
 
 
 class ResultChecker:
@@ -202,13 +203,15 @@ class ResultChecker:
             own = await self.scripts.run(call, document, replay=evidence.exchanges)
         except ScriptError:
             return None  # it ran for the performer: this node's trouble, not a lie shown
-        if own.ran_out and result.script_output_hash != FAILED_OUTPUT:
-            return None  # it completed for the performer: maybe this node's load
+        if own.ran_out:
+            return None  # maybe this node's load, not the script: no vote either way
         if own.output_hash != result.script_output_hash:
-            return Verdict(
-                False, f"the script's output differs from the reported one ({own.note or own.status})"
-            )
-        if calldata != own.calldata:
+            # No proof of a lie: a script can tell two runs apart in ways the sandbox does not
+            # close (docs/architecture.md, "What determinism does not cover"), and a rejection
+            # by two thirds would penalise the performer. Nobody decides; the escrow goes back.
+            why = f"the script's output differs from the reported one ({own.note or own.status})"
+            return Verdict(False, why, abstain=True)
+        if calldata != own.calldata:  # the performer's own output does not give its call: a lie
             return Verdict(False, "the call arguments differ from what the job's script gives")
         return Verdict(
             True, "the script gives this call" if calldata else f"the script gives no call: {own.note}"

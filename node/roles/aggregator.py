@@ -65,9 +65,10 @@ RESUBMITS = 3
 RESUBMIT_BACKOFF = 2.0
 SWEEP_INTERVAL = 30.0
 CHAIN_PROOF_TIMEOUT = 10.0  # how long an unsigned result's execution may take to be visible
-REJECT_LINGER = 5.0
+REJECT_LINGER = 30.0
 """Seconds a rejection that later votes could still prove is held before it is submitted
-unproven (protocol.quorum: only a proven one reopens the task and penalises the performer)."""
+unproven (protocol.quorum: only a proven one reopens the task and penalises the performer).
+An attester's check may take a script's 10 s run and a fetch, and votes are resent every 5 s."""
 REFUSED = "aggregator_collectors_refused_total"
 """Counter of results for which no collector was opened, by `reason`: `expired` (the
 assignment's deadline plus the grace has passed), `unproven` (not shown to be the assigned

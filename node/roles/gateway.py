@@ -32,7 +32,14 @@ from gateway.triggers import (
 )
 from node.config import ConfigError, NodeSetup
 from node.mesh import Metrics
-from node.roles.runtime import load_directory, open_chain, open_mesh, open_watched, working_sandbox
+from node.roles.runtime import (
+    load_directory,
+    open_chain,
+    open_mesh,
+    open_watched,
+    scripts_web,
+    working_sandbox,
+)
 from node.store import Store
 from node.web import JsonValues, WebLimits
 
@@ -57,6 +64,7 @@ async def run_gateway(setup: NodeSetup) -> None:
             open_chain(setup) as chain,
             open_watched(setup, chain) as others,
             JsonValues(web_limits) as web,
+            scripts_web(setup) as script_web,
         ):
             directory = await load_directory(setup, chain)
             # Dry-runs new jobs' scripts (docs/protocol.md, Jobs with scripts).
@@ -121,7 +129,7 @@ async def run_gateway(setup: NodeSetup) -> None:
                     watched_chains=frozenset(events.chains),
                     scripts=None
                     if sandbox is None
-                    else ScriptCheck(storage, sandbox, chain.chain_id, web.fetcher),
+                    else ScriptCheck(storage, sandbox, chain.chain_id, script_web),
                 )
                 dispatcher = Dispatcher(
                     ledger=ledger,

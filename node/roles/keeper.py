@@ -244,7 +244,7 @@ async def run_keeper(setup: NodeSetup) -> None:
         open_chain(setup) as chain,
         open_watched(setup, chain) as others,
         JsonValues(web_limits) as web,
-        open_scripts(setup, web.fetcher) as scripts,
+        open_scripts(setup) as scripts,
     ):
         directory = await load_directory(setup, chain)
         async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:

@@ -14,7 +14,7 @@ from node.content import ScriptCache, ScriptFetcher
 from node.keeper import ScriptRunner
 from node.mesh import MeshConfig, MeshNode, parse_peer_addr
 from node.sandbox import BwrapSandbox, Sandbox, Script, UnsupportedArchitectureError
-from node.web import WebFetcher
+from node.web import WebFetcher, WebLimits
 from protocol import OperatorDirectory
 
 log = logging.getLogger(__name__)
@@ -125,9 +125,10 @@ async def working_sandbox(role: str) -> Sandbox | None:
 
 
 @asynccontextmanager
-async def open_scripts(setup: NodeSetup, web: WebFetcher) -> AsyncIterator[ScriptRunner | None]:
+async def open_scripts(setup: NodeSetup) -> AsyncIterator[ScriptRunner | None]:
     """Runs jobs' scripts, fetched from `[node] script_sources` and cached in the data
-    directory, their web requests through `web`; None when the sandbox does not work here."""
+    directory, their web requests through a fetcher of their own (a slow host of one script
+    takes no slot of condition sources); None when the sandbox does not work here."""
     sandbox = await working_sandbox("keeper")
     if sandbox is None:
         yield None
@@ -136,9 +137,15 @@ async def open_scripts(setup: NodeSetup, web: WebFetcher) -> AsyncIterator[Scrip
     cache = ScriptCache(settings.data_dir / "scripts")
     fetcher = ScriptFetcher([str(source) for source in settings.script_sources], cache)
     try:
-        yield ScriptRunner(fetcher, sandbox, web)
+        async with scripts_web(setup) as web:
+            yield ScriptRunner(fetcher, sandbox, web)
     finally:
         await fetcher.aclose()
+
+
+def scripts_web(setup: NodeSetup) -> WebFetcher:
+    """The fetcher of scripts' web requests (node/sandbox/proxy.py)."""
+    return WebFetcher(WebLimits(allow_private=setup.config.settings.node.private_http_sources))
 
 
 def chain_nodes(home: Chain, others: list[OtherChain]) -> dict[int, RpcClient]:

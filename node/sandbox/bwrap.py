@@ -121,6 +121,8 @@ class BwrapSandbox(Sandbox):
                 os.setgid(uid)
                 os.setuid(uid)
 
+        if script.http_socket is not None and uid != os.geteuid():
+            os.chown(script.http_socket, uid, uid)  # the run's alone (the proxy made it 0600)
         with script_file(script.source) as path:
             argv, fds = self.command(path, script, limits)
             info_read, info_write = os.pipe()

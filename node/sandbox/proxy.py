@@ -12,6 +12,7 @@ what the performer's run read (docs/protocol.md, "Jobs with scripts").
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -34,7 +35,11 @@ MAX_RECORDED_BYTES = 64 * 1024
 """Bytes of answers a run may record in all: they travel with its result."""
 MAX_URL = 2048
 MAX_REQUEST_HEAD = 8192
+MAX_CONNECTIONS = 4
+"""Connections a run's proxy serves at once; it serves 2 x MAX_EXCHANGES in all, then closes
+each at once (the keeper's file descriptors are not a script's to use up)."""
 SOCKET_NAME = "http.sock"
+_MEDIA_TYPE = r"[a-z0-9!#$&^_.+-]{1,63}/[a-z0-9!#$&^_.+-]{1,63}"
 
 
 class Exchange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -42,8 +47,9 @@ class Exchange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     comes from the performer, and attesters decode it)."""
 
     url: Annotated[str, msgspec.Meta(max_length=MAX_URL)]
-    status: Annotated[int, msgspec.Meta(ge=100, le=599)]
-    content_type: Annotated[str, msgspec.Meta(max_length=128)]
+    status: Annotated[int, msgspec.Meta(ge=200, le=599)]  # final answers only
+    # A media type only (no parameters, no CR or LF): it goes back into a response header.
+    content_type: Annotated[str, msgspec.Meta(pattern=f"^{_MEDIA_TYPE}$")]
     body: Annotated[bytes, msgspec.Meta(max_length=MAX_RECORDED_BYTES)]
 
 
@@ -83,21 +89,24 @@ class ScriptProxy:
             self._recorded = defaultdict(deque)
             for exchange in replay:
                 self._recorded[exchange.url].append(exchange)
-        self.exchanges: list[Exchange] = []
+        self.exchanges: list[Exchange] = []  # the first MAX_EXCHANGES answers (later ones are 429s)
+        self._requests = 0
+        self._connections = 0
+        self._serving = trio.CapacityLimiter(MAX_CONNECTIONS)
         self._recorded_bytes = 0
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[str]:
-        """Serve on a fresh unix socket (any uid may connect: the run has its own) while in the
-        block; its path."""
+        """Serve on a fresh unix socket while in the block; its path. The socket is its owner's
+        alone (0600): the sandbox gives it to the run's uid (node/sandbox/bwrap.py)."""
         directory = tempfile.mkdtemp(prefix="triggerx-proxy-")
         path = os.path.join(directory, SOCKET_NAME)
         try:
             os.chmod(directory, 0o711)
             listener = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             await listener.bind(path)
-            os.chmod(path, 0o666)
-            listener.listen(16)
+            os.chmod(path, 0o600)
+            listener.listen(MAX_CONNECTIONS)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(trio.serve_listeners, self._serve, [trio.SocketListener(listener)])
                 yield path
@@ -107,22 +116,21 @@ class ScriptProxy:
 
     async def _serve(self, stream: trio.SocketStream) -> None:
         """One request per connection: read it, answer it, close."""
+        self._connections += 1
         async with stream:
-            connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
-            with trio.move_on_after(10):  # a script that never finishes its request holds nothing long
-                request = await _next_request(stream, connection)
-                if request is None:
-                    return
-                answer = await self._answer(request)
-                self.exchanges.append(answer)
-                headers = [
-                    ("content-type", answer.content_type or "application/octet-stream"),
-                    ("content-length", str(len(answer.body))),
-                    ("connection", "close"),
-                ]
-                data = connection.send(h11.Response(status_code=answer.status, headers=headers))
-                data += connection.send(h11.Data(data=answer.body)) + connection.send(h11.EndOfMessage())
-                await stream.send_all(data)
+            if self._connections > 2 * MAX_EXCHANGES:
+                return
+            async with self._serving:
+                connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
+                with trio.move_on_after(10):  # a request never finished holds nothing long
+                    request = await _next_request(stream, connection)
+                    if request is None:
+                        return
+                    answer = await self._answer(request)
+                    try:
+                        await stream.send_all(_response(connection, answer))
+                    except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+                        return  # the script hung up, or sent what h11 cannot answer
 
     async def _answer(self, request: h11.Request) -> Exchange:
         """The answer to `request` (an absolute URL, or a path with its Host)."""
@@ -134,10 +142,17 @@ class ScriptProxy:
             return _refusal(target, 405, "the proxy only GETs")
         if len(target) > MAX_URL:
             return _refusal(target[:MAX_URL], 414, f"a URL is at most {MAX_URL} characters")
+        self._requests += 1
+        if self._requests > MAX_EXCHANGES:  # not recorded: a replay answers the same from the count
+            return _refusal(target, 429, f"a run makes at most {MAX_EXCHANGES} requests")
+        answer = await self._recorded_answer(target)
+        self.exchanges.append(answer)
+        return answer
+
+    async def _recorded_answer(self, target: str) -> Exchange:
+        """One of the first MAX_EXCHANGES answers: each is recorded (refusals too)."""
         if not allowed(target, self.hosts):
             return _refusal(target, 403, "the host is not on the job's allow-list")
-        if len(self.exchanges) >= MAX_EXCHANGES:
-            return _refusal(target, 429, f"a run makes at most {MAX_EXCHANGES} requests")
         if self._recorded is not None:
             queue = self._recorded.get(target)
             if not queue:
@@ -152,7 +167,9 @@ class ScriptProxy:
         if len(response.body) > room:
             return _refusal(target, 507, f"the run's answers exceed {MAX_RECORDED_BYTES} bytes")
         self._recorded_bytes += len(response.body)
-        return Exchange(target, response.status, response.content_type, response.body)
+        kind = response.content_type if re.fullmatch(_MEDIA_TYPE, response.content_type) else ""
+        status = response.status if 200 <= response.status <= 599 else 502
+        return Exchange(target, status, kind or "application/octet-stream", response.body)
 
 
 async def _next_request(stream: trio.SocketStream, connection: h11.Connection) -> h11.Request | None:
@@ -171,6 +188,17 @@ async def _next_request(stream: trio.SocketStream, connection: h11.Connection) -
             connection.receive_data(data)
         else:
             return None
+
+
+def _response(connection: h11.Connection, answer: Exchange) -> bytes:
+    """`answer` as the bytes of an HTTP response on `connection`."""
+    headers = [
+        ("content-type", answer.content_type),
+        ("content-length", str(len(answer.body))),
+        ("connection", "close"),
+    ]
+    data = connection.send(h11.Response(status_code=answer.status, headers=headers))
+    return data + connection.send(h11.Data(data=answer.body)) + connection.send(h11.EndOfMessage())
 
 
 def _refusal(url: str, status: int, why: str) -> Exchange:

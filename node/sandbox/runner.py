@@ -26,6 +26,7 @@ import trio
 Language = Literal["python", "javascript"]
 Status = Literal["ok", "failed", "timeout", "cpu_limit", "output_limit", "killed"]
 STDERR_TAIL = 4_096  # bytes of stderr kept (the end, where errors are)
+OPEN_FILES = 256  # a run's file descriptors (its proxy connections among them)
 # Threads waiting for runs to end: their own pool (one per trio run), so that runs never take
 # the threads the rest of the node uses (trio's default pool has 40).
 _WAITERS: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("sandbox_waiters")
@@ -252,9 +253,10 @@ async def run_process(
 
 def set_limits(limits: RunLimits, *, processes_now: int = 0) -> None:
     """Resource limits of the calling process (the child, before exec): CPU, address space,
-    file size, no core files, and processes (`processes_now` of its user already run)."""
+    file size, no core files, open files, and processes (`processes_now` of its user already run)."""
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.tmp_bytes, limits.tmp_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
     resource.setrlimit(resource.RLIMIT_NPROC, (processes_now + limits.pids, processes_now + limits.pids))

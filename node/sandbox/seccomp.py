@@ -3,9 +3,11 @@
 It refuses (EPERM) what a script never needs and an escape always does: tracing other
 processes, new namespaces, mounts, kernel keyrings, BPF, perf events, io_uring (a large attack
 surface whose operations would pass the socket check), personality changes, modules, kexec,
-reboot, swap and the kernel log; and what would show a script the host's clock or fresh
-randomness (docs/architecture.md, Sandbox, determinism): the raw clock syscalls (libc's go
-through node/sandbox/determinism.c) and anonymous executable files (`memfd_create`).
+reboot, swap and the kernel log; and what would show a script the host's clock, its load or
+fresh randomness (docs/architecture.md, Sandbox, determinism): the raw clock syscalls (libc's
+go through node/sandbox/determinism.c), CPU and uptime counters (`times`, `getrusage`,
+`sysinfo`), the CPUs it may run on, timers that interrupt it (`alarm`, `setitimer`,
+`timer_create`, `timerfd_create`), and anonymous executable files (`memfd_create`).
 `clone` is refused only with namespace flags (threads and forks pass; the run's pid limit
 bounds them); `clone3` answers ENOSYS (its flags sit in memory a filter cannot read, so libc
 falls back to `clone`), and so does `getrandom` (libraries fall back to /dev/urandom, which
@@ -36,10 +38,17 @@ _NAMESPACE_FLAGS = 0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x100
 _NAMESPACE_FLAGS |= 0x4000_0000 | 0x0000_0080
 
 X86_64_REFUSED = {
+    "alarm": 37,
+    "setitimer": 38,
     "gettimeofday": 96,
+    "getrusage": 98,
+    "sysinfo": 99,
+    "times": 100,
     "ptrace": 101,
     "personality": 135,
     "time": 201,
+    "sched_getaffinity": 204,
+    "timer_create": 222,
     "clock_gettime": 228,
     "syslog": 103,
     "pivot_root": 155,
@@ -66,6 +75,7 @@ X86_64_REFUSED = {
     "process_vm_writev": 311,
     "kcmp": 312,
     "finit_module": 313,
+    "timerfd_create": 283,
     "kexec_file_load": 320,
     "bpf": 321,
     "memfd_create": 319,

@@ -46,6 +46,12 @@ class WebFetcher:
         self._http = httpx.AsyncClient(follow_redirects=False, timeout=self.limits.timeout, trust_env=False)
         self._slots = trio.CapacityLimiter(self.limits.concurrency)
 
+    async def __aenter__(self) -> WebFetcher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     async def aclose(self) -> None:
         """Close the pooled connections."""
         await self._http.aclose()

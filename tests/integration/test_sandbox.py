@@ -140,12 +140,27 @@ async def test_a_script_runs_no_native_code_nor_program_of_its_own(sandbox, name
     assert result.stdout.split()[0] in (b"denied", b"undefined", b"EPERM"), result.stdout
 
 
+HOST_COUNTERS = {
+    "CPU time used": "import resource\nresource.getrusage(resource.RUSAGE_SELF)",
+    "the host's CPUs": "import os\nos.sched_getaffinity(0)",
+    "an interval timer": "import signal\nsignal.setitimer(signal.ITIMER_REAL, 0.5)",
+}
+
+
+@pytest.mark.parametrize("name", list(HOST_COUNTERS))
+async def test_the_hosts_counters_and_timers_are_not_there(sandbox, name):
+    """They differ from keeper to keeper (and a timer cuts a loop after so much real time)."""
+    result = await sandbox.run(probe(HOST_COUNTERS[name]), LIMITS)
+    assert result.stdout.startswith(b"denied"), (result.stdout, result.reason)
+    assert b"Operation not permitted" in result.stdout, result.stdout
+
+
 DETERMINISM = {
     "python": b"""import datetime, os, random, time, uuid
 open('/tmp/written', 'w').write('x')
 print(time.time(), datetime.datetime.now(), time.monotonic(), time.process_time(),
       os.stat('/tmp/written').st_mtime, random.random(), os.urandom(8).hex(),
-      open('/dev/urandom', 'rb').read(8).hex(), uuid.uuid4(), id(object()))
+      open('/dev/urandom', 'rb').read(8).hex(), uuid.uuid4(), id(object()), tuple(os.times()))
 """,
     "javascript": b"""const fs = require('fs'), crypto = require('crypto');
 fs.writeFileSync('/tmp/written', 'x');
@@ -169,6 +184,7 @@ async def test_two_runs_on_one_input_print_the_same_bytes(sandbox, language):
     assert first.status == "ok", first.reason
     assert first.stdout == second.stdout
     assert b"1767225600" in first.stdout
+    assert language != "python" or first.stdout.endswith(b"(0.0, 0.0, 0.0, 0.0, 0.0)\n")  # uptime, CPU
     assert b"2026-01-01" in first.stdout or b"Jan 01 2026" in first.stdout
     earlier = Script(language, DETERMINISM[language], b"", {"TRIGGERX_TIME": "1"})
     assert (await sandbox.run(earlier, LIMITS)).stdout != first.stdout  # the input's time, not a constant

@@ -14,7 +14,7 @@ from node.chain import TransactionSender
 from node.content import ScriptCache, ScriptFetcher, script_cid
 from node.keeper import ResultChecker, ScriptRunner, TaskExecutor
 from node.sandbox import BwrapSandbox
-from node.sandbox.proxy import MAX_EXCHANGES, Exchange, exchanges_hash
+from node.sandbox.proxy import MAX_EXCHANGES, MAX_RECORDED_BYTES, Exchange, exchanges_hash
 from node.web import WebFetcher, WebLimits
 from protocol import Assignment, AssignmentMessage, JobTerms, encode_calldata
 from protocol.scripts import ChainBlock, ScriptCall, ScriptEvidence, run_script, script_input
@@ -110,6 +110,21 @@ async def test_a_run_makes_a_bounded_number_of_requests(sandbox, fetcher):
         outcome = await run_script(sandbox, script, call, document(), web=fetcher)
         assert server.requests == MAX_EXCHANGES
     assert outcome.note == str([200] * MAX_EXCHANGES + [429] * (12 - MAX_EXCHANGES))
+    assert len(outcome.exchanges) == MAX_EXCHANGES  # the 429s are not recorded: a replay gives them too
+
+
+async def test_what_a_site_says_of_its_answer_is_recorded_as_a_media_type_alone(sandbox, fetcher):
+    script = b"import json, triggerx_http\nprint(json.dumps([triggerx_http.get(URL)[0]]))"
+    async with web_server() as server:
+        for path, said, recorded in [
+            ("/html", "Text/HTML; charset=utf-8", "text/html"),
+            ("/long", "x" * 200, "application/octet-stream"),
+        ]:
+            server.routes[path] = Route(b"<p>", content_type=said)
+            source = script.replace(b"URL", repr(server.url(path)).encode())
+            call = ScriptCall(script_cid(source), "python", FUNCTION, (f"127.0.0.1:{server.port}",))
+            outcome = await run_script(sandbox, source, call, document(), web=fetcher)
+            assert [e.content_type for e in outcome.exchanges] == [recorded], outcome.note
 
 
 @pytest.fixture
@@ -149,11 +164,38 @@ async def test_a_performer_that_alters_a_recorded_answer_is_voted_down(world, ac
     assert (await checker.check(order, result, evidence)).approve
     [answer] = evidence.exchanges
     altered = (msgspec.structs.replace(answer, body=b'{"usd": 2999}'),)
-    # Altered, and named by the result (the performer signs the altered hash)...
-    signed = dataclasses.replace(result, script_exchanges_hash=exchanges_hash(altered))
-    verdict = await checker.check(order, signed, ScriptEvidence(evidence.input, altered))
-    assert not verdict.approve
-    assert "differ" in verdict.reason
-    # ...or altered after the result was signed.
+    # Altered after the result was signed: not the recording the result names.
     verdict = await checker.check(order, result, ScriptEvidence(evidence.input, altered))
     assert verdict.reason == "the web answers that came with the result are not the ones it names"
+    # Altered and named, with the output the script prints on it: the call sent (3000) is not
+    # what that output gives (2999). Voted down.
+    replayed = await runner.run(call, evidence.input, replay=altered)
+    lie = dataclasses.replace(
+        result, script_exchanges_hash=exchanges_hash(altered), script_output_hash=replayed.output_hash
+    )
+    verdict = await checker.check(order, lie, ScriptEvidence(evidence.input, altered))
+    assert (verdict.approve, verdict.abstain) == (False, False)
+    assert verdict.reason == "the call arguments differ from what the job's script gives"
+    # Altered and named, with the honest output: the re-run prints otherwise, which proves
+    # nothing (a script can tell runs apart): no vote, and nobody is paid.
+    verdict = await checker.check(
+        order,
+        dataclasses.replace(lie, script_output_hash=result.script_output_hash),
+        ScriptEvidence(evidence.input, altered),
+    )
+    assert (verdict.approve, verdict.abstain) == (False, True)
+
+
+def test_a_recording_is_bounded_and_its_media_type_cannot_carry_headers():
+    """A recording comes from the performer and goes back into the attesters' proxy responses."""
+    good = Exchange("http://a/x", 200, "application/json", b"{}")
+    decoder = msgspec.json.Decoder(Exchange)
+    assert decoder.decode(msgspec.json.encode(good)) == good
+    for bad in (
+        msgspec.structs.replace(good, content_type="text/plain\r\nset-cookie: x=1"),
+        msgspec.structs.replace(good, content_type="x" * 200),
+        msgspec.structs.replace(good, status=100),  # no final answer: h11 would refuse to send it
+        msgspec.structs.replace(good, body=b"x" * (MAX_RECORDED_BYTES + 1)),
+    ):
+        with pytest.raises(msgspec.ValidationError):
+            decoder.decode(msgspec.json.encode(bad))

@@ -103,11 +103,11 @@ async def test_a_performer_that_sends_other_than_the_script_decides_is_rejected(
     checker = ResultChecker(world.hub, scripts=runner)
     honest_executor = performer(world, sender_for, accounts, runner)
     lies = [
-        (SEVEN, 21, encode_calldata(FUNCTION, [8]), "differ"),  # other arguments
-        (SEVEN, 22, b"", "differ"),  # "the script said no": it said [7]
-        (LATER, 23, encode_calldata(FUNCTION, [1]), "differ"),  # a call where it says no
+        (SEVEN, 21, encode_calldata(FUNCTION, [8])),  # other arguments
+        (SEVEN, 22, b""),  # no call: the script said [7]
+        (LATER, 23, encode_calldata(FUNCTION, [1])),  # a call where it says no
     ]
-    for source, nonce, sent, problem in lies:
+    for source, nonce, sent in lies:
         order = await script_job(world, accounts, source, nonce)
         # The honest run's input and output, for the lie to carry.
         outcome, document = await honest_executor._run_script(order)
@@ -125,14 +125,18 @@ async def test_a_performer_that_sends_other_than_the_script_decides_is_rejected(
             calldata_hash=keccak(sent),
             target_success=bool(events) and events[0].args["success"],
             script_input_hash=keccak(document),
-            script_output_hash=outcome.output_hash if sent else keccak(b'{"shouldExecute": false}'),
+            script_output_hash=outcome.output_hash,
         )
+        # Its own reported output does not give what it sent: a lie shown, voted down.
         verdict = await checker.check(order, result, ScriptEvidence(document))
-        assert not verdict.approve, nonce
-        assert problem in verdict.reason, (nonce, verdict)
-        # Nor can it claim the script failed: the attesters' run does not.
-        failed = dataclasses.replace(result, script_output_hash=FAILED_OUTPUT)
-        assert not (await checker.check(order, failed, ScriptEvidence(document))).approve
+        assert (verdict.approve, verdict.abstain) == (False, False), nonce
+        assert "differ from what the job's script gives" in verdict.reason, (nonce, verdict)
+        # Another output than the attester's (a failure, a "no") is no proof: no vote, no pay.
+        for claimed in (FAILED_OUTPUT, keccak(b'{"shouldExecute": false}')):
+            other = dataclasses.replace(result, script_output_hash=claimed)
+            verdict = await checker.check(order, other, ScriptEvidence(document))
+            assert (verdict.approve, verdict.abstain) == (False, True), (nonce, verdict)
+            assert "output differs" in verdict.reason
 
 
 async def test_script_hashes_are_bound_to_their_input_and_absent_without_a_script(
