@@ -67,6 +67,13 @@ class NodeSettings(_Section, frozen=True, kw_only=True):
             "strangers"
         ),
     ] = False
+    sandbox: Annotated[
+        Literal["bwrap", "docker"],
+        Meta(
+            description="where jobs' scripts run: bwrap (bubblewrap, the default, the most "
+            "deterministic) or docker (the local engine at /var/run/docker.sock)"
+        ),
+    ] = "bwrap"
 
 
 class ChainSettings(_Section, frozen=True, kw_only=True):

@@ -68,7 +68,8 @@ async def run_gateway(setup: NodeSetup) -> None:
         ):
             directory = await load_directory(setup, chain)
             # Dry-runs new jobs' scripts (docs/protocol.md, Jobs with scripts).
-            sandbox = await working_sandbox("gateway") if settings.gateway.script_jobs else None
+            scripts_on = settings.gateway.script_jobs
+            sandbox = await working_sandbox("gateway", settings.node.sandbox) if scripts_on else None
             async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
                 keepers = KeeperWatch(directory, mesh, setup.genesis.protocol.offline_after_seconds)
                 if alert_to:  # subscribed to the ledger here, before any task can fail

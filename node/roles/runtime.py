@@ -13,7 +13,14 @@ from node.config import ConfigError, Endpoint, NodeSetup
 from node.content import ScriptCache, ScriptFetcher
 from node.keeper import ScriptRunner
 from node.mesh import MeshConfig, MeshNode, parse_peer_addr
-from node.sandbox import BwrapSandbox, Sandbox, Script, UnsupportedArchitectureError
+from node.sandbox import (
+    BwrapSandbox,
+    DockerSandbox,
+    DockerUnavailableError,
+    Sandbox,
+    Script,
+    UnsupportedArchitectureError,
+)
 from node.web import WebFetcher, WebLimits
 from protocol import OperatorDirectory
 
@@ -105,21 +112,21 @@ async def open_watched(setup: NodeSetup, home: Chain) -> AsyncIterator[list[Othe
 PROBE = b"import time; print(int(time.time()))"
 
 
-async def working_sandbox(role: str) -> Sandbox | None:
-    """The bwrap sandbox, if it runs a script on this machine; else None, said in one line."""
+async def working_sandbox(role: str, backend: str = "bwrap") -> Sandbox | None:
+    """The sandbox `backend` names (`[node] sandbox`), if it runs a script on this machine;
+    else None, said in one line."""
     try:
-        sandbox = BwrapSandbox()
+        sandbox = BwrapSandbox() if backend == "bwrap" else DockerSandbox()
         # A script that reads the clock: it must run, and read the time it is given.
         probe = await sandbox.run(Script("python", PROBE, env={"TRIGGERX_TIME": "1000000000"}))
         problem = None if probe.status == "ok" else f"a test script {probe.reason}"
         if problem is None and probe.stdout != b"1000000000\n":
             problem = f"a test script read the clock as {probe.stdout[:40]!r}, not as it was given"
-    except (OSError, UnsupportedArchitectureError) as error:
+    except (OSError, UnsupportedArchitectureError, DockerUnavailableError) as error:
         problem = str(error)
     if problem is not None:
-        log.warning(
-            "%s: the bwrap sandbox does not work here (%s): jobs with scripts are refused", role, problem
-        )
+        refused = "jobs with scripts are refused"
+        log.warning("%s: the %s sandbox does not work here (%s): %s", role, backend, problem, refused)
         return None
     return sandbox
 
@@ -129,7 +136,7 @@ async def open_scripts(setup: NodeSetup) -> AsyncIterator[ScriptRunner | None]:
     """Runs jobs' scripts, fetched from `[node] script_sources` and cached in the data
     directory, their web requests through a fetcher of their own (a slow host of one script
     takes no slot of condition sources); None when the sandbox does not work here."""
-    sandbox = await working_sandbox("keeper")
+    sandbox = await working_sandbox("keeper", setup.config.settings.node.sandbox)
     if sandbox is None:
         yield None
         return

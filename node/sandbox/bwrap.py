@@ -10,32 +10,24 @@ unprivileged uid (keepers run as root in containers: `sandbox_uids`, one per con
 so that one run's fork bomb does not use up another's process limit; whatever a run leaves is
 killed by uid) and resource limits: CPU, address space, file size, processes.
 
-Determinism, so that two keepers get the same output from one input: the wall clock reads the
-input block's timestamp (`TRIGGERX_TIME`) and stands still, other clocks move 1 ms a reading,
-file times read 0 (node/sandbox/determinism.c, preloaded into every process through the
-sandbox's /etc/ld.so.preload; the raw clock syscalls are refused); /dev/urandom and /dev/random
-read a fixed stream (the same bytes at every open: OpenSSL refuses a stream of zeros) and
-`getrandom` answers ENOSYS, so libraries fall back to them; addresses are not
-randomised (no ASLR); Python's hash seed is fixed; Python cannot load ctypes, nor Node native
-addons, so a script runs no native code of its own through its interpreter. What remains is
-docs/architecture.md, Sandbox, "What determinism does not cover".
+Determinism, so that two keepers get the same output from one input: the files and
+environment of node/sandbox/files.py (a fixed clock, randomness and file times, no new
+programs, no ctypes, no Node addons), and addresses not randomised (no ASLR: the keeper sets
+the run's personality). What remains is docs/architecture.md, Sandbox, "What determinism does
+not cover".
 """
 
 from __future__ import annotations
 
 import ctypes
-import glob
-import hashlib
 import os
 import shutil
-import tempfile
 from collections import deque
-from pathlib import Path
 
 import trio
 
+from node.sandbox.files import INTERPRETERS, SCRIPT_PATH, RunFiles
 from node.sandbox.runner import (
-    Language,
     RunLimits,
     RunResult,
     Sandbox,
@@ -55,25 +47,7 @@ def sandbox_uids(pid: int | None = None) -> range:
     return range(100_000 + 64 * block, 100_064 + 64 * block)
 
 
-DETERMINISM_LIBRARY = Path(__file__).with_name("libdeterminism.so")
-HELPERS = Path(__file__).with_name("lib")  # triggerx_http for Python and Node (node/sandbox/proxy.py)
-"""Built from determinism.c by scripts/setup (`cc -shared -fPIC -O2 determinism.c -ldl`)."""
-NODE_PRELUDE = b"delete process.dlopen;\n"  # no native addons: no native code of the script's own
-INTERPRETERS: dict[Language, list[str]] = {
-    # No user site, no site, no .pyc writes, no script dir on the path. Not -I: it would ignore
-    # PYTHONHASHSEED (the environment is cleared anyway: only ours is there).
-    "python": ["/usr/bin/python3", "-s", "-S", "-B", "-P"],
-    "javascript": [
-        "/usr/bin/node",
-        "--max-old-space-size=128",
-        "--disallow-code-generation-from-strings",
-        "--require=/sandbox/prelude.js",
-    ],
-}
-ENVIRONMENT = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC", "PYTHONHASHSEED": "0", "HOME": "/tmp"}
 _ADDR_NO_RANDOMIZE = 0x0040000
-RANDOMNESS = hashlib.shake_256(b"triggerx sandbox /dev/urandom").digest(256 * 1024)
-"""What a script reads from /dev/urandom and /dev/random: the same bytes in every run."""
 
 
 class BwrapSandbox(Sandbox):
@@ -82,19 +56,11 @@ class BwrapSandbox(Sandbox):
     name = "bwrap"
 
     def __init__(self, bwrap: str | None = None, *, hide_ctypes: bool = True) -> None:
-        """`hide_ctypes=False` lets Python scripts load ctypes: only to test the layers below it
-        (the seccomp filter) with raw syscalls."""
+        """`hide_ctypes`: see RunFiles."""
         self.bwrap = bwrap or shutil.which("bwrap") or "/usr/bin/bwrap"
-        if not DETERMINISM_LIBRARY.is_file():
-            raise FileNotFoundError(f"{DETERMINISM_LIBRARY} is missing: scripts/setup builds it")
+        self.files = RunFiles(hide_ctypes=hide_ctypes)
         self._program = filter_program()
-        # ctypes would let a Python script call any native code (the host's clock included).
-        self._hidden = sorted(glob.glob("/usr/lib/python3*/lib-dynload/_ctypes.*.so")) if hide_ctypes else []
         self._libc = ctypes.CDLL(None, use_errno=True)
-        self._randomness = tempfile.NamedTemporaryFile(prefix="triggerx-urandom-")  # noqa: SIM115 - kept open for the sandbox's life
-        self._randomness.write(RANDOMNESS)
-        self._randomness.flush()
-        os.chmod(self._randomness.name, 0o444)
         uids = sandbox_uids()
         self._uids = trio.Semaphore(len(uids)) if os.geteuid() == 0 else None
         self._free = deque(uids)
@@ -132,24 +98,14 @@ class BwrapSandbox(Sandbox):
             )
 
     def command(self, script_path: str, script: Script, limits: RunLimits) -> tuple[list[str], list[int]]:
-        """The bwrap command for `script` (its source at `script_path`), and the fds it reads:
-        the seccomp filter, the preload list, Node's prelude. A script with an HTTP proxy gets
-        its socket at /sandbox/http.sock and the helpers of node/sandbox/lib on its path."""
-        program, preload = _data_fd(self._program), _data_fd(b"/sandbox/libdeterminism.so\n")
-        fds = [program, preload]
-        # Each mount costs the run time: what one interpreter needs is there for it alone.
-        if script.language == "python":
-            interpreter = [part for hidden in self._hidden for part in ("--ro-bind", "/dev/null", hidden)]
-        else:
-            fds.append(_data_fd(NODE_PRELUDE))
-            interpreter = ["--ro-bind-data", str(fds[-1]), "/sandbox/prelude.js"]
-        environment = ENVIRONMENT | script.env
-        web: list[str] = []
-        if script.http_socket is not None:
-            environment |= {"TRIGGERX_HTTP_SOCKET": "/sandbox/http.sock"}
-            environment |= {"PYTHONPATH": "/sandbox/lib", "NODE_PATH": "/sandbox/lib"}
-            web = ["--bind", script.http_socket, "/sandbox/http.sock"]
-            web += ["--ro-bind", str(HELPERS), "/sandbox/lib"]
+        """The bwrap command for `script` (its source at `script_path`), and the fd of its
+        seccomp filter."""
+        program = _data_fd(self._program)
+        mounts = self.files.mounts(script_path, script)
+        binds = [part for source, target in mounts.read_only for part in ("--ro-bind", source, target)]
+        if mounts.socket is not None:
+            binds += ["--bind", *mounts.socket]
+        environment = self.files.environment(script)
         argv = [
             self.bwrap,
             "--unshare-all",
@@ -160,16 +116,10 @@ class BwrapSandbox(Sandbox):
             "--symlink", "usr/lib", "/lib",
             "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin",
-            *interpreter,
             # No /proc: uptime, boot id, memory and mounts would differ from keeper to keeper.
             "--dev", "/dev",
-            "--ro-bind", self._randomness.name, "/dev/urandom",
-            "--ro-bind", self._randomness.name, "/dev/random",
             "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
-            "--ro-bind", script_path, "/sandbox/script",
-            "--ro-bind", str(DETERMINISM_LIBRARY), "/sandbox/libdeterminism.so",
-            "--ro-bind-data", str(preload), "/etc/ld.so.preload",
-            *web,
+            *binds,
             # The rest read-only: bwrap's root and /dev are tmpfs, unbounded but for this.
             "--remount-ro", "/",
             "--remount-ro", "/dev",
@@ -181,13 +131,13 @@ class BwrapSandbox(Sandbox):
             "--seccomp", str(program),
             "--",
             *INTERPRETERS[script.language],
-            "/sandbox/script",
+            SCRIPT_PATH,
         ]  # fmt: skip
-        return argv, fds
+        return argv, [program]
 
 
 def _data_fd(data: bytes) -> int:
-    """A pipe's read end holding `data` (a few hundred bytes at most: the pipe holds them)."""
+    """A pipe's read end holding `data` (a few hundred bytes: the pipe holds them)."""
     read, write = os.pipe()
     os.write(write, data)
     os.close(write)

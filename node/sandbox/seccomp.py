@@ -140,3 +140,28 @@ def filter_program(machine: str | None = None) -> bytes:
         deny,
     ]
     return b"".join(head + body + tail)
+
+
+def docker_profile() -> dict[str, object]:
+    """The same filter as a Docker seccomp profile (JSON), for the docker backend: what
+    `filter_program` refuses, refused with the same errors."""
+    refuse = {"action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM}
+    namespace_bits = [1 << bit for bit in range(64) if _NAMESPACE_FLAGS >> bit & 1]
+    with_flag = [
+        [{"index": 0, "value": bit, "valueTwo": bit, "op": "SCMP_CMP_MASKED_EQ"}] for bit in namespace_bits
+    ]
+    return {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],  # any other ABI is killed
+        "syscalls": [
+            {"names": sorted(X86_64_REFUSED), **refuse},
+            {"names": ["clone3", "getrandom"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS},
+            *[{"names": ["clone"], **refuse, "args": args} for args in with_flag],
+            {
+                "names": ["socket"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": errno.EAFNOSUPPORT,
+                "args": [{"index": 0, "value": _AF_UNIX, "op": "SCMP_CMP_NE"}],
+            },
+        ],
+    }

@@ -1,17 +1,23 @@
-"""The bwrap sandbox against hostile scripts: each is contained with a clear status, leaves no
-process behind, and the sandbox goes on serving honest runs."""
+"""The sandboxes against hostile scripts: each is contained with a clear status, leaves no
+process behind, and the sandbox goes on serving honest runs. Every test runs on bwrap, and on
+docker when an engine answers on this machine (skipped with the reason otherwise)."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
-from node.sandbox import BwrapSandbox, RunLimits, Script
+from node.roles.runtime import working_sandbox
+from node.sandbox import BwrapSandbox, DockerSandbox, RunLimits, Sandbox, Script
 from node.sandbox.bwrap import sandbox_uids
+from node.sandbox.docker import DOCKER_SOCKET, LABEL
+from node.sandbox.files import ENVIRONMENT
 
 LIMITS = RunLimits(wall_seconds=5, cpu_seconds=2, output_bytes=65_536)
 HONEST = Script(
@@ -20,9 +26,31 @@ HONEST = Script(
 NODE = b"let s = ''; process.stdin.on('data', d => s += d).on('end', () => console.log(JSON.parse(s).n * 2))"
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> BwrapSandbox:
-    return BwrapSandbox()
+def docker_engine_missing() -> str | None:
+    """Why the docker backend cannot be tested here, or None."""
+    try:
+        with httpx.Client(transport=httpx.HTTPTransport(uds=DOCKER_SOCKET), timeout=5) as engine:
+            answer = engine.get("http://docker/_ping")
+    except httpx.HTTPError as error:
+        return f"no Docker engine at {DOCKER_SOCKET} ({type(error).__name__})"
+    return None if answer.status_code == 200 else f"the Docker engine answers {answer.status_code}"
+
+
+def make_sandbox(backend: str, **options: bool) -> Sandbox:
+    if backend == "bwrap":
+        return BwrapSandbox(**options)
+    missing = docker_engine_missing()
+    if missing is not None:
+        pytest.skip(missing)
+    return DockerSandbox(**options)
+
+
+@pytest.fixture(params=["bwrap", "docker"])
+async def sandbox(request) -> AsyncIterator[Sandbox]:
+    made = make_sandbox(request.param)
+    yield made
+    if isinstance(made, DockerSandbox):
+        await made.aclose()
 
 
 def python(source: str) -> Script:
@@ -30,9 +58,18 @@ def python(source: str) -> Script:
 
 
 def leftovers() -> list[str]:
-    """Processes of the sandbox's uids still alive on the host (a zombie is dead: the host's
-    init reaps it)."""
+    """Processes of the bwrap sandbox's uids still alive on the host (a zombie is dead: the
+    host's init reaps it), and docker sandbox containers still there."""
     found = []
+    if docker_engine_missing() is None:
+        with httpx.Client(transport=httpx.HTTPTransport(uds=DOCKER_SOCKET)) as engine:
+            filters = json.dumps({"label": [LABEL]})
+            found += [
+                c["Id"]
+                for c in engine.get(
+                    "http://docker/containers/json", params={"all": "1", "filters": filters}
+                ).json()
+            ]
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
@@ -109,10 +146,11 @@ ESCAPES = {
 }
 
 
+@pytest.mark.parametrize("backend", ["bwrap", "docker"])
 @pytest.mark.parametrize("name", list(ESCAPES))
-async def test_an_escape_is_refused(name):
+async def test_an_escape_is_refused(name, backend):
     # With ctypes, which scripts do not get (below), to reach the seccomp filter with raw syscalls.
-    sandbox = BwrapSandbox(hide_ctypes=False)
+    sandbox = make_sandbox(backend, hide_ctypes=False)
     result = await sandbox.run(probe(ESCAPES[name]), LIMITS)
     assert result.status == "ok", result.reason
     assert result.stdout.startswith(b"denied"), result.stdout
@@ -158,15 +196,13 @@ async def test_the_hosts_counters_and_timers_are_not_there(sandbox, name):
 DETERMINISM = {
     "python": b"""import datetime, os, random, time, uuid
 open('/tmp/written', 'w').write('x')
-print(time.time(), datetime.datetime.now(), time.monotonic(), time.process_time(),
-      os.stat('/tmp/written').st_mtime, random.random(), os.urandom(8).hex(),
-      open('/dev/urandom', 'rb').read(8).hex(), uuid.uuid4(), id(object()), tuple(os.times()))
+print(time.time(), datetime.datetime.now(), os.stat('/tmp/written').st_mtime, random.random(),
+      os.urandom(8).hex(), open('/dev/urandom', 'rb').read(8).hex(), uuid.uuid4(), tuple(os.times()))
 """,
     "javascript": b"""const fs = require('fs'), crypto = require('crypto');
 fs.writeFileSync('/tmp/written', 'x');
-console.log(Date.now(), new Date().toString(), performance.now(), process.hrtime.bigint(),
-            fs.statSync('/tmp/written').mtimeMs, Math.random(), crypto.randomBytes(8).toString('hex'),
-            crypto.randomUUID());
+console.log(Date.now(), new Date().toString(), fs.statSync('/tmp/written').mtimeMs, Math.random(),
+            crypto.randomBytes(8).toString('hex'), crypto.randomUUID());
 setTimeout(() => console.log('a timer fires at', Date.now()), 20);
 """,
 }
@@ -175,8 +211,10 @@ setTimeout(() => console.log('a timer fires at', Date.now()), 20);
 @pytest.mark.parametrize("language", list(DETERMINISM))
 async def test_two_runs_on_one_input_print_the_same_bytes(sandbox, language):
     """The clock reads the input's time and stands still, other clocks and randomness are
-    fixed streams, file times read 0, addresses are not randomised: an attester's re-run a
-    second later prints what the performer's did."""
+    fixed streams, file times read 0: an attester's re-run a second later prints what the
+    performer's did."""
+    if isinstance(sandbox, DockerSandbox):
+        pytest.skip("docker cannot turn address randomisation off (node/sandbox/docker.py): bwrap only")
     script = Script(language, DETERMINISM[language], b"", {"TRIGGERX_TIME": "1767225600"})
     first = await sandbox.run(script, LIMITS)
     await trio.sleep(1.1)
@@ -202,8 +240,7 @@ async def test_a_run_sees_only_its_stdin_the_same_every_time(sandbox):
     first, second = await sandbox.run(look, LIMITS), await sandbox.run(look, LIMITS)
     assert first.status == "ok"
     assert first.stdout == second.stdout
-    assert b"PYTHONHASHSEED" in first.stdout
-    assert b"HOSTNAME" not in first.stdout
+    assert first.stdout.startswith(str(sorted(ENVIRONMENT.items())).encode())  # that, and nothing else
 
 
 async def test_a_cancelled_run_is_killed_and_reaped(sandbox):
@@ -213,3 +250,25 @@ async def test_a_cancelled_run_is_killed_and_reaped(sandbox):
         while leftovers():  # noqa: ASYNC110 - the kill takes a moment to land
             await trio.sleep(0.05)
     assert (await sandbox.run(HONEST, LIMITS)).status == "ok"
+
+
+async def test_bwrap_repeats_addresses_and_monotonic_readings():
+    """Under bwrap object addresses and a thread's readings of the moving clocks repeat from
+    run to run too (docker cannot turn address randomisation off, and its runs read the clock
+    a varying number of times: docs/architecture.md, Sandbox)."""
+    look = python("import time\nprint(id(object()), id([]), time.monotonic(), time.process_time())")
+    sandbox = BwrapSandbox()
+    first, second = await sandbox.run(look, LIMITS), await sandbox.run(look, LIMITS)
+    assert first.status == "ok", first.reason
+    assert first.stdout == second.stdout
+
+
+@pytest.mark.parametrize("backend", ["bwrap", "docker"])
+async def test_a_node_checks_its_sandbox_at_start(backend, caplog):
+    """`[node] sandbox` picks the backend; a node runs a probe script that reads the clock."""
+    if backend == "docker" and docker_engine_missing() is not None:
+        pytest.skip(docker_engine_missing())
+    sandbox = await working_sandbox("keeper", backend)
+    assert sandbox is not None
+    assert sandbox.name == backend
+    assert "does not work here" not in caplog.text

@@ -1,0 +1,311 @@
+"""The docker backend: each run a fresh container of a local image, through the Engine API.
+
+The image (node/sandbox/image/Dockerfile) holds nothing but mount points: built from scratch on
+this machine, no registry is ever reached. Each run binds the host's /usr read-only, so scripts
+run on the interpreters the bwrap backend uses, with the same files and environment
+(node/sandbox/files.py) and the same seccomp filter written as a Docker profile
+(seccomp.docker_profile). The container has no network (`none`), a read-only root, a private
+size-bounded /tmp, uid 65534, no capabilities, no new privileges, and cgroup limits on memory,
+CPU and processes, with rlimits on CPU time, data, file size and open files. Stdin and stdout
+go over the attach stream, read as they come and cut at the cap; the wall-time limit kills
+the container; whatever ends the run, the container is removed.
+
+The Engine API is spoken over its unix socket with httpx (trio), and the attach stream over a
+raw socket: aiodocker is asyncio's, and the node runs on trio.
+
+Less deterministic than bwrap: Docker does not let a client turn off address randomisation,
+and it always mounts /proc (the host-wide counters are masked; a process's own /proc entries,
+its start time among them, are not). Object addresses (Python's `id`), and randomness that
+libraries mix with addresses (OpenSSL's, so Node's `Math.random` and `crypto`), differ from
+run to run (docs/architecture.md, Sandbox): keepers of a network with script jobs use bwrap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import time
+from pathlib import Path
+
+import httpx
+import trio
+
+from node.sandbox.files import INTERPRETERS, SCRIPT_PATH, RunFiles
+from node.sandbox.runner import (
+    OPEN_FILES,
+    SIGNALS,
+    STDERR_TAIL,
+    RunLimits,
+    RunResult,
+    Sandbox,
+    Script,
+    Status,
+    script_file,
+)
+from node.sandbox.seccomp import docker_profile
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+LABEL = "triggerx.sandbox"  # on every run's container (a leftover can be found by it)
+API = "/v1.41"
+DOCKERFILE = Path(__file__).with_name("image") / "Dockerfile"
+# The image's whole content: mount points, and /lib, /lib64 and /bin pointing into /usr.
+_DIRECTORIES = ("tmp", "sandbox", "etc", "dev", "proc", "sys", "usr")
+_LINKS = {"lib": "usr/lib", "lib64": "usr/lib64", "bin": "usr/bin"}
+_RUN_UID = 65534
+_HEAD_LIMIT = 8192
+# What /proc says of the host (bwrap gives no /proc at all): masked, as they differ between keepers.
+HOST_COUNTERS = [
+    f"/proc/{name}"
+    for name in ("uptime", "loadavg", "meminfo", "stat", "cpuinfo", "vmstat", "diskstats", "interrupts",
+                 "softirqs", "schedstat", "zoneinfo", "pressure", "sys", "kcore", "keys", "timer_list")
+]  # fmt: skip
+USAGE_SAMPLE = 0.02  # seconds between two readings of a run's CPU time and peak memory
+
+
+class DockerUnavailableError(RuntimeError):
+    """No Docker engine answers, or it cannot build or run the sandbox's image (why, in the message)."""
+
+
+class DockerSandbox(Sandbox):
+    """Runs scripts in Docker containers (see the module docstring). `hide_ctypes`: see RunFiles."""
+
+    name = "docker"
+
+    def __init__(self, socket_path: str = DOCKER_SOCKET, *, hide_ctypes: bool = True) -> None:
+        self.socket_path = socket_path
+        self.files = RunFiles(hide_ctypes=hide_ctypes)
+        self._http = httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(uds=socket_path), base_url="http://docker" + API, timeout=60
+        )
+        self._profile = json.dumps(docker_profile())
+        self._image: str | None = None
+        self._building = trio.Lock()
+
+    async def aclose(self) -> None:
+        """Close the connections to the engine."""
+        await self._http.aclose()
+
+    async def prepare(self) -> str:
+        """The sandbox's image, built if the engine does not have it yet (its tag names its
+        content); DockerUnavailableError when the engine cannot."""
+        async with self._building:
+            if self._image is None:
+                context = _build_context()
+                tag = "triggerx-sandbox:" + hashlib.sha256(context).hexdigest()[:16]
+                try:
+                    await self._build(tag, context)
+                except httpx.HTTPError as error:
+                    raise DockerUnavailableError(f"no Docker engine at {self.socket_path}: {error}") from None
+                self._image = tag
+            return self._image
+
+    async def _build(self, tag: str, context: bytes) -> None:
+        known = await self._http.get(f"/images/{tag}/json")
+        if known.status_code == 200:
+            return
+        if known.status_code != 404:
+            raise DockerUnavailableError(f"the engine answered {known.status_code}: {known.text[:200]}")
+        headers = {"content-type": "application/x-tar"}
+        built = await self._http.post(
+            "/build", params={"t": tag, "rm": "1"}, content=context, headers=headers
+        )
+        if built.status_code != 200 or b'"error"' in built.content:
+            raise DockerUnavailableError(f"the image did not build: {built.text[-300:]}")
+
+    async def run(self, script: Script, limits: RunLimits | None = None) -> RunResult:
+        limits = limits or RunLimits()
+        image = await self.prepare()
+        began = time.monotonic()
+        with script_file(script.source) as path:
+            if script.http_socket is not None and os.geteuid() == 0:
+                os.chown(script.http_socket, _RUN_UID, _RUN_UID)  # the run's alone (the proxy made it 0600)
+            created = await self._http.post(
+                "/containers/create", json=self._container(image, path, script, limits)
+            )
+            if created.status_code != 201:
+                raise DockerUnavailableError(f"the container was not created: {created.text[:300]}")
+            container = created.json()["Id"]
+            try:
+                return await self._run(container, script.stdin, limits, began)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._http.delete(f"/containers/{container}", params={"force": "true"})
+
+    def _container(
+        self, image: str, script_path: str, script: Script, limits: RunLimits
+    ) -> dict[str, object]:
+        mounts = self.files.mounts(script_path, script)
+        binds = ["/usr:/usr:ro", *(f"{source}:{target}:ro" for source, target in mounts.read_only)]
+        if mounts.socket is not None:
+            binds.append(":".join(mounts.socket))
+        cpu = limits.cpu_seconds
+        return {
+            "Image": image,
+            "Cmd": [*INTERPRETERS[script.language], SCRIPT_PATH],
+            "Env": [f"{name}={value}" for name, value in self.files.environment(script).items()],
+            "User": f"{_RUN_UID}:{_RUN_UID}",
+            "WorkingDir": "/tmp",
+            "Hostname": "sandbox",
+            "Labels": {LABEL: "1"},
+            "AttachStdin": True,
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "OpenStdin": True,
+            "StdinOnce": True,
+            "NetworkDisabled": True,
+            "HostConfig": {
+                "NetworkMode": "none",
+                "IpcMode": "none",  # no /dev/shm: a writable tmpfs beside /tmp's bound one
+                "ReadonlyRootfs": True,
+                "MaskedPaths": HOST_COUNTERS,
+                "Tmpfs": {"/tmp": f"size={limits.tmp_bytes},mode=1777"},
+                "Binds": binds,
+                "PidsLimit": limits.pids,
+                "Memory": limits.memory_bytes,
+                "MemorySwap": limits.memory_bytes,
+                "NanoCpus": 1_000_000_000,
+                "CapDrop": ["ALL"],
+                "SecurityOpt": ["no-new-privileges", f"seccomp={self._profile}"],
+                "Ulimits": [
+                    {"Name": "cpu", "Soft": cpu, "Hard": cpu + 1},
+                    {"Name": "data", "Soft": limits.memory_bytes, "Hard": limits.memory_bytes},
+                    {"Name": "fsize", "Soft": limits.tmp_bytes, "Hard": limits.tmp_bytes},
+                    {"Name": "nofile", "Soft": OPEN_FILES, "Hard": OPEN_FILES},
+                    {"Name": "core", "Soft": 0, "Hard": 0},
+                ],
+            },
+        }
+
+    async def _run(self, container: str, stdin: bytes, limits: RunLimits, began: float) -> RunResult:
+        """Attach, start, feed stdin, read the output under the cap, and wait for the end."""
+        stream, first = await self._attach(container)
+        stdout, stderr = bytearray(), bytearray()
+        ended: Status | None = None
+
+        async def kill(why: Status) -> None:
+            nonlocal ended
+            ended = ended or why
+            # First let go of the output: an engine blocked writing to us would not kill.
+            await stream.aclose()
+            await self._http.post(f"/containers/{container}/kill")
+
+        used: tuple[float, int] = (0.0, 0)
+
+        async def sample() -> None:
+            # The container's cgroup goes with its last process: its usage is read while it runs.
+            nonlocal used
+            while True:
+                reading = _usage(container)
+                used = max(used, reading)
+                await trio.sleep(USAGE_SAMPLE)
+
+        async def feed() -> None:
+            try:
+                await stream.send_all(stdin)
+                await stream.send_eof()  # the container's stdin ends (StdinOnce)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # a script that does not read all of its stdin closes it: its business
+
+        async def read() -> None:
+            # Frames: an 8-byte head (the stream: 1 stdout, 2 stderr; the size), then the bytes.
+            buffer, chunk = bytearray(), first
+            while chunk or (chunk := await stream.receive_some(65_536)):
+                buffer += chunk
+                chunk = b""
+                while len(buffer) >= 8 and len(buffer) >= 8 + (size := int.from_bytes(buffer[4:8], "big")):
+                    kind, data = buffer[0], bytes(buffer[8 : 8 + size])
+                    del buffer[: 8 + size]
+                    if kind == 2:
+                        stderr.extend(data)
+                        del stderr[:-STDERR_TAIL]
+                    elif len(stdout) + len(data) > limits.output_bytes:
+                        stdout.extend(data[: limits.output_bytes - len(stdout)])
+                        await kill("output_limit")
+                        return
+                    else:
+                        stdout.extend(data)
+
+        async with stream:
+            started = await self._http.post(f"/containers/{container}/start")
+            if started.status_code not in (204, 304):
+                raise DockerUnavailableError(f"the container did not start: {started.text[:300]}")
+            with trio.move_on_after(limits.wall_seconds) as clock:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(feed)
+                    nursery.start_soon(sample)
+                    await read()
+                    nursery.cancel_scope.cancel()
+            if clock.cancelled_caught:
+                await kill("timeout")
+        code = (await self._http.post(f"/containers/{container}/wait")).json()["StatusCode"]
+        cpu, peak = used
+        if code > 128 and code - 128 in SIGNALS:  # killed by a signal, as a shell would say
+            code = 128 - code
+        if ended is None:
+            if code == 0:
+                ended = "ok"
+            elif code in (-24, -9) and cpu >= limits.cpu_seconds:  # SIGXCPU, or SIGKILL at the hard limit
+                ended = "cpu_limit"
+            elif code < 0:
+                ended = "killed"
+            else:
+                ended = "failed"
+        return RunResult(ended, code, bytes(stdout), bytes(stderr), time.monotonic() - began, cpu, peak)
+
+    async def _attach(self, container: str) -> tuple[trio.SocketStream, bytes]:
+        """The container's stdin, stdout and stderr, as the engine hands over the connection
+        (an HTTP upgrade httpx does not do), and the stream's first bytes, read with the head."""
+        stream = await trio.open_unix_socket(self.socket_path)
+        request = (
+            f"POST {API}/containers/{container}/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+            "Host: docker\r\nUpgrade: tcp\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n"
+        )
+        await stream.send_all(request.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = await stream.receive_some(1024)
+            if not chunk or len(head) > _HEAD_LIMIT:
+                await stream.aclose()
+                raise DockerUnavailableError(f"the engine did not attach: {head[:200]!r}")
+            head += chunk
+        status, rest = head.split(b"\r\n\r\n", 1)
+        if not status.startswith((b"HTTP/1.1 101", b"HTTP/1.1 200")):
+            await stream.aclose()
+            raise DockerUnavailableError(f"the engine did not attach: {status[:200]!r}")
+        return stream, rest
+
+
+def _usage(container: str) -> tuple[float, int]:
+    """CPU seconds and peak memory of the container's run, from its cgroups (v1; 0 when not there)."""
+    readings = []
+    for path in (
+        f"cpuacct/docker/{container}/cpuacct.usage",
+        f"memory/docker/{container}/memory.max_usage_in_bytes",
+    ):
+        try:
+            readings.append(int(Path("/sys/fs/cgroup", path).read_text()))
+        except (OSError, ValueError):
+            readings.append(0)
+    return readings[0] / 1e9, readings[1]
+
+
+def _build_context() -> bytes:
+    """The image's build context: the Dockerfile and the tree it copies, as a tar."""
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        dockerfile = DOCKERFILE.read_bytes()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+        for name in _DIRECTORIES:
+            info = tarfile.TarInfo(f"root/{name}")
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if name == "tmp" else 0o755
+            tar.addfile(info)
+        for name, target in _LINKS.items():
+            info = tarfile.TarInfo(f"root/{name}")
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+    return context.getvalue()
