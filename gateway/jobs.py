@@ -42,7 +42,7 @@ from protocol import (
     job_id_of,
 )
 from protocol.calldata import canonical_signature
-from protocol.scripts import MAX_HOSTS, Language, ScriptCall
+from protocol.scripts import MAX_HOSTS, MAX_VALUES, Language, ScriptCall, value_sources
 from protocol.triggers import SpecJson, TriggerKind, TriggerSpecError, kind_named, kind_names
 
 # How deep a request's JSON may nest (call arguments: arrays of tuples of ...). Deeper JSON
@@ -67,12 +67,14 @@ class JobSpecError(ValueError):
 
 class ScriptSpec(msgspec.Struct, forbid_unknown_fields=True):
     """The script that computes a job's arguments (protocol.scripts): its CID (or
-    `ipfs://<cid>`; upload it with POST /api/scripts first), its language, and the hosts it may
-    GET through the keeper's proxy (`name` or `name:port`; none: no web)."""
+    `ipfs://<cid>`; upload it with POST /api/scripts first), its language, the hosts it may
+    GET through the keeper's proxy (`name` or `name:port`; none: no web), and the chain's
+    values its input carries (`name = kind args`, as a condition job's; protocol.scripts)."""
 
     cid: Annotated[str, Meta(max_length=120)]
     language: Language = "python"
     hosts: Annotated[list[Annotated[str, Meta(max_length=255)]], Meta(max_length=MAX_HOSTS)] = []
+    values: Annotated[list[Annotated[str, Meta(max_length=512)]], Meta(max_length=MAX_VALUES)] = []
 
 
 class JobSpec(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -101,6 +103,7 @@ class JobSpec(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
             self.script.language,
             canonical_signature(self.function),
             tuple(self.script.hosts),
+            tuple(self.script.values),
         )
 
 
@@ -210,6 +213,7 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
                 raise JobSpecError(f"$.job.script.hosts[{index}]", why)
         if len(set(spec.script.hosts)) != len(spec.script.hosts):
             raise JobSpecError("$.job.script.hosts", "a host is named twice")
+        values = _script_values(spec.script)
     try:
         calldata = job_calldata(spec)
     except CalldataError as error:
@@ -224,7 +228,7 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
         schedule=msgspec.to_builtins(schedule),
         script=None
         if spec.script is None
-        else ScriptSpec(parse_cid(spec.script.cid), spec.script.language, spec.script.hosts),
+        else ScriptSpec(parse_cid(spec.script.cid), spec.script.language, spec.script.hosts, values),
     )
     consent = job_consent(canonical, calldata)
     try:
@@ -276,3 +280,12 @@ def _uint(value: int | str) -> int:
     if not value.isascii() or not value.isdigit():
         raise ValueError(f"{value!r} is not a decimal integer")
     return int(value)
+
+
+def _script_values(script: ScriptSpec) -> list[str]:
+    """The script's values as the owner signs them (canonical lines); JobSpecError names a bad one."""
+    call = ScriptCall(parse_cid(script.cid), script.language, "f()", (), tuple(script.values))
+    try:
+        return [f"{name} = {source.canonical}" for name, source in value_sources(call)]
+    except TriggerSpecError as error:
+        raise JobSpecError(f"$.job.script.{error.field}", error.problem) from None

@@ -5,10 +5,11 @@ arguments it prints (`ScriptCall`). The owner signs them as the terms' `argsHash
 (`ARGS_DYNAMIC`):
 
     keccak256(abi.encode(bytes32 sha256(script), keccak256(language), keccak256(function)
-                         [, keccak256(hosts joined by "\n")]))
+                         [, keccak256("hosts\n" + hosts joined by "\n")]
+                         [, keccak256("values\n" + values joined by "\n")]))
 
-so no keeper can run another script for the job, encode its output for another function, or
-let it reach other hosts.
+so no keeper can run another script for the job, encode its output for another function, let
+it reach other hosts, or feed it other values.
 At each task the performer builds the script's input, one JSON document (`script_input`),
 from the job, the trigger's fire and the chain block it read before running, runs the script
 in its sandbox, and reads its output (`decision_from_output`): a JSON array, the arguments of
@@ -23,8 +24,9 @@ and votes no if the output or the calldata it gets is not the performer's (docs/
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import eth_abi
@@ -32,6 +34,7 @@ import msgspec
 from eth_utils import keccak
 from multiformats import CID, multihash
 
+from node.chain import RpcClient
 from node.content import CidError, parse_cid
 from node.sandbox import RunResult, Sandbox, Script
 from node.sandbox.proxy import Exchange, ScriptProxy
@@ -39,12 +42,17 @@ from node.web import WebFetcher, json_nesting
 from protocol.calldata import CalldataError, encode_calldata
 from protocol.result import ScriptUsage
 from protocol.triggers import TriggerFire
+from protocol.triggers.base import TriggerSpecError
+from protocol.triggers.condition import chain_calls, chain_readings
+from protocol.triggers.condition_sources import ChainSource, NodeError, Reading, SourceError, parse_source
 
 Language = Literal["python", "javascript"]
 MAX_OUTPUT_NESTING = 32  # as for a job's JSON arguments (gateway.jobs)
 MAX_INPUT_BYTES = 8_192
 MAX_REASON = 200  # characters of a custom-logic script's reason
 MAX_HOSTS = 8  # on a script's allow-list
+MAX_VALUES = 16  # chain values a script's input carries
+ValueLine = Annotated[str, msgspec.Meta(max_length=512)]
 Host = Annotated[str, msgspec.Meta(max_length=255)]  # a name or address, with ":port" or not
 MAX_BLOCK_AGE = 256
 """Blocks between the block a script read and its execution at most (attesters refuse more:
@@ -53,15 +61,17 @@ a performer must not pick an old block to steer the script)."""
 
 class ScriptCall(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The script of a job with dynamic arguments: its CIDv1 (raw, sha2-256), its language, the
-    function (canonical signature) its output is the arguments of, and the hosts it may GET
-    through its proxy (node/sandbox/proxy.py; none: no web at all)."""
+    function (canonical signature) its output is the arguments of, the hosts it may GET
+    through its proxy (node/sandbox/proxy.py; none: no web at all), and the chain's values its
+    input carries."""
 
     cid: str
     language: Language
     function: str
-    hosts: Annotated[
-        tuple[Annotated[str, msgspec.Meta(max_length=255)], ...], msgspec.Meta(max_length=MAX_HOSTS)
-    ] = ()
+    hosts: Annotated[tuple[Host, ...], msgspec.Meta(max_length=MAX_HOSTS)] = ()
+    values: Annotated[tuple[ValueLine, ...], msgspec.Meta(max_length=MAX_VALUES)] = ()
+    """On-chain values its input carries, read at the input's block: `name = kind args` lines
+    as a condition job's `values` (protocol/triggers/condition_sources.py), `http` excepted."""
 
     def is_the_jobs(self, terms_args_hash: bytes) -> bool:
         """Whether this is the script the owner signed (`terms_args_hash`), named by its one
@@ -78,8 +88,11 @@ class ScriptCall(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         """The terms' `argsHash` for this script (see the module docstring)."""
         digest = bytes(multihash.unwrap(CID.decode(self.cid).digest))
         parts = [digest, keccak(text=self.language), keccak(text=self.function)]
-        if self.hosts:  # the allow-list, when there is one, is the owner's too
-            parts.append(keccak(text="\n".join(self.hosts)))
+        # The allow-list and the values, when there are any, are the owner's too.
+        if self.hosts:
+            parts.append(keccak(text="hosts\n" + "\n".join(self.hosts)))
+        if self.values:
+            parts.append(keccak(text="values\n" + "\n".join(self.values)))
         return keccak(eth_abi.encode(["bytes32"] * len(parts), parts))
 
 
@@ -92,15 +105,59 @@ class ChainBlock:
     timestamp: int
 
 
-def script_input(job_id: int, target: str, call: ScriptCall, fire: TriggerFire, block: ChainBlock) -> bytes:
+def script_input(
+    job_id: int,
+    target: str,
+    call: ScriptCall,
+    fire: TriggerFire,
+    block: ChainBlock,
+    values: Mapping[str, str | None] | None = None,
+) -> bytes:
     """The one JSON document a script reads on stdin (keys in a fixed order; the job id, which
-    may exceed 2**53, as a decimal string)."""
-    document = {
+    may exceed 2**53, as a decimal string), with the job's `values` read at `block` (exact
+    decimals as strings; null for a value the chain has none of) when it declares any."""
+    document: dict[str, Any] = {
         "job": {"id": str(job_id), "target": target, "function": call.function},
         "trigger": {"kind": fire.kind, "fireAt": fire.fire_at, "detail": "0x" + fire.detail.hex()},
         "chain": {"chainId": block.chain_id, "blockNumber": block.number, "timestamp": block.timestamp},
     }
+    if call.values:
+        document["values"] = dict(values or {})
     return msgspec.json.encode(document)
+
+
+def value_sources(call: ScriptCall) -> list[tuple[str, ChainSource]]:
+    """The sources of `call.values`; TriggerSpecError (a ValueError) names a line that is not
+    one, or that reads the web (a script does that through its proxy)."""
+    sources = []
+    for position, line in enumerate(call.values):
+        named = parse_source(line, position)
+        if not isinstance(named.source, ChainSource):
+            web = "a script's values are read on chain: for the web, name its host in hosts"
+            raise TriggerSpecError(f"values[{position}]", web)
+        sources.append((named.name, named.source))
+    if len({name for name, _ in sources}) != len(sources):
+        raise TriggerSpecError("values", "a name is given twice")
+    return sources
+
+
+async def read_values(call: ScriptCall, rpc: RpcClient, block_number: int) -> dict[str, str | None]:
+    """`call`'s values at block `block_number`, as its input carries them; NodeError when the
+    node cannot answer (a value may exist that it did not read)."""
+    if not call.values:
+        return {}
+    sources = value_sources(call)
+    results = await rpc.batch(chain_calls(sources, hex(block_number)), return_exceptions=True)
+    values: dict[str, str | None] = {}
+    for name, reading in chain_readings(sources, results).items():
+        if isinstance(reading, NodeError):
+            raise reading
+        values[name] = None if isinstance(reading, SourceError) else _exact(reading)
+    return values
+
+
+def _exact(reading: Reading) -> str:
+    return format(Decimal(reading.raw).scaleb(-reading.decimals), "f")
 
 
 class _ChainPart(msgspec.Struct, rename="camel"):

@@ -20,8 +20,9 @@ from node.keeper.scripts import ScriptError, ScriptRunner
 from node.sandbox.proxy import exchanges_hash
 from protocol import Assignment, AssignmentMessage, ExecutionResult, OperatorSet, ResultMessage
 from protocol.result import NO_SCRIPT
-from protocol.scripts import MAX_BLOCK_AGE, ScriptEvidence, input_block, script_input
+from protocol.scripts import MAX_BLOCK_AGE, ScriptEvidence, input_block, read_values, script_input
 from protocol.triggers import NotYetVisibleError, Readers, chain_contradiction, kind_named
+from protocol.triggers.condition_sources import NodeError
 
 VISIBILITY_TIMEOUT = 60.0
 EARLY_TOLERANCE = 1
@@ -183,8 +184,6 @@ class ResultChecker:
             block = input_block(document)
         except ValueError as error:
             return Verdict(False, str(error))
-        if script_input(assignment.job_id, order.terms.target, call, order.trigger, block) != document:
-            return Verdict(False, "the script input is not the one the order and its block make")
         if not 0 <= result.block_number - block.number <= MAX_BLOCK_AGE:
             return Verdict(False, f"the script read block {block.number}, executed in {result.block_number}")
         if self._chain_id is None:
@@ -192,6 +191,15 @@ class ResultChecker:
         read = await self.hub.rpc.call("eth_getBlockByNumber", hex(block.number), False)
         if read is None or int(read["timestamp"], 16) != block.timestamp or block.chain_id != self._chain_id:
             return Verdict(False, f"block {block.number} of chain {block.chain_id} is not as the input says")
+        try:
+            values = await read_values(call, self.hub.rpc, block.number)
+        except NodeError:
+            return None  # this node could not read a value that may well be there
+        except ValueError as error:
+            return Verdict(False, f"the job's values do not parse: {error}")
+        rebuilt = script_input(assignment.job_id, order.terms.target, call, order.trigger, block, values)
+        if rebuilt != document:
+            return Verdict(False, "the script input is not the one the order, its block and its values make")
         if keccak(document) != result.script_input_hash:
             return Verdict(False, "the result's input hash is not the input's")
         if exchanges_hash(evidence.exchanges) != result.script_exchanges_hash:

@@ -14,8 +14,9 @@ from node.keeper.scripts import ScriptError, ScriptRunner
 from node.mesh import RequestRefused
 from node.sandbox.proxy import exchanges_hash
 from protocol import AssignmentMessage, ExecutionResult, JobTerms
-from protocol.scripts import ChainBlock, ScriptEvidence, ScriptOutcome, script_input
+from protocol.scripts import ChainBlock, ScriptEvidence, ScriptOutcome, read_values, script_input
 from protocol.triggers import NotYetVisibleError, Readers, chain_contradiction, kind_named
+from protocol.triggers.condition_sources import NodeError
 
 MAX_HOLD_S = 10.0
 """Seconds ahead of its fire time an assignment may come (the dispatcher's lead is far less)."""
@@ -132,7 +133,13 @@ class TaskExecutor:
             raise AssignmentRefused(f"task {task_id}: the script is not the one the owner signed")
         head = await self.hub.rpc.call("eth_getBlockByNumber", "latest", False)
         block = ChainBlock(self.chain_id, int(head["number"], 16), int(head["timestamp"], 16))
-        document = script_input(order.assignment.job_id, order.terms.target, call, order.trigger, block)
+        try:
+            values = await read_values(call, self.hub.rpc, block.number)
+        except (NodeError, ValueError) as error:
+            raise AssignmentRefused(f"task {task_id}: the job's values could not be read: {error}") from None
+        document = script_input(
+            order.assignment.job_id, order.terms.target, call, order.trigger, block, values
+        )
         try:
             outcome = await self.scripts.run(call, document)
         except ScriptError as error:

@@ -5,10 +5,12 @@ this machine, no registry is ever reached. Each run binds the host's /usr read-o
 run on the interpreters the bwrap backend uses, with the same files and environment
 (node/sandbox/files.py) and the same seccomp filter written as a Docker profile
 (seccomp.docker_profile). The container has no network (`none`), a read-only root, a private
-size-bounded /tmp, uid 65534, no capabilities, no new privileges, and cgroup limits on memory,
-CPU and processes, with rlimits on CPU time, data, file size and open files. Stdin and stdout
-go over the attach stream, read as they come and cut at the cap; the wall-time limit kills
-the container; whatever ends the run, the container is removed.
+size-bounded /tmp, no /dev/shm nor message queues, /sys and the host's /proc counters masked,
+no log driver, uid 65534, no capabilities, no new privileges, and cgroup limits on memory, CPU
+and processes, with rlimits on CPU time, address space, file size and open files. Stdin and
+stdout go over the attach stream, read as they come and cut at the cap; the wall-time limit
+kills the container; whatever ends the run, the container (named by the keeper) is removed,
+and what a killed keeper left is removed when its sandbox starts again.
 
 The Engine API is spoken over its unix socket with httpx (trio), and the attach stream over a
 raw socket: aiodocker is asyncio's, and the node runs on trio.
@@ -28,6 +30,7 @@ import json
 import os
 import tarfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -56,13 +59,18 @@ _DIRECTORIES = ("tmp", "sandbox", "etc", "dev", "proc", "sys", "usr")
 _LINKS = {"lib": "usr/lib", "lib64": "usr/lib64", "bin": "usr/bin"}
 _RUN_UID = 65534
 _HEAD_LIMIT = 8192
-# What /proc says of the host (bwrap gives no /proc at all): masked, as they differ between keepers.
-HOST_COUNTERS = [
-    f"/proc/{name}"
-    for name in ("uptime", "loadavg", "meminfo", "stat", "cpuinfo", "vmstat", "diskstats", "interrupts",
-                 "softirqs", "schedstat", "zoneinfo", "pressure", "sys", "kcore", "keys", "timer_list")
+# What /proc and /sys say of the host (bwrap gives neither): masked, as it differs between
+# keepers, and Docker's own default masks with them (a list given replaces those).
+MASKED = [
+    *(f"/proc/{name}" for name in (
+        "uptime", "loadavg", "meminfo", "stat", "cpuinfo", "vmstat", "diskstats", "interrupts", "softirqs",
+        "schedstat", "zoneinfo", "pressure", "cmdline", "locks", "partitions", "asound", "acpi", "kcore",
+        "keys", "latency_stats", "timer_list", "timer_stats", "sched_debug", "scsi", "sys",
+    )),
+    "/sys",
+    "/dev/mqueue",
 ]  # fmt: skip
-USAGE_SAMPLE = 0.02  # seconds between two readings of a run's CPU time and peak memory
+USAGE_SAMPLE = 0.05  # seconds between two readings of a run's CPU time and peak memory
 
 
 class DockerUnavailableError(RuntimeError):
@@ -83,6 +91,10 @@ class DockerSandbox(Sandbox):
         self._profile = json.dumps(docker_profile())
         self._image: str | None = None
         self._building = trio.Lock()
+        self._node = hashlib.sha256(
+            os.fsencode(os.path.abspath(socket_path)) + str(os.getuid()).encode()
+        ).hexdigest()[:12]
+        self._started = int(time.time())
 
     async def aclose(self) -> None:
         """Close the connections to the engine."""
@@ -99,8 +111,17 @@ class DockerSandbox(Sandbox):
                     await self._build(tag, context)
                 except httpx.HTTPError as error:
                     raise DockerUnavailableError(f"no Docker engine at {self.socket_path}: {error}") from None
+                await self._remove_leftovers()
                 self._image = tag
             return self._image
+
+    async def _remove_leftovers(self) -> None:
+        """Remove this node's runs' containers that a crash left (a keeper killed mid-run): every
+        container of ours started before this process."""
+        query = {"all": "1", "filters": json.dumps({"label": [f"{LABEL}={self._node}"]})}
+        for container in (await self._http.get("/containers/json", params=query)).json():
+            if container.get("Created", 0) < self._started:
+                await self._http.delete(f"/containers/{container['Id']}", params={"force": "true"})
 
     async def _build(self, tag: str, context: bytes) -> None:
         known = await self._http.get(f"/images/{tag}/json")
@@ -117,22 +138,31 @@ class DockerSandbox(Sandbox):
 
     async def run(self, script: Script, limits: RunLimits | None = None) -> RunResult:
         limits = limits or RunLimits()
-        image = await self.prepare()
         began = time.monotonic()
+        # Named here, so that a run cancelled before the engine answers is still found and removed.
+        name = f"triggerx-run-{uuid.uuid4().hex}"
         with script_file(script.source) as path:
             if script.http_socket is not None and os.geteuid() == 0:
                 os.chown(script.http_socket, _RUN_UID, _RUN_UID)  # the run's alone (the proxy made it 0600)
-            created = await self._http.post(
-                "/containers/create", json=self._container(image, path, script, limits)
-            )
-            if created.status_code != 201:
-                raise DockerUnavailableError(f"the container was not created: {created.text[:300]}")
-            container = created.json()["Id"]
             try:
+                container = await self._create(name, path, script, limits)
                 return await self._run(container, script.stdin, limits, began)
             finally:
-                with trio.CancelScope(shield=True):
-                    await self._http.delete(f"/containers/{container}", params={"force": "true"})
+                with trio.CancelScope(shield=True), trio.move_on_after(10):
+                    await self._http.delete(f"/containers/{name}", params={"force": "true"})
+
+    async def _create(self, name: str, script_path: str, script: Script, limits: RunLimits) -> str:
+        """Create the run's container `name`; its id."""
+        for attempt in range(2):
+            spec = self._container(await self.prepare(), script_path, script, limits)
+            created = await self._http.post("/containers/create", params={"name": name}, json=spec)
+            if created.status_code == 201:
+                return str(created.json()["Id"])
+            if created.status_code == 404 and attempt == 0:  # the image was removed: built again
+                self._image = None
+                continue
+            break
+        raise DockerUnavailableError(f"the container was not created: {created.text[:300]}")
 
     def _container(
         self, image: str, script_path: str, script: Script, limits: RunLimits
@@ -149,7 +179,7 @@ class DockerSandbox(Sandbox):
             "User": f"{_RUN_UID}:{_RUN_UID}",
             "WorkingDir": "/tmp",
             "Hostname": "sandbox",
-            "Labels": {LABEL: "1"},
+            "Labels": {LABEL: self._node},
             "AttachStdin": True,
             "AttachStdout": True,
             "AttachStderr": True,
@@ -160,7 +190,8 @@ class DockerSandbox(Sandbox):
                 "NetworkMode": "none",
                 "IpcMode": "none",  # no /dev/shm: a writable tmpfs beside /tmp's bound one
                 "ReadonlyRootfs": True,
-                "MaskedPaths": HOST_COUNTERS,
+                "MaskedPaths": MASKED,
+                "LogConfig": {"Type": "none"},  # what it prints is the attach stream's, never a disk's
                 "Tmpfs": {"/tmp": f"size={limits.tmp_bytes},mode=1777"},
                 "Binds": binds,
                 "PidsLimit": limits.pids,
@@ -170,8 +201,10 @@ class DockerSandbox(Sandbox):
                 "CapDrop": ["ALL"],
                 "SecurityOpt": ["no-new-privileges", f"seccomp={self._profile}"],
                 "Ulimits": [
-                    {"Name": "cpu", "Soft": cpu, "Hard": cpu + 1},
-                    {"Name": "data", "Soft": limits.memory_bytes, "Hard": limits.memory_bytes},
+                    # Soft = hard: the interpreter is pid 1, which ignores SIGXCPU; SIGKILL ends it.
+                    {"Name": "cpu", "Soft": cpu, "Hard": cpu},
+                    {"Name": "as", "Soft": limits.memory_bytes, "Hard": limits.memory_bytes},
+                    {"Name": "msgqueue", "Soft": 0, "Hard": 0},
                     {"Name": "fsize", "Soft": limits.tmp_bytes, "Hard": limits.tmp_bytes},
                     {"Name": "nofile", "Soft": OPEN_FILES, "Hard": OPEN_FILES},
                     {"Name": "core", "Soft": 0, "Hard": 0},
@@ -198,7 +231,7 @@ class DockerSandbox(Sandbox):
             # The container's cgroup goes with its last process: its usage is read while it runs.
             nonlocal used
             while True:
-                reading = _usage(container)
+                reading = await trio.to_thread.run_sync(_usage, container)
                 used = max(used, reading)
                 await trio.sleep(USAGE_SAMPLE)
 
@@ -221,6 +254,8 @@ class DockerSandbox(Sandbox):
                     if kind == 2:
                         stderr.extend(data)
                         del stderr[:-STDERR_TAIL]
+                    elif kind != 1:
+                        continue  # no other stream is the script's
                     elif len(stdout) + len(data) > limits.output_bytes:
                         stdout.extend(data[: limits.output_bytes - len(stdout)])
                         await kill("output_limit")
@@ -240,14 +275,17 @@ class DockerSandbox(Sandbox):
                     nursery.cancel_scope.cancel()
             if clock.cancelled_caught:
                 await kill("timeout")
-        code = (await self._http.post(f"/containers/{container}/wait")).json()["StatusCode"]
+        waited = await self._http.post(f"/containers/{container}/wait")
+        if waited.status_code != 200:
+            raise DockerUnavailableError(f"the run's end is unknown: {waited.text[:300]}")
+        code = waited.json()["StatusCode"]
         cpu, peak = used
         if code > 128 and code - 128 in SIGNALS:  # killed by a signal, as a shell would say
             code = 128 - code
         if ended is None:
             if code == 0:
                 ended = "ok"
-            elif code in (-24, -9) and cpu >= limits.cpu_seconds:  # SIGXCPU, or SIGKILL at the hard limit
+            elif code == -9 and cpu >= limits.cpu_seconds:  # SIGKILL at the CPU limit
                 ended = "cpu_limit"
             elif code < 0:
                 ended = "killed"
@@ -279,17 +317,38 @@ class DockerSandbox(Sandbox):
 
 
 def _usage(container: str) -> tuple[float, int]:
-    """CPU seconds and peak memory of the container's run, from its cgroups (v1; 0 when not there)."""
-    readings = []
-    for path in (
-        f"cpuacct/docker/{container}/cpuacct.usage",
-        f"memory/docker/{container}/memory.max_usage_in_bytes",
-    ):
-        try:
-            readings.append(int(Path("/sys/fs/cgroup", path).read_text()))
-        except (OSError, ValueError):
-            readings.append(0)
-    return readings[0] / 1e9, readings[1]
+    """CPU seconds and peak memory of the container's run so far, from its cgroups: v1 under
+    cgroupfs, or v2 under cgroupfs or systemd (0 for what is not found)."""
+    root = Path("/sys/fs/cgroup")
+    v1 = (
+        root / "cpuacct/docker" / container / "cpuacct.usage",
+        root / "memory/docker" / container / "memory.max_usage_in_bytes",
+    )
+    if v1[0].exists():
+        return _number(v1[0]) / 1e9, _number(v1[1])
+    for group in (root / "docker" / container, root / "system.slice" / f"docker-{container}.scope"):
+        if group.exists():
+            stat = dict(
+                line.split() for line in _text(group / "cpu.stat").splitlines() if line.count(" ") == 1
+            )
+            return int(stat.get("usage_usec", 0)) / 1e6, _number(group / "memory.peak") or _number(
+                group / "memory.current"
+            )
+    return 0.0, 0
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _number(path: Path) -> int:
+    try:
+        return int(_text(path).strip() or 0)
+    except ValueError:
+        return 0
 
 
 def _build_context() -> bytes:

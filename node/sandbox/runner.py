@@ -234,7 +234,7 @@ async def run_process(
     if ended is None:
         if code == 0:
             ended = "ok"
-        elif code == -signal.SIGXCPU or (code == -signal.SIGKILL and cpu >= limits.cpu_seconds):
+        elif code == -signal.SIGKILL and cpu >= limits.cpu_seconds:
             ended = "cpu_limit"
         elif code < 0:
             ended = "killed"
@@ -254,7 +254,8 @@ async def run_process(
 def set_limits(limits: RunLimits, *, processes_now: int = 0) -> None:
     """Resource limits of the calling process (the child, before exec): CPU, address space,
     file size, no core files, open files, and processes (`processes_now` of its user already run)."""
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
+    # Soft = hard: the interpreter is its namespace's pid 1, which ignores SIGXCPU; SIGKILL ends it.
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.tmp_bytes, limits.tmp_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

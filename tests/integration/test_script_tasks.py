@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import msgspec
 import pytest
 from eth_utils import keccak
 
@@ -27,6 +28,11 @@ SEVEN = b"print('[7]')"
 LATER = b"import json; print(json.dumps({'shouldExecute': False, 'reason': 'not yet'}))"
 NOW = b"import json; print(json.dumps({'shouldExecute': True, 'args': [3], 'reason': 'now'}))"
 BROKEN = b"raise SystemExit(3)"
+# One more than the counter's count, read from the input's values.
+NEXT = b"""import json, sys
+count = json.load(sys.stdin)["values"]["count"]
+print(json.dumps([int(count) + 1]))
+"""
 
 
 @pytest.fixture
@@ -38,18 +44,20 @@ async def world(accounts, sender_for) -> World:
 async def runner(tmp_path) -> ScriptRunner:
     """Performers' and attesters' script runner, holding the scripts above in its cache."""
     cache = ScriptCache(tmp_path / "scripts")
-    for source in (SEVEN, LATER, NOW, BROKEN):
+    for source in (SEVEN, LATER, NOW, BROKEN, NEXT):
         cache.put(script_cid(source), source)
     fetcher = ScriptFetcher([], cache)
     yield ScriptRunner(fetcher, BwrapSandbox())
     await fetcher.aclose()
 
 
-async def script_job(world: World, accounts, source: bytes, nonce: int) -> AssignmentMessage:
-    """JOB_OWNER's job `nonce` whose `source` (Python) gives incrementBy's arguments, registered,
-    and its first task's order to keeper accounts[2] (operator 0)."""
+async def script_job(
+    world: World, accounts, source: bytes, nonce: int, values: tuple[str, ...] = ()
+) -> AssignmentMessage:
+    """JOB_OWNER's job `nonce` whose `source` (Python) gives incrementBy's arguments from an
+    input with `values`, registered, and its first task's order to keeper accounts[2] (operator 0)."""
     network: Network = world.network
-    call = ScriptCall(script_cid(source), "python", FUNCTION)
+    call = ScriptCall(script_cid(source), "python", FUNCTION, (), values)
     terms = JobTerms.dynamic_call(
         network.terms.target, FUNCTION, call.args_hash, 100_000, JOB_FEE, network.terms.trigger
     )
@@ -157,3 +165,24 @@ async def test_script_hashes_are_bound_to_their_input_and_absent_without_a_scrip
     claimed = dataclasses.replace(static, script_output_hash=keccak(b"[7]"))
     verdict = await checker.check(static_order, claimed)
     assert verdict.reason == "the result claims a script for a job without one"
+
+
+async def test_a_scripts_input_carries_the_chains_values_and_attesters_read_them_again(
+    world, accounts, sender_for, runner
+):
+    counter = world.counter.address
+    values = (f"count = call {counter} count() returns (uint256)[0] decimals 0",)
+    checker = ResultChecker(world.hub, scripts=runner)
+    for nonce in (51, 52):  # the count moves: each input carries the count at its block
+        order = await script_job(world, accounts, NEXT, nonce, values)
+        before = await world.counter.call("count")
+        result, evidence = await performer(world, sender_for, accounts, runner).perform(order)
+        assert msgspec.json.decode(evidence.input)["values"] == {"count": str(before)}
+        assert await world.counter.call("count") == 2 * before + 1
+        assert (await checker.check(order, result, evidence)).approve
+    # An input whose value is not the chain's at its block is not the job's input.
+    altered = evidence.input.replace(f'"count":"{before}"'.encode(), f'"count":"{before + 5}"'.encode())
+    assert altered != evidence.input
+    lie = dataclasses.replace(result, script_input_hash=keccak(altered))
+    verdict = await checker.check(order, lie, ScriptEvidence(altered))
+    assert verdict.reason == "the script input is not the one the order, its block and its values make"

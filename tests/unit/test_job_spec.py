@@ -7,7 +7,7 @@ import json
 import msgspec
 import pytest
 from eth_account import Account
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from gateway import JobSpec, JobSpecError, ScriptSpec, parse_create_request, sign_job
 from node.content import script_cid
@@ -194,3 +194,25 @@ def test_a_scripts_allow_list_is_signed_and_checked():
         with pytest.raises(JobSpecError) as refused:
             parse(body(msgspec.structs.replace(spec, script=ScriptSpec(cid, "python", bad))))
         assert refused.value.field == field, bad
+
+
+def test_a_scripts_values_are_checked_and_signed():
+    cid = script_cid(b"print('[7]')")
+    token = to_checksum_address("0x" + "ab" * 20)
+    spec = msgspec.structs.replace(
+        SPEC, args=[], script=ScriptSpec(cid, "python", values=[f"b = balance {token}"])
+    )
+    job = parse(body(spec))
+    assert job.spec.script_call.values == (f"b = balance {token}",)
+    plain = parse(body(msgspec.structs.replace(spec, script=ScriptSpec(cid, "python"))))
+    assert job.terms.args_hash != plain.terms.args_hash  # the owner signs the values
+    for bad, field, problem in [
+        (["b = balance 0x12"], "$.job.script.values[0]", "address"),
+        (["b = balance"], "$.job.script.values[0]", "expected"),
+        (["b = http https://x.example/p $.p"], "$.job.script.values[0]", "read on chain"),
+        ([f"b = balance {token}", f"b = feed {token}"], "$.job.script.values", "given twice"),
+    ]:
+        with pytest.raises(JobSpecError) as refused:
+            parse(body(msgspec.structs.replace(spec, script=ScriptSpec(cid, "python", values=bad))))
+        assert refused.value.field == field, bad
+        assert problem in refused.value.problem
