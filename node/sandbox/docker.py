@@ -285,13 +285,18 @@ class DockerSandbox(Sandbox):
         if ended is None:
             if code == 0:
                 ended = "ok"
-            elif code == -9 and cpu >= limits.cpu_seconds:  # SIGKILL at the CPU limit
+            elif code == -9 and not await self._out_of_memory(container):
+                # Nobody else sends a SIGKILL: the CPU limit (the sampled usage lags it a little).
                 ended = "cpu_limit"
             elif code < 0:
                 ended = "killed"
             else:
                 ended = "failed"
         return RunResult(ended, code, bytes(stdout), bytes(stderr), time.monotonic() - began, cpu, peak)
+
+    async def _out_of_memory(self, container: str) -> bool:
+        inspected = await self._http.get(f"/containers/{container}/json")
+        return inspected.status_code == 200 and bool(inspected.json().get("State", {}).get("OOMKilled"))
 
     async def _attach(self, container: str) -> tuple[trio.SocketStream, bytes]:
         """The container's stdin, stdout and stderr, as the engine hands over the connection
