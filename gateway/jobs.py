@@ -42,7 +42,7 @@ from protocol import (
     job_id_of,
 )
 from protocol.calldata import canonical_signature
-from protocol.scripts import MAX_HOSTS, MAX_VALUES, Language, ScriptCall, value_sources
+from protocol.scripts import MAX_HOSTS, MAX_VALUES, Host, Language, ScriptCall, ValueLine, value_sources
 from protocol.triggers import SpecJson, TriggerKind, TriggerSpecError, kind_named, kind_names
 
 # How deep a request's JSON may nest (call arguments: arrays of tuples of ...). Deeper JSON
@@ -73,8 +73,8 @@ class ScriptSpec(msgspec.Struct, forbid_unknown_fields=True):
 
     cid: Annotated[str, Meta(max_length=120)]
     language: Language = "python"
-    hosts: Annotated[list[Annotated[str, Meta(max_length=255)]], Meta(max_length=MAX_HOSTS)] = []
-    values: Annotated[list[Annotated[str, Meta(max_length=512)]], Meta(max_length=MAX_VALUES)] = []
+    hosts: Annotated[list[Host], Meta(max_length=MAX_HOSTS)] = []
+    values: Annotated[list[ValueLine], Meta(max_length=MAX_VALUES)] = []
 
 
 class JobSpec(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -200,20 +200,7 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
         raise _schedule_error(error) from None
     if not now < spec.expiry <= UINT64_MAX:
         raise JobSpecError("$.job.expiry", "must be a unix time in the future")
-    if spec.script is not None:
-        if spec.args:
-            raise JobSpecError("$.job.args", "a job with a script takes its arguments from the script")
-        try:
-            parse_cid(spec.script.cid)
-        except CidError as error:
-            raise JobSpecError("$.job.script.cid", str(error)) from None
-        for index, host in enumerate(spec.script.hosts):
-            if not _HOST.fullmatch(host):
-                why = "not a lower-case host name or address, with :port or not"
-                raise JobSpecError(f"$.job.script.hosts[{index}]", why)
-        if len(set(spec.script.hosts)) != len(spec.script.hosts):
-            raise JobSpecError("$.job.script.hosts", "a host is named twice")
-        values = _script_values(spec.script)
+    script = None if spec.script is None else _checked_script(spec)
     try:
         calldata = job_calldata(spec)
     except CalldataError as error:
@@ -226,9 +213,7 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
         nonce=str(nonce),
         max_fee_per_task=str(max_fee),
         schedule=msgspec.to_builtins(schedule),
-        script=None
-        if spec.script is None
-        else ScriptSpec(parse_cid(spec.script.cid), spec.script.language, spec.script.hosts, values),
+        script=script,
     )
     consent = job_consent(canonical, calldata)
     try:
@@ -282,10 +267,25 @@ def _uint(value: int | str) -> int:
     return int(value)
 
 
-def _script_values(script: ScriptSpec) -> list[str]:
-    """The script's values as the owner signs them (canonical lines); JobSpecError names a bad one."""
-    call = ScriptCall(parse_cid(script.cid), script.language, "f()", (), tuple(script.values))
+def _checked_script(spec: JobSpec) -> ScriptSpec:
+    """`spec`'s script as the owner signs it (its CID and values in their canonical forms);
+    JobSpecError names what is wrong with it."""
+    script = spec.script
+    assert script is not None
+    if spec.args:
+        raise JobSpecError("$.job.args", "a job with a script takes its arguments from the script")
     try:
-        return [f"{name} = {source.canonical}" for name, source in value_sources(call)]
+        cid = parse_cid(script.cid)
+    except CidError as error:
+        raise JobSpecError("$.job.script.cid", str(error)) from None
+    for index, host in enumerate(script.hosts):
+        if not _HOST.fullmatch(host):
+            why = "not a lower-case host name or address, with :port or not"
+            raise JobSpecError(f"$.job.script.hosts[{index}]", why)
+    if len(set(script.hosts)) != len(script.hosts):
+        raise JobSpecError("$.job.script.hosts", "a host is named twice")
+    try:
+        values = [f"{name} = {source.canonical}" for name, source in value_sources(script.values)]
     except TriggerSpecError as error:
         raise JobSpecError(f"$.job.script.{error.field}", error.problem) from None
+    return ScriptSpec(cid, script.language, script.hosts, values)

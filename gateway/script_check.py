@@ -9,7 +9,7 @@ from gateway.storage import GatewayStorage
 from node.chain import ChainError, RpcClient
 from node.sandbox import Sandbox
 from node.web import WebFetcher
-from protocol.scripts import ChainBlock, read_values, run_script, script_input
+from protocol.scripts import input_at_head, run_script
 from protocol.triggers import TriggerFire
 from protocol.triggers.condition_sources import NodeError
 
@@ -17,14 +17,19 @@ from protocol.triggers.condition_sources import NodeError
 class ScriptCheck:
     """Refuses a job whose script this gateway does not have, or that fails, times out or
     prints what is neither arguments of the job's function nor a custom-logic decision on a
-    sample input: the job itself, a fire now, the chain's latest block and the job's values
-    read there through `rpc` (a decision not to call passes; its web requests, if the job names
-    hosts, go through `web`). At most two dry runs at once."""
+    sample input: the job itself, a fire now, the latest block of chain `chain_id` and the
+    job's values read there through `rpc` (a decision not to call passes; its web requests, if
+    the job names hosts, go through `web`). At most two dry runs at once."""
 
     def __init__(
-        self, storage: GatewayStorage, sandbox: Sandbox, rpc: RpcClient, web: WebFetcher | None = None
+        self,
+        storage: GatewayStorage,
+        sandbox: Sandbox,
+        chain_id: int,
+        rpc: RpcClient,
+        web: WebFetcher | None = None,
     ) -> None:
-        self.storage, self.sandbox, self.rpc, self.web = storage, sandbox, rpc, web
+        self.storage, self.sandbox, self.chain_id, self.rpc, self.web = storage, sandbox, chain_id, rpc, web
         self._runs = trio.CapacityLimiter(2)
 
     async def check(self, job: ValidJob, now: float) -> None:
@@ -39,14 +44,11 @@ class ScriptCheck:
             )
         fire = TriggerFire(job.spec.schedule_type, job.spec.schedule, now)
         try:
-            chain_id, head = await self.rpc.batch(
-                [("eth_chainId", []), ("eth_getBlockByNumber", ["latest", False])]
+            sample = await input_at_head(
+                self.rpc, self.chain_id, job.chain_job_id, job.terms.target, call, fire
             )
-            block = ChainBlock(int(chain_id, 16), int(head["number"], 16), int(head["timestamp"], 16))
-            values = await read_values(call, self.rpc, block.number)
         except (ChainError, NodeError) as error:
             raise JobSpecError("$.job.script", f"the dry run could not read the chain: {error}") from None
-        sample = script_input(job.chain_job_id, job.terms.target, call, fire, block, values)
         async with self._runs:
             outcome = await run_script(self.sandbox, stored.data, call, sample, web=self.web)
         if outcome.failed:

@@ -126,11 +126,11 @@ def script_input(
     return msgspec.json.encode(document)
 
 
-def value_sources(call: ScriptCall) -> list[tuple[str, ChainSource]]:
-    """The sources of `call.values`; TriggerSpecError (a ValueError) names a line that is not
-    one, or that reads the web (a script does that through its proxy)."""
+def value_sources(lines: Sequence[str]) -> list[tuple[str, ChainSource]]:
+    """The sources of a script's `values` lines; TriggerSpecError (a ValueError) names a line
+    that is not one, or that reads the web (a script does that through its proxy)."""
     sources = []
-    for position, line in enumerate(call.values):
+    for position, line in enumerate(lines):
         named = parse_source(line, position)
         if not isinstance(named.source, ChainSource):
             web = "a script's values are read on chain: for the web, name its host in hosts"
@@ -146,7 +146,7 @@ async def read_values(call: ScriptCall, rpc: RpcClient, block_number: int) -> di
     node cannot answer (a value may exist that it did not read)."""
     if not call.values:
         return {}
-    sources = value_sources(call)
+    sources = value_sources(call.values)
     results = await rpc.batch(chain_calls(sources, hex(block_number)), return_exceptions=True)
     values: dict[str, str | None] = {}
     for name, reading in chain_readings(sources, results).items():
@@ -154,6 +154,16 @@ async def read_values(call: ScriptCall, rpc: RpcClient, block_number: int) -> di
             raise reading
         values[name] = None if isinstance(reading, SourceError) else _exact(reading)
     return values
+
+
+async def input_at_head(
+    rpc: RpcClient, chain_id: int, job_id: int, target: str, call: ScriptCall, fire: TriggerFire
+) -> bytes:
+    """The input of a run now: the chain's latest block, and the job's values read there
+    (NodeError when the node could not read one)."""
+    head = await rpc.call("eth_getBlockByNumber", "latest", False)
+    block = ChainBlock(chain_id, int(head["number"], 16), int(head["timestamp"], 16))
+    return script_input(job_id, target, call, fire, block, await read_values(call, rpc, block.number))
 
 
 def _exact(reading: Reading) -> str:
@@ -276,15 +286,13 @@ async def run_script(
 ) -> ScriptOutcome:
     """Run `source` (the script `call` names) on `document` in `sandbox`, and what it decides.
 
-    A script with hosts gets a proxy: recording through `web`, or replaying `replay` (an
-    attester's re-run); with neither, every request is answered 502."""
+    A script with hosts gets a proxy (node/sandbox/proxy.py): replaying `replay` (an attester's
+    re-run), or else recording what it fetches through `web`."""
     # The script's wall clock reads its input block's time (node/sandbox/bwrap.py, determinism).
     script = Script(call.language, source, document, {"TRIGGERX_TIME": str(input_block(document).timestamp)})
     if not call.hosts:
         return _outcome(call, await sandbox.run(script), ())
-    if web is None and replay is None:
-        replay = ()
-    proxy = ScriptProxy(call.hosts, fetcher=web if replay is None else None, replay=replay)
+    proxy = ScriptProxy(call.hosts, fetcher=web, replay=replay)
     async with proxy.serving() as socket_path:
         script.http_socket = socket_path
         result = await sandbox.run(script)

@@ -180,6 +180,10 @@ class ResultChecker:
             return Verdict(False, "the script is not the one the owner signed")
         if not document:
             return Verdict(False, "the execution comes without the input its script ran on")
+        if keccak(document) != result.script_input_hash:
+            return Verdict(False, "the result's input hash is not the input's")
+        if exchanges_hash(evidence.exchanges) != result.script_exchanges_hash:
+            return Verdict(False, "the web answers that came with the result are not the ones it names")
         try:
             block = input_block(document)
         except ValueError as error:
@@ -200,10 +204,6 @@ class ResultChecker:
         rebuilt = script_input(assignment.job_id, order.terms.target, call, order.trigger, block, values)
         if rebuilt != document:
             return Verdict(False, "the script input is not the one the order, its block and its values make")
-        if keccak(document) != result.script_input_hash:
-            return Verdict(False, "the result's input hash is not the input's")
-        if exchanges_hash(evidence.exchanges) != result.script_exchanges_hash:
-            return Verdict(False, "the web answers that came with the result are not the ones it names")
         if self.scripts is None:
             return None
         try:

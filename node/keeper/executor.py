@@ -14,7 +14,7 @@ from node.keeper.scripts import ScriptError, ScriptRunner
 from node.mesh import RequestRefused
 from node.sandbox.proxy import exchanges_hash
 from protocol import AssignmentMessage, ExecutionResult, JobTerms
-from protocol.scripts import ChainBlock, ScriptEvidence, ScriptOutcome, read_values, script_input
+from protocol.scripts import ScriptEvidence, ScriptOutcome, input_at_head
 from protocol.triggers import NotYetVisibleError, Readers, chain_contradiction, kind_named
 from protocol.triggers.condition_sources import NodeError
 
@@ -131,15 +131,11 @@ class TaskExecutor:
             raise AssignmentRefused(f"task {task_id}: this keeper runs no scripts")
         if not call.is_the_jobs(order.terms.args_hash):
             raise AssignmentRefused(f"task {task_id}: the script is not the one the owner signed")
-        head = await self.hub.rpc.call("eth_getBlockByNumber", "latest", False)
-        block = ChainBlock(self.chain_id, int(head["number"], 16), int(head["timestamp"], 16))
+        job_id, target = order.assignment.job_id, order.terms.target
         try:
-            values = await read_values(call, self.hub.rpc, block.number)
+            document = await input_at_head(self.hub.rpc, self.chain_id, job_id, target, call, order.trigger)
         except (NodeError, ValueError) as error:
             raise AssignmentRefused(f"task {task_id}: the job's values could not be read: {error}") from None
-        document = script_input(
-            order.assignment.job_id, order.terms.target, call, order.trigger, block, values
-        )
         try:
             outcome = await self.scripts.run(call, document)
         except ScriptError as error:

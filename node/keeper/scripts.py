@@ -33,5 +33,4 @@ class ScriptRunner:
             source = await self.fetcher.get(call.cid)
         except (ScriptUnavailableError, ValueError) as error:
             raise ScriptError(f"script {call.cid}: {error}") from None
-        web = self.web if replay is None else None
-        return await run_script(self.sandbox, source, call, document, web=web, replay=replay)
+        return await run_script(self.sandbox, source, call, document, web=self.web, replay=replay)

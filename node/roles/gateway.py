@@ -130,7 +130,7 @@ async def run_gateway(setup: NodeSetup) -> None:
                     watched_chains=frozenset(events.chains),
                     scripts=None
                     if sandbox is None
-                    else ScriptCheck(storage, sandbox, chain.hub.rpc, script_web),
+                    else ScriptCheck(storage, sandbox, chain.chain_id, chain.hub.rpc, script_web),
                 )
                 dispatcher = Dispatcher(
                     ledger=ledger,

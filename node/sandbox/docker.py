@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import tarfile
 import time
 import uuid
@@ -39,13 +40,14 @@ import trio
 from node.sandbox.files import INTERPRETERS, SCRIPT_PATH, RunFiles
 from node.sandbox.runner import (
     OPEN_FILES,
-    SIGNALS,
-    STDERR_TAIL,
+    Output,
     RunLimits,
     RunResult,
     Sandbox,
     Script,
     Status,
+    ended_as,
+    exit_code,
     script_file,
 )
 from node.sandbox.seccomp import docker_profile
@@ -215,7 +217,7 @@ class DockerSandbox(Sandbox):
     async def _run(self, container: str, stdin: bytes, limits: RunLimits, began: float) -> RunResult:
         """Attach, start, feed stdin, read the output under the cap, and wait for the end."""
         stream, first = await self._attach(container)
-        stdout, stderr = bytearray(), bytearray()
+        output = Output(limits.output_bytes)
         ended: Status | None = None
 
         async def kill(why: Status) -> None:
@@ -252,16 +254,10 @@ class DockerSandbox(Sandbox):
                     kind, data = buffer[0], bytes(buffer[8 : 8 + size])
                     del buffer[: 8 + size]
                     if kind == 2:
-                        stderr.extend(data)
-                        del stderr[:-STDERR_TAIL]
-                    elif kind != 1:
-                        continue  # no other stream is the script's
-                    elif len(stdout) + len(data) > limits.output_bytes:
-                        stdout.extend(data[: limits.output_bytes - len(stdout)])
+                        output.err(data)
+                    elif kind == 1 and not output.out(data):  # no other stream is the script's
                         await kill("output_limit")
                         return
-                    else:
-                        stdout.extend(data)
 
         async with stream:
             started = await self._http.post(f"/containers/{container}/start")
@@ -278,21 +274,15 @@ class DockerSandbox(Sandbox):
         waited = await self._http.post(f"/containers/{container}/wait")
         if waited.status_code != 200:
             raise DockerUnavailableError(f"the run's end is unknown: {waited.text[:300]}")
-        code = waited.json()["StatusCode"]
-        cpu, peak = used
-        if code > 128 and code - 128 in SIGNALS:  # killed by a signal, as a shell would say
-            code = 128 - code
+        code = exit_code(waited.json()["StatusCode"])
         if ended is None:
-            if code == 0:
-                ended = "ok"
-            elif code == -9 and not await self._out_of_memory(container):
-                # Nobody else sends a SIGKILL: the CPU limit (the sampled usage lags it a little).
-                ended = "cpu_limit"
-            elif code < 0:
-                ended = "killed"
-            else:
-                ended = "failed"
-        return RunResult(ended, code, bytes(stdout), bytes(stderr), time.monotonic() - began, cpu, peak)
+            # A SIGKILL that is not the memory cgroup's is the CPU limit's (the sampled usage
+            # lags it a little, so it cannot tell).
+            killed = code == -signal.SIGKILL
+            ended = ended_as(code, cpu_limit=killed and not await self._out_of_memory(container))
+        cpu, peak = used
+        wall = time.monotonic() - began
+        return RunResult(ended, code, bytes(output.stdout), bytes(output.stderr), wall, cpu, peak)
 
     async def _out_of_memory(self, container: str) -> bool:
         inspected = await self._http.get(f"/containers/{container}/json")

@@ -70,8 +70,9 @@ def allowed(url: str, hosts: frozenset[str]) -> bool:
 
 
 class ScriptProxy:
-    """The proxy of one run (see the module docstring): it records through `fetcher`, or, given
-    `replay`, answers from those exchanges only. `exchanges` is what it answered, in order."""
+    """The proxy of one run (see the module docstring): given `replay`, it answers from those
+    exchanges only and fetches nothing; else it fetches through `fetcher` (with none, every
+    allowed request is answered 502). `exchanges` is what it answered, in order."""
 
     def __init__(
         self,
@@ -80,8 +81,6 @@ class ScriptProxy:
         fetcher: WebFetcher | None = None,
         replay: Sequence[Exchange] | None = None,
     ) -> None:
-        if (fetcher is None) == (replay is None):
-            raise ValueError("a proxy records through a fetcher or replays a recording: one of them")
         self.hosts = frozenset(host.lower() for host in hosts)
         self.fetcher = fetcher
         self._recorded: dict[str, deque[Exchange]] | None = None
@@ -158,7 +157,8 @@ class ScriptProxy:
             if not queue:
                 return _refusal(target, 502, "not in the performer's recording")
             return queue.popleft()
-        assert self.fetcher is not None
+        if self.fetcher is None:
+            return _refusal(target, 502, "this node fetches nothing for scripts")
         try:
             response = await self.fetcher.get(target)
         except WebSourceError as error:

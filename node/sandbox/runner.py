@@ -86,6 +86,46 @@ class RunResult:
 
 
 @dataclass
+class Output:
+    """What a run prints, as it comes: stdout up to `cap` bytes, and the last STDERR_TAIL
+    bytes of stderr (every backend reads its run's output into one of these)."""
+
+    cap: int
+    stdout: bytearray = field(default_factory=bytearray)
+    stderr: bytearray = field(default_factory=bytearray)
+
+    def out(self, chunk: bytes) -> bool:
+        """Take `chunk` of stdout; False once the cap is passed (what fits is kept: the run
+        is to be stopped)."""
+        if len(self.stdout) + len(chunk) > self.cap:
+            self.stdout.extend(chunk[: self.cap - len(self.stdout)])
+            return False
+        self.stdout.extend(chunk)
+        return True
+
+    def err(self, chunk: bytes) -> None:
+        """Take `chunk` of stderr."""
+        self.stderr.extend(chunk)
+        del self.stderr[:-STDERR_TAIL]
+
+
+def exit_code(raw: int) -> int:
+    """A run's exit code, or -signal: a wrapper (bwrap, a container's init) reports its child's
+    death by signal n as 128 + n, as a shell would."""
+    return 128 - raw if raw > 128 and raw - 128 in SIGNALS else raw
+
+
+def ended_as(code: int, *, cpu_limit: bool) -> Status:
+    """How a run that nobody stopped ended, from its exit code; `cpu_limit`: its SIGKILL was
+    the CPU limit's (the interpreter is pid 1: it ignores SIGXCPU, and the hard limit kills)."""
+    if code == 0:
+        return "ok"
+    if code == -signal.SIGKILL and cpu_limit:
+        return "cpu_limit"
+    return "killed" if code < 0 else "failed"
+
+
+@dataclass
 class Script:
     """A script to run: its language, its source, what it reads on stdin, extra environment,
     and the unix socket of its HTTP proxy (node/sandbox/proxy.py), if it may use the web."""
@@ -161,7 +201,7 @@ async def run_process(
     err = trio.lowlevel.FdStream(os.dup(process.stderr.fileno()))
     for pipe in (process.stdin, process.stdout, process.stderr):
         pipe.close()
-    stdout, stderr = bytearray(), bytearray()
+    output = Output(limits.output_bytes)
     ended: Status | None = None
     inner: list[int] = []  # the wrapped child's pid, once the wrapper says it
 
@@ -195,17 +235,14 @@ async def run_process(
     async def read_stdout() -> None:
         async with out:
             while chunk := await out.receive_some(65_536):
-                if len(stdout) + len(chunk) > limits.output_bytes:
-                    stdout.extend(chunk[: limits.output_bytes - len(stdout)])
+                if not output.out(chunk):
                     stop("output_limit")
                     return
-                stdout.extend(chunk)
 
     async def read_stderr() -> None:
         async with err:
             while chunk := await err.receive_some(65_536):
-                stderr.extend(chunk)
-                del stderr[:-STDERR_TAIL]
+                output.err(chunk)
 
     async def watch_the_clock() -> None:
         await trio.sleep(limits.wall_seconds)
@@ -227,24 +264,13 @@ async def run_process(
     except BaseException:  # cancelled (a client gone, a shutdown): the run goes too, and the
         stop("killed")  # abandoned wait4 reaps it
         raise
-    process.returncode = code = os.waitstatus_to_exitcode(status)
-    if code > 128 and code - 128 in SIGNALS:  # a wrapper (bwrap) reports its child's death so
-        code = 128 - code
+    process.returncode = code = exit_code(os.waitstatus_to_exitcode(status))
     cpu = usage.ru_utime + usage.ru_stime
-    if ended is None:
-        if code == 0:
-            ended = "ok"
-        elif code == -signal.SIGKILL and cpu >= limits.cpu_seconds:
-            ended = "cpu_limit"
-        elif code < 0:
-            ended = "killed"
-        else:
-            ended = "failed"
     return RunResult(
-        status=ended,
+        status=ended or ended_as(code, cpu_limit=cpu >= limits.cpu_seconds),
         exit_code=code,
-        stdout=bytes(stdout),
-        stderr_tail=bytes(stderr),
+        stdout=bytes(output.stdout),
+        stderr_tail=bytes(output.stderr),
         wall_seconds=time.monotonic() - began,
         cpu_seconds=cpu,
         max_rss_bytes=usage.ru_maxrss * 1024,

@@ -47,7 +47,6 @@ class JsonValues:
 
     def __init__(self, limits: WebLimits | None = None) -> None:
         self.fetcher = WebFetcher(limits)
-        self.limits = self.fetcher.limits
         self._decoder = msgspec.json.Decoder(float_hook=Decimal)
 
     async def __aenter__(self) -> JsonValues:
