@@ -10,6 +10,7 @@ attempt executed or still can. Every change goes through the TaskLedger.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -152,6 +153,7 @@ class Dispatcher:
         while True:
             task = self.storage.tasks.get(task_id)
             if task.status in TERMINAL:
+                await self._note_execution(task, job)
                 return
             # A rejection that proved the execution wrong reopened the task on chain: the next
             # attempt goes to another keeper. One that proved nothing closed it.
@@ -201,12 +203,17 @@ class Dispatcher:
             return False
         return True
 
-    async def _follow(self, task: TaskRecord, job: JobRecord, landed: AttemptRecord, settled: bool) -> None:
+    async def _follow(
+        self, task: TaskRecord, job: JobRecord, landed: AttemptRecord, settled: bool, fee: int
+    ) -> None:
         """Wait for the decision on the attempt that executed. If none comes soon, its performer
         may have died before reporting: relay its result from the chain (gateway.relay), again
         now and then; if none comes within the escrow timeout, refund the owner. An escrow
         already settled was decided on chain: the decision follower brings it."""
-        self.ledger.executed(task.id, landed.number)
+        found = None
+        with contextlib.suppress(ChainError):  # the transaction is shown when found; nothing waits on it
+            found = await self.relay.find(task, job, landed)
+        self.ledger.executed(task.id, landed.number, None if found is None else found.tx_hash, fee)
         if settled:
             await self._decision(task.id, landed.number, CHAIN_RETRY)
             return
@@ -219,20 +226,37 @@ class Dispatcher:
             await self.relay.relay(task, job, landed)
             wait = RELAY_EVERY
 
+    async def _note_execution(self, task: TaskRecord, job: JobRecord) -> None:
+        """Record the transaction and fee of `task`'s approved execution, if a decision came
+        before the dispatcher saw the execution (the usual case: it does not poll the hub
+        while it waits). Best effort: a chain error leaves them unknown."""
+        approved = next((a for a in task.attempts if a.outcome == "approved"), None)
+        if approved is None or approved.tx_hash is not None:
+            return
+        try:
+            landed, _ = await self._landed(task, job)
+            found = await self.relay.find(task, job, approved)
+        except ChainError as error:
+            log.info("task %d: its execution's transaction is not known: %s", task.id, error)
+            return
+        fee = landed[2] if landed is not None and landed[0].number == approved.number else None
+        if found is not None and fee is not None:
+            self.ledger.executed(task.id, approved.number, found.tx_hash, fee)
+
     async def _landed(
         self, task: TaskRecord, job: JobRecord
-    ) -> tuple[tuple[AttemptRecord, bool] | None, int]:
+    ) -> tuple[tuple[AttemptRecord, bool, int] | None, int]:
         """The attempt of `task` whose execution the hub records (if any, with whether its
-        escrow is settled) and the chain's time, in one round trip."""
+        escrow is settled and its fee) and the chain's time, in one round trip."""
         calls = [
             self.hub.call_request("escrowOf", task.id, job.chain_job_id, a.number, a.performer)
             for a in task.attempts
         ]
         *escrows, head = await self.hub.rpc.batch([*calls, ("eth_getBlockByNumber", ["latest", False])])
         for attempt, reply in zip(task.attempts, escrows, strict=True):
-            held, _, settled = self.hub.decode_result("escrowOf", reply)
+            held, fee, settled = self.hub.decode_result("escrowOf", reply)
             if held:
-                return (attempt, settled), int(head["timestamp"], 16)
+                return (attempt, settled, fee), int(head["timestamp"], 16)
         return None, int(head["timestamp"], 16)
 
     async def _decision(self, task_id: int, attempt: int, wait: float) -> bool:

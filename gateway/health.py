@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 
@@ -63,6 +62,21 @@ class KeeperHealth:
             return 1.0
         current = min(now - self.last_seen, offline_after)
         return min(1.0, (self.online_seconds + current) / span)
+
+
+class KeeperStatus(msgspec.Struct, rename="camel", kw_only=True):
+    """A keeper seen by heartbeat: online now or not, when last heard, and its uptime (the
+    share of time since first seen that it was online, 0 to 1); its operator id (null: not
+    registered now) and the tasks it executed and attested (gateway.points counts them)."""
+
+    address: str
+    peer_id: str
+    online: bool
+    last_seen: float
+    uptime: float
+    operator_id: int | None = None
+    tasks_executed: int = 0
+    tasks_attested: int = 0
 
 
 class HealthTracker:
@@ -130,17 +144,19 @@ class KeeperWatch:
         health = self.tracker.keepers.get(account)
         return health.peer_id if health else None
 
-    def status(self) -> list[dict[str, Any]]:
+    def status(self) -> list[KeeperStatus]:
         """Every keeper seen, for GET /api/keepers."""
         now = time.time()
         after = self.tracker.offline_after
         return [
-            {
-                "address": h.address,
-                "peerId": h.peer_id,
-                "online": h.online(now, after),
-                "lastSeen": h.last_seen,
-                "uptime": round(h.uptime(now, after), 4),
-            }
+            KeeperStatus(
+                address=h.address,
+                peer_id=h.peer_id,
+                online=h.online(now, after),
+                last_seen=h.last_seen,
+                uptime=round(h.uptime(now, after), 4),
+                operator_id=None if operator is None else operator.id,
+            )
             for h in self.tracker.keepers.values()
+            for operator in [self.directory.operator(h.address)]
         ]

@@ -66,6 +66,9 @@ def server_config(listen: str, limits: HttpLimits | None = None) -> Config:
     config.keep_alive_timeout = limits.header_timeout
     config.read_timeout = limits.read_timeout  # type: ignore[assignment]  # a float works (trio.fail_after)
     config.include_server_header = False
+    # A WebSocket client's frame is buffered whole before the app sees it: keep that small
+    # (gateway.api.streams takes frames of 4 KiB at most).
+    config.websocket_max_message_size = 64 * 1024
     return config
 
 

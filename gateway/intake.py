@@ -4,7 +4,9 @@ A job is accepted only if it can run: its signed consent checks out (gateway.job
 gateway does not have it yet, the chain has not seen it cancelled or registered with other
 terms, its fee cap covers one execution at today's base fee (keepers are not asked to work at
 a loss), the owner's balance pays for at least one task at that cap, and the owner stays
-under the cap on active jobs.
+under the cap on active jobs. An `after` job must follow a job this gateway runs (it fires on
+this gateway's tasks), or an earlier job of its linked chain; a chain's jobs are all checked
+before any is stored, and then stored in one batch.
 
 A cancellation is the owner's EIP-712 `CancelJob` signature. Once the job has fired, the
 gateway relays it to the hub, so the chain refuses the job's tasks at once, an assignment in
@@ -15,20 +17,26 @@ consent on chain with `cancelJob`).
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import msgspec
 import trio
 from eth_utils import to_checksum_address
 
-from gateway.jobs import JobSpecError, ValidJob, parse_create_request
+from gateway.jobs import JobSpecError, ValidJob, in_entry, parse_jobs_request
 from gateway.records import JobRecord
 from gateway.script_check import ScriptCheck
 from gateway.storage import GatewayStorage
 from node.chain import ChainError, Contract, RevertError, TransactionSender
 from protocol import CANCELLED_TERMS, UNREGISTERED, cancel_message
+from protocol.triggers.after import KIND as AFTER
+from protocol.triggers.after import predecessor_of
+
+log = logging.getLogger("triggerx.gateway")
 
 MAX_ACTIVE_JOBS_PER_OWNER = 100
 # Gas of one execution besides the target's own (bench/gas.py: ~68k in steady state, more for
@@ -49,22 +57,40 @@ class JobStanding:
 
 async def job_standing(hub: Contract, chain_job_id: int, owner: str) -> JobStanding:
     """Read a job's standing from `hub`, in one round trip."""
-    state, balance, block = await hub.rpc.batch(
-        [
-            hub.call_request("jobTermsHash", chain_job_id),
-            hub.call_request("balanceOf", owner),
-            ("eth_getBlockByNumber", ["latest", False]),
-        ]
-    )
-    return JobStanding(
-        terms_hash=hub.decode_result("jobTermsHash", state),
-        balance=hub.decode_result("balanceOf", balance),
-        base_fee=int(block.get("baseFeePerGas", "0x0"), 16),
-    )
+    return (await job_standings(hub, [(chain_job_id, owner)]))[0]
+
+
+async def job_standings(hub: Contract, jobs: Sequence[tuple[int, str]]) -> list[JobStanding]:
+    """The standings of `jobs` (chain job id, owner) on `hub`, all in one round trip."""
+    calls = [("eth_getBlockByNumber", ["latest", False])]
+    for chain_job_id, owner in jobs:
+        calls += [hub.call_request("jobTermsHash", chain_job_id), hub.call_request("balanceOf", owner)]
+    block, *replies = await hub.rpc.batch(calls)
+    base_fee = int(block.get("baseFeePerGas", "0x0"), 16)
+    return [
+        JobStanding(
+            terms_hash=hub.decode_result("jobTermsHash", state),
+            balance=hub.decode_result("balanceOf", balance),
+            base_fee=base_fee,
+        )
+        for state, balance in zip(replies[::2], replies[1::2], strict=True)
+    ]
 
 
 class JobConflictError(Exception):
     """The job cannot be created or changed as asked because of what already exists (HTTP 409)."""
+
+
+@contextmanager
+def _entry(position: int | None) -> Iterator[None]:
+    """Refusals raised inside name entry `position` of a linked chain (None: a one-job body)."""
+    with in_entry(position):
+        try:
+            yield
+        except JobConflictError as conflict:
+            if position is None:
+                raise
+            raise JobConflictError(f"jobs[{position}]: {conflict}") from None
 
 
 class CancelRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -87,6 +113,7 @@ class JobIntake:
     chain_id: int
     on_created: Callable[[JobRecord], None]
     on_cancelled: Callable[[JobRecord], None]
+    on_resumed: Callable[[JobRecord], None] | None = None  # a paused job fires again (default: on_created)
     watched_chains: frozenset[int] = frozenset()  # the chains this gateway reads for event and condition jobs
     scripts: ScriptCheck | None = None  # dry-runs jobs' scripts (None: no jobs with scripts)
     max_active_jobs_per_owner: int = MAX_ACTIVE_JOBS_PER_OWNER
@@ -94,43 +121,42 @@ class JobIntake:
     _workers: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(4))
     _cancelling: set[int] = field(default_factory=set)
 
-    async def create(self, body: bytes) -> JobRecord:
-        """Create the job in a POST /api/jobs `body`; JobSpecError (400) or JobConflictError (409)."""
+    async def create(self, body: bytes, trace_id: str = "") -> list[JobRecord]:
+        """Create the job, or the linked chain of jobs, in a POST /api/jobs `body` (the request's
+        `trace_id` goes with them): every job is checked before any is stored, and all are
+        stored in one batch. JobSpecError (400) or JobConflictError (409), naming the chain's
+        entry at fault."""
         now = self.clock()
-        job = await trio.to_thread.run_sync(
-            parse_create_request, body, self.chain_id, self.hub.address, now, limiter=self._workers
+        jobs = await trio.to_thread.run_sync(
+            parse_jobs_request, body, self.chain_id, self.hub.address, now, limiter=self._workers
         )
-        self._check_new(job)
-        self._check_watched(job)
-        if job.spec.script is not None and self.scripts is None:
-            raise JobSpecError("$.job.script", "this gateway takes no jobs with scripts")
-        standing = await job_standing(self.hub, job.chain_job_id, job.owner)
-        if standing.terms_hash == CANCELLED_TERMS:
-            raise JobConflictError(f"job {job.chain_job_id:#x} was cancelled on chain: sign a new nonce")
-        if standing.terms_hash not in (UNREGISTERED, job.terms.hash()):
-            raise JobConflictError(f"job {job.chain_job_id:#x} is registered on chain with other terms")
-        cost = (EXECUTION_OVERHEAD_GAS + job.terms.gas_limit) * standing.base_fee
-        if job.terms.max_fee_per_task < cost:
-            raise JobSpecError(
-                "$.job.maxFeePerTask",
-                f"is below the cost of one execution at today's base fee ({cost} wei for gasLimit "
-                f"{job.terms.gas_limit} plus {EXECUTION_OVERHEAD_GAS} of overhead)",
-            )
-        balance = standing.balance
-        if balance < job.terms.max_fee_per_task:
-            raise JobSpecError(
-                "$.job.owner",
-                f"balance {balance} wei is less than maxFeePerTask {job.terms.max_fee_per_task}: "
-                "deposit to the TaskExecutionHub first",
-            )
-        if self.scripts is not None:  # the dry run costs the most: only for an owner who can pay
-            await self.scripts.check(job, now)
-        # Checked last, with no await before the write: requests for the same job or owner
-        # may have been accepted while this one asked the chain.
-        self._check_new(job)
-        record = self.storage.create_job(job, now)
-        self.on_created(record)
-        return record
+        entries = [None] if len(jobs) == 1 else list(range(len(jobs)))
+        for position, job in zip(entries, jobs, strict=True):
+            with _entry(position):
+                self._check_new(job, jobs[: position or 0])
+                self._check_watched(job)
+                self._check_predecessor(job, jobs[: position or 0])
+                if job.spec.script is not None and self.scripts is None:
+                    raise JobSpecError("$.job.script", "this gateway takes no jobs with scripts")
+        standings = await job_standings(self.hub, [(job.chain_job_id, job.owner) for job in jobs])
+        for position, job, standing in zip(entries, jobs, standings, strict=True):
+            with _entry(position):
+                self._check_standing(job, standing)
+        if self.scripts is not None:  # the dry runs cost the most: only for owners who can pay
+            for position, job in zip(entries, jobs, strict=True):
+                with _entry(position):
+                    await self.scripts.check(job, now)
+        # Checked last, with no await before the write: requests for the same jobs or owners
+        # may have been accepted, or predecessors cancelled, while this one asked the chain.
+        for position, job in zip(entries, jobs, strict=True):
+            with _entry(position):
+                self._check_new(job, jobs[: position or 0])
+                self._check_predecessor(job, jobs[: position or 0])
+        records = self.storage.create_jobs(jobs, now, trace_id)
+        for record in records:
+            log.info("job %d created for %s (trace %s)", record.id, record.owner, trace_id)
+            self.on_created(record)
+        return records
 
     async def cancel(self, job_id: int, body: bytes) -> JobRecord:
         """Cancel job `job_id` on the owner's signature; LookupError if there is no such job."""
@@ -186,11 +212,52 @@ class JobIntake:
             )
             raise JobSpecError("$.job.schedule.chainId", problem)
 
-    def _check_new(self, job: ValidJob) -> None:
-        """JobConflictError if this gateway has the job; JobSpecError if its owner is at the cap."""
+    def _check_new(self, job: ValidJob, before: list[ValidJob]) -> None:
+        """JobConflictError if this gateway has the job; JobSpecError if its owner would pass the
+        cap with it and the jobs `before` it in the request."""
         existing = self.storage.job_by_chain_id(job.chain_job_id)
         if existing is not None:
             raise JobConflictError(f"this signed job already exists as job {existing.id}")
         cap = self.max_active_jobs_per_owner
-        if self.storage.active_jobs_of(job.owner, cap) >= cap:
+        pending = sum(other.owner == job.owner for other in before)
+        if self.storage.active_jobs_of(job.owner, cap) + pending >= cap:
             raise JobSpecError("$.job.owner", f"already has {cap} active jobs, the most allowed")
+
+    def _check_predecessor(self, job: ValidJob, before: list[ValidJob]) -> None:
+        """JobSpecError unless an `after` job follows one of the jobs `before` it in its request
+        (a linked chain) or a job of this gateway's that still fires: it fires on this
+        gateway's tasks only."""
+        if job.spec.schedule_type != AFTER.name:
+            return
+        chain_job_id = predecessor_of(AFTER.decode(job.spec.schedule))
+        if any(other.chain_job_id == chain_job_id for other in before):
+            return
+        predecessor = self.storage.job_by_chain_id(chain_job_id)
+        if predecessor is None:
+            problem = f"this gateway has no job {chain_job_id}: a job runs after one of the same gateway"
+            raise JobSpecError("$.job.schedule.jobId", problem)
+        if predecessor.status in ("deleted", "ended"):
+            status = predecessor.status
+            problem = f"job {chain_job_id} (job {predecessor.id} here) is {status}: it fires no more"
+            raise JobSpecError("$.job.schedule.jobId", problem)
+
+    def _check_standing(self, job: ValidJob, standing: JobStanding) -> None:
+        """Refuses a job the chain has cancelled or holds with other terms, whose fee cap is below
+        one execution at today's base fee, or whose owner cannot pay one task."""
+        if standing.terms_hash == CANCELLED_TERMS:
+            raise JobConflictError(f"job {job.chain_job_id:#x} was cancelled on chain: sign a new nonce")
+        if standing.terms_hash not in (UNREGISTERED, job.terms.hash()):
+            raise JobConflictError(f"job {job.chain_job_id:#x} is registered on chain with other terms")
+        cost = (EXECUTION_OVERHEAD_GAS + job.terms.gas_limit) * standing.base_fee
+        if job.terms.max_fee_per_task < cost:
+            raise JobSpecError(
+                "$.job.maxFeePerTask",
+                f"is below the cost of one execution at today's base fee ({cost} wei for gasLimit "
+                f"{job.terms.gas_limit} plus {EXECUTION_OVERHEAD_GAS} of overhead)",
+            )
+        if standing.balance < job.terms.max_fee_per_task:
+            raise JobSpecError(
+                "$.job.owner",
+                f"balance {standing.balance} wei is less than maxFeePerTask {job.terms.max_fee_per_task}: "
+                "deposit to the TaskExecutionHub first",
+            )

@@ -21,6 +21,8 @@ Numbers that may exceed 2**53 (nonce, fees) may be given as JSON integers or as 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -44,13 +46,17 @@ from protocol import (
 from protocol.calldata import canonical_signature
 from protocol.scripts import MAX_HOSTS, MAX_VALUES, Host, Language, ScriptCall, ValueLine, value_sources
 from protocol.triggers import SpecJson, TriggerKind, TriggerSpecError, kind_named, kind_names
+from protocol.triggers.after import KIND as AFTER
+from protocol.triggers.after import predecessor_of
 
 # How deep a request's JSON may nest (call arguments: arrays of tuples of ...). Deeper JSON
 # would run the decoder into the C stack: py_ecc raises Python's recursion limit, so it
 # would crash the process instead of raising.
 MAX_NESTING = 32
+ADDRESS_PATTERN = "^0x[0-9a-fA-F]{40}$"
 MIN_GAS_LIMIT = 21_000
 MAX_GAS_LIMIT = 10_000_000
+MAX_CHAIN = 8  # jobs in one linked chain (POST /api/jobs with `jobs`)
 # A script's allowed host: a lower-case DNS name or IPv4 address, with a port or not.
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST = re.compile(rf"{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?")
@@ -81,16 +87,16 @@ class JobSpec(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     """A job: `schedule_type` names a registered trigger kind (protocol.triggers) and
     `schedule` is that kind's spec; the call's arguments are `args`, or what `script` prints."""
 
-    owner: str
-    nonce: int | str
-    expiry: int
-    target: str
-    function: str
-    schedule_type: str
+    owner: Annotated[str, Meta(pattern=ADDRESS_PATTERN, description="the address that signs and pays")]
+    nonce: Annotated[int | str, Meta(description="your number for this job, below 2**96, never reused")]
+    expiry: Annotated[int, Meta(ge=0, description="unix seconds until the consent may register the job")]
+    target: Annotated[str, Meta(pattern=ADDRESS_PATTERN, description="the contract each task calls")]
+    function: Annotated[str, Meta(max_length=4096, description="its signature, e.g. incrementBy(uint256)")]
+    schedule_type: Annotated[str, Meta(max_length=64, description="the trigger kind: interval, cron, …")]
     schedule: SpecJson
-    max_fee_per_task: int | str
+    max_fee_per_task: Annotated[int | str, Meta(description="the most one task may cost the owner (wei)")]
     args: list[Any] = msgspec.field(default_factory=list)
-    gas_limit: int = 200_000
+    gas_limit: Annotated[int, Meta(ge=MIN_GAS_LIMIT, le=MAX_GAS_LIMIT)] = 200_000
     script: ScriptSpec | None = None
 
     @property
@@ -107,11 +113,26 @@ class JobSpec(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
         )
 
 
-class CreateJobRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """The body of POST /api/jobs."""
+Signature = Annotated[
+    str, Meta(max_length=200, description="the owner's EIP-712 JobConsent signature, 0x-hex")
+]
+
+
+class SignedJob(msgspec.Struct, forbid_unknown_fields=True):
+    """A job and its owner's signature of its consent."""
 
     job: JobSpec
-    signature: str
+    signature: Signature
+
+
+class CreateJobRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of POST /api/jobs: one job (`job` and `signature`), or a linked chain of 2 to
+    MAX_CHAIN jobs (`jobs`) in which each job after the first is an `after` job naming an
+    earlier one's chainJobId (`owner << 96 | nonce`), created all or none."""
+
+    job: JobSpec | None = None
+    signature: Signature | None = None
+    jobs: Annotated[list[SignedJob], Meta(min_length=2, max_length=MAX_CHAIN)] | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +167,8 @@ def job_terms(spec: JobSpec, calldata: bytes) -> JobTerms:
         trigger = kind.trigger_hash(kind.decode(spec.schedule))
     except TriggerSpecError as error:
         raise _schedule_error(error) from None
+    except (ValueError, OverflowError) as error:  # eth_abi: a value the hash cannot encode
+        raise JobSpecError("$.job.schedule", f"cannot be signed: {error}") from None
     fee, call = _uint(spec.max_fee_per_task), spec.script_call
     if call is not None:
         return JobTerms.dynamic_call(spec.target, call.function, call.args_hash, spec.gas_limit, fee, trigger)
@@ -170,11 +193,21 @@ def sign_job(spec: JobSpec, owner: LocalAccount, chain_id: int, hub: str) -> str
 
 
 def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> ValidJob:
-    """Decode and check a POST /api/jobs body at time `now`; JobSpecError names the first bad field.
+    """The one job of a POST /api/jobs body (see parse_jobs_request); JobSpecError for a chain."""
+    jobs = parse_jobs_request(body, chain_id, hub, now)
+    if len(jobs) != 1:
+        raise JobSpecError("$.jobs", "expected one job here, not a chain")
+    return jobs[0]
+
+
+def parse_jobs_request(body: bytes, chain_id: int, hub: str, now: float) -> list[ValidJob]:
+    """Decode and check a POST /api/jobs body at time `now`: its one job, or the jobs of its
+    linked chain in order; JobSpecError names the first bad field (in a chain, under
+    `$.jobs[i]`).
 
     Checks everything that needs no chain: shapes, ranges, the calldata, the owner's
     signature, and (only then: it can cost the most) a schedule that fires before the consent
-    expires.
+    expires; then a chain's links (`check_links`).
     """
     if json_nesting(body) > MAX_NESTING:
         raise JobSpecError("body", f"nested deeper than {MAX_NESTING} levels")
@@ -185,10 +218,58 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
         raise JobSpecError(path, str(error).partition(" - at `")[0]) from None
     except msgspec.DecodeError as error:
         raise JobSpecError("body", f"not JSON: {error}") from None
+    if request.jobs is None:
+        if request.job is None or request.signature is None:
+            missing = "$.job" if request.job is None else "$.signature"
+            raise JobSpecError(missing, "missing: give `job` and `signature`, or `jobs` (a linked chain)")
+        return [_check_job(SignedJob(request.job, request.signature), chain_id, hub, now)]
+    if request.job is not None or request.signature is not None:
+        raise JobSpecError("$.jobs", "give either `job` and `signature`, or `jobs`, not both")
+    jobs = []
+    for position, entry in enumerate(request.jobs):
+        with in_entry(position):
+            jobs.append(_check_job(entry, chain_id, hub, now))
+    check_links(jobs)
+    return jobs
+
+
+@contextmanager
+def in_entry(position: int | None) -> Iterator[None]:
+    """JobSpecErrors raised inside name their field in entry `position` of a chain's `jobs`
+    (`$.job.gasLimit` becomes `$.jobs[1].job.gasLimit`); None: a one-job body's, unchanged."""
+    try:
+        yield
+    except JobSpecError as error:
+        if position is None or not error.field.startswith("$."):
+            raise
+        raise JobSpecError(f"$.jobs[{position}].{error.field[2:]}", error.problem) from None
+
+
+def check_links(jobs: list[ValidJob]) -> None:
+    """JobSpecError unless every job of a chain after the first is an `after` job that names an
+    earlier one, and no job comes twice."""
+    for position, job in enumerate(jobs):
+        at, earlier = f"$.jobs[{position}].job", [j.chain_job_id for j in jobs[:position]]
+        if job.chain_job_id in earlier:
+            twin = earlier.index(job.chain_job_id)
+            raise JobSpecError(f"{at}.nonce", f"the same job as jobs[{twin}] (the same owner and nonce)")
+        if position == 0:
+            continue
+        if job.spec.schedule_type != AFTER.name:
+            raise JobSpecError(f"{at}.scheduleType", "must be after: a chain's jobs run after an earlier one")
+        if predecessor_of(AFTER.decode(job.spec.schedule)) not in earlier:
+            raise JobSpecError(f"{at}.schedule.jobId", "must be the chainJobId of an earlier job in `jobs`")
+
+
+def _check_job(request: SignedJob, chain_id: int, hub: str, now: float) -> ValidJob:
+    """Check one signed job (see parse_jobs_request); JobSpecError names the field under `$`."""
     spec = request.job
     for name in ("owner", "target"):
-        if not is_address(getattr(spec, name)):
-            raise JobSpecError(f"$.job.{name}", f"{getattr(spec, name)!r} is not an address")
+        given = getattr(spec, name)
+        if not is_address(given) or not given.startswith("0x"):
+            raise JobSpecError(f"$.job.{name}", f"{given[:50]!r} is not an address: 0x and 40 hex digits")
+        if given != given.lower() and given != to_checksum_address(given):
+            raise JobSpecError(f"$.job.{name}", f"{given} has a wrong EIP-55 checksum (a typo?)")
     nonce = _amount(spec.nonce, "$.job.nonce", MAX_NONCE, minimum=0)
     max_fee = _amount(spec.max_fee_per_task, "$.job.maxFeePerTask", UINT256_MAX, minimum=1)
     if not MIN_GAS_LIMIT <= spec.gas_limit <= MAX_GAS_LIMIT:
@@ -204,8 +285,7 @@ def parse_create_request(body: bytes, chain_id: int, hub: str, now: float) -> Va
     try:
         calldata = job_calldata(spec)
     except CalldataError as error:
-        field = "$.job.function" if error.field == "function" else "$.job.args"
-        raise JobSpecError(field, str(error)) from None
+        raise JobSpecError(f"$.job.{error.field}", error.problem) from None
     canonical = msgspec.structs.replace(
         spec,
         owner=to_checksum_address(spec.owner),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
@@ -44,6 +45,13 @@ class TaskEvent(msgspec.Struct, rename="camel", kw_only=True):
     kind: Literal["TASK_CREATED", "TASK_UPDATED", "TASK_STATUS_CHANGED"]
     task: TaskRecord
     previous_status: str | None = None
+
+
+def task_trace_id(job: JobRecord, task_id: int) -> str:
+    """A task's trace id: the trace id of the request that created its job (the API's
+    X-Trace-ID), then the task's id, so that one search finds a job's request and all its
+    tasks in every node's log; a job created before trace ids gets a random one."""
+    return f"{job.trace_id or uuid.uuid4().hex}-{task_id}"
 
 
 class TaskLedger:
@@ -82,7 +90,6 @@ class TaskLedger:
         self,
         job: JobRecord,
         fire_at: float,
-        trace_id: str,
         *,
         detail: bytes = b"",
         with_it: Callable[[Batch, TaskRecord], None] | None = None,
@@ -93,13 +100,14 @@ class TaskLedger:
         fires twice."""
         now = self.clock()
         with self.storage.store.batch() as batch:
+            task_id = self.storage.next_id("task", batch)
             task = TaskRecord(
-                id=self.storage.next_id("task", batch),
+                id=task_id,
                 job_id=job.id,
                 fire_at=fire_at,
                 created_at=now,
                 updated_at=now,
-                trace_id=trace_id,
+                trace_id=task_trace_id(job, task_id),
                 trigger_detail=detail,
             )
             self.storage.tasks.put(task, batch=batch)
@@ -125,14 +133,22 @@ class TaskLedger:
         """`attempt` ended without a decision of ours to record (not acknowledged, timed out)."""
         return self._change(task_id, attempt=replace(attempt, outcome=outcome))
 
-    def executed(self, task_id: int, attempt: int) -> TaskRecord | None:
-        """Attempt `attempt` executed on chain (the hub holds its escrow): `executed`, waiting
-        for the decision."""
+    def executed(self, task_id: int, attempt: int, tx_hash: str | None, fee: int) -> TaskRecord | None:
+        """Attempt `attempt` executed on chain in `tx_hash` (None: not found yet), the hub
+        holding `fee` in escrow: `executed`, waiting for the decision."""
         task = self.storage.tasks.get(task_id)
-        if task is None or task.status in TERMINAL or task.status == "executed":
+        if task is None:
+            return None
+        landed = next((a for a in task.attempts if a.number == attempt), None)
+        if landed is None:
             return task
-        log.info("task %d: attempt %d executed on chain; following its decision", task_id, attempt)
-        return self._change(task_id, status="executed")
+        known = replace(landed, tx_hash=tx_hash or landed.tx_hash, fee=str(fee))
+        if known == landed and (task.status in TERMINAL or task.status == "executed"):
+            return task
+        log.info(
+            "task %d: attempt %d executed on chain (%s); following its decision", task_id, attempt, tx_hash
+        )
+        return self._change(task_id, attempt=known, status="executed")
 
     def fail(self, task_id: int, reason: str) -> TaskRecord | None:
         """The task can no longer succeed: `failed`, with `reason`."""
@@ -153,13 +169,21 @@ class TaskLedger:
             log.info("decision on task %d, which this gateway did not issue: skipped", decision.task_id)
             return None
         outcome: AttemptOutcome = "approved" if decision.approved else "rejected"
+        signers = [i for i in range(decision.signer_bitmap.bit_length()) if decision.signer_bitmap >> i & 1]
         attempts = [
-            replace(a, outcome=outcome, reopened=decision.reopened) if a.number == decision.attempt else a
+            replace(a, outcome=outcome, reopened=decision.reopened, signers=signers)
+            if a.number == decision.attempt
+            else a
             for a in task.attempts
         ]
         changes: dict[str, object] = {"attempts": attempts}
         if decision.approved:
-            changes |= {"status": "completed", "submission_tx": decision.tx_hash, "reason": None}
+            changes |= {
+                "status": "completed",
+                "submission_tx": decision.tx_hash,
+                "decision_block": decision.block_number,
+                "reason": None,
+            }
         return self._write(task, changes, checkpoint)
 
     def _change(

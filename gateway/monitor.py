@@ -36,6 +36,8 @@ class TaskDecision:
     block_number: int
     reopened: bool = False
     """A rejection proven by two thirds of the stake: the hub lets a later attempt execute."""
+    signer_bitmap: int = 0
+    """The operators whose votes the decision carries: bit i is operator id i."""
 
 
 class TaskMonitor:
@@ -95,6 +97,7 @@ class TaskMonitor:
                         block_number=event.block_number,
                         reopened=event.name == "TaskRejected"
                         and APPROVE.met(event.args["signedStake"], event.args["totalStake"]),
+                        signer_bitmap=event.args["signerBitmap"],
                     )
                 )
             self.next_block = last + 1

@@ -14,7 +14,9 @@ from gateway.jobs import JobSpec
 from protocol import JobTerms
 from protocol.triggers import TriggerFire
 
-JobStatus = Literal["active", "deleted"]
+# active: fires; paused: the owner stopped its fires for now (PUT /api/jobs/update); ended: it
+# fires no more (its consent expired, or its schedule has no fire left); deleted: cancelled.
+JobStatus = Literal["active", "paused", "ended", "deleted"]
 # created: fired, not yet handed to a keeper; dispatched: a keeper acknowledged an attempt;
 # executed: an attempt executed on chain, its decision awaited; completed: approved on chain;
 # failed: no attempt can succeed (the reason says why). See gateway.ledger.
@@ -35,6 +37,7 @@ class JobRecord(msgspec.Struct, rename="camel", kw_only=True):
     consent_signature: bytes
     created_at: float
     status: JobStatus = "active"
+    trace_id: str = ""  # of the request that created it; each task's trace id starts with it
 
 
 class FireTimes(msgspec.Struct, rename="camel", kw_only=True):
@@ -89,9 +92,11 @@ class AttemptRecord(msgspec.Struct, rename="camel", kw_only=True):
     performer: str
     assigned_at: float
     deadline: int
-    tx_hash: str | None = None
+    tx_hash: str | None = None  # the execution's transaction, once found on chain
+    fee: str | None = None  # wei (decimal) the hub escrowed for the execution
     outcome: str | None = None
     reopened: bool = False  # rejected as proven wrong: the task may execute in a later attempt
+    signers: list[int] = msgspec.field(default_factory=list)  # operator ids whose votes decided it
 
 
 class TaskRecord(msgspec.Struct, rename="camel", kw_only=True):
@@ -105,6 +110,7 @@ class TaskRecord(msgspec.Struct, rename="camel", kw_only=True):
     status: TaskStatus = "created"
     attempts: list[AttemptRecord] = msgspec.field(default_factory=list)
     submission_tx: str | None = None
+    decision_block: int | None = None  # the block of `submission_tx` (an `after` job's fire names it)
     trace_id: str = ""
     reason: str | None = None  # why a task failed
     trigger_detail: bytes = b""  # what else shows the fire was real (an event's log: its kind says)

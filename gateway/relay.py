@@ -13,6 +13,7 @@ chain too, and the AttestationCenter takes a decision without the performer's si
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from eth_utils import keccak
 
@@ -23,6 +24,18 @@ from protocol import Assignment, AssignmentMessage, ExecutionResult, OperatorDir
 
 log = logging.getLogger("triggerx.gateway")
 LOOKBACK_BLOCKS = 10_000  # how far back an execution's log is looked for
+
+
+@dataclass(frozen=True)
+class FoundExecution:
+    """An execution as the hub's log and its transaction show it."""
+
+    tx_hash: str
+    block_number: int
+    assignment: Assignment
+    dispatcher_signature: bytes
+    calldata: bytes
+    target_success: bool
 
 
 class ExecutionRelay:
@@ -52,6 +65,39 @@ class ExecutionRelay:
 
     async def rebuild(self, task: TaskRecord, job: JobRecord, attempt: AttemptRecord) -> ResultMessage | None:
         """The unsigned report of `attempt` of `task` as the chain shows it (None: not found)."""
+        found = await self.find(task, job, attempt)
+        if found is None:
+            log.warning("task %d attempt %d: no execution log in the last %d blocks", task.id, attempt.number,
+                        LOOKBACK_BLOCKS)  # fmt: skip
+            return None
+        operator = self.directory.operator(attempt.performer)
+        if operator is None:
+            log.warning("task %d: performer %s is no operator", task.id, attempt.performer)
+            return None
+        order = AssignmentMessage(
+            found.assignment,
+            job.terms,
+            found.dispatcher_signature,
+            job.calldata,
+            task.fire_of(job),
+            None,
+            task.trace_id,
+            job.spec.script_call,
+        )
+        result = ExecutionResult(
+            task_id=task.id,
+            job_id=job.chain_job_id,
+            attempt=attempt.number,
+            performer_id=operator.id,
+            tx_hash=bytes.fromhex(found.tx_hash[2:]),
+            block_number=found.block_number,
+            calldata_hash=keccak(found.calldata),
+            target_success=found.target_success,
+        )
+        return ResultMessage(order, result, b"")
+
+    async def find(self, task: TaskRecord, job: JobRecord, attempt: AttemptRecord) -> FoundExecution | None:
+        """`attempt`'s execution of `task` in the hub's logs of the last LOOKBACK_BLOCKS blocks."""
         rpc = self.hub.rpc
         head = int(await rpc.call("eth_blockNumber"), 16)
         logs = await rpc.call(
@@ -73,34 +119,13 @@ class ExecutionRelay:
             tx = await rpc.call("eth_getTransactionByHash", entry["transactionHash"])
             _, args = self.hub.abi.decode_call(bytes.fromhex(tx["input"][2:]))
             assignment = Assignment.from_struct(args["a"])
-            if (assignment.attempt, assignment.performer) != (attempt.number, attempt.performer):
-                continue
-            operator = self.directory.operator(attempt.performer)
-            if operator is None:
-                log.warning("task %d: performer %s is no operator", task.id, attempt.performer)
-                return None
-            fire = task.fire_of(job)
-            order = AssignmentMessage(
-                assignment,
-                job.terms,
-                args["dispatcherSignature"],
-                job.calldata,
-                fire,
-                None,
-                task.trace_id,
-                job.spec.script_call,
-            )
-            result = ExecutionResult(
-                task_id=task.id,
-                job_id=job.chain_job_id,
-                attempt=attempt.number,
-                performer_id=operator.id,
-                tx_hash=bytes.fromhex(entry["transactionHash"][2:]),
-                block_number=int(entry["blockNumber"], 16),
-                calldata_hash=keccak(args["callData"]),
-                target_success=event.args.get("success", False),  # a skip (TaskSkipped) calls nothing
-            )
-            return ResultMessage(order, result, b"")
-        log.warning("task %d attempt %d: no execution log in the last %d blocks", task.id, attempt.number,
-                    LOOKBACK_BLOCKS)  # fmt: skip
+            if (assignment.attempt, assignment.performer) == (attempt.number, attempt.performer):
+                return FoundExecution(
+                    tx_hash=entry["transactionHash"],
+                    block_number=int(entry["blockNumber"], 16),
+                    assignment=assignment,
+                    dispatcher_signature=args["dispatcherSignature"],
+                    calldata=args["callData"],
+                    target_success=event.args.get("success", False),  # a skip (TaskSkipped) calls nothing
+                )
         return None

@@ -89,34 +89,43 @@ class GatewayStorage:
                 self.scripts.delete(key, batch=batch)
             self.scripts.put(StoredScript(cid=cid, data=data, uploaded_at=now), batch=batch)
 
-    def create_job(self, job: ValidJob, now: float) -> JobRecord:
-        """Store a new job under the next job id (the caller checked its chain id is new), its
-        script pinned."""
+    def create_job(self, job: ValidJob, now: float, trace_id: str = "") -> JobRecord:
+        """Store a new job (see create_jobs)."""
+        return self.create_jobs([job], now, trace_id)[0]
+
+    def create_jobs(self, jobs: list[ValidJob], now: float, trace_id: str = "") -> list[JobRecord]:
+        """Store new jobs under the next job ids, in order and in one batch (all or none: a
+        linked chain), their scripts pinned; the caller checked their chain ids are new.
+        `trace_id` is the creating request's."""
+        records = []
         with self.store.batch() as batch:
-            record = JobRecord(
-                id=self.next_id("job", batch),
-                owner=job.owner,
-                chain_job_id=job.chain_job_id,
-                spec=job.spec,
-                calldata=job.calldata,
-                terms=job.terms,
-                consent_signature=job.consent_signature,
-                created_at=now,
-            )
-            self.jobs.put(record, batch=batch)
-            call = job.spec.script_call
-            stored = None if call is None else self.scripts.get(call.cid)
-            if stored is not None and not stored.pinned:
-                self.scripts.put(msgspec.structs.replace(stored, pinned=True), batch=batch)
-        return record
+            for job_id, job in enumerate(jobs, start=self.next_id("job", batch, count=len(jobs))):
+                record = JobRecord(
+                    id=job_id,
+                    owner=job.owner,
+                    chain_job_id=job.chain_job_id,
+                    spec=job.spec,
+                    calldata=job.calldata,
+                    terms=job.terms,
+                    consent_signature=job.consent_signature,
+                    created_at=now,
+                    trace_id=trace_id,
+                )
+                self.jobs.put(record, batch=batch)
+                records.append(record)
+                call = job.spec.script_call
+                stored = None if call is None else self.scripts.get(call.cid)
+                if stored is not None and not stored.pinned:
+                    self.scripts.put(msgspec.structs.replace(stored, pinned=True), batch=batch)
+        return records
 
     def tasks_of_job(self, job_id: int, *, limit: int, after: str | None) -> Page[TaskRecord]:
         """A page of `job_id`'s tasks, oldest first."""
         return self.tasks.by_index("job", job_id, limit=limit, after=after)
 
-    def next_id(self, name: str, batch: Batch) -> int:
-        """The next id of kind `name`, its sequence advanced in `batch`."""
+    def next_id(self, name: str, batch: Batch, count: int = 1) -> int:
+        """The next id of kind `name` (the first of the next `count`), its sequence advanced in `batch`."""
         current = self.sequences.get(name)
-        last = (current.last if current else 0) + 1
-        self.sequences.put(Sequence(name, last), batch=batch)
-        return last
+        first = (current.last if current else 0) + 1
+        self.sequences.put(Sequence(name, first + count - 1), batch=batch)
+        return first

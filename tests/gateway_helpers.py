@@ -91,3 +91,28 @@ def order_signer(storage: GatewayStorage, ledger: TaskLedger, network: Any) -> D
         intake=None,  # type: ignore[arg-type]
         protocol=load_genesis(REPO_GENESIS).protocol,
     )
+
+
+class JsonClient:
+    """A Quart test client whose requests declare a JSON body (the API refuses others: 415)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def open(
+        self, path: str, *, method: str = "GET", headers: dict[str, str] | None = None, **kw: Any
+    ) -> Any:
+        headers = {"content-type": "application/json", **(headers or {})}
+        return await self.client.open(path, method=method, headers=headers, **kw)
+
+    async def get(self, path: str, **kw: Any) -> Any:
+        return await self.open(path, method="GET", **kw)
+
+    async def post(self, path: str, **kw: Any) -> Any:
+        return await self.open(path, method="POST", **kw)
+
+    async def put(self, path: str, **kw: Any) -> Any:
+        return await self.open(path, method="PUT", **kw)
+
+    async def delete(self, path: str, **kw: Any) -> Any:
+        return await self.open(path, method="DELETE", **kw)

@@ -13,7 +13,6 @@ import ssl
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -243,7 +242,7 @@ def alert_channels(config: Config, environ: Mapping[str, str] | None = None) -> 
                 alerts.smtp_from or "",
                 list(alerts.smtp_to),
                 username=alerts.smtp_username,
-                password=_smtp_password(config, environ),
+                password=config.secret("alerts.smtp_password_file", "alerts.smtp_password_env", environ),
                 starttls=alerts.smtp_starttls,
             )
         )
@@ -263,22 +262,3 @@ def _given(config: Config, key: str) -> bool:
 def _needs(config: Config, key: str, needed: str) -> None:
     if _given(config, key) and not _given(config, needed):
         raise ConfigError(f"{needed}: missing; {key} ({config.origins[key]}) needs it")
-
-
-def _smtp_password(config: Config, environ: Mapping[str, str]) -> str | None:
-    """The SMTP password, from its file (one trailing newline removed) or its variable; the
-    loader made sure exactly one is given with a username."""
-    file: Path | None = config.value("alerts.smtp_password_file")
-    variable: str | None = config.value("alerts.smtp_password_env")
-    if file is not None:
-        try:
-            text = file.read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            problem = getattr(error, "strerror", None) or str(error)
-            raise config.error("alerts.smtp_password_file", f"cannot read {file}: {problem}") from None
-        return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
-    if variable is not None:
-        if variable not in environ:
-            raise config.error("alerts.smtp_password_env", f"environment variable {variable} is not set")
-        return environ[variable]
-    return None

@@ -4,39 +4,73 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 from quart import Blueprint, Response, request
 
 from gateway import GatewayStorage
-from gateway.api.responses import error, json
+from gateway.api.errors import ApiError
+from gateway.api.operations import Operation, Operations, Param
+from gateway.api.responses import json
 from node.content import MAX_SCRIPT_BYTES, CidError, parse_cid, script_cid
 
 
-def scripts_blueprint(storage: GatewayStorage) -> Blueprint:
+class UploadAnswer(msgspec.Struct, kw_only=True):
+    """An uploaded script's CID (CIDv1, raw, sha2-256: name it in a job's `script.cid`) and size."""
+
+    cid: str
+    size: int
+
+
+def scripts_blueprint(ops: Operations, storage: GatewayStorage) -> Blueprint:
     """The script routes."""
     scripts = Blueprint("scripts", __name__)
 
-    @scripts.post("/api/scripts")
+    @ops.route(
+        scripts,
+        Operation(
+            "POST",
+            "/api/scripts",
+            f"Upload a script (its bytes, at most {MAX_SCRIPT_BYTES})",
+            "scripts",
+            UploadAnswer,
+            status=201,
+            body=bytes,
+            description="Uploads no job names are kept a day at most.",
+        ),
+    )
     async def upload() -> Response:
         data = await request.get_data()
         if not data:
-            return error(400, "the body is empty: send the script's bytes")
+            raise ApiError(400, "the body is empty: send the script's bytes", "body")
         if len(data) > MAX_SCRIPT_BYTES:
-            return error(413, f"a script is at most {MAX_SCRIPT_BYTES} bytes")
+            raise ApiError(413, f"a script is at most {MAX_SCRIPT_BYTES} bytes", "body")
         cid = script_cid(data)
         storage.keep_script(cid, data, time.time())
-        return json({"cid": cid, "size": len(data)}, 201)
+        return json(UploadAnswer(cid=cid, size=len(data)), 201)
 
-    @scripts.get("/ipfs/<path:text>")
-    async def block(text: str) -> Response:
+    @ops.route(
+        scripts,
+        Operation(
+            "GET",
+            "/ipfs/{cid}",
+            "A script as a raw block, by its CID (check the bytes against it)",
+            "scripts",
+            bytes,
+            params=(Param("cid", "path", "the script's CIDv1", {"type": "string", "maxLength": 120}),),
+            errors=(400, 404),
+            media="application/vnd.ipld.raw",
+        ),
+    )
+    async def block(cid: str) -> Response:
         try:
-            cid = parse_cid(text)
+            parsed = parse_cid(cid)
         except CidError as refused:
-            return error(400, str(refused))
-        stored = storage.scripts.get(cid)
+            raise ApiError(400, str(refused), "cid") from None
+        stored = storage.scripts.get(parsed)
         if stored is None:
-            return error(404, f"no script {cid}")
+            raise ApiError(404, f"no script {parsed}")
         return Response(
-            stored.data, content_type="application/vnd.ipld.raw", headers={"x-ipfs-path": f"/ipfs/{cid}"}
+            stored.data, content_type="application/vnd.ipld.raw", headers={"x-ipfs-path": f"/ipfs/{parsed}"}
         )
 
     return scripts

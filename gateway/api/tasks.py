@@ -1,36 +1,88 @@
-"""Tasks: one task, and a job's tasks page by page."""
+"""Tasks: one task, a job's tasks, and all tasks by status, page by page."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from quart import Blueprint, Response, request
 
 from gateway import GatewayStorage
-from gateway.api.responses import MAX_PAGE, error, json, not_found, one, stored_id
+from gateway.api.errors import ApiError
+from gateway.api.operations import Operation, Operations, Param
+from gateway.api.responses import PAGE_PARAMS, existing_id, id_param, json, page_params
+from gateway.api.views import TaskAnswer, TasksPage, TaskView
+from gateway.records import TaskRecord
+from node.store import Page
+
+STATUSES = ("created", "dispatched", "executed", "completed", "failed")
 
 
-def tasks_blueprint(storage: GatewayStorage) -> Blueprint:
+def tasks_blueprint(ops: Operations, storage: GatewayStorage) -> Blueprint:
     """The task routes."""
     tasks = Blueprint("tasks", __name__)
 
-    @tasks.get("/api/tasks/job/<id:raw_id>")
-    async def tasks_of_job(raw_id: str) -> Response:
-        job_id = stored_id(raw_id)
-        if job_id is None or storage.jobs.get(job_id) is None:
-            return not_found("job", raw_id)
+    def answer(page_of: Callable[[int, str | None], Page[TaskRecord]]) -> Response:
+        limit, cursor = page_params(request.args.get("limit"), request.args.get("cursor"))
         try:
-            limit = int(request.args.get("limit", "100"))
+            page = page_of(limit, cursor)
         except ValueError:
-            return error(400, "limit: expected an integer", field="limit")
-        if not 1 <= limit <= MAX_PAGE:
-            return error(400, f"limit: expected 1 to {MAX_PAGE}", field="limit")
-        try:
-            page = storage.tasks_of_job(job_id, limit=limit, after=request.args.get("cursor"))
-        except ValueError:
-            return error(400, "cursor: not a cursor this API gave out", field="cursor")
-        return json({"tasks": page.items, "cursor": page.cursor})
+            raise ApiError(400, "not a cursor this query gave out", "cursor") from None
+        return json(TasksPage(tasks=[TaskView.of(t) for t in page.items], cursor=page.cursor))
 
-    @tasks.get("/api/tasks/id/<id:raw_id>")
-    async def get_task(raw_id: str) -> Response:
-        return one("task", storage.tasks, raw_id)
+    @ops.route(
+        tasks,
+        Operation(
+            "GET",
+            "/api/tasks/job/{id}",
+            "A job's tasks, oldest first",
+            "tasks",
+            TasksPage,
+            params=(id_param("job"), *PAGE_PARAMS),
+            errors=(404,),
+        ),
+    )
+    async def tasks_of_job(id: str) -> Response:
+        job_id = existing_id("job", id, storage.jobs.get)
+        return answer(lambda limit, after: storage.tasks_of_job(job_id, limit=limit, after=after))
+
+    @ops.route(
+        tasks,
+        Operation(
+            "GET",
+            "/api/tasks",
+            "Tasks by id, all of them or those in one status",
+            "tasks",
+            TasksPage,
+            params=(
+                Param(
+                    "status", "query", "only tasks in this status", {"type": "string", "enum": list(STATUSES)}
+                ),
+                *PAGE_PARAMS,
+            ),
+        ),
+    )
+    async def list_tasks() -> Response:
+        status = request.args.get("status")
+        if status is None:
+            return answer(lambda limit, after: storage.tasks.scan(limit=limit, after=after))
+        if status not in STATUSES:
+            raise ApiError(400, f"expected one of {', '.join(STATUSES)}", "status")
+        return answer(lambda limit, after: storage.tasks.by_index("status", status, limit=limit, after=after))
+
+    @ops.route(
+        tasks,
+        Operation(
+            "GET",
+            "/api/tasks/id/{id}",
+            "One task",
+            "tasks",
+            TaskAnswer,
+            params=(id_param("task"),),
+            errors=(404,),
+        ),
+    )
+    async def get_task(id: str) -> Response:
+        task = storage.tasks.get(existing_id("task", id, storage.tasks.get))
+        return json(TaskAnswer(task=TaskView.of(task)))
 
     return tasks

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -214,9 +213,7 @@ class ConditionTriggers:
         def with_it(batch: Batch, task: TaskRecord) -> None:
             self.storage.condition_states.put(state, batch=batch)
 
-        task = self.ledger.create(
-            record, fire_at, uuid.uuid4().hex, detail=evidence.encode(), with_it=with_it
-        )
+        task = self.ledger.create(record, fire_at, detail=evidence.encode(), with_it=with_it)
         self._states[job.job_id] = state
         self.metrics.inc("condition_fires_total")
         log.info(

@@ -5,7 +5,6 @@ it, ever) and the chain's checkpoint (where a restart reads from)."""
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 
 import trio
@@ -120,8 +119,6 @@ class EventTriggers:
                 self.storage.checkpoints.put(Checkpoint(checkpoint_name(chain_id), resume), batch=batch)
                 self._saved[chain_id] = resume
 
-        task = self.ledger.create(
-            job, float(match.timestamp), uuid.uuid4().hex, detail=evidence.encode(), with_it=with_it
-        )
+        task = self.ledger.create(job, float(match.timestamp), detail=evidence.encode(), with_it=with_it)
         log.info("job %d fired by log %s: task %d (trace %s)", job.id, key, task.id, task.trace_id)
         return task.id

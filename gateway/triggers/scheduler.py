@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import uuid
 from collections.abc import Callable
 
 import trio
@@ -124,7 +123,7 @@ class JobScheduler:
         job = self.storage.jobs.get(fire.job_id)
         if job is None or job.status != "active":
             return
-        task = self.ledger.create(job, fire.at, trace_id=uuid.uuid4().hex)
+        task = self.ledger.create(job, fire.at)
         log.info("job %d fired for %.3f: task %d (trace %s)", job.id, fire.at, task.id, task.trace_id)
         self.on_task(task.id)
 
@@ -139,4 +138,8 @@ class JobScheduler:
                         continue  # never scheduled here (a job no clock fires): nothing to record
                     fires = fires or FireTimes(job_id=job_id)
                     self.storage.fire_times.put(replace(fires, next=at), batch=batch)
+                    job = self.storage.jobs.get(job_id) if at is None else None
+                    if job is not None and job.status == "active":  # its schedule has no fire left
+                        self.storage.jobs.put(replace(job, status="ended"), batch=batch)
+                        log.info("job %d ended: its schedule has no fire left", job_id)
             await trio.lowlevel.checkpoint()

@@ -46,6 +46,27 @@ class Config:
         """A ConfigError about the value of `key`, saying where that value came from."""
         return ConfigError(f"{key}: {problem} ({self.origins[key]})")
 
+    def secret(self, file_key: str, env_key: str, environ: Mapping[str, str]) -> str | None:
+        """A secret given as a file (`file_key`: one trailing newline removed) or as the name of
+        an environment variable (`env_key`, looked up in `environ`); None if neither is set,
+        ConfigError if both are or the one given cannot be read."""
+        file: Path | None = self.value(file_key)
+        variable: str | None = self.value(env_key)
+        if file is not None and variable is not None:
+            raise ConfigError(f"{file_key} and {env_key}: both set; give one of them")
+        if file is not None:
+            try:
+                text = file.read_bytes().decode("utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                problem = getattr(error, "strerror", None) or str(error)
+                raise self.error(file_key, f"cannot read {file}: {problem}") from None
+            return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
+        if variable is not None:
+            if variable not in environ:
+                raise self.error(env_key, f"environment variable {variable} is not set")
+            return environ[variable]
+        return None
+
 
 @dataclass(frozen=True)
 class _Raw:

@@ -74,6 +74,14 @@ class NodeSettings(_Section, frozen=True, kw_only=True):
             "deterministic) or docker (the local engine at /var/run/docker.sock)"
         ),
     ] = "bwrap"
+    metrics_listen: Annotated[
+        HostPort | None,
+        Meta(
+            description="host:port a keeper or an aggregator serves Prometheus metrics on, at "
+            "GET /metrics (docs/architecture.md, Metrics); unset: none served. The gateway "
+            "serves /metrics on its HTTP API instead"
+        ),
+    ] = None
 
 
 class ChainSettings(_Section, frozen=True, kw_only=True):
@@ -163,6 +171,42 @@ class GatewaySettings(_Section, frozen=True, kw_only=True):
             "(docs/architecture.md, Sandbox)"
         ),
     ] = False
+    admin_token_file: Annotated[
+        Path | None,
+        Meta(description="file holding the admin credential (Authorization: Bearer) of /api/admin"),
+    ] = None
+    admin_token_env: Annotated[
+        str | None, Meta(description="environment variable holding the admin credential of /api/admin")
+    ] = None
+    api_keys_required: Annotated[
+        bool,
+        Meta(
+            description="whether every /api request needs an X-Api-Key (otherwise keys lift the rate limit)"
+        ),
+    ] = False
+    anonymous_requests_per_minute: Annotated[
+        int, Meta(ge=1, le=1_000_000, description="requests per minute from one client address without a key")
+    ] = 600
+    key_requests_per_minute: Annotated[
+        int,
+        Meta(
+            ge=1, le=1_000_000, description="requests per minute of a new API key (the admin may change it)"
+        ),
+    ] = 6000
+    websockets_per_address: Annotated[
+        int, Meta(ge=1, le=100_000, description="WebSocket connections one client address may hold open")
+    ] = 32
+    faucet_wei: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="wei POST /api/claim-fund sends an address (from the gateway's operator account); "
+            "0 turns the faucet off, as on any network whose coins are worth something",
+        ),
+    ] = 0
+    faucet_period_seconds: Annotated[
+        float, Meta(gt=0, description="how often one address may claim from the faucet")
+    ] = 86_400.0
 
 
 class AlertSettings(_Section, frozen=True, kw_only=True):

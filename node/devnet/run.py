@@ -49,6 +49,7 @@ DEVNET_OFFLINE_AFTER_SECONDS = 4
 DEVNET_SCRYPT_N = 2**12  # throwaway keys: fast to unlock
 READY_TIMEOUT = 120.0
 ETH = 10**18
+FAUCET_WEI = ETH  # what POST /api/claim-fund sends an address, once a day
 
 
 @dataclass
@@ -62,6 +63,11 @@ class NodeSpec:
     bls_secret: bytes
     identity: object
     mesh_port: int
+    metrics_port: int | None = None  # keepers and the aggregator; the gateway serves /metrics on its API
+
+    @property
+    def metrics_url(self) -> str | None:
+        return None if self.metrics_port is None else f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     @property
     def peer_id(self) -> str:
@@ -79,11 +85,18 @@ def _make_node(root: Path, name: str, role: str, password: str) -> NodeSpec:
     keys = KeyDirectory(root / name / "keys")
     bls = import_bls_keystore(bls_secret, password, scrypt_n=DEVNET_SCRYPT_N)
     save_keys(keys, bytes(operator.key), bls, identity, password, scrypt_n=DEVNET_SCRYPT_N, overwrite=True)
-    return NodeSpec(name, role, root / name, operator, bls_secret, identity, free_port())
+    metrics_port = None if role == "gateway" else free_port()
+    return NodeSpec(name, role, root / name, operator, bls_secret, identity, free_port(), metrics_port)
 
 
 def _config(
-    node: NodeSpec, anvil: Anvil, others: list[Anvil], genesis: Path, password_file: Path, http_port: int
+    node: NodeSpec,
+    anvil: Anvil,
+    others: list[Anvil],
+    genesis: Path,
+    password_file: Path,
+    http_port: int,
+    admin_token_file: Path,
 ) -> Path:
     keys = node.root / "keys"
     lines = [
@@ -92,6 +105,7 @@ def _config(
         f'data_dir = "{node.root / "data"}"',
         "private_http_sources = true  # the devnet's condition jobs may read local test servers",
         f'script_sources = ["http://127.0.0.1:{http_port}/ipfs/"]',
+        *([f'metrics_listen = "127.0.0.1:{node.metrics_port}"'] if node.metrics_port is not None else []),
         "[chain]",
         f'rpc_url = "{anvil.http_url}"',
         f'ws_url = "{anvil.ws_url}"',
@@ -109,6 +123,9 @@ def _config(
         "[gateway]",
         f'http_listen = "127.0.0.1:{http_port}"',
         "script_jobs = true  # the devnet's scripts are the tests' own",
+        f'admin_token_file = "{admin_token_file}"',
+        "anonymous_requests_per_minute = 1000000  # one machine's tests and benchmarks share an address",
+        f"faucet_wei = {FAUCET_WEI}",
         "[genesis]",
         f'path = "{genesis}"',
     ]
@@ -118,13 +135,20 @@ def _config(
 
 
 async def _fund_and_demo(
-    rpc_url: str, deployer: LocalAccount, owner: LocalAccount, aggregator: str, hub_address: str
+    rpc_url: str,
+    deployer: LocalAccount,
+    owner: LocalAccount,
+    aggregator: str,
+    gateway: str,
+    hub_address: str,
 ) -> str:
-    """Give the aggregator gas money, the demo owner a task balance, and deploy the demo counter."""
+    """Give the aggregator gas money and the gateway its faucet's, the demo owner a task
+    balance, and deploy the demo counter."""
     async with RpcClient(rpc_url, revert_decoder=revert_decoder()) as rpc:
         chain_id = int(await rpc.call("eth_chainId"), 16)
         sender = TransactionSender(rpc, deployer, chain_id)
         await sender.transact(aggregator, b"", 100 * ETH)
+        await sender.transact(gateway, b"", 1000 * ETH)
         counter = await deploy(sender, load_artifact("Counter"))
         hub = Contract(rpc, load_artifact("TaskExecutionHub"), hub_address)
         await hub.transact(TransactionSender(rpc, owner, chain_id), "deposit", value=10 * ETH)
@@ -254,6 +278,10 @@ class Devnet:
         password = secrets.token_hex(16)
         password_file.write_text(password)
         password_file.chmod(0o600)
+        admin_token_file = self.root / "admin-token"
+        admin_token = secrets.token_urlsafe(24)
+        admin_token_file.write_text(admin_token)
+        admin_token_file.chmod(0o600)
         gateway = _make_node(self.root, "gateway", "gateway", password)
         aggregator = _make_node(self.root, "aggregator", "aggregator", password)
         keepers = [
@@ -269,6 +297,7 @@ class Devnet:
             deployer,
             owner,
             aggregator.operator.address,
+            gateway.operator.address,
             deployment.hub,
         )
         genesis_path = self.root / "genesis.json"
@@ -276,8 +305,11 @@ class Devnet:
             load_genesis(REPO_GENESIS), self.anvil.http_url, deployment, aggregator, gateway, keepers
         )
         genesis_path.write_bytes(msgspec.json.format(msgspec.json.encode(genesis)))
-        for node in [aggregator, gateway, *keepers]:  # the aggregator first: it is the bootstrap peer
-            config = _config(node, self.anvil, self.others, genesis_path, password_file, self.http_port)
+        nodes = [aggregator, gateway, *keepers]
+        for node in nodes:  # the aggregator first: it is the bootstrap peer
+            config = _config(
+                node, self.anvil, self.others, genesis_path, password_file, self.http_port, admin_token_file
+            )
             log = (node.root / "node.log").open("wb")
             command = [str(Path(sys.executable).with_name("triggerx-node")), "--config", str(config)]
             self.processes[node.name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -290,10 +322,14 @@ class Devnet:
             "otherChains": [{"chainId": other.chain_id, "rpcUrl": other.http_url} for other in self.others],
             "contracts": msgspec.to_builtins(genesis.contracts),
             "demoOwnerKey": "0x" + bytes(owner.key).hex(),
+            "adminToken": admin_token,  # Authorization: Bearer <it>, for /api/admin
             "demoCounter": counter,
             "keepers": {k.name: k.operator.address for k in keepers},
             "processes": {name: process.pid for name, process in self.processes.items()},
             "configs": {name: str(self.root / name / "node.toml") for name in self.processes},
+            # Prometheus: each keeper's and the aggregator's own server, the gateway's API.
+            "metricsUrls": {node.name: node.metrics_url for node in nodes if node.metrics_url}
+            | {gateway.name: f"{gateway_url}/metrics"},
         }
         (self.root / "devnet.json").write_text(json.dumps(facts, indent=2) + "\n")
         facts["demoJob"] = demo_job(owner, counter, deployment.chain_id, deployment.hub)
@@ -348,7 +384,8 @@ def run_devnet(
         facts = devnet.start()
         body = json.dumps(facts["demoJob"])
         print(f"devnet ready: {keepers} keepers, 1 aggregator, 1 gateway (folder {root})")
-        print(f"gateway:  {facts['gatewayUrl']}")
+        print(f"gateway:  {facts['gatewayUrl']} (API documented at {facts['gatewayUrl']}/docs)")
+        print(f"metrics:  {', '.join(f'{name} {url}' for name, url in facts['metricsUrls'].items())}")
         print(f"chain:    {facts['rpcUrl']} (chain id {facts['chainId']})")
         for other in devnet.others:
             print(

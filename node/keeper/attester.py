@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import trio
@@ -17,6 +17,7 @@ from eth_utils import keccak, to_checksum_address
 
 from node.chain import Contract, Receipt
 from node.keeper.scripts import ScriptError, ScriptRunner
+from node.metrics import KeeperMetrics
 from node.sandbox.proxy import exchanges_hash
 from protocol import Assignment, AssignmentMessage, ExecutionResult, OperatorSet, ResultMessage
 from protocol.result import NO_SCRIPT
@@ -87,7 +88,8 @@ class Verdict:
 
 class ResultChecker:
     """Checks an `ExecutionResult` against the chain: the transaction, its input and its receipt,
-    and what the trigger's kind checks through `readers` (an event's log, a condition's values)."""
+    and what the trigger's kind checks through `readers` (an event's log, a condition's values).
+    Each verdict is counted in `stats` (the attestations, and the scripts it re-runs)."""
 
     def __init__(
         self,
@@ -95,10 +97,12 @@ class ResultChecker:
         visibility_timeout: float = VISIBILITY_TIMEOUT,
         readers: Readers | None = None,
         scripts: ScriptRunner | None = None,
+        stats: KeeperMetrics | None = None,
     ) -> None:
         self.hub = hub
+        self.stats = stats or KeeperMetrics()
         self.visibility_timeout = visibility_timeout
-        self.readers = readers or Readers({})
+        self.readers = replace(readers or Readers({}), hub=hub)  # `after` fires: decided by its settler
         self.scripts = scripts  # re-runs jobs' scripts (None: this node abstains on such jobs)
         self._chain_id: int | None = None  # the hub's chain, read once
 
@@ -110,6 +114,16 @@ class ResultChecker:
         script gives on the `evidence`: its input, and the web's answers replayed) and not
         before the fire time; None (abstain) when this node's chain did not reach the reported
         block in time, or it cannot run the script."""
+        verdict = await self._check(order, result, evidence)
+        if verdict is None or verdict.abstain:
+            self.stats.attestations.labels("abstain").inc()
+        else:
+            self.stats.attestations.labels("approve" if verdict.approve else "reject").inc()
+        return verdict
+
+    async def _check(
+        self, order: AssignmentMessage, result: ExecutionResult, evidence: ScriptEvidence
+    ) -> Verdict | None:
         assignment, terms, expected_calldata = order.assignment, order.terms, order.calldata
         if (result.task_id, result.job_id, result.attempt) != (
             assignment.task_id,
@@ -211,6 +225,7 @@ class ResultChecker:
             own = await self.scripts.run(call, document, replay=evidence.exchanges)
         except ScriptError:
             return None  # it ran for the performer: this node's trouble, not a lie shown
+        self.stats.sandbox_run(call.language, own.status, own.usage.wall_ms / 1000)
         if own.ran_out:
             return None  # maybe this node's load, not the script: no vote either way
         if own.output_hash != result.script_output_hash:

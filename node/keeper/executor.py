@@ -9,9 +9,10 @@ from typing import Any
 import trio
 from eth_utils import keccak
 
-from node.chain import Contract, TransactionSender
+from node.chain import Contract, RevertError, TransactionSender
 from node.keeper.scripts import ScriptError, ScriptRunner
 from node.mesh import RequestRefused
+from node.metrics import KeeperMetrics
 from node.sandbox.proxy import exchanges_hash
 from protocol import AssignmentMessage, ExecutionResult, JobTerms
 from protocol.scripts import ScriptEvidence, ScriptOutcome, input_at_head
@@ -35,8 +36,10 @@ class TaskExecutor:
         dispatcher: the address whose signature makes an assignment genuine.
         operator_id: this keeper's id in OperatorRegistry.
         chain_id: the chain the hub lives on (part of the assignment's EIP-712 domain).
-        readers: what a fire is checked against before executing (default: the hub's chain).
+        readers: what a fire is checked against before executing (default: the hub's chain; the
+            hub itself is added, for `after` fires).
         scripts: runs the scripts of jobs with dynamic arguments (None: such jobs are refused).
+        stats: the metrics it moves (tasks by outcome, gas, sandbox runs).
     """
 
     def __init__(
@@ -49,14 +52,16 @@ class TaskExecutor:
         chain_id: int,
         readers: Readers | None = None,
         scripts: ScriptRunner | None = None,
+        stats: KeeperMetrics | None = None,
     ) -> None:
         self.scripts = scripts
+        self.stats = stats or KeeperMetrics()
         self.hub = hub
         self.sender = sender
         self.dispatcher = dispatcher
         self.operator_id = operator_id
         self.chain_id = chain_id
-        self.readers = readers or Readers({chain_id: hub.rpc})
+        self.readers = dataclasses.replace(readers or Readers({chain_id: hub.rpc}), hub=hub)
 
     async def execute(self, order: AssignmentMessage) -> ExecutionResult:
         """`perform` without the script's evidence."""
@@ -74,6 +79,22 @@ class TaskExecutor:
         RevertError when the hub would refuse it (expired, already executed, cancelled, fee or
         balance): nothing is sent then.
         """
+        try:
+            result, evidence = await self._perform(order)
+        except AssignmentRefused:
+            self.stats.tasks.labels("refused").inc()
+            raise
+        except RevertError:
+            self.stats.tasks.labels("reverted").inc()
+            raise
+        except Exception:
+            self.stats.tasks.labels("failed").inc()
+            raise
+        outcome = "success" if result.target_success else "skipped" if result.skipped else "target_failed"
+        self.stats.tasks.labels(outcome).inc()
+        return result, evidence
+
+    async def _perform(self, order: AssignmentMessage) -> tuple[ExecutionResult, ScriptEvidence]:
         assignment, terms = order.assignment, order.terms
         signature = order.dispatcher_signature
         signer = assignment.signer(signature, self.chain_id, self.hub.address)
@@ -99,6 +120,7 @@ class TaskExecutor:
         # it is not mined before it (attesters refuse that: docs/protocol.md, "Lead time").
         await trio.sleep(max(0.0, order.trigger.fire_at - time.time()))
         receipt = await self.hub.transact(self.sender, function, *args[:3], fee, *args[4:], gas=gas)
+        self.stats.execution_gas.inc(receipt.gas_used)
         # No call data: the hub recorded a skip (TaskSkipped), and called nothing.
         success = bool(calldata) and self.hub.events(receipt, "TaskExecuted")[0].args["success"]
         result = ExecutionResult(
@@ -140,6 +162,7 @@ class TaskExecutor:
             outcome = await self.scripts.run(call, document)
         except ScriptError as error:
             raise AssignmentRefused(f"task {task_id}: {error}") from None
+        self.stats.sandbox_run(call.language, outcome.status, outcome.usage.wall_ms / 1000)
         if outcome.ran_out:
             # Maybe this keeper's load, not the script: another keeper may complete it.
             raise AssignmentRefused(f"task {task_id}: {outcome.note}")

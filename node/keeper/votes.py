@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import trio
 
 from node.mesh import RESULTS, MeshError, MeshNode, RemoteError
+from node.metrics import KeeperMetrics
 
 log = logging.getLogger("triggerx.keeper")
 VoteKey = tuple[int, int, bytes]  # task id, attempt, result hash
@@ -52,6 +53,7 @@ class VoteSender:
         vote_timeout: how long one aggregator may take to answer.
         max_pending: most votes held; beyond it the one expiring first is given up.
         clock: unix time.
+        stats: counts each send by the aggregator's reply, and the votes given up.
     """
 
     def __init__(
@@ -63,8 +65,10 @@ class VoteSender:
         vote_timeout: float = 10.0,
         max_pending: int = 10_000,
         clock: Callable[[], float] = time.time,
+        stats: KeeperMetrics | None = None,
     ) -> None:
         self.mesh, self.aggregators = mesh, aggregators
+        self.stats = stats or KeeperMetrics()
         self.resend_every, self.vote_timeout, self.max_pending = resend_every, vote_timeout, max_pending
         self.clock = clock
         self.pending: dict[VoteKey, _Pending] = {}
@@ -93,6 +97,7 @@ class VoteSender:
         if len(self.pending) >= self.max_pending and key not in self.pending:
             oldest = self._first_expiring()
             log.warning("task %d attempt %d: too many votes pending; giving this one up", *oldest[:2])
+            self.stats.votes_given_up.labels("overflow").inc()
             self._drop(oldest)
         if key not in self.pending:
             self._per_attempt[key[:2]] += 1
@@ -148,6 +153,7 @@ class VoteSender:
             entry = self.pending.get(key)
             if entry is not None and entry.expires_at == expires_at:
                 log.warning("task %d attempt %d: no decision before the deadline; vote given up", *key[:2])
+                self.stats.votes_given_up.labels("expired").inc()
                 self._drop(key)
 
     async def _deliver(self, key: VoteKey) -> None:
@@ -175,12 +181,15 @@ class VoteSender:
                 reply = await self.mesh.request(peer, "vote", entry.message, timeout=self.vote_timeout)
             except RemoteError as error:
                 if error.code == "rejected":  # it will never count: stop sending it
+                    self.stats.votes_sent.labels("rejected").inc()
                     log.warning("task %d attempt %d: vote refused by %s: %s", *key[:2], peer, error)
                     self._drop(key)
                     return
+                self.stats.votes_sent.labels("error").inc()
                 log.warning("task %d attempt %d: vote not taken by %s: %s", *key[:2], peer, error)
                 continue
             except MeshError as error:
+                self.stats.votes_sent.labels("unreachable").inc()
                 # Said once per vote: an aggregator down for a while must not flood the log.
                 level = logging.INFO if not entry.failed else logging.DEBUG
                 entry.failed = True
@@ -192,6 +201,8 @@ class VoteSender:
                     error,
                 )
                 continue
+            # Any other reply counts as "counted": the label's values are ours, never the peer's.
+            self.stats.votes_sent.labels("decided" if reply == b"decided" else "counted").inc()
             if reply == b"decided":
                 self._drop(key)
                 return

@@ -34,10 +34,11 @@ import trio
 from eth_utils import to_checksum_address
 
 from node.bls import choose_backend
-from node.chain import ChainError, RevertError
+from node.chain import ChainError, Receipt, RevertError
 from node.config import ConfigError, NodeSetup
 from node.keeper import ResultChecker
 from node.mesh import Metrics, RequestRefused
+from node.metrics import MESH_DROPS, AggregatorMetrics, NodeMetrics, start_metrics
 from node.roles.runtime import Chain, chain_nodes, load_directory, open_chain, open_mesh, open_watched
 from protocol import (
     Aggregator,
@@ -73,6 +74,7 @@ REFUSED = "aggregator_collectors_refused_total"
 """Counter of results for which no collector was opened, by `reason`: `expired` (the
 assignment's deadline plus the grace has passed), `unproven` (not shown to be the assigned
 performer's), `results_per_attempt` and `collectors` (a cap was reached)."""
+REFUSED_REASONS = ("expired", "unproven", "results_per_attempt", "collectors")
 
 BallotKey = tuple[int, int, bytes]  # task id, attempt, result hash
 AttemptKey = tuple[int, int]  # task id, attempt
@@ -97,7 +99,9 @@ class VoteDesk:
     """Votes in, per claimed result; a submission out as soon as the quorum is reached.
 
     `clock` gives the unix time that assignment deadlines are compared with. Decisions are
-    announced by the chain itself (the gateway follows the AttestationCenter's logs).
+    announced by the chain itself (the gateway follows the AttestationCenter's logs). `stats`
+    gets the Prometheus metrics it moves (votes, submissions, gas); `metrics` keeps the
+    refusals of collectors (REFUSED).
     """
 
     def __init__(
@@ -115,8 +119,11 @@ class VoteDesk:
         clock: Callable[[], float] = time.time,
         readers: Readers | None = None,
         reject_linger: float = REJECT_LINGER,
+        stats: AggregatorMetrics | None = None,
     ) -> None:
         self.chain, self.directory, self.nursery = chain, directory, nursery
+        self.stats = stats or AggregatorMetrics()
+        self.stats.collectors_open.set_function(lambda: len(self.collectors))
         self.dispatcher = to_checksum_address(dispatcher)
         self.grace = grace
         self.max_results_per_attempt = max_results_per_attempt
@@ -147,6 +154,16 @@ class VoteDesk:
     async def on_vote(self, sender: str, payload: bytes) -> bytes:
         """A keeper's `vote` request; the reply says whether the vote counted."""
         try:
+            reply, outcome = await self._take_vote(sender, payload)
+        except VoteRefused:
+            self.stats.votes.labels("refused").inc()
+            raise
+        self.stats.votes.labels(outcome).inc()
+        return reply
+
+    async def _take_vote(self, sender: str, payload: bytes) -> tuple[bytes, str]:
+        """The reply to a vote, and its outcome as counted (a label of `stats.votes`)."""
+        try:
             message = decode(payload, VoteMessage)
         except msgspec.MsgspecError as error:
             raise VoteRefused(f"not a vote message: {error}") from None
@@ -161,7 +178,7 @@ class VoteDesk:
             self.sweep()
         attempt: AttemptKey = (task.task_id, task.attempt)
         if attempt in self.decided:
-            return b"decided"
+            return b"decided", "already_decided"
         key: BallotKey = (task.task_id, task.attempt, task.result_hash)
         ballot = self.collectors.get(key) or await self._open(key, report, task)
         if vote.operator_id in ballot.refused:
@@ -171,7 +188,7 @@ class VoteDesk:
                 _count, ballot.collector, self.directory.operators, vote
             )
         if dropped and dropped[0].reason is DropReason.DUPLICATE:
-            return b"counted"  # a keeper resending its vote (node.keeper.votes): counted once
+            return b"counted", "duplicate"  # a keeper resending its vote (node.keeper.votes): counted once
         if dropped:
             if dropped[0].reason is DropReason.BAD_SIGNATURE:
                 ballot.refused.add(vote.operator_id)
@@ -181,7 +198,7 @@ class VoteDesk:
             self.nursery.start_soon(self._submit_unproven, key, ballot)
         if decision in (Decision.APPROVE, Decision.REJECT):
             self._start_submission(key, ballot)
-        return b"counted"
+        return b"counted", "accepted"
 
     def _start_submission(self, key: BallotKey, ballot: Ballot) -> None:
         attempt: AttemptKey = (key[0], key[1])
@@ -227,9 +244,22 @@ class VoteDesk:
             self.submitting.discard(attempt)
         if sent is None:
             return
-        _, outcome = sent
+        submission, outcome = sent
         log.info("task %d attempt %d decided (%s)", *attempt, outcome.tx_hash or "by another aggregator")
         self._decide(attempt, ballot.expires_at)
+        if outcome.tx_hash is not None:
+            await self._count_gas(submission, outcome.tx_hash)
+
+    async def _count_gas(self, submission: Submission, tx_hash: str) -> None:
+        """Add the gas `tx_hash` used to `stats` (the receipt is read again: Aggregator.submit
+        keeps only the hash); a failed read costs the count, nothing else."""
+        try:
+            raw = await self.chain.rpc.call("eth_getTransactionReceipt", tx_hash)
+            gas = Receipt.from_rpc(raw).gas_used
+        except (ChainError, KeyError, TypeError, ValueError) as error:
+            log.debug("the gas of submission %s is not counted: %s", tx_hash, error)
+            return
+        self.stats.submission_gas.labels(_decision(submission)).inc(gas)
 
     async def _submit(
         self, attempt: AttemptKey, collector: VoteCollector
@@ -246,9 +276,11 @@ class VoteDesk:
                     *attempt,
                 )
                 return None
+            decision, sent_at = _decision(submission), time.monotonic()
             try:
                 outcome = await self.aggregator.submit(submission)
             except RevertError as error:
+                self.stats.submissions.labels(decision, "reverted").inc()
                 if round_ == self.resubmits:
                     log.error(
                         "task %d attempt %d: submission reverted %d times, giving up until the next vote: %s",
@@ -270,9 +302,14 @@ class VoteDesk:
                 await trio.sleep(delay)
                 await self._refresh(collector)
             except ChainError as error:
+                self.stats.submissions.labels(decision, "failed").inc()
                 log.error("task %d attempt %d: submission failed: %s", *attempt, error)
                 return None
             else:
+                self.stats.submission_seconds.observe(time.monotonic() - sent_at)
+                self.stats.submissions.labels(
+                    decision, "already_decided" if outcome.already_decided else "ok"
+                ).inc()
                 return submission, outcome
         return None  # unreachable: the last round returns
 
@@ -408,6 +445,11 @@ class VoteDesk:
             self._chain_proven.pop(attempt, None)
 
 
+def _decision(submission: Submission) -> str:
+    """The `decision` label of a submission."""
+    return "approve" if submission.approve else "reject"
+
+
 def _count(
     collector: VoteCollector, operators: OperatorSet, vote: Vote
 ) -> tuple[list[DroppedVote], Decision]:
@@ -418,13 +460,14 @@ def _count(
 
 
 async def run_aggregator(setup: NodeSetup) -> None:
-    """Run the aggregator role until cancelled."""
+    """Run the aggregator role until cancelled; its metrics on `[node] metrics_listen`, if set."""
     dispatcher = setup.genesis.dispatcher
     if dispatcher is None:
         raise ConfigError("genesis: names no dispatcher, so an aggregator cannot tell assigned results")
     async with open_chain(setup) as chain, open_watched(setup, chain) as others:
         directory = await load_directory(setup, chain)
         async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
+            metrics = NodeMetrics()
             desk = VoteDesk(
                 chain,
                 directory,
@@ -432,7 +475,11 @@ async def run_aggregator(setup: NodeSetup) -> None:
                 nursery=nursery,
                 grace=setup.genesis.protocol.assignment_ttl_seconds,
                 readers=Readers(chain_nodes(chain, others)),
+                stats=AggregatorMetrics(metrics),
             )
+            metrics.export_counts(mesh.metrics, MESH_DROPS)
+            metrics.export_counts(desk.metrics, [(REFUSED, {"reason": reason}) for reason in REFUSED_REASONS])
+            await start_metrics(nursery, metrics, setup.config.settings.node.metrics_listen)
             mesh.register_handler("vote", desk.on_vote)
             nursery.start_soon(directory.keep_fresh, 30.0)
             nursery.start_soon(desk.sweep_forever, SWEEP_INTERVAL)

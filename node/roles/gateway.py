@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 
 import trio
 from hypercorn.trio import serve
@@ -21,8 +22,19 @@ from gateway import (
     follow_decisions,
     server_config,
 )
-from gateway.api import create_app
+from gateway.actions import SignedActions
+from gateway.api import AccessRules, create_app
+from gateway.api.streams import StreamLimits
+from gateway.api_keys import ApiKeys
+from gateway.faucet import Faucet
+from gateway.fees import FeeEstimator
+from gateway.keeper_forms import KeeperForms
+from gateway.metrics import GatewayMetrics
+from gateway.points import Points
+from gateway.service_health import ChainProbe, GatewayHealth, Services
+from gateway.stats import TaskStats
 from gateway.triggers import (
+    AfterTriggers,
     ConditionTriggers,
     EventTriggers,
     HeadSignal,
@@ -30,8 +42,10 @@ from gateway.triggers import (
     WatchedChain,
     WebPoller,
 )
+from gateway.users import Users
 from node.config import ConfigError, NodeSetup
 from node.mesh import Metrics
+from node.metrics import MESH_DROPS
 from node.roles.runtime import (
     load_directory,
     open_chain,
@@ -55,9 +69,11 @@ async def run_gateway(setup: NodeSetup) -> None:
             f"{setup.operator.address}"
         )
     alert_to = alert_channels(setup.config)  # a bad [alerts] stops the gateway now, not at its first alert
+    admin_token = setup.config.secret("gateway.admin_token_file", "gateway.admin_token_env", os.environ)
     settings.node.data_dir.mkdir(parents=True, exist_ok=True)
     with Store.open(settings.node.data_dir / "gateway.db") as store:
         storage = GatewayStorage(store)
+        users = Users(store)
         ledger = TaskLedger(storage)
         web_limits = WebLimits(allow_private=settings.node.private_http_sources)
         async with (
@@ -72,6 +88,10 @@ async def run_gateway(setup: NodeSetup) -> None:
             sandbox = await working_sandbox("gateway", settings.node.sandbox) if scripts_on else None
             async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
                 keepers = KeeperWatch(directory, mesh, setup.genesis.protocol.offline_after_seconds)
+                metrics = GatewayMetrics(keepers_online=lambda: len(keepers.online_accounts()))
+                metrics.node.export_counts(mesh.metrics, MESH_DROPS)
+                await nursery.start(metrics.count_tasks, ledger, storage)  # before any task changes
+                services = Services()
                 if alert_to:  # subscribed to the ledger here, before any task can fail
                     alerts = Alerts(
                         alert_to,
@@ -119,14 +139,25 @@ async def run_gateway(setup: NodeSetup) -> None:
                     watched,
                     WebPoller(web, Metrics()),
                 )
-                triggers = (scheduler, events, conditions)
+                after = AfterTriggers(
+                    storage,
+                    ledger,
+                    lambda task_id: nursery.start_soon(dispatcher.dispatch, task_id),
+                    chain.hub.rpc,
+                )
+                triggers = (scheduler, events, conditions, after)
                 intake = JobIntake(
                     storage,
                     chain.hub,
                     chain.sender,
                     chain.chain_id,
-                    on_created=lambda job: [each.schedule(job) for each in triggers],
+                    on_created=lambda job: [
+                        metrics.job_created(job),
+                        users.ensure(job.owner, job.created_at),
+                        *(each.schedule(job) for each in triggers),
+                    ],
                     on_cancelled=lambda job: [each.unschedule(job) for each in triggers],
+                    on_resumed=lambda job: [each.schedule(job) for each in triggers],
                     watched_chains=frozenset(events.chains),
                     scripts=None
                     if sandbox is None
@@ -152,14 +183,48 @@ async def run_gateway(setup: NodeSetup) -> None:
                 # Long-lived from here on (jobs, schedules, the operator set): out of the collector's
                 # scans, which otherwise tripled the scheduler's time per fire at 100,000 jobs.
                 gc.freeze()
-                app = create_app(storage, keepers.status, intake=intake)
+                stats = TaskStats(ledger, keepers_online=lambda: len(keepers.online_accounts()))
+                nursery.start_soon(stats.run)
+                access = AccessRules(
+                    ApiKeys(store),
+                    admin_token=admin_token,
+                    anonymous_per_minute=gateway.anonymous_requests_per_minute,
+                    keys_required=gateway.api_keys_required,
+                )
+                actions = SignedActions(store, chain.chain_id, chain.hub.address)  # one per store
+                probe = ChainProbe(chain.rpc, chain.chain_id)
+                await nursery.start(probe.run)  # the first reading is in before the API serves
+                health = GatewayHealth(storage, probe, services, keepers.status)
+                points = Points(storage, users, ledger, directory)
+                nursery.start_soon(services.run, "points", points.run)
+                app = create_app(
+                    storage,
+                    keepers.status,
+                    intake=intake,
+                    access=access,
+                    key_requests_per_minute=gateway.key_requests_per_minute,
+                    fees=FeeEstimator(chain.hub),
+                    ledger=ledger,
+                    stats=stats,
+                    stream_limits=StreamLimits(connections_per_ip=gateway.websockets_per_address),
+                    health=health.snapshot,
+                    actions=actions,
+                    users=users,
+                    points=points,
+                    keeper_forms=KeeperForms(store, actions),
+                    faucet=Faucet(store, chain.sender, gateway.faucet_wei, gateway.faucet_period_seconds),
+                    metrics=metrics,
+                )
                 nursery.start_soon(serve, app, server_config(str(settings.gateway.http_listen)))
                 nursery.start_soon(directory.keep_fresh, 30.0)
-                nursery.start_soon(keepers.run)
-                nursery.start_soon(follow_decisions, chain.center, ledger, dispatcher.decided)
-                nursery.start_soon(scheduler.run)
-                nursery.start_soon(events.run)
-                nursery.start_soon(conditions.run)
+                nursery.start_soon(services.run, "keepers", keepers.run)
+                nursery.start_soon(
+                    services.run, "decisions", follow_decisions, chain.center, ledger, dispatcher.decided
+                )
+                nursery.start_soon(services.run, "scheduler", scheduler.run)
+                nursery.start_soon(services.run, "events", events.run)
+                nursery.start_soon(services.run, "conditions", conditions.run)
+                nursery.start_soon(services.run, "after", after.run)
                 for each_chain in watched:
                     nursery.start_soon(each_chain.heads.run)
                 log.info("gateway up: http://%s, mesh %s", settings.gateway.http_listen, mesh.peer_id)

@@ -21,6 +21,7 @@ from node.keeper import (
     report_problem,
 )
 from node.mesh import HEARTBEATS, RESULTS, MeshError, MeshNode
+from node.metrics import MESH_DROPS, KeeperMetrics, NodeMetrics, start_metrics
 from node.roles.runtime import (
     Chain,
     aggregator_peers,
@@ -65,6 +66,7 @@ class Keeper:
         nursery: trio.Nursery,
         readers: Readers | None = None,
         scripts: ScriptRunner | None = None,
+        stats: KeeperMetrics | None = None,
     ) -> None:
         me = directory.operator(setup.operator.address)
         if me is None or not me.active:
@@ -83,7 +85,8 @@ class Keeper:
         self.me = me
         self.dispatcher = setup.genesis.dispatcher
         self.aggregators = aggregator_peers(setup)
-        self.votes = VoteSender(mesh, self.aggregators)
+        self.stats = stats or KeeperMetrics()
+        self.votes = VoteSender(mesh, self.aggregators, stats=self.stats)
         self._checking: set[VoteKey] = set()  # reports whose execution is being checked on chain
         # Reports abstained on, until when: a copy republished meanwhile is not checked again (a
         # job's script would run once per copy).
@@ -98,13 +101,20 @@ class Keeper:
             chain_id=chain.chain_id,
             readers=readers,
             scripts=scripts,
+            stats=self.stats,
         )
-        self.checker = ResultChecker(chain.hub, readers=readers, scripts=scripts)
+        self.checker = ResultChecker(chain.hub, readers=readers, scripts=scripts, stats=self.stats)
         self.checks = trio.CapacityLimiter(MAX_CONCURRENT_CHECKS)
-        self.reports_dropped = 0
 
     async def on_assign(self, sender: str, payload: bytes) -> bytes:
         """The dispatcher's `assign` request: acknowledge now, execute in the background."""
+        try:
+            return self._accept(sender, payload)
+        except AssignmentRefused:
+            self.stats.tasks.labels("refused").inc()
+            raise
+
+    def _accept(self, sender: str, payload: bytes) -> bytes:
         if sender != self.dispatcher:
             raise AssignmentRefused("only the dispatcher assigns tasks")
         try:
@@ -148,7 +158,7 @@ class Keeper:
         async with await self.mesh.subscribe(RESULTS) as results:
             async for delivery in results:
                 if self.checks.available_tokens == 0:
-                    self.reports_dropped += 1
+                    self.stats.reports_unchecked.labels("busy").inc()
                     continue
                 self.nursery.start_soon(self.check_report, delivery.sender, delivery.payload)
 
@@ -161,14 +171,17 @@ class Keeper:
             try:
                 await self._check_report(sender, payload)
             except (ChainError, MeshError) as error:
+                self.stats.reports_unchecked.labels("error").inc()
                 log.warning("a report from %s could not be checked: %s", sender, error)
             except Exception:
+                self.stats.reports_unchecked.labels("error").inc()
                 log.exception("a report from %s could not be checked", sender)
 
     async def _check_report(self, sender: str, payload: bytes) -> None:
         try:
             report = decode(payload, ResultMessage)
         except msgspec.MsgspecError as error:
+            self.stats.reports_unchecked.labels("invalid").inc()
             log.warning("dropped a malformed result from %s: %s", sender, error)
             return
         order = report.order
@@ -193,6 +206,7 @@ class Keeper:
             hub=self.chain.hub.address,
         )
         if problem is not None:
+            self.stats.reports_unchecked.labels("invalid").inc()
             log.warning("task %d: not voting on a report from %s: %s", assignment.task_id, sender, problem)
             return
         self._checking.add(key)  # copies arriving meanwhile (republished, relayed) are not checked again
@@ -238,8 +252,9 @@ class Keeper:
 
 
 async def run_keeper(setup: NodeSetup) -> None:
-    """Run the keeper role until cancelled."""
+    """Run the keeper role until cancelled; its metrics on `[node] metrics_listen`, if set."""
     web_limits = WebLimits(allow_private=setup.config.settings.node.private_http_sources)
+    metrics = NodeMetrics()
     async with (
         open_chain(setup) as chain,
         open_watched(setup, chain) as others,
@@ -249,7 +264,9 @@ async def run_keeper(setup: NodeSetup) -> None:
         directory = await load_directory(setup, chain)
         async with open_mesh(setup, directory) as mesh, trio.open_nursery() as nursery:
             readers = Readers(chain_nodes(chain, others), web)
-            keeper = Keeper(setup, chain, directory, mesh, nursery, readers, scripts)
+            metrics.export_counts(mesh.metrics, MESH_DROPS)
+            keeper = Keeper(setup, chain, directory, mesh, nursery, readers, scripts, KeeperMetrics(metrics))
+            await start_metrics(nursery, metrics, setup.config.settings.node.metrics_listen)
             mesh.register_handler("assign", keeper.on_assign)
             nursery.start_soon(directory.keep_fresh, 30.0)
             nursery.start_soon(keeper.attest)

@@ -1,7 +1,7 @@
 """The node's storage: one LevelDB per node (plyvel), one handle per process.
 
 Keys are grouped in spaces by prefix (`job/`, `task/`, `user/`, `keeper/`, `apikey/`,
-`sched/...`, `chk/...`, indexes under `idx/...`, the schema version at `meta/schema`).
+`points/...`, `sched/...`, `chk/...`, indexes under `idx/...`, the schema version at `meta/schema`).
 Values are msgspec Structs as JSON behind a version byte. A `Table` binds a Struct type
 to a space, a primary key and secondary indexes, and writes each record together with its
 index entries in one atomic batch; `Store.batch()` makes writes to several tables atomic:
@@ -22,11 +22,13 @@ from node.store.errors import CorruptRecordError, SchemaVersionError, StoreError
 from node.store.keys import (
     API_KEYS,
     CHECKPOINTS,
+    FAUCET,
     INDEXES,
     JOBS,
     KEEPERS,
     MAX_INT_KEY,
     META,
+    POINTS,
     SCHEDULES,
     SCRIPTS,
     TASKS,
@@ -40,11 +42,13 @@ from node.store.table import Index, Page, Table
 __all__ = [
     "API_KEYS",
     "CHECKPOINTS",
+    "FAUCET",
     "INDEXES",
     "JOBS",
     "KEEPERS",
     "MAX_INT_KEY",
     "META",
+    "POINTS",
     "SCHEDULES",
     "SCHEMA_VERSION",
     "SCRIPTS",

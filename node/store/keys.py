@@ -57,6 +57,8 @@ SCHEDULES = KeySpace("sched")
 CHECKPOINTS = KeySpace("chk")
 META = KeySpace("meta")
 SCRIPTS = KeySpace("script")
+FAUCET = KeySpace("faucet")
+POINTS = KeySpace("points")
 
 
 def encode_part(part: KeyPart) -> bytes:
@@ -101,10 +103,17 @@ def encode_cursor(rest: bytes) -> str:
 
 
 def decode_cursor(cursor: str) -> bytes:
-    """The key bytes a cursor from `encode_cursor` stands for."""
+    """The key bytes a cursor from `encode_cursor` stands for; ValueError unless they are
+    whole key parts, encoded as `encode_cursor` encodes them (a garbled or made-up cursor
+    would otherwise start some page no query gave out, or the first one)."""
     try:
-        # validate=True: the lenient default drops characters outside the alphabet, which
-        # would turn a garbled cursor into "start from the beginning".
-        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(f"malformed page cursor {cursor!r}") from None
+        # validate=True: the lenient default drops characters outside the alphabet.
+        rest = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        offset = 0
+        while offset < len(rest):
+            _, offset = decode_part(rest, offset)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        rest = b""
+    if not rest or encode_cursor(rest) != cursor:
+        raise ValueError(f"malformed page cursor {cursor[:40]!r}")
+    return rest

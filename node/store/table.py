@@ -136,7 +136,7 @@ class Table(Generic[T]):
         """Records in primary-key order; with `prefix`, only those whose str/bytes key starts with it."""
         base = self.space.prefix + (b"" if prefix is None else encode_prefix(prefix))
         with self._store.db.snapshot() as snapshot:
-            found, cursor = _read_page(snapshot, base, limit, after)
+            found, cursor = _read_page(snapshot, base, limit, after, keys_from=len(self.space.prefix))
         return Page([self._decode(value, key[len(self.space.prefix) :]) for key, value in found], cursor)
 
     def by_index(self, name: str, value: KeyPart, *, limit: int = 100, after: str | None = None) -> Page[T]:
@@ -144,7 +144,7 @@ class Table(Generic[T]):
         base = self._index_space(name).prefix + encode_part(value)
         records = []
         with self._store.db.snapshot() as snapshot:
-            found, cursor = _read_page(snapshot, base, limit, after)
+            found, cursor = _read_page(snapshot, base, limit, after, keys_from=len(base))
             for entry, _ in found:
                 rest = entry[len(base) :]
                 stored = snapshot.get(self.space.prefix + rest)
@@ -202,12 +202,18 @@ class Table(Generic[T]):
 
 
 def _read_page(
-    reader: Snapshot, base: bytes, limit: int, after: str | None
+    reader: Snapshot, base: bytes, limit: int, after: str | None, keys_from: int
 ) -> tuple[list[tuple[bytes, bytes]], str | None]:
-    """Up to `limit` (key, value) pairs under `base` after the cursor, and the next cursor."""
+    """Up to `limit` (key, value) pairs under `base` after the cursor, and the next cursor.
+
+    A cursor is a key's bytes from `keys_from` on (whole key parts: see `decode_cursor`);
+    ValueError if it names a key outside `base` (a cursor of another query).
+    """
     if limit < 1:
         raise ValueError(f"page limit must be at least 1, not {limit}")
-    start = None if after is None else base + decode_cursor(after)
+    start = None if after is None else base[:keys_from] + decode_cursor(after)
+    if start is not None and not start.startswith(base):
+        raise ValueError(f"page cursor {after[:40]!r} is not one of this query")
     found: list[tuple[bytes, bytes]] = []
     with reader.iterator(prefix=base) as items:
         if start is not None:
@@ -216,6 +222,6 @@ def _read_page(
             if key == start:
                 continue
             if len(found) == limit:
-                return found, encode_cursor(found[-1][0][len(base) :])
+                return found, encode_cursor(found[-1][0][keys_from:])
             found.append((key, value))
     return found, None

@@ -6,15 +6,15 @@ one `register` line below; docs/architecture.md walks through it.
 Public API: the registry (register, kind_named, kind_names), what every kind declares
 (TriggerKind, Schedule, TriggerFire, TriggerSpecError, NotYetVisibleError, Readers, SpecJson,
 on_grid, CatchUp) and the time kinds' own (interval, cron, specific: their schedules and signed
-triggers); the event and condition kinds' are in protocol.triggers.event and
-protocol.triggers.condition.
+triggers); the event, condition and after kinds' are in protocol.triggers.event,
+protocol.triggers.condition and protocol.triggers.after.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from protocol.triggers import condition, cron, event, interval, specific
+from protocol.triggers import after, condition, cron, event, interval, specific
 from protocol.triggers.base import (
     CatchUp,
     NotYetVisibleError,
@@ -91,3 +91,4 @@ register(cron.KIND)
 register(specific.KIND)
 register(event.KIND)
 register(condition.KIND)
+register(after.KIND)

@@ -21,7 +21,7 @@ import msgspec
 from eth_utils import keccak
 from msgspec import Meta
 
-from node.chain import RpcClient
+from node.chain import Contract, RpcClient
 from node.config import split_validation_error
 from node.web import JsonValues
 
@@ -46,22 +46,29 @@ policy, not part of the signed trigger: an attester cannot tell a late fire from
 one, so a signature would promise a check nobody can make."""
 
 
+UnixSeconds = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+"""A time in a spec (signed as uint64; msgspec bounds ints to 64 signed bits)."""
+
+
 class TimeSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, rename="camel", kw_only=True):
     """What every time kind's spec has besides its own fields: an optional `start` and `end`
     (unix seconds) and its catch-up policy."""
 
-    start: int | None = None
-    end: int | None = None
+    start: UnixSeconds | None = None
+    end: UnixSeconds | None = None
     catch_up: CatchUp = "once"
 
 
 @dataclass(frozen=True)
 class Readers:
     """What a node reads to check a fire against the world: the nodes of the chains it
-    follows, by chain id, and the web (condition jobs' HTTP sources; None: it fetches none)."""
+    follows, by chain id, the web (condition jobs' HTTP sources; None: it fetches none), and
+    the hub it executes and attests on, whose settler decides tasks (`after` jobs; None: it
+    checks no such fire)."""
 
     chains: Mapping[int, RpcClient]
     web: JsonValues | None = None
+    hub: Contract | None = None
 
 
 class NotYetVisibleError(Exception):

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
+
+from msgspec import Meta
 
 # protocol.jobs, not the package: protocol's __init__ imports protocol.triggers (through
 # protocol.messages), so protocol may not be initialized yet when this module runs.
@@ -35,7 +38,7 @@ MIN_INTERVAL_SECONDS = 1
 class IntervalSpec(TimeSpec, kw_only=True):
     """Every `every_seconds`, from `start` (unix seconds; default: when created) until `end`."""
 
-    every_seconds: int
+    every_seconds: Annotated[int, Meta(ge=MIN_INTERVAL_SECONDS, le=2**63 - 1)]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from protocol.triggers.base import (
     TriggerFire,
     TriggerKind,
     TriggerSpecError,
+    UnixSeconds,
     check_window,
     signed_trigger,
 )
@@ -35,7 +36,7 @@ MAX_TIMES = 1000
 class SpecificSpec(TimeSpec, kw_only=True):
     """Fire at each of `times` (unix seconds)."""
 
-    times: Annotated[list[int], Meta(min_length=1, max_length=MAX_TIMES)]
+    times: Annotated[list[UnixSeconds], Meta(min_length=1, max_length=MAX_TIMES)]
 
 
 @dataclass(frozen=True)

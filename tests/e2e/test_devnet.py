@@ -61,7 +61,7 @@ def test_an_interval_job_runs_on_the_devnet(devnet):
     )
     assert int(count, 16) == len(executed) >= len(completed)
     # Each approval released the task's escrowed fee to its performer.
-    chain_job_id = httpx.get(f"{gateway}/api/jobs/id/{job_id}").json()["job"]["chainJobId"]
+    chain_job_id = int(httpx.get(f"{gateway}/api/jobs/id/{job_id}").json()["job"]["chainJobId"])
     for task in completed:
         [approved] = [a for a in task["attempts"] if a["outcome"] == "approved"]
         key = (task["id"], chain_job_id, approved["number"], approved["performer"])
@@ -195,7 +195,7 @@ def test_a_price_condition_job_runs_on_the_devnet(devnet):
     assert task["fireAt"] >= int(
         rpc(url, "eth_getBlockByNumber", fell["blockNumber"], False)["timestamp"], 16
     )
-    shown = httpx.get(f"{gateway}/api/jobs/id/{job_id}").json()
+    shown = httpx.get(f"{gateway}/api/jobs/id/{job_id}").json()["job"]
     assert (shown["condition"]["holds"], shown["condition"]["error"]) == (True, None)
 
 

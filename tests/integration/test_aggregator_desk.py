@@ -22,6 +22,7 @@ from eth_utils import keccak
 
 from gateway import AttemptRecord, ExecutionRelay, TaskDecision, TaskMonitor, TaskRecord
 from node.chain import Receipt
+from node.metrics import VOTE_OUTCOMES
 from node.roles import Chain, VoteDesk, VoteRefused
 
 # The role's metric name, an internal the test reads.
@@ -92,6 +93,10 @@ class Desk:
 
     def refused(self, reason: str) -> int:
         return self.desk.metrics.get(REFUSED, reason=reason)
+
+    def exported(self, name: str, **labels: str) -> float | None:
+        """A sample of the desk's Prometheus metrics (node.metrics.AggregatorMetrics)."""
+        return self.desk.stats.node.registry.get_sample_value(name, labels)
 
 
 async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -218,6 +223,12 @@ async def test_finding4_a_forged_first_vote_does_not_block_honest_votes(network,
         assert desk.desk.collectors == {}
         assert await desk.vote(honest, 0) == b"decided"
         assert desk.desk.collectors == {}
+        # What the desk exports (node.metrics): each vote by outcome, the submission and its gas.
+        votes = {o: desk.exported("triggerx_aggregator_votes_total", outcome=o) for o in VOTE_OUTCOMES}
+        assert votes == {"refused": len(forgeries), "accepted": 3, "already_decided": 1, "duplicate": 0}
+        assert desk.exported("triggerx_aggregator_submissions_total", decision="approve", outcome="ok") == 1
+        await until(lambda: desk.exported("triggerx_aggregator_submission_gas_total", decision="approve") > 0)
+        assert desk.exported("triggerx_aggregator_collectors_open") == 0
 
 
 async def test_finding4_votes_count_only_for_the_result_they_sign(network, accounts, sender_for):
@@ -338,6 +349,11 @@ async def test_low_resubmits_after_a_refreshed_operator_set(network, accounts, s
         [decision] = await desk.decisions()
         await desk.settled()  # the desk has recorded it too
         assert decision.approved
+        for outcome in ("reverted", "ok"):
+            submitted = desk.exported(
+                "triggerx_aggregator_submissions_total", decision="approve", outcome=outcome
+            )
+            assert submitted == 1
         receipt = await network.center.rpc.call("eth_getTransactionReceipt", decision.tx_hash)
         [event] = network.center.events(Receipt.from_rpc(receipt), "TaskSubmitted")
         assert (event.args["signerBitmap"], event.args["totalStake"]) == (0b111, 300)
@@ -386,6 +402,11 @@ async def test_an_attempt_decided_by_another_aggregator_is_done(network, account
         assert (1, 1) in desk.desk.decided
         assert desk.desk.collectors == {}
         assert await desk.vote(report, 0) == b"decided"
+        submitted = desk.exported(
+            "triggerx_aggregator_submissions_total", decision="approve", outcome="already_decided"
+        )
+        assert submitted == 1
+        assert desk.exported("triggerx_aggregator_submission_gas_total", decision="approve") == 0
 
 
 async def test_review_a_bad_vote_costs_one_verification_per_operator_and_result(

@@ -54,7 +54,8 @@ NOT_APPROVED = "no approved execution in 1 attempt(s)"
 
 def job_record(function: str = "increment()") -> JobRecord:
     terms = JobTerms.static_call(TARGET, CALLDATA, 100_000, 10**15, bytes(32))
-    return counter_job(OWNER, job_id_of(OWNER, 1), terms, CALLDATA, 1.0, function=function)
+    job = counter_job(OWNER, job_id_of(OWNER, 1), terms, CALLDATA, 1.0, function=function)
+    return msgspec.structs.replace(job, trace_id="trace")
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def fail_task(
     ledger: TaskLedger, reason: str = "no approved execution in 1 attempt(s)", job_id: int = 1
 ) -> int:
     """A task of job `job_id`, fired at 10 s past the epoch, assigned once, then failed with `reason`."""
-    task = ledger.create(ledger.storage.jobs.get(job_id), fire_at=10.0, trace_id="trace-1")
+    task = ledger.create(ledger.storage.jobs.get(job_id), fire_at=10.0)
     ledger.attempt_assigned(task.id, AttemptRecord(number=1, performer=KEEPER, assigned_at=10, deadline=70))
     ledger.fail(task.id, reason)
     return task.id
@@ -235,7 +236,7 @@ FAILED_BODY = (
     f"Owner: {OWNER}\n"
     "Reason: no approved execution in 1 attempt(s)\n"
     "Fired at: 1970-01-01 00:00:10 UTC; attempts: 1\n"
-    "Trace id: trace-1"
+    "Trace id: trace-1"  # the job's trace id, then the task's id
 )
 
 
@@ -243,7 +244,7 @@ async def test_a_failed_task_is_one_webhook_message_in_the_telegram_shape(ledger
     alerts = Alerts([WebhookChannel(webhook.url, -1001234567890)], ledger, HealthTracker(15.0))
     async with running(alerts):
         fail_task(ledger)
-        done = ledger.create(ledger.storage.jobs.get(1), fire_at=20.0, trace_id="t")
+        done = ledger.create(ledger.storage.jobs.get(1), fire_at=20.0)
         ledger.attempt_assigned(
             done.id, AttemptRecord(number=1, performer=KEEPER, assigned_at=20, deadline=80)
         )

@@ -181,7 +181,7 @@ async def test_a_failing_source_shows_on_its_job_and_stalls_no_other(rpc, accoun
     assert f"{feed.address}.missing() failed" in state_of(storage).error
     assert web.metrics.get("condition_source_errors_total", source="chain") == 1
     client = create_app(storage).test_client()
-    shown = await (await client.get("/api/jobs/id/1")).get_json()
+    shown = (await (await client.get("/api/jobs/id/1")).get_json())["job"]
     assert shown["condition"]["error"] == state_of(storage).error
     assert shown["condition"]["errorSince"] > 0
 

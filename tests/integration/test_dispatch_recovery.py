@@ -30,7 +30,7 @@ async def executed_task(world: HubWorld, tmp_path):
         job = counter_job(world.owner.address, job_id, terms, calldata, created_at=time.time())
         storage.jobs.put(job)
         ledger = TaskLedger(storage)
-        task = ledger.create(job, fire_at=time.time(), trace_id="t")
+        task = ledger.create(job, fire_at=time.time())
         attempt = AttemptRecord(
             number=1,
             performer=world.performer.address,
@@ -102,7 +102,7 @@ async def test_tasks_beyond_the_in_flight_cap_wait_created_in_order(world, execu
     not assigned (it stays `created`); it goes as soon as one ends."""
     ledger, first = executed_task
     job = ledger.storage.jobs.get(first.job_id)
-    second = ledger.create(job, fire_at=time.time(), trace_id="u")
+    second = ledger.create(job, fire_at=time.time())
     attempt = AttemptRecord(
         number=1, performer=world.performer.address, assigned_at=time.time(), deadline=int(time.time()) + 60
     )

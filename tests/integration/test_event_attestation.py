@@ -87,7 +87,7 @@ async def test_an_event_fire_is_approved_only_for_its_log_on_chain(network, acco
         dispatcher = order_signer(storage, ledger, network)
         verdicts, refusals = [], []
         for n, (evidence, receipt) in enumerate(((honest, big), (nowhere, big), (excluded, small))):
-            task = ledger.create(record, await fire_at(receipt), f"t{n}", detail=evidence.encode())
+            task = ledger.create(record, await fire_at(receipt), detail=evidence.encode())
             consent = OwnerConsent(spec.expiry, job.consent_signature) if n == 0 else None
             order = dispatcher.order_for(task.id, 1, operators.operators[0].account, consent)
             if n > 0:  # an honest performer looks the log up first, and refuses

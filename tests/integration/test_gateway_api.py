@@ -14,11 +14,15 @@ from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 
 from gateway import GatewayStorage, JobIntake, JobRecord, JobSpec, TaskLedger, sign_job
+from gateway.actions import UPDATE_JOB, SignedActions, gateway_domain
 from gateway.api import create_app
+from gateway.fees import FeeEstimator
+from node.chain import TypedMessage
 from node.store import Store
 from protocol import CANCELLED_TERMS, cancel_message
 
 from ..conftest import CHAIN_ID
+from ..gateway_helpers import JsonClient
 
 OWNER = Account.from_key(b"\x07" * 32)
 SPEC = JobSpec(
@@ -69,7 +73,8 @@ async def created(storage, core, accounts, sender_for, rpc):
         on_created=scheduled.append,
         on_cancelled=unschedule,
     )
-    return scheduled, create_app(storage, intake=intake).test_client()
+    actions = SignedActions(storage.store, CHAIN_ID, HUB)
+    return scheduled, JsonClient(create_app(storage, intake=intake, actions=actions).test_client())
 
 
 async def test_a_job_is_created_and_read_back(created, storage):
@@ -136,7 +141,7 @@ async def test_finding9_active_jobs_per_owner_are_capped(storage, core, accounts
         lambda job: None,
         max_active_jobs_per_owner=2,
     )
-    client = create_app(storage, intake=intake).test_client()
+    client = JsonClient(create_app(storage, intake=intake).test_client())
     statuses: list[int] = []
 
     async def post(nonce: int) -> None:
@@ -160,7 +165,7 @@ async def test_review_concurrent_cancellations_send_one_transaction(created, cor
     scheduled, client = created
     await client.post("/api/jobs", data=body())
     job = scheduled[0]
-    TaskLedger(storage).create(job, fire_at=1000.0, trace_id="t")
+    TaskLedger(storage).create(job, fire_at=1000.0)
     signature = cancel_message(job.chain_job_id, CHAIN_ID, core.hub.address).sign(OWNER)
     before = int(await rpc.call("eth_getTransactionCount", accounts[1].address, "latest"), 16)
     statuses: list[int] = []
@@ -185,7 +190,7 @@ async def test_finding2_the_owner_cancels_through_the_gateway_on_chain(created, 
     scheduled, client = created
     await client.post("/api/jobs", data=body())
     job = scheduled[0]
-    TaskLedger(storage).create(job, fire_at=1000.0, trace_id="t")  # a task may be in flight now
+    TaskLedger(storage).create(job, fire_at=1000.0)  # a task may be in flight now
     stranger = cancel_message(job.chain_job_id, CHAIN_ID, core.hub.address).sign(
         Account.from_key(b"\x09" * 32)
     )
@@ -219,7 +224,7 @@ async def test_finding2_the_owner_cancels_through_the_gateway_on_chain(created, 
 
 
 async def test_without_a_job_intake_no_jobs_are_taken(storage):
-    client = create_app(storage).test_client()
+    client = JsonClient(create_app(storage).test_client())
     response = await client.post("/api/jobs", data=body())
     assert (response.status_code, (await response.get_json())["error"]) == (
         503,
@@ -232,7 +237,7 @@ async def test_tasks_are_listed_by_job_with_a_cursor(created, storage):
     await client.post("/api/jobs", data=body())
     job = storage.jobs.get(1)
     for fire in range(5):
-        TaskLedger(storage).create(job, fire_at=1000.0 + fire, trace_id=f"t{fire}")
+        TaskLedger(storage).create(job, fire_at=1000.0 + fire)
         job = storage.jobs.get(1)
     first = await (await client.get("/api/tasks/job/1?limit=3")).get_json()
     assert [t["id"] for t in first["tasks"]] == [1, 2, 3]
@@ -275,7 +280,7 @@ async def test_errors_are_json_with_a_reason(created, method, path, data, status
 async def test_a_wrong_method_says_which_are_allowed(created):
     _, client = created
     response = await client.delete("/api/jobs/id/1")
-    assert (response.status_code, response.headers["Allow"]) == (405, "GET, HEAD, OPTIONS")
+    assert (response.status_code, response.headers["Allow"]) == (405, "GET, HEAD")
     assert response.content_type == "application/json"
 
 
@@ -299,7 +304,7 @@ async def test_finding5_a_hostile_function_string_is_a_400(created, function):
     response = await client.post("/api/jobs", data=json.dumps(document))
     assert response.status_code == 400
     assert await response.get_json() == {
-        "error": f"function: signature is {len(function)} characters long, at most 512",
+        "error": f"signature is {len(function)} characters long, at most 512",
         "field": "$.job.function",
     }
 
@@ -318,4 +323,75 @@ async def test_uint256_values_round_trip_through_store_and_api(created, core, se
     stored = (await (await client.get("/api/jobs/id/1")).get_json())["job"]
     assert stored["spec"]["maxFeePerTask"] == str(2**100)  # decimal strings: safe for any JSON client
     assert stored["spec"]["nonce"] == str(2**96 - 1)
-    assert stored["chainJobId"] == int(rich.address, 16) << 96 | 2**96 - 1
+    assert int(stored["chainJobId"]) == int(rich.address, 16) << 96 | 2**96 - 1
+
+
+async def test_fees_are_estimated_from_the_targets_gas_and_the_fee_history(world, storage):
+    client = JsonClient(create_app(storage, fees=FeeEstimator(world.hub)).test_client())
+    owner = world.owner.account.address
+    query = {
+        "owner": owner,
+        "target": world.counter.address,
+        "function": "incrementBy(uint256)",
+        "args": "[5]",
+    }
+    answer = await client.get("/api/jobs/fees", query_string=query | {"tasks": 3, "gasLimit": 100_000})
+    assert answer.status_code == 200
+    estimate = await answer.get_json()
+    assert 20_000 < estimate["targetGas"] < 100_000
+    price = int(estimate["baseFeePerGas"]) + int(estimate["priorityFeePerGas"])
+    assert int(estimate["feePerTask"]) == (estimate["targetGas"] + estimate["overheadGas"]) * price > 0
+    assert int(estimate["total"]) == 3 * int(estimate["feePerTask"])
+    assert int(estimate["suggestedMaxFeePerTask"]) > int(estimate["feePerTask"])
+    for bad, field in (
+        ({"owner": "0x12"}, "owner"),
+        ({"args": "[5"}, "args"),
+        ({"args": '["x"]'}, "args[0]"),
+        ({"function": "incrementBy("}, "function"),
+        ({"tasks": "0"}, "tasks"),
+        ({"gasLimit": "９"}, "gasLimit"),
+    ):
+        refused = await client.get("/api/jobs/fees", query_string=query | bad)
+        assert (refused.status_code, (await refused.get_json())["field"]) == (400, field), bad
+    reverting = await client.get(
+        "/api/jobs/fees", query_string=query | {"function": "nothing()", "args": "[]"}
+    )
+    assert reverting.status_code == 422
+    assert "reverts" in (await reverting.get_json())["error"]
+
+
+def update_body(job_id: int, paused: bool, nonce: int, signer=OWNER, deadline: int | None = None) -> dict:
+    """A PUT /api/jobs/update body: `signer`'s UpdateJob of the job `job_id` (its chain id)."""
+    deadline = int(time.time()) + 600 if deadline is None else deadline
+    values = {"jobId": job_id, "paused": paused, "nonce": nonce, "deadline": deadline}
+    message = TypedMessage(gateway_domain(CHAIN_ID, HUB), UPDATE_JOB.name, UPDATE_JOB.fields, values)
+    signature = "0x" + message.sign(signer).hex()
+    return {"paused": paused, "nonce": nonce, "deadline": deadline, "signature": signature}
+
+
+async def test_the_owner_pauses_and_resumes_a_job_each_signature_once(created, storage):
+    scheduled, client = created
+    await client.post("/api/jobs", data=body())
+    chain_job_id = storage.jobs.get(1).chain_job_id
+    paused = await client.put("/api/jobs/update/1", json=update_body(chain_job_id, True, 5))
+    assert (paused.status_code, (await paused.get_json())["job"]["status"]) == (200, "paused")
+    assert scheduled == []  # unscheduled: it fires no more
+    replayed = await client.put("/api/jobs/update/1", json=update_body(chain_job_id, False, 5))
+    assert replayed.status_code == 409
+    assert (await replayed.get_json())["field"] == "$.nonce"
+    resumed = await client.put("/api/jobs/update/1", json=update_body(chain_job_id, False, 6))
+    assert (await resumed.get_json())["job"]["status"] == "active"
+    assert [job.id for job in scheduled] == [1]
+    stranger = Account.from_key(b"\x09" * 32)
+    forged = await client.put("/api/jobs/update/1", json=update_body(chain_job_id, True, 7, stranger))
+    assert (forged.status_code, (await forged.get_json())["field"]) == (400, "$.signature")
+    other_job = await client.put("/api/jobs/update/1", json=update_body(chain_job_id + 1, True, 8))
+    assert other_job.status_code == 400  # signed for another job: recovers another signer
+    late = await client.put("/api/jobs/update/1", json=update_body(chain_job_id, True, 9, deadline=1))
+    assert (late.status_code, (await late.get_json())["field"]) == (400, "$.deadline")
+    assert (await client.put("/api/jobs/update/7", json=update_body(1, True, 10))).status_code == 404
+    cancel = cancel_message(chain_job_id, CHAIN_ID, HUB).sign(OWNER)
+    await client.delete("/api/jobs/delete/1", json={"signature": "0x" + cancel.hex()})
+    deleted = await client.put("/api/jobs/update/1", json=update_body(chain_job_id, True, 11))
+    assert deleted.status_code == 409
+    assert "deleted" in (await deleted.get_json())["error"]

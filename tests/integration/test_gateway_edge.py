@@ -278,7 +278,7 @@ async def test_every_error_is_json_and_the_connection_goes_on(port):
         (request("GET", "/nowhere"), 404, "not found"),
         (request("DELETE", "/api/jobs/id/1"), 405, "method is not allowed"),
         (request("GET", "/api/jobs/id/abc"), 404, "not found"),
-        (request("GET", "/api/tasks/job/1?limit=x"), 404, "no job 1"),
+        (request("GET", "/api/tasks/job/1?limit=x"), 400, "expected an integer"),  # checked first
         (request("POST", "/api/keepers", b"{}"), 405, "method is not allowed"),
     ]
     with trio.fail_after(5):

@@ -96,7 +96,26 @@ async def test_the_api_shows_a_jobs_last_and_next_fire(tmp_path):
         storage.jobs.put(every_second_job(1.0))
         client = create_app(storage).test_client()
         reply = await (await client.get("/api/jobs/id/1")).get_json()
-        assert (reply["lastFire"], reply["nextFire"]) == (None, None)
+        assert (reply["job"]["lastFire"], reply["job"]["nextFire"]) == (None, None)
         storage.fire_times.put(FireTimes(job_id=1, last=1200.5, next=1234.5))
         reply = await (await client.get("/api/jobs/id/1")).get_json()
-        assert (reply["job"]["id"], reply["lastFire"], reply["nextFire"]) == (1, 1200.5, 1234.5)
+        assert (reply["job"]["id"], reply["job"]["lastFire"], reply["job"]["nextFire"]) == (1, 1200.5, 1234.5)
+
+
+async def test_a_job_whose_schedule_has_no_fire_left_is_ended_and_shown_so(tmp_path):
+    """Issue 12: a job's status stayed `active` after its last fire."""
+    with Store.open(tmp_path / "gateway.db") as store:
+        storage = GatewayStorage(store)
+        now = int(time.time())
+        job = every_second_job(float(now))
+        job = msgspec.structs.replace(
+            job, spec=msgspec.structs.replace(job.spec, schedule={"everySeconds": 1, "end": now + 1})
+        )
+        storage.jobs.put(job)
+        fired = await run_for(storage, 2.5)
+        assert fired  # it fired, then its schedule ran out
+        assert storage.jobs.get(1).status == "ended"
+        client = create_app(storage).test_client()
+        shown = (await (await client.get("/api/jobs/id/1")).get_json())["job"]
+        assert (shown["status"], shown["nextFire"]) == ("ended", None)
+        assert await run_for(storage, 1.2) == []  # a restart does not bring it back

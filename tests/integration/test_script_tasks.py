@@ -89,7 +89,8 @@ async def test_the_scripts_decision_is_executed_and_approved(
     world, accounts, sender_for, runner, source, nonce, call, count
 ):
     order = await script_job(world, accounts, source, nonce)
-    result, evidence = await performer(world, sender_for, accounts, runner).perform(order)
+    executor = performer(world, sender_for, accounts, runner)
+    result, evidence = await executor.perform(order)
     assert keccak(call) == result.calldata_hash
     assert result.skipped is (call == b"")
     assert not result.target_success if call == b"" else result.target_success
@@ -100,8 +101,17 @@ async def test_the_scripts_decision_is_executed_and_approved(
     assert await world.counter.call("count") == count
     escrow = await world.hub.call("escrowOf", nonce, order.assignment.job_id, 1, accounts[2].address)
     assert escrow[0]  # paid into escrow, a skip as a call
-    verdict = await ResultChecker(world.hub, scripts=runner).check(order, result, evidence)
+    checker = ResultChecker(world.hub, scripts=runner)
+    verdict = await checker.check(order, result, evidence)
     assert verdict.approve, verdict.reason
+    # The performer's run and the attester's re-run are counted (node.metrics), with the task.
+    status = "failed" if source == BROKEN else "ok"
+    for stats in (executor.stats, checker.stats):
+        sample = stats.node.registry.get_sample_value
+        assert sample("triggerx_keeper_sandbox_runs_total", {"language": "python", "status": status}) == 1
+        assert sample("triggerx_keeper_sandbox_run_seconds_count", {"language": "python"}) == 1
+    outcome = {"outcome": "skipped" if call == b"" else "success"}
+    assert executor.stats.node.registry.get_sample_value("triggerx_keeper_tasks_executed_total", outcome) == 1
 
 
 async def test_a_performer_that_sends_other_than_the_script_decides_is_rejected(

@@ -42,14 +42,14 @@ def decision(task_id: int, approved: bool = True, attempt: int = 1) -> TaskDecis
 
 
 def test_a_fire_writes_the_task_and_the_jobs_last_fire_together(ledger):
-    task = ledger.create(JOB, fire_at=10.0, trace_id="t")
+    task = ledger.create(JOB, fire_at=10.0)
     assert (task.id, task.status, task.fire_at) == (1, "created", 10.0)
     assert ledger.storage.fire_times.get(1).last == 10.0
-    assert ledger.create(ledger.storage.jobs.get(1), fire_at=15.0, trace_id="u").id == 2
+    assert ledger.create(ledger.storage.jobs.get(1), fire_at=15.0).id == 2
 
 
 def test_a_decision_completes_its_task_with_the_checkpoint(ledger):
-    task = ledger.create(JOB, fire_at=10.0, trace_id="t")
+    task = ledger.create(JOB, fire_at=10.0)
     ledger.attempt_assigned(task.id, ATTEMPT)
     updated = ledger.record_decision(decision(task.id), next_block=10)
     assert (updated.status, updated.submission_tx, updated.attempts[0].outcome) == (
@@ -62,10 +62,10 @@ def test_a_decision_completes_its_task_with_the_checkpoint(ledger):
 
 
 def test_completed_is_final_and_a_late_approval_completes_a_failed_task(ledger):
-    done = ledger.create(JOB, fire_at=10.0, trace_id="t")
+    done = ledger.create(JOB, fire_at=10.0)
     ledger.record_decision(decision(done.id), next_block=10)
     assert ledger.fail(done.id, "too late").status == "completed"
-    given_up = ledger.create(ledger.storage.jobs.get(1), fire_at=15.0, trace_id="u")
+    given_up = ledger.create(ledger.storage.jobs.get(1), fire_at=15.0)
     ledger.attempt_assigned(given_up.id, ATTEMPT)
     assert ledger.fail(given_up.id, "no approved execution in 1 attempt(s)").status == "failed"
     assert ledger.attempt_assigned(given_up.id, ATTEMPT).status == "failed"  # failed stays failed...
@@ -77,7 +77,7 @@ def test_unfinished_tasks_are_found_after_a_restart(db_path):
     with Store.open(db_path) as store:
         ledger = TaskLedger(GatewayStorage(store))
         ledger.storage.jobs.put(JOB)
-        ids = [ledger.create(JOB, fire_at=float(n), trace_id="t").id for n in range(4)]
+        ids = [ledger.create(JOB, fire_at=float(n)).id for n in range(4)]
         ledger.attempt_assigned(ids[1], ATTEMPT)
         ledger.fail(ids[2], "no keeper")
         ledger.record_decision(decision(ids[3]), next_block=5)
@@ -89,7 +89,7 @@ def test_unfinished_tasks_are_found_after_a_restart(db_path):
 async def test_every_change_is_published_and_a_slow_reader_is_dropped(ledger):
     events = ledger.subscribe(buffer=8)
     slow = ledger.subscribe(buffer=1)
-    task = ledger.create(JOB, fire_at=10.0, trace_id="t")
+    task = ledger.create(JOB, fire_at=10.0)
     ledger.attempt_assigned(task.id, ATTEMPT)
     ledger.attempt_ended(task.id, ATTEMPT, "timed out")
     ledger.fail(task.id, "no approved execution in 1 attempt(s)")

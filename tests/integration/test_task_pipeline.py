@@ -191,6 +191,14 @@ async def test_an_assignment_ahead_of_its_fire_time_is_held_and_an_early_executi
     verdict = await checker.check(msgspec.structs.replace(ahead, trigger=late_fire), result)
     assert (verdict.approve, verdict.abstain) == (False, True)
     assert "before the fire time" in verdict.reason
+    # Each outcome is counted (node.metrics): the refusal, the execution, both verdicts.
+    executed = executor.stats.node.registry.get_sample_value
+    for outcome in ("refused", "success"):
+        assert executed("triggerx_keeper_tasks_executed_total", {"outcome": outcome}) == 1
+    assert executed("triggerx_keeper_execution_gas_total") > 21_000
+    attested = checker.stats.node.registry.get_sample_value
+    for vote in ("approve", "abstain"):
+        assert attested("triggerx_keeper_attestations_total", {"vote": vote}) == 1
 
 
 async def test_keepers_refuse_assignments_that_are_not_theirs(world, accounts, sender_for):

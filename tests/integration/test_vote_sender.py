@@ -13,6 +13,7 @@ from node.mesh import RequestRefused
 from .test_mesh import make_node, until
 
 VOTES = 300
+VOTE_REPLIES = ("decided", "rejected", "counted", "error")
 
 
 async def test_votes_are_resent_with_backoff_until_decided_refused_or_expired():
@@ -46,4 +47,9 @@ async def test_votes_are_resent_with_backoff_until_decided_refused_or_expired():
         sends = received.total()
         await trio.sleep(0.5)
         assert received.total() == sends  # nothing is sent once a vote is dropped
+        # Each send counted by reply (node.metrics), and the vote given up.
+        sample = sender.stats.node.registry.get_sample_value
+        replies = {r: sample("triggerx_keeper_votes_sent_total", {"reply": r}) for r in VOTE_REPLIES}
+        assert replies == {"decided": VOTES, "rejected": 1, "counted": sends - VOTES - 1, "error": 0}
+        assert sample("triggerx_keeper_votes_given_up_total", {"reason": "expired"}) == 1
         nursery.cancel_scope.cancel()

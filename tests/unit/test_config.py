@@ -316,3 +316,19 @@ def test_an_unreadable_file_is_one_line(tmp_path, name, problem):
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / name, {}, {})
     assert str(caught.value) == f"config file {tmp_path / name}: cannot read it: {problem}"
+
+
+def test_the_metrics_address_is_optional_and_checked(tmp_path):
+    assert load_config(write(tmp_path), {}, {}).settings.node.metrics_listen is None  # none served
+    text = KEEPER.replace('role = "keeper"\n', 'role = "keeper"\nmetrics_listen = "127.0.0.1:9101"\n')
+    assert load_config(write(tmp_path, text), {}, {}).settings.node.metrics_listen == "127.0.0.1:9101"
+    env = {"TRIGGERX_NODE_METRICS_LISTEN": "[::1]:0"}
+    assert load_config(write(tmp_path), env, {}).settings.node.metrics_listen == "[::1]:0"
+    assert error_of(tmp_path, flags={"node.metrics_listen": "9101"}) == (
+        "node.metrics_listen: expected host:port, got '9101' (from flag --node-metrics-listen)"
+    )
+    bad = KEEPER.replace('role = "keeper"\n', 'role = "keeper"\nmetrics_listen = "localhost:70000"\n')
+    assert error_of(tmp_path, bad) == (
+        f"node.metrics_listen: port 70000 in 'localhost:70000' is not in [0, 65535] "
+        f"(from file {tmp_path / 'keeper.toml'})"
+    )

@@ -72,18 +72,26 @@ def test_uint256_values_are_accepted_across_their_whole_range(value):
         (
             {"scheduleType": "hourly"},
             "$.job.scheduleType",
-            "unknown trigger kind 'hourly' (known: condition, cron, event, interval",
+            "unknown trigger kind 'hourly' (known: after, condition, cron, event, interval",
         ),
         ({"schedule": {"everySeconds": "5"}}, "$.job.schedule.everySeconds", "expected `int`"),
         ({"schedule": {"everySeconds": 5, "hour": 3}}, "$.job.schedule.hour", "unknown field"),
         ({"schedule": [5]}, "$.job.schedule", "Expected `object`"),
-        ({"target": "0x1234"}, "$.job.target", "is not an address"),
-        ({"gasLimit": 10**9}, "$.job.gasLimit", "between 21000"),
+        ({"target": "0x1234"}, "$.job.target", "matching regex '^0x[0-9a-fA-F]{40}$'"),
+        # Issue 12: a target without 0x, and an owner with a wrong checksum, passed.
+        ({"target": "22" * 20}, "$.job.target", "matching regex"),
+        ({"target": "0x" + "aB" * 20}, "$.job.target", "has a wrong EIP-55 checksum"),
+        ({"gasLimit": 10**9}, "$.job.gasLimit", "Expected `int` <= 10000000"),
+        # Issue 12: a schedule value beyond uint64 was a 500 (eth_abi could not hash it).
+        ({"schedule": {"everySeconds": 2**70}}, "$.job.schedule.everySeconds", "expected `int` <= "),
+        ({"schedule": {"everySeconds": 60, "end": -1}}, "$.job.schedule.end", "expected `int` >= 0"),
         ({"maxFeePerTask": "-5"}, "$.job.maxFeePerTask", "integer from 1"),
         ({"maxFeePerTask": 2**256}, "$.job.maxFeePerTask", "integer from 1"),
         ({"nonce": 2**96}, "$.job.nonce", "integer from 0"),
         ({"function": "incrementBy"}, "$.job.function", "expected name(type,...)"),
-        ({"args": ["five"]}, "$.job.args", "'five' is not an integer"),
+        # Issue 12: argument errors named $.job.function, or all of $.job.args.
+        ({"args": ["five"]}, "$.job.args[0]", "'five' is not an integer"),
+        ({"args": ["1", "2"]}, "$.job.args", "incrementBy takes 1 argument, got 2"),
         ({"expiry": NOW - 1}, "$.job.expiry", "in the future"),
     ],
 )
@@ -97,7 +105,7 @@ def test_bad_fields_are_named(changes, field, problem):
 @pytest.mark.parametrize(
     ("schedule", "field", "problem"),
     [
-        ({"everySeconds": 0}, "$.job.schedule.everySeconds", "at least 1"),
+        ({"everySeconds": 0}, "$.job.schedule.everySeconds", "expected `int` >= 1"),
         ({"everySeconds": 5, "start": NOW + 100_000}, "$.job.expiry", "expires before"),
     ],
 )
