@@ -75,32 +75,6 @@ def test_an_interval_job_runs_on_the_devnet(devnet):
         assert fee > 0
 
 
-def test_cron_and_specific_time_jobs_run_on_the_devnet(devnet):
-    """The cron and specific kinds through the whole path: the gateway fires them at exactly
-    their times, keepers execute, and attesters accept the fires against the signed trigger."""
-    gateway = devnet["gatewayUrl"]
-    soon = int(time.time()) + 6
-    kinds = {
-        "cron": ("cron", {"cron": "*/3 * * * * *", "timezone": "Asia/Kolkata", "end": soon + 9}),
-        "specific": ("specific", {"times": [soon, soon + 4, soon + 5]}),
-    }
-    jobs = {}
-    for name, trigger in kinds.items():
-        created = httpx.post(f"{gateway}/api/jobs", json=devnet_demo_job(devnet, trigger=trigger))
-        assert created.status_code == 201, created.text
-        jobs[name] = created.json()["job"]["id"]
-
-    def tasks_of(name: str) -> list[dict]:
-        return httpx.get(f"{gateway}/api/tasks/job/{jobs[name]}").json()["tasks"]
-
-    wait_for(lambda: time.time() > soon + 10 and all(
-        t["status"] == "completed" for name in jobs for t in tasks_of(name)), timeout=120)  # fmt: skip
-    cron_fires = sorted(t["fireAt"] for t in tasks_of("cron"))
-    assert cron_fires, "the cron job never fired"
-    assert all(fire % 3 == 0 and fire <= soon + 9 for fire in cron_fires), cron_fires
-    assert sorted(t["fireAt"] for t in tasks_of("specific")) == [soon, soon + 4, soon + 5]
-
-
 def performers(gateway: str, job_id: int, since_task: int) -> list[str]:
     tasks = httpx.get(f"{gateway}/api/tasks/job/{job_id}", params={"limit": 500}).json()["tasks"]
     return [a["performer"] for t in tasks if t["id"] > since_task for a in t["attempts"]]
@@ -138,10 +112,65 @@ def test_a_killed_keeper_goes_offline_and_a_restarted_one_rejoins(devnet):
         restarted.wait(timeout=30)
 
 
-def test_an_event_job_runs_on_the_devnet(devnet):
+def test_an_event_on_one_chain_runs_a_job_on_another(two_chain_devnet):
+    """A job watching chain 31338's logs executes on the home chain: the gateway follows both
+    chains, the performer and the attesters find the log on the second before they approve."""
+    devnet = two_chain_devnet
+    [other] = devnet["otherChains"]
+    url, gateway = other["rpcUrl"], devnet["gatewayUrl"]
+    job = transfer_job(devnet, other)
+    job_id = job.job_id
+    minted = job.mint(job.receiver, 7)
+    rpc(url, "anvil_mine", "0x2")
+
+    def tasks() -> list[dict]:
+        return httpx.get(f"{gateway}/api/tasks/job/{job_id}").json()["tasks"]
+
+    wait_for(lambda: any(t["status"] == "completed" for t in tasks()), timeout=90)
+    [task] = tasks()
+    assert task["fireAt"] == int(
+        rpc(url, "eth_getBlockByNumber", minted["blockNumber"], False)["timestamp"], 16
+    )
+    home = devnet["rpcUrl"]
+    counter = rpc(home, "eth_call", {"to": devnet["demoCounter"], "data": "0x06661abd"}, "latest")
+    assert int(counter, 16) == 1  # executed on the home chain, once
+
+
+# On one devnet, after the tests above that need their own: the jobs of these do not disturb each other.
+
+
+def test_cron_and_specific_time_jobs_run_on_the_devnet(module_devnet):
+    """The cron and specific kinds through the whole path: the gateway fires them at exactly
+    their times, keepers execute, and attesters accept the fires against the signed trigger."""
+    devnet = module_devnet  # the jobs of this module's tests do not disturb each other
+    gateway = devnet["gatewayUrl"]
+    soon = int(time.time()) + 6
+    kinds = {
+        "cron": ("cron", {"cron": "*/3 * * * * *", "timezone": "Asia/Kolkata", "end": soon + 9}),
+        "specific": ("specific", {"times": [soon, soon + 4, soon + 5]}),
+    }
+    jobs = {}
+    for name, trigger in kinds.items():
+        created = httpx.post(f"{gateway}/api/jobs", json=devnet_demo_job(devnet, trigger=trigger))
+        assert created.status_code == 201, created.text
+        jobs[name] = created.json()["job"]["id"]
+
+    def tasks_of(name: str) -> list[dict]:
+        return httpx.get(f"{gateway}/api/tasks/job/{jobs[name]}").json()["tasks"]
+
+    wait_for(lambda: time.time() > soon + 10 and all(
+        t["status"] == "completed" for name in jobs for t in tasks_of(name)), timeout=120)  # fmt: skip
+    cron_fires = sorted(t["fireAt"] for t in tasks_of("cron"))
+    assert cron_fires, "the cron job never fired"
+    assert all(fire % 3 == 0 and fire <= soon + 9 for fire in cron_fires), cron_fires
+    assert sorted(t["fireAt"] for t in tasks_of("specific")) == [soon, soon + 4, soon + 5]
+
+
+def test_an_event_job_runs_on_the_devnet(module_devnet):
     """The event kind through the whole path: the gateway follows the chain's logs, fires the
     job once for the one matching transfer after its confirmation, keepers execute, and
     attesters find the log on chain before they approve."""
+    devnet = module_devnet
     url, gateway = devnet["rpcUrl"], devnet["gatewayUrl"]
     job = transfer_job(devnet, None, "value >= 100")
     job_id = job.job_id
@@ -160,10 +189,11 @@ def test_an_event_job_runs_on_the_devnet(devnet):
     assert task["fireAt"] == int(block["timestamp"], 16)
 
 
-def test_a_price_condition_job_runs_on_the_devnet(devnet):
+def test_a_price_condition_job_runs_on_the_devnet(module_devnet):
     """The condition kind through the whole path: the gateway reads a price feed at each block,
     fires once when the price falls below the threshold (not again while it stays there),
     keepers execute, and attesters read the feed at the reported block before they approve."""
+    devnet = module_devnet
     url, gateway = devnet["rpcUrl"], devnet["gatewayUrl"]
     sender = rpc(url, "eth_accounts")[9]
     artifact = load_artifact("PriceFeed")
@@ -197,27 +227,3 @@ def test_a_price_condition_job_runs_on_the_devnet(devnet):
     )
     shown = httpx.get(f"{gateway}/api/jobs/id/{job_id}").json()["job"]
     assert (shown["condition"]["holds"], shown["condition"]["error"]) == (True, None)
-
-
-def test_an_event_on_one_chain_runs_a_job_on_another(two_chain_devnet):
-    """A job watching chain 31338's logs executes on the home chain: the gateway follows both
-    chains, the performer and the attesters find the log on the second before they approve."""
-    devnet = two_chain_devnet
-    [other] = devnet["otherChains"]
-    url, gateway = other["rpcUrl"], devnet["gatewayUrl"]
-    job = transfer_job(devnet, other)
-    job_id = job.job_id
-    minted = job.mint(job.receiver, 7)
-    rpc(url, "anvil_mine", "0x2")
-
-    def tasks() -> list[dict]:
-        return httpx.get(f"{gateway}/api/tasks/job/{job_id}").json()["tasks"]
-
-    wait_for(lambda: any(t["status"] == "completed" for t in tasks()), timeout=90)
-    [task] = tasks()
-    assert task["fireAt"] == int(
-        rpc(url, "eth_getBlockByNumber", minted["blockNumber"], False)["timestamp"], 16
-    )
-    home = devnet["rpcUrl"]
-    counter = rpc(home, "eth_call", {"to": devnet["demoCounter"], "data": "0x06661abd"}, "latest")
-    assert int(counter, 16) == 1  # executed on the home chain, once
