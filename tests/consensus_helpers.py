@@ -25,6 +25,7 @@ from node.chain import (
     load_artifact,
     revert_decoder,
 )
+from node.keeper import TaskExecutor
 from protocol import (
     Assignment,
     JobTerms,
@@ -38,6 +39,8 @@ from protocol import (
     registration_proof,
 )
 from protocol.triggers import TriggerFire, interval_trigger
+
+from .conftest import CHAIN_ID
 
 BACKEND = choose_backend()
 
@@ -188,3 +191,17 @@ def test_job(counter: str) -> tuple[int, JobTerms, bytes]:
     calldata = keccak(text="increment()")[:4]
     terms = JobTerms.static_call(counter, calldata, 100_000, JOB_FEE, interval_trigger(60, 0, 0))
     return job_id_of(JOB_OWNER.address, 1), terms, calldata
+
+
+class CarelessExecutor(TaskExecutor):
+    """A performer that does not check its fire against the chain before it executes (the
+    attesters must catch what it lets through)."""
+
+    async def _trigger_problem(self, order, mined_in):
+        return None
+
+
+async def four_keeper_network(accounts: list[LocalAccount], sender_for) -> tuple[Network, list[LocalAccount]]:
+    """A network of four keepers (accounts 2 to 5, stake 100 each), deployed by accounts[0]."""
+    keepers = accounts[2:6]
+    return await deploy_network(sender_for(accounts[0]), keepers, [100] * 4, CHAIN_ID), keepers

@@ -99,7 +99,7 @@ class AccessRules:
             raise ApiError(403, "not the admin credential", "Authorization")
 
 
-def finish(response: Response) -> Response:
+async def finish(response: Response) -> Response:
     """Add the trace id and the rate limit's headers to `response` (Quart's after_request)."""
     trace_id = g.get("trace_id")
     if trace_id:

@@ -21,24 +21,16 @@ from protocol.triggers import NotYetVisibleError, Readers, TriggerFire
 from protocol.triggers.after import KIND, TASK_SUBMITTED, ApprovalEvidence
 
 from ..conftest import CHAIN_ID
-from ..consensus_helpers import JOB_FEE, JOB_OWNER, deploy_network
+from ..consensus_helpers import JOB_FEE, JOB_OWNER, CarelessExecutor, four_keeper_network
 from ..gateway_helpers import order_signer
 
 # Runtime code that emits LOG4 with the call's first four words as topics, the rest as data.
 LOG4_EMITTER = bytes.fromhex("366000600037606051604051602051600051608036036080a400")
 
 
-class CarelessExecutor(TaskExecutor):
-    """A performer that does not look the approval up before it executes."""
-
-    async def _trigger_problem(self, order, mined_in):
-        return None
-
-
 @pytest.fixture
 async def network(accounts, sender_for):
-    keepers = accounts[2:6]
-    return await deploy_network(sender_for(accounts[0]), keepers, [100] * 4, CHAIN_ID), keepers
+    return await four_keeper_network(accounts, sender_for)
 
 
 async def decide(network, task_id: int, approve: bool):

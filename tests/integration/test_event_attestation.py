@@ -20,21 +20,13 @@ from protocol.triggers import Readers
 from protocol.triggers.event import KIND, LogEvidence
 
 from ..conftest import CHAIN_ID
-from ..consensus_helpers import JOB_FEE, JOB_OWNER, deploy_network
+from ..consensus_helpers import JOB_FEE, JOB_OWNER, CarelessExecutor, four_keeper_network
 from ..gateway_helpers import order_signer
-
-
-class CarelessExecutor(TaskExecutor):
-    """A performer that does not look the fire's log up before it executes."""
-
-    async def _trigger_problem(self, order, mined_in):
-        return None
 
 
 @pytest.fixture
 async def network(accounts, sender_for):
-    keepers = accounts[2:6]
-    return await deploy_network(sender_for(accounts[0]), keepers, [100] * 4, CHAIN_ID), keepers
+    return await four_keeper_network(accounts, sender_for)
 
 
 async def test_an_event_fire_is_approved_only_for_its_log_on_chain(network, accounts, sender_for, tmp_path):
