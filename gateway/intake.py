@@ -179,7 +179,7 @@ class JobIntake:
             return record
         fires = self.storage.fire_times.get(job_id)
         if fires is None or fires.last is None:  # never fired, so never registered on chain
-            return self.mark_deleted(record)
+            return self.mark_deleted(record, ran=False)
         # One transaction per job, however many requests arrive while it is under way.
         if job_id in self._cancelling:
             raise JobConflictError(f"job {job_id} is being cancelled")
@@ -195,9 +195,17 @@ class JobIntake:
             self._cancelling.discard(job_id)
         return self.mark_deleted(self.storage.jobs.get(job_id) or record)
 
-    def mark_deleted(self, record: JobRecord) -> JobRecord:
-        """Record that `record` was cancelled (never a real delete) and stop scheduling it."""
+    def mark_deleted(self, record: JobRecord, *, ran: bool = True) -> JobRecord:
+        """Record that `record` was cancelled (never a real delete) and stop scheduling it.
+
+        A job that never `ran` keeps its terms but not its arguments: creating and cancelling
+        one costs its owner nothing, so what it leaves must be small (a calldata of 64 KiB
+        kept for every such pair would fill the disk for free).
+        """
         deleted = msgspec.structs.replace(record, status="deleted")
+        if not ran:
+            spec = msgspec.structs.replace(record.spec, args=[])
+            deleted = msgspec.structs.replace(deleted, spec=spec, calldata=b"")
         self.storage.jobs.put(deleted)
         self.on_cancelled(deleted)
         return deleted

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import msgspec
@@ -18,12 +19,13 @@ from gateway.actions import UPDATE_JOB, ActionRefusedError, SignedActions
 from gateway.api.errors import MAX_NESTING, ApiError, json_body, json_bytes
 from gateway.api.guard import current_trace
 from gateway.api.operations import ADDRESS_SCHEMA, Link, Operation, Operations, Param
-from gateway.api.responses import PAGE_PARAMS, existing_id, id_param, json, page_params, path_address
+from gateway.api.responses import PAGE_PARAMS, existing_id, id_param, json, paged_answer, path_address
 from gateway.api.views import JobAnswer, JobsPage, JobView
 from gateway.fees import FeeEstimate, FeeEstimateError, FeeEstimator
 from gateway.intake import CancelRequest
 from gateway.jobs import MAX_CHAIN, MAX_GAS_LIMIT, MIN_GAS_LIMIT, CreateJobRequest
 from gateway.records import JobStatus
+from node.chain import ChainError
 from node.store import Page
 from node.web import json_nesting
 from protocol import CalldataError, encode_calldata
@@ -104,6 +106,20 @@ class UpdateJobRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=Tru
     signature: Annotated[str, Meta(pattern="^0x[0-9a-fA-F]{130}$", description="65 bytes r ‖ s ‖ v")]
 
 
+@contextmanager
+def intake_refusals() -> Iterator[None]:
+    """The intake's refusals as the API's: a bad field 400, a conflict 409, a chain that did not
+    answer 503 (the request may be sent again)."""
+    try:
+        yield
+    except JobSpecError as refused:
+        raise ApiError(400, refused.problem, refused.field) from None
+    except JobConflictError as conflict:
+        raise ApiError(409, str(conflict)) from None
+    except ChainError as error:
+        raise ApiError(503, f"the chain did not answer: {error}") from None
+
+
 def jobs_blueprint(
     ops: Operations,
     storage: GatewayStorage,
@@ -119,12 +135,8 @@ def jobs_blueprint(
         """The job `change` makes of the request body, or the intake's refusal as JSON."""
         if intake is None:
             raise ApiError(503, "this gateway takes no jobs: it has no job intake")
-        try:
+        with intake_refusals():
             record = await change(intake, await json_bytes())
-        except JobSpecError as refused:
-            raise ApiError(400, refused.problem, refused.field) from None
-        except JobConflictError as conflict:
-            raise ApiError(409, str(conflict)) from None
         return json(JobAnswer(job=job_view(storage, record)), status)
 
     @ops.route(
@@ -156,12 +168,8 @@ def jobs_blueprint(
     async def post_job() -> Response:
         if intake is None:
             raise ApiError(503, "this gateway takes no jobs: it has no job intake")
-        try:
+        with intake_refusals():
             records = await intake.create(await json_bytes(), trace_id=current_trace.get())
-        except JobSpecError as refused:
-            raise ApiError(400, refused.problem, refused.field) from None
-        except JobConflictError as conflict:
-            raise ApiError(409, str(conflict)) from None
         views = [job_view(storage, record) for record in records]
         return json(CreatedJobs(job=views[0]) if len(views) == 1 else CreatedJobs(jobs=views), 201)
 
@@ -218,6 +226,10 @@ def jobs_blueprint(
             record = storage.jobs.get(job_id)  # as it is now, after the signature check's await
             if record.status in ("deleted", "ended"):
                 raise ApiError(409, f"job {job_id} is {record.status}: it cannot be paused or resumed")
+            cap = intake.max_active_jobs_per_owner
+            resuming = not wanted.paused and record.status == "paused"
+            if resuming and storage.active_jobs_of(record.owner, cap) >= cap:  # pausing is no way past it
+                raise ApiError(409, f"{record.owner} already has {cap} active jobs, the most allowed")
             status = "paused" if wanted.paused else "active"
             updated = msgspec.structs.replace(record, status=status)
             with storage.store.batch() as batch:  # the nonce is used with the change, or not at all
@@ -262,14 +274,15 @@ def jobs_blueprint(
     )
     async def list_jobs() -> Response:
         args = request.args
-        limit, cursor = page_params(args.get("limit"), args.get("cursor"))
         owner = None if args.get("owner") is None else path_address(args["owner"], "owner")
         status = args.get("status")
         if status is not None and status not in STATUSES:
             raise ApiError(400, f"expected one of {', '.join(STATUSES)}", "status")
         kind = args.get("kind")
-        page = _filtered(storage, owner, status, kind, limit, cursor)
-        return json(JobsPage(jobs=[job_view(storage, job) for job in page.items], cursor=page.cursor))
+        return await paged_answer(
+            lambda limit, cursor: _filtered(storage, owner, status, kind, limit, cursor),
+            lambda page: JobsPage(jobs=[job_view(storage, job) for job in page.items], cursor=page.cursor),
+        )
 
     @ops.route(
         jobs,

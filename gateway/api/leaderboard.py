@@ -12,7 +12,7 @@ from quart import Blueprint, Response, request
 
 from gateway.api.errors import ApiError
 from gateway.api.operations import Operation, Operations, Param
-from gateway.api.responses import PAGE_PARAMS, json, page_params
+from gateway.api.responses import PAGE_PARAMS, json, paged_answer
 from gateway.api.users import checked_address
 from gateway.points import (
     POINTS_PER_ATTESTED,
@@ -25,7 +25,6 @@ from gateway.points import (
     Points,
 )
 from gateway.users import UserRecord
-from node.store import Page
 
 R = TypeVar("R", KeeperTally, UserRecord)
 _PREFIX = re.compile(r"0x[0-9a-fA-F]{1,40}")
@@ -128,15 +127,6 @@ def search_text() -> str:
     return raw
 
 
-def paged(page_of: Callable[[int, str | None], Page[R]]) -> Page[R]:
-    """The page `page_of(limit, cursor)` of the request's `limit` and `cursor`; 400 naming a bad one."""
-    limit, cursor = page_params(request.args.get("limit"), request.args.get("cursor"))
-    try:
-        return page_of(limit, cursor)
-    except ValueError:
-        raise ApiError(400, "not a cursor this query gave out", "cursor") from None
-
-
 async def found(search: Callable[[str], Awaitable[list[tuple[R, int | None]]]]) -> list[tuple[R, int | None]]:
     """What `search` finds for the request's `address`; 404 for a whole address not on the board."""
     text = search_text()
@@ -180,8 +170,10 @@ def leaderboard_blueprint(ops: Operations, points: Points) -> Blueprint:
         ),
     )
     async def keepers_board() -> Response:
-        page = paged(points.keeper_board.page)
-        return json(KeepersBoard(keepers=[keeper_entry(t) for t in page.items], cursor=page.cursor))
+        return await paged_answer(
+            points.keeper_board.page,
+            lambda page: KeepersBoard(keepers=[keeper_entry(t) for t in page.items], cursor=page.cursor),
+        )
 
     @ops.route(
         blueprint,
@@ -216,8 +208,10 @@ def leaderboard_blueprint(ops: Operations, points: Points) -> Blueprint:
         ),
     )
     async def users_board() -> Response:
-        page = paged(points.user_board.page)
-        return json(UsersBoard(users=[user_entry(u) for u in page.items], cursor=page.cursor))
+        return await paged_answer(
+            points.user_board.page,
+            lambda page: UsersBoard(users=[user_entry(u) for u in page.items], cursor=page.cursor),
+        )
 
     @ops.route(
         blueprint,

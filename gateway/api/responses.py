@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
+import trio
 from eth_utils import is_address, is_checksum_address, to_checksum_address
-from quart import Response
+from quart import Response, request
 from werkzeug.routing import BaseConverter
 
 from gateway.api.errors import ApiError
 from gateway.api.operations import ID_SCHEMA, Param
-from node.store import MAX_INT_KEY
+from node.store import MAX_INT_KEY, Page
+
+R = TypeVar("R")
 
 MAX_PAGE = 500
 MAX_ID = MAX_INT_KEY  # the store keys ints as signed 64-bit; ids start at 1
@@ -27,6 +31,8 @@ class PathId(BaseConverter):
 def stored_id(raw: str) -> int | None:
     """The id `raw` names if the store could hold it, else None."""
     if len(raw) > 20 or not raw.lstrip("-").isascii():  # keeps int() off thousands of digits
+        return None
+    if raw.startswith(("0", "-0")):  # one name per record: "01" is not job 1
         return None
     value = int(raw)
     return value if 1 <= value <= MAX_ID else None
@@ -61,6 +67,29 @@ def page_params(limit: str | None, cursor: str | None) -> tuple[int, str | None]
     if not (limit.isascii() and limit.isdigit() and len(limit) <= 4 and 1 <= int(limit) <= MAX_PAGE):
         raise ApiError(400, f"expected an integer from 1 to {MAX_PAGE}", "limit")
     return int(limit), cursor
+
+
+PAGE_READERS = trio.CapacityLimiter(4)
+"""Pages read (and encoded) at once: each is up to MAX_PAGE records, off the event loop."""
+
+
+async def paged_answer(
+    page_of: Callable[[int, str | None], Page[R]], answer: Callable[[Page[R]], Any]
+) -> Response:
+    """200 with `answer(page)` of the page `page_of(limit, cursor)` for the request's `limit`
+    and `cursor` (400 naming a bad one), read and encoded in a worker thread: a page of
+    MAX_PAGE records costs tens of milliseconds, which the event loop must not wait."""
+    limit, cursor = page_params(request.args.get("limit"), request.args.get("cursor"))
+
+    def build() -> bytes:
+        try:
+            page = page_of(limit, cursor)
+        except ValueError:
+            raise ApiError(400, "not a cursor this query gave out", "cursor") from None
+        return msgspec.json.encode(answer(page))
+
+    body = await trio.to_thread.run_sync(build, limiter=PAGE_READERS)
+    return Response(body, content_type="application/json")
 
 
 def json(payload: Any, status: int = 200) -> Response:

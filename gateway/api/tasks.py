@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from quart import Blueprint, Response, request
 
 from gateway import GatewayStorage
 from gateway.api.errors import ApiError
 from gateway.api.operations import Operation, Operations, Param
-from gateway.api.responses import PAGE_PARAMS, existing_id, id_param, json, page_params
+from gateway.api.responses import PAGE_PARAMS, existing_id, id_param, json, paged_answer
 from gateway.api.views import TaskAnswer, TasksPage, TaskView
 from gateway.records import TaskRecord
 from node.store import Page
@@ -21,13 +21,10 @@ def tasks_blueprint(ops: Operations, storage: GatewayStorage) -> Blueprint:
     """The task routes."""
     tasks = Blueprint("tasks", __name__)
 
-    def answer(page_of: Callable[[int, str | None], Page[TaskRecord]]) -> Response:
-        limit, cursor = page_params(request.args.get("limit"), request.args.get("cursor"))
-        try:
-            page = page_of(limit, cursor)
-        except ValueError:
-            raise ApiError(400, "not a cursor this query gave out", "cursor") from None
-        return json(TasksPage(tasks=[TaskView.of(t) for t in page.items], cursor=page.cursor))
+    def answer(page_of: Callable[[int, str | None], Page[TaskRecord]]) -> Awaitable[Response]:
+        return paged_answer(
+            page_of, lambda page: TasksPage(tasks=[TaskView.of(t) for t in page.items], cursor=page.cursor)
+        )
 
     @ops.route(
         tasks,
@@ -43,7 +40,7 @@ def tasks_blueprint(ops: Operations, storage: GatewayStorage) -> Blueprint:
     )
     async def tasks_of_job(id: str) -> Response:
         job_id = existing_id("job", id, storage.jobs.get)
-        return answer(lambda limit, after: storage.tasks_of_job(job_id, limit=limit, after=after))
+        return await answer(lambda limit, after: storage.tasks_of_job(job_id, limit=limit, after=after))
 
     @ops.route(
         tasks,
@@ -64,10 +61,12 @@ def tasks_blueprint(ops: Operations, storage: GatewayStorage) -> Blueprint:
     async def list_tasks() -> Response:
         status = request.args.get("status")
         if status is None:
-            return answer(lambda limit, after: storage.tasks.scan(limit=limit, after=after))
+            return await answer(lambda limit, after: storage.tasks.scan(limit=limit, after=after))
         if status not in STATUSES:
             raise ApiError(400, f"expected one of {', '.join(STATUSES)}", "status")
-        return answer(lambda limit, after: storage.tasks.by_index("status", status, limit=limit, after=after))
+        return await answer(
+            lambda limit, after: storage.tasks.by_index("status", status, limit=limit, after=after)
+        )
 
     @ops.route(
         tasks,

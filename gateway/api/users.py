@@ -7,13 +7,13 @@ from typing import Annotated
 
 import msgspec
 from msgspec import Meta
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response
 
 from gateway.actions import MAX_NONCE, SET_EMAIL, ActionRefusedError, SignedActions
 from gateway.api.errors import ApiError, json_body
 from gateway.api.jobs import job_view
 from gateway.api.operations import ADDRESS_SCHEMA, Link, Operation, Operations, Param
-from gateway.api.responses import PAGE_PARAMS, json, page_params, path_address
+from gateway.api.responses import PAGE_PARAMS, json, paged_answer, path_address
 from gateway.api.views import JobsPage
 from gateway.storage import GatewayStorage
 from gateway.users import (
@@ -211,11 +211,9 @@ def users_blueprint(
     )
     async def jobs_of_user(address: str) -> Response:
         user = known(address)
-        limit, cursor = page_params(request.args.get("limit"), request.args.get("cursor"))
-        try:
-            page = storage.jobs.by_index("owner", user.address, limit=limit, after=cursor)
-        except ValueError:
-            raise ApiError(400, "not a cursor this query gave out", "cursor") from None
-        return json(JobsPage(jobs=[job_view(storage, job) for job in page.items], cursor=page.cursor))
+        return await paged_answer(
+            lambda limit, after: storage.jobs.by_index("owner", user.address, limit=limit, after=after),
+            lambda page: JobsPage(jobs=[job_view(storage, job) for job in page.items], cursor=page.cursor),
+        )
 
     return blueprint

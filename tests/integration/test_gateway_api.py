@@ -17,7 +17,7 @@ from gateway import GatewayStorage, JobIntake, JobRecord, JobSpec, TaskLedger, s
 from gateway.actions import UPDATE_JOB, SignedActions, gateway_domain
 from gateway.api import create_app
 from gateway.fees import FeeEstimator
-from node.chain import TypedMessage
+from node.chain import Contract, RpcClient, TypedMessage, free_port, load_artifact
 from node.store import Store
 from protocol import CANCELLED_TERMS, cancel_message
 
@@ -395,3 +395,14 @@ async def test_the_owner_pauses_and_resumes_a_job_each_signature_once(created, s
     deleted = await client.put("/api/jobs/update/1", json=update_body(chain_job_id, True, 11))
     assert deleted.status_code == 409
     assert "deleted" in (await deleted.get_json())["error"]
+
+
+async def test_a_chain_that_does_not_answer_is_a_503_not_a_500(storage, core, sender_for, accounts):
+    """The intake reads the job's standing on chain; a node that is down made every POST a 500."""
+    async with RpcClient(f"http://127.0.0.1:{free_port()}", timeout=1.0, retries=0) as dead:
+        hub = Contract(dead, load_artifact("TaskExecutionHub"), core.hub.address)
+        intake = JobIntake(storage, hub, sender_for(accounts[1]), CHAIN_ID, lambda _: None, lambda _: None)
+        client = JsonClient(create_app(storage, intake=intake).test_client())
+        answer = await client.post("/api/jobs", data=body())
+        assert answer.status_code == 503
+        assert (await answer.get_json())["error"].startswith("the chain did not answer")
