@@ -9,12 +9,19 @@ form for an account that is not theirs.
 
 Anyone may submit, so a form costs the gateway little: at most MAX_PENDING pending forms are
 kept (one per operator: a new form replaces the operator's pending one), and the proof of
-possession, the one costly check (~0.7 s of pure-Python pairing), runs one at a time and at
-most `checks_per_minute` times a minute for all callers, after every cheap check passed.
+possession, the one costly check (~0.5 s of pure-Python pairing), runs one at a time, after
+every cheap check passed: the operator's signature, and the key and the proof decoded as
+points of G1 and G2 (on the curve, in the subgroup: ~15 ms, node.bls.subgroups). Its budget
+is `checks_per_minute` for all callers, and no client (gateway.clients: an IPv4 address or an
+IPv6 /64) nor operator may spend more than its share of it (`checks_per_client`,
+`checks_per_operator`), so that one party cannot keep everyone else's forms out. A refused
+form uses no nonce and could be sent again; its proof is remembered as refused (with the
+signature that carried it) until the signature's deadline, so a replay is refused unchecked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections import deque
@@ -28,6 +35,7 @@ from msgspec import Meta
 
 from gateway.actions import MAX_NONCE, ActionRefusedError, ActionType, SignedActions, VerifiedAction
 from node.bls import public_key_to_eip2537, signature_to_eip2537, verify_possession
+from node.bls.subgroups import g1_in_subgroup, g2_in_subgroup
 from node.chain import Domain, TypedMessage
 from node.mesh import parse_peer_addr
 from node.store import KEEPERS, Index, Page, Store, Table
@@ -35,6 +43,7 @@ from node.store import KEEPERS, Index, Page, Store, Table
 FormStatus = Literal["pending", "approved", "rejected"]
 MAX_PENDING = 10_000
 MAX_LISTEN_ADDRS = 8  # as many as the gateway keeps from a heartbeat (gateway.health)
+CHECK_WINDOW = 60.0  # seconds the proof-check budgets count over
 REGISTER_KEEPER = ActionType(
     "RegisterKeeper",
     [
@@ -134,7 +143,10 @@ class KeeperForms:
         actions: checks the operator's signature and uses up its nonce (the gateway's one
             SignedActions: nonces count across every action signed in the gateway domain).
         max_pending: pending forms kept at most; a new operator's form beyond is a 503.
-        checks_per_minute: proofs of possession checked per minute, for all callers.
+        checks_per_minute: proofs of possession checked per minute, for all callers (beyond:
+            503).
+        checks_per_client: of those, for one client (gateway.clients; beyond: 429).
+        checks_per_operator: of those, for one operator account (beyond: 429).
     """
 
     def __init__(
@@ -144,6 +156,8 @@ class KeeperForms:
         *,
         max_pending: int = MAX_PENDING,
         checks_per_minute: int = 30,
+        checks_per_client: int = 3,
+        checks_per_operator: int = 3,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.table = Table(
@@ -158,13 +172,20 @@ class KeeperForms:
         )
         self.store, self.actions = store, actions
         self.max_pending, self.checks_per_minute, self.clock = max_pending, checks_per_minute, clock
+        self.checks_per_client, self.checks_per_operator = checks_per_client, checks_per_operator
         # The store has one handle per process, so this count cannot drift from it.
         self.pending = sum(1 for status, _ in self.table.index_entries("status") if status == "pending")
         self._checker = trio.CapacityLimiter(1)
-        self._checked: deque[float] = deque()  # trio times of the checks in the last minute
+        # (trio time, client, operator) of each check in the last CHECK_WINDOW: at most
+        # checks_per_minute, so each share is counted by a scan.
+        self._checked: deque[tuple[float, str, str]] = deque()
+        # Digests of (signature, proof) refused, with the signature's deadline (unix seconds):
+        # at most checks_per_minute a minute, for an hour at most.
+        self._refused: dict[bytes, int] = {}
 
-    async def submit(self, request: KeeperFormRequest) -> KeeperForm:
-        """Check and store `request`; FormRefusedError says what is wrong with it."""
+    async def submit(self, request: KeeperFormRequest, client: str) -> KeeperForm:
+        """Check and store `request`, sent by `client` (gateway.clients.client_of of the
+        request's peer); FormRefusedError says what is wrong with it."""
         operator = _address(request.operator, "$.operator")
         peer_bytes = _peer_id(request.peer_id)
         for index, address in enumerate(request.listen_addrs):
@@ -177,8 +198,9 @@ class KeeperForms:
             raise FormRefusedError(refused.status, refused.reason, refused.field) from None
         public_key = bytes.fromhex(request.bls_public_key[2:])
         proof = bytes.fromhex(request.proof_of_possession[2:])
+        registry_key, registry_proof = await trio.to_thread.run_sync(_points, public_key, proof)
         self._check_fits(operator, public_key)
-        registry_key, registry_proof = await self._check_possession(public_key, proof)
+        await self._check_possession(request, operator, client)
         form = KeeperForm(
             operator=operator,
             bls_public_key=public_key,
@@ -224,19 +246,38 @@ class KeeperForms:
         if (stored is None or stored.status != "pending") and self.pending >= self.max_pending:
             raise FormRefusedError(503, f"{self.max_pending} forms wait for the admin already; try later")
 
-    async def _check_possession(self, public_key: bytes, proof: bytes) -> tuple[bytes, bytes]:
-        """The key and proof in EIP-2537 encoding, once the proof is checked (in a thread, one
-        at a time, within the per-minute budget); FormRefusedError naming what is wrong."""
+    async def _check_possession(self, request: KeeperFormRequest, operator: str, client: str) -> None:
+        """Check the proof of `operator`'s form, sent by `client`, (in a thread, one at a time)
+        within the budgets, unless it was refused already with the same signature;
+        FormRefusedError naming what is wrong."""
+        public_key = bytes.fromhex(request.bls_public_key[2:])
+        proof = bytes.fromhex(request.proof_of_possession[2:])
+        refusal = hashlib.sha256(bytes.fromhex(request.signature[2:]) + proof).digest()
+        if refusal in self._refused:
+            raise FormRefusedError(400, f"{_NO_PROOF} (refused before)", "$.proofOfPossession")
         now = trio.current_time()
-        while self._checked and self._checked[0] <= now - 60:
+        while self._checked and self._checked[0][0] <= now - CHECK_WINDOW:
             self._checked.popleft()
+        shares = (
+            ([t for t, c, _ in self._checked if c == client], self.checks_per_client, "your address"),
+            ([t for t, _, o in self._checked if o == operator], self.checks_per_operator, operator),
+        )
+        for times, share, whose in shares:
+            if len(times) >= share:
+                retry = math.ceil(times[0] + CHECK_WINDOW - now)
+                problem = f"{share} forms a minute are checked for {whose}; retry in {retry} s"
+                raise FormRefusedError(429, problem, retry_after=retry)
         if len(self._checked) >= self.checks_per_minute:
-            retry = math.ceil(self._checked[0] + 60 - now)
+            retry = math.ceil(self._checked[0][0] + CHECK_WINDOW - now)
             raise FormRefusedError(
                 503, f"too many forms to check this minute; retry in {retry} s", retry_after=retry
             )
-        self._checked.append(now)
-        return await trio.to_thread.run_sync(_possession, public_key, proof, limiter=self._checker)
+        self._checked.append((now, client, operator))
+        if not await trio.to_thread.run_sync(verify_possession, public_key, proof, limiter=self._checker):
+            wall = self.clock()
+            self._refused = {digest: until for digest, until in self._refused.items() if until >= wall}
+            self._refused[refusal] = request.deadline
+            raise FormRefusedError(400, _NO_PROOF, "$.proofOfPossession")
 
     def _put(self, form: KeeperForm, verified: VerifiedAction | None) -> None:
         """Write `form`, using up the nonce of the signature that asked for it, in one batch."""
@@ -251,20 +292,28 @@ class KeeperForms:
         self.pending += (form.status == "pending") - (previous is not None and previous.status == "pending")
 
 
-def _possession(public_key: bytes, proof: bytes) -> tuple[bytes, bytes]:
+_NO_PROOF = "does not prove possession of blsPublicKey's secret"
+
+
+def _points(public_key: bytes, proof: bytes) -> tuple[bytes, bytes]:
+    """The key and the proof in EIP-2537 encoding, once each is checked to be a point of its
+    subgroup (the key not the point at infinity); FormRefusedError naming the one that is not."""
     try:
         registry_key = public_key_to_eip2537(public_key)
     except ValueError:
         raise FormRefusedError(400, "not a compressed BLS12-381 G1 point", "$.blsPublicKey") from None
     if registry_key == bytes(len(registry_key)):
         raise FormRefusedError(400, "the point at infinity is no public key", "$.blsPublicKey")
+    if not g1_in_subgroup(registry_key):
+        raise FormRefusedError(400, "not a point of the BLS12-381 G1 subgroup", "$.blsPublicKey")
     try:
         registry_proof = signature_to_eip2537(proof)
     except ValueError:
         raise FormRefusedError(400, "not a compressed BLS12-381 G2 point", "$.proofOfPossession") from None
-    if not verify_possession(public_key, proof):
-        problem = "does not prove possession of blsPublicKey's secret"
-        raise FormRefusedError(400, problem, "$.proofOfPossession")
+    if registry_proof == bytes(len(registry_proof)):  # proves no key's possession
+        raise FormRefusedError(400, "the point at infinity proves nothing", "$.proofOfPossession")
+    if not g2_in_subgroup(registry_proof):
+        raise FormRefusedError(400, "not a point of the BLS12-381 G2 subgroup", "$.proofOfPossession")
     return registry_key, registry_proof
 
 

@@ -77,12 +77,14 @@ class ConditionState(msgspec.Struct, rename="camel", kw_only=True):
 class StoredScript(msgspec.Struct, rename="camel", kw_only=True):
     """A script uploaded to this gateway (`POST /api/scripts`), served by CID (`GET /ipfs/<cid>`).
     Pinned once a job names it: kept for good. Unpinned uploads are few and short-lived
-    (GatewayStorage.keep_script): anyone may upload, and nobody pays for it."""
+    (GatewayStorage.keep_script): anyone may upload, and nobody pays for it. `client` is who
+    uploaded it (gateway.clients; "" before uploaders were kept), whose quota it counts in."""
 
     cid: str
     data: bytes
     uploaded_at: float
     pinned: bool = False
+    client: str = ""
 
 
 class AttemptRecord(msgspec.Struct, rename="camel", kw_only=True):

@@ -8,11 +8,13 @@ import msgspec
 
 from gateway.jobs import ValidJob
 from gateway.records import ConditionState, FiredLog, FireTimes, JobRecord, Sequence, StoredScript, TaskRecord
-from node.store import CHECKPOINTS, JOBS, SCHEDULES, SCRIPTS, TASKS, Batch, Index, Page, Store, Table
+from node.store import CHECKPOINTS, JOBS, SCHEDULES, SCRIPTS, TASKS, Batch, Index, KeyPart, Page, Store, Table
 
 DECISIONS_CHECKPOINT = "attestations"
 MAX_UNPINNED_SCRIPTS = 256
-"""Uploads no job names yet, at most (64 KiB each: 16 MiB); a new one pushes out the oldest."""
+"""Uploads no job names yet, at most (64 KiB each: 16 MiB)."""
+UNPINNED_SCRIPTS_PER_CLIENT = 16
+"""Of those, one client's at most (gateway.clients): its next upload pushes out its oldest."""
 UNPINNED_SCRIPT_SECONDS = 86_400.0
 """How long an upload waits for a job to name it."""
 
@@ -57,7 +59,10 @@ class GatewayStorage:
             StoredScript,
             SCRIPTS,
             key=lambda s: s.cid,
-            indexes=[Index("unpinned", lambda s: None if s.pinned else int(s.uploaded_at * 1000))],
+            indexes=[
+                Index("unpinned", lambda s: None if s.pinned else int(s.uploaded_at * 1000)),
+                Index("uploader", lambda s: None if s.pinned else s.client),
+            ],
         )
         self.sequences = Table(store, Sequence, SCHEDULES.child("seq"), key=lambda s: s.name)
         self.checkpoints = Table(store, Checkpoint, CHECKPOINTS, key=lambda c: c.name)
@@ -71,23 +76,43 @@ class GatewayStorage:
         """How many of `owner`'s jobs are active (counting at most `limit`)."""
         return len(self.jobs.by_index("owner_status", f"{owner}/active", limit=limit).items)
 
-    def keep_script(self, cid: str, data: bytes, now: float) -> None:
-        """Keep an uploaded script (`data`, named `cid`), unpinned until a job names it. Unpinned
-        uploads older than UNPINNED_SCRIPT_SECONDS go, and the oldest beyond
-        MAX_UNPINNED_SCRIPTS: an upload costs its sender nothing, so it must cost us little."""
+    def keep_script(self, cid: str, data: bytes, now: float, client: str = "") -> None:
+        """Keep a script (`data`, named `cid`) uploaded by `client` (gateway.clients), unpinned
+        until a job names it. An upload costs its sender nothing, so it must cost us little,
+        and one client's uploads must not push out the others': unpinned uploads older than
+        UNPINNED_SCRIPT_SECONDS go; beyond UNPINNED_SCRIPTS_PER_CLIENT, the client's own
+        oldest; beyond MAX_UNPINNED_SCRIPTS in all, the oldest of the client holding the most
+        (of those holding as many, the one whose oldest is oldest). Bytes uploaded again
+        become the new uploader's, for another UNPINNED_SCRIPT_SECONDS."""
         stored = self.scripts.get(cid)
         if stored is not None and stored.pinned:
             return
+        uploaders = {key: str(who) for who, key in self.scripts.index_entries("uploader")}
+        cutoff = int((now - UNPINNED_SCRIPT_SECONDS) * 1000)
+        doomed: list[KeyPart] = []
+        held: dict[str, list[tuple[int, KeyPart]]] = {}  # each client's uploads, oldest first
+        for uploaded, key in self.scripts.index_entries("unpinned"):  # by upload time
+            if key == cid:
+                continue  # this upload replaces it
+            if int(uploaded) < cutoff:
+                doomed.append(key)
+            else:
+                held.setdefault(uploaders.get(key, ""), []).append((int(uploaded), key))
+        mine = held.setdefault(client, [])  # without this upload, which counts in all that follows
+        while mine and len(mine) + 1 > UNPINNED_SCRIPTS_PER_CLIENT:
+            doomed.append(mine.pop(0)[1])
+        count = sum(len(uploads) for uploads in held.values()) + 1
+        while count > MAX_UNPINNED_SCRIPTS:
+            most = max(
+                (uploads for uploads in held.values() if uploads),
+                key=lambda uploads: (len(uploads) + (uploads is mine), -uploads[0][0]),
+            )
+            doomed.append(most.pop(0)[1])
+            count -= 1
         with self.store.batch() as batch:
-            # Oldest first (the index is by upload time); this one's older upload is replaced.
-            unpinned = self.scripts.index_entries("unpinned")
-            waiting = [(uploaded, key) for uploaded, key in unpinned if key != cid]
-            cutoff = int((now - UNPINNED_SCRIPT_SECONDS) * 1000)
-            expired = sum(1 for uploaded, _ in waiting if uploaded < cutoff)
-            excess = max(0, len(waiting) - expired + 1 - MAX_UNPINNED_SCRIPTS)
-            for _, key in waiting[: expired + excess]:
+            for key in doomed:
                 self.scripts.delete(key, batch=batch)
-            self.scripts.put(StoredScript(cid=cid, data=data, uploaded_at=now), batch=batch)
+            self.scripts.put(StoredScript(cid=cid, data=data, uploaded_at=now, client=client), batch=batch)
 
     def create_job(self, job: ValidJob, now: float, trace_id: str = "") -> JobRecord:
         """Store a new job (see create_jobs)."""

@@ -6,11 +6,12 @@ from typing import Annotated
 
 import msgspec
 from msgspec import Meta
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 
 from gateway.api.errors import ApiError, json_body
 from gateway.api.operations import Operation, Operations
 from gateway.api.responses import json, path_address
+from gateway.clients import client_of
 from gateway.faucet import Faucet, FaucetRefusedError
 
 
@@ -44,9 +45,10 @@ def faucet_blueprint(ops: Operations, faucet: Faucet) -> Blueprint:
             ClaimAnswer,
             body=ClaimRequest,
             errors=(503,),
-            description="One claim per address per period (`[gateway] faucet_period_seconds`), and "
-            "a cap on claims per period for everyone: beyond either, a 429 with Retry-After. 503 "
-            "when this network has no faucet (always on a mainnet), or the faucet is busy.",
+            description="One claim per address per period (`[gateway] faucet_period_seconds`), a "
+            "few per client (an IPv4 address or an IPv6 /64) per period, and a cap on claims per "
+            "period for everyone: beyond any, a 429 with Retry-After. 503 when this network has "
+            "no faucet (always on a mainnet), or the faucet is busy.",
         ),
     )
     async def claim_fund() -> Response:
@@ -55,7 +57,7 @@ def faucet_blueprint(ops: Operations, faucet: Faucet) -> Blueprint:
         wanted = await json_body(ClaimRequest)
         address = path_address(wanted.address, "$.address")
         try:
-            payout = await faucet.claim(address)
+            payout = await faucet.claim(address, client_of(request.remote_addr or ""))
         except FaucetRefusedError as refused:
             headers = {} if refused.retry_after is None else {"Retry-After": str(refused.retry_after)}
             raise ApiError(refused.status, refused.problem, refused.field, headers) from None

@@ -13,6 +13,7 @@ from gateway.api.errors import ApiError, json_body
 from gateway.api.operations import ADDRESS_SCHEMA, Operation, Operations, Param
 from gateway.api.responses import PAGE_PARAMS, json, page_params, path_address
 from gateway.api.views import hex_bytes
+from gateway.clients import client_of
 from gateway.keeper_forms import FormRefusedError, FormStatus, KeeperForm, KeeperFormRequest, KeeperForms
 
 STATUSES: tuple[FormStatus, ...] = ("pending", "approved", "rejected")
@@ -105,14 +106,17 @@ def keeper_forms_blueprint(ops: Operations, forms: KeeperForms) -> Blueprint:
             "nonce, uint64 deadline)` in the gateway domain (see the introduction, Acting for an "
             'address; absent optional fields are signed as "" and []): a replay is a 409 naming '
             "the smallest nonce left. A new form replaces the operator's pending or rejected one; "
-            "an approved form is final (409), and a BLS key is one operator's (409). 503 when the "
-            "admin has too many forms waiting, or too many came this minute (Retry-After).",
+            "an approved form is final (409), and a BLS key is one operator's (409). Proofs of "
+            "possession are checked within a budget per minute: 429 when your address (or IPv6 "
+            "/64) or the operator had its share, 503 when the admin has too many forms waiting "
+            "or all callers had the budget (both with Retry-After). A proof refused once is "
+            "refused unchecked until its signature's deadline.",
         ),
     )
     async def submit_form() -> Response:
         wanted = await json_body(KeeperFormRequest)
         try:
-            form = await forms.submit(wanted)
+            form = await forms.submit(wanted, client_of(request.remote_addr or ""))
         except FormRefusedError as refused:
             raise _api_error(refused) from None
         return json(KeeperFormAnswer(form=KeeperFormView.of(form)), 201)

@@ -54,6 +54,11 @@ class StreamLimits:
     max_frame_bytes: int = 4096
     # ERROR frames a connection may earn before it is closed.
     max_errors: int = 16
+    # SUBSCRIBE frames of one connection, a token bucket: `subscribe_burst` at once, then
+    # `subscribes_per_second`; one more closes it (1008). Each costs a snapshot (up to
+    # `snapshot_tasks` tasks read and encoded) for a frame of some 40 bytes.
+    subscribes_per_second: float = 5.0
+    subscribe_burst: int = 20
     # A connection that sends no frame (a PING will do) for this long is closed: sooner than
     # hypercorn's read timeout (gateway.http, 60 s), which cuts a silent connection without a word.
     idle_timeout: float = 45.0

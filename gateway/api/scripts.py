@@ -11,6 +11,8 @@ from gateway import GatewayStorage
 from gateway.api.errors import ApiError
 from gateway.api.operations import Operation, Operations, Param
 from gateway.api.responses import json
+from gateway.clients import client_of
+from gateway.storage import UNPINNED_SCRIPTS_PER_CLIENT
 from node.content import MAX_SCRIPT_BYTES, CidError, parse_cid, script_cid
 
 
@@ -35,7 +37,9 @@ def scripts_blueprint(ops: Operations, storage: GatewayStorage) -> Blueprint:
             UploadAnswer,
             status=201,
             body=bytes,
-            description="Uploads no job names are kept a day at most.",
+            description=f"Uploads no job names are kept a day at most, and {UNPINNED_SCRIPTS_PER_CLIENT} "
+            "of one client's at most (an IPv4 address or an IPv6 /64; its next upload pushes out "
+            "its oldest): upload a script shortly before the job that names it.",
         ),
     )
     async def upload() -> Response:
@@ -45,7 +49,7 @@ def scripts_blueprint(ops: Operations, storage: GatewayStorage) -> Blueprint:
         if len(data) > MAX_SCRIPT_BYTES:
             raise ApiError(413, f"a script is at most {MAX_SCRIPT_BYTES} bytes", "body")
         cid = script_cid(data)
-        storage.keep_script(cid, data, time.time())
+        storage.keep_script(cid, data, time.time(), client_of(request.remote_addr or ""))
         return json(UploadAnswer(cid=cid, size=len(data)), 201)
 
     @ops.route(

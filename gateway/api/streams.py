@@ -41,14 +41,17 @@ order. A room starts with SUBSCRIBED and its snapshot, taken at a moment every c
 written has been routed: it holds exactly the changes before it, the events after it exactly
 the changes since (none lost, none repeated, none older than the snapshot).
 
-Limits (StreamLimits): 32 connections per client address over the three endpoints (more are
-refused with HTTP 429 and a JSON error, before the WebSocket opens); 64 rooms per connection;
-256 frames queued for a connection (one more closes it with 1008 "too slow: 256 events
-behind": the gateway never waits for a reader, and the client should reconnect and subscribe
-again); 16 ERRORs close a connection (1008); a connection that sends nothing for 45 s is closed
-(1000, "idle: …"): send a PING every 30 s or so. If the gateway itself loses events (a burst of more
-than 8,192 changes it could not route in time), every room subscriber is closed with 1013:
-subscribe again for a fresh snapshot.
+Limits (StreamLimits): 32 connections per client (an IPv4 address, or an IPv6 /64:
+gateway.clients) over the three endpoints (more are refused with HTTP 429 and a JSON error,
+before the WebSocket opens); 64 rooms per connection; 256 frames queued for a connection (one
+more closes it with 1008 "too slow: 256 events behind": the gateway never waits for a reader,
+and the client should reconnect and subscribe again); 16 ERRORs close a connection (1008);
+SUBSCRIBE frames, each answered with a snapshot, are 20 at once and then 5 a second per
+connection (a token bucket: one more closes it with 1008 "too many subscriptions: …";
+subscribe to the rooms you need, not in a loop); a connection that sends nothing for 45 s is
+closed (1000, "idle: …"): send a PING every 30 s or so. If the gateway itself loses events
+(a burst of more than 8,192 changes it could not route in time), every room subscriber is
+closed with 1013: subscribe again for a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ from gateway.api.rooms import (
     encode,
     parse_room,
 )
+from gateway.clients import client_of
 
 __all__ = ["StreamLimits", "streams_blueprint"]
 
@@ -106,8 +110,27 @@ _AT = re.compile(r" - at `(\$[^`]*)`$")
 _NAMED = re.compile(r"(?:missing required|unknown) field `([^`]*)`")
 
 
+class TokenBucket:
+    """`rate` tokens a second, at most `burst` saved up; full at first."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = float(burst)
+        self.filled_at = trio.current_time()
+
+    def take(self) -> bool:
+        """Take a token; False (and none taken) if there is none."""
+        now = trio.current_time()
+        self.tokens = min(self.burst, self.tokens + (now - self.filled_at) * self.rate)
+        self.filled_at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
 class ConnectionGate:
-    """Counts each client address's open connections, up to `per_address`."""
+    """Counts each client's open connections, up to `per_address`."""
 
     def __init__(self, per_address: int) -> None:
         self.per_address = per_address
@@ -174,7 +197,7 @@ async def _serve(hub: Hub, gate: ConnectionGate, limits: StreamLimits, feed: Fee
     client = websocket.scope.get("client")
     # The transport's peer, never a header: Quart's remote_addr comes from a header list the
     # client also writes to.
-    address = str(client[0]) if client else "<unknown>"
+    address = client_of(str(client[0])) if client else "<unknown>"
     if not gate.enter(address):
         return error(429, f"at most {limits.connections_per_ip} WebSocket connections per address")
     subscriber = hub.subscriber()
@@ -196,13 +219,14 @@ async def _serve(hub: Hub, gate: ConnectionGate, limits: StreamLimits, feed: Fee
 async def _read(hub: Hub, subscriber: Subscriber, limits: StreamLimits, rooms: bool) -> None:
     """Read and answer the client's frames until the subscriber is closed."""
     errors = 0
+    subscriptions = TokenBucket(limits.subscribes_per_second, limits.subscribe_burst)
     while not subscriber.closing:
         with trio.move_on_after(limits.idle_timeout) as idle:
             data = await websocket.receive()
         if idle.cancelled_caught:
             subscriber.close(NORMAL, f"idle: no frame in {limits.idle_timeout:g} s")
             return
-        problem = await _answer(hub, subscriber, limits, data, rooms)
+        problem = await _answer(hub, subscriber, limits, data, rooms, subscriptions)
         if problem is not None:
             errors += 1
             subscriber.offer(encode(problem))
@@ -211,7 +235,12 @@ async def _read(hub: Hub, subscriber: Subscriber, limits: StreamLimits, rooms: b
 
 
 async def _answer(
-    hub: Hub, subscriber: Subscriber, limits: StreamLimits, data: str | bytes | None, rooms: bool
+    hub: Hub,
+    subscriber: Subscriber,
+    limits: StreamLimits,
+    data: str | bytes | None,
+    rooms: bool,
+    subscriptions: TokenBucket,
 ) -> ErrorFrame | None:
     """Act on one client frame; what was wrong with it, if anything."""
     # quart-trio hands an empty binary message over as None.
@@ -230,6 +259,12 @@ async def _answer(
         return None
     if not rooms:
         return ErrorFrame("this endpoint has no rooms: PING is its only frame", field="$.type")
+    # Every SUBSCRIBE counts, answered or refused: a loop of SUBSCRIBE and UNSUBSCRIBE earns no
+    # ERROR, but costs a snapshot each time.
+    if isinstance(frame, Subscribe) and not subscriptions.take():
+        burst, rate = limits.subscribe_burst, limits.subscribes_per_second
+        subscriber.close(POLICY, f"too many subscriptions: over {burst} at once or {rate:g} a second")
+        return None
     try:
         room = parse_room(frame.room)
     except RoomError as bad:

@@ -143,14 +143,17 @@ async def test_there_is_no_faucet_on_a_mainnet_whatever_the_config_says(store):
 
 
 async def test_claims_per_period_are_capped_for_everyone(store, rpc, accounts, sender_for):
-    """One caller with many addresses cannot drain the gateway's account."""
+    """Callers with many addresses cannot drain the gateway's account: each claim here comes
+    from a client of its own (within its quota), and the third is over the period's cap."""
     client = client_with(
         store, faucet=Faucet(store, sender_for(accounts[1]), AMOUNT, HOUR, max_claims_per_period=2)
     )
-    for claimant in CLAIMANTS[:2]:
-        assert (await client.post("/api/claim-fund", json={"address": claimant})).status_code == 200
-    third = await client.post("/api/claim-fund", json={"address": CLAIMANTS[2]})
+    peers = [{"scope_base": {"client": (f"192.0.2.{n}", 4000)}} for n in range(1, 4)]
+    for claimant, peer in zip(CLAIMANTS[:2], peers, strict=False):
+        assert (await client.post("/api/claim-fund", json={"address": claimant}, **peer)).status_code == 200
+    third = await client.post("/api/claim-fund", json={"address": CLAIMANTS[2]}, **peers[2])
     assert third.status_code == 429
+    assert "the faucet gave its 2 claims" in (await third.get_json())["error"]
     assert HOUR - 60 <= int(third.headers["Retry-After"]) <= HOUR
     assert await balance(rpc, CLAIMANTS[2]) == 0
 
@@ -187,7 +190,9 @@ async def test_claims_and_the_dispatchers_transactions_share_one_nonce_sequence(
     statuses: list[int] = []
 
     async def claim(address: str) -> None:
-        statuses.append((await client.post("/api/claim-fund", json={"address": address})).status_code)
+        # Each from a client of its own: one client makes only a few claims a period.
+        peer = {"scope_base": {"client": (f"192.0.2.{CLAIMANTS.index(address) + 1}", 4000)}}
+        statuses.append((await client.post("/api/claim-fund", json={"address": address}, **peer)).status_code)
 
     start = int(await rpc.call("eth_getTransactionCount", accounts[1].address, "latest"), 16)
     async with trio.open_nursery() as nursery:

@@ -431,3 +431,46 @@ async def test_health_is_pushed(tmp_path):
             "error": "this endpoint has no rooms: PING is its only frame",
             "field": "$.type",
         }
+
+
+async def test_a_client_that_subscribes_to_the_rooms_it_needs_is_never_throttled(tmp_path):
+    """The default SUBSCRIBE budget leaves a dashboard room to spare: a job, a task and an
+    owner, each left and joined again twice, get their snapshots and then their events."""
+    async with serving(tmp_path) as gateway, open_websocket_url(gateway.url()) as ws:
+        task = gateway.ledger.create(job(1, OWNER_A), 100.0)
+        rooms = ["job:1", "job:2", f"task:{task.id}", f"user:{to_checksum_address(OWNER_A)}"]
+        for round_ in range(3):
+            for room in rooms:
+                assert await subscribe(ws, room) == room
+                if not room.startswith("user:"):
+                    assert (await frame(ws))["type"] in ("JOB_TASKS_SNAPSHOT", "TASK_SNAPSHOT")
+            if round_ < 2:
+                for room in rooms:
+                    await send(ws, type="UNSUBSCRIBE", room=room)
+                    assert await frame(ws) == {"type": "UNSUBSCRIBED", "room": room}
+        created = gateway.ledger.create(job(2, OWNER_B), 200.0)
+        assert await frame(ws) == {
+            "type": "TASK_CREATED",
+            "room": "job:2",
+            "task": view(created),
+            "previousStatus": None,
+        }
+        await nothing_more(ws)
+
+
+async def test_subscribing_beyond_the_budget_closes_the_connection(tmp_path):
+    """Each SUBSCRIBE costs a snapshot: past the burst (refilled too slowly here to matter),
+    one more, even of a room not joined, closes the connection with 1008 after what was owed."""
+    limits = StreamLimits(subscribe_burst=3, subscribes_per_second=0.001)
+    async with serving(tmp_path, limits) as gateway, open_websocket_url(gateway.url()) as ws:
+        for _ in range(3):
+            await subscribe(ws, "job:1")
+            assert (await frame(ws))["type"] == "JOB_TASKS_SNAPSHOT"
+            await send(ws, type="UNSUBSCRIBE", room="job:1")
+            assert (await frame(ws))["type"] == "UNSUBSCRIBED"
+        await send(ws, type="PING")  # other frames take nothing from the budget
+        assert await frame(ws) == {"type": "PONG"}
+        await send(ws, type="SUBSCRIBE", room="job:2")
+        frames, code, reason = await closed(ws)
+        assert (frames, code) == ([], 1008)
+        assert reason == "too many subscriptions: over 3 at once or 0.001 a second"
