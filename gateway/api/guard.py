@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from quart import Response, g, request
 
 from gateway.api.errors import ApiError
-from gateway.api.operations import Operations
+from gateway.api.operations import Access, Operations
 from gateway.api_keys import ApiKeys, KeyRefusedError
+from gateway.clients import client_of
 from gateway.rate_limits import Allowance, RateLimiter
 
 log = logging.getLogger("triggerx.gateway.api")
@@ -36,6 +37,20 @@ log = logging.getLogger("triggerx.gateway.api")
 _TRACE = re.compile(r"[A-Za-z0-9._-]{8,40}")
 current_trace: contextvars.ContextVar[str] = contextvars.ContextVar("trace_id", default="")
 """The trace id of the request being served (for the services it calls)."""
+
+
+def trace_id_of(given: str | None) -> str:
+    """The trace id of a request whose X-Trace-ID is `given`: adopted if well-formed, else a new one."""
+    return given if given is not None and _TRACE.fullmatch(given) else uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What the access rules made of one request: the caller's `allowance` (None: no limit was
+    counted) and, if the request is refused, the `refusal` to answer with."""
+
+    allowance: Allowance | None = None
+    refusal: ApiError | None = None
 
 
 @dataclass
@@ -59,56 +74,93 @@ class AccessRules:
         self.limiter = self.limiter or RateLimiter()
         self._admin_hash = None if self.admin_token is None else _digest(self.admin_token)
 
-    async def before(self, operations: Operations) -> None:
-        """Check the request about to be served (Quart's before_request); ApiError refuses it."""
-        given = request.headers.get("X-Trace-ID", "")
-        g.trace_id = given if _TRACE.fullmatch(given) else uuid.uuid4().hex
-        current_trace.set(g.trace_id)
-        operation = operations.by_endpoint.get(request.endpoint or "")
-        if operation is None:  # not an API operation (docs, the document itself, a 404)
-            return
-        key = request.headers.get("X-Api-Key")
+    def admit(self, access: Access, *, address: str, key: str | None, authorization: str | None) -> Admission:
+        """Check a request for an operation open to `access`, from client `address`, with the
+        X-Api-Key `key` and the Authorization header `authorization` (None: not sent).
+
+        Framework-free: Quart's before_request (`before`) and the hot reads served below Quart
+        (gateway.api.fast_reads) both decide through it, so they cannot differ."""
         caller: tuple[str, str]
         if key is not None:
             try:
                 record = self.keys.check(key)
-            except KeyRefusedError as refused:
-                raise ApiError(refused.status, str(refused), "X-Api-Key") from None
+            except KeyRefusedError as refused:  # counted as the address's: guessing is not free
+                allowance = self.anonymous(address)
+                if not allowance.allowed:
+                    return Admission(allowance, self._over(allowance))
+                return Admission(allowance, ApiError(refused.status, str(refused), "X-Api-Key"))
             caller, limit = ("key", record.key_id), record.requests_per_minute
-        elif self.keys_required and operation.access != "admin":
-            raise ApiError(401, "this gateway needs an X-Api-Key on every request", "X-Api-Key")
+        elif self.keys_required and access != "admin":
+            refusal = ApiError(401, "this gateway needs an X-Api-Key on every request", "X-Api-Key")
+            return Admission(refusal=refusal)
         else:
-            caller, limit = ("address", request.remote_addr or ""), self.anonymous_per_minute
+            caller, limit = ("address", client_of(address)), self.anonymous_per_minute
         assert self.limiter is not None
-        g.allowance = allowance = self.limiter.take(caller, limit)
+        allowance = self.limiter.take(caller, limit)
         if not allowance.allowed:
-            retry = str(allowance.reset_after)
-            raise ApiError(
-                429, f"over {limit} requests per minute: retry in {retry} s", headers={"Retry-After": retry}
-            )
-        if operation.access == "admin":
-            self._check_admin()
+            return Admission(allowance, self._over(allowance))
+        return Admission(allowance, self._check_admin(authorization) if access == "admin" else None)
 
-    def _check_admin(self) -> None:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    def anonymous(self, address: str) -> Allowance:
+        """Count one request against client `address`'s own limit (IPv6 by /64: gateway.clients)."""
+        assert self.limiter is not None
+        return self.limiter.take(("address", client_of(address)), self.anonymous_per_minute)
+
+    @staticmethod
+    def _over(allowance: Allowance) -> ApiError:
+        retry = str(allowance.reset_after)
+        reason = f"over {allowance.limit} requests per minute: retry in {retry} s"
+        return ApiError(429, reason, headers={"Retry-After": retry})
+
+    async def before(self, operations: Operations) -> None:
+        """Check the request about to be served (Quart's before_request); ApiError refuses it."""
+        g.trace_id = trace_id_of(request.headers.get("X-Trace-ID"))
+        current_trace.set(g.trace_id)
+        operation = operations.by_endpoint.get(request.endpoint or "")
+        if operation is None:  # docs, the document itself, a 404: public, but counted too
+            g.allowance = allowance = self.anonymous(request.remote_addr or "")
+            if not allowance.allowed:
+                raise self._over(allowance)
+            return
+        headers = request.headers
+        admission = self.admit(
+            operation.access,
+            address=request.remote_addr or "",
+            key=headers.get("X-Api-Key"),
+            authorization=headers.get("Authorization"),
+        )
+        g.allowance = admission.allowance
+        if admission.refusal is not None:
+            raise admission.refusal
+
+    def _check_admin(self, authorization: str | None) -> ApiError | None:
+        scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise ApiError(
+            return ApiError(
                 401, "admin operations need Authorization: Bearer <admin credential>", "Authorization"
             )
         if self._admin_hash is None or not hmac.compare_digest(self._admin_hash, _digest(token)):
-            raise ApiError(403, "not the admin credential", "Authorization")
+            return ApiError(403, "not the admin credential", "Authorization")
+        return None
+
+
+def answer_headers(trace_id: str, allowance: Allowance | None) -> list[tuple[str, str]]:
+    """The headers every answer carries: its trace id and the caller's rate limit (if counted)."""
+    headers = [("X-Trace-ID", trace_id)] if trace_id else []
+    if allowance is not None:
+        headers += [
+            ("X-RateLimit-Limit", str(allowance.limit)),
+            ("X-RateLimit-Remaining", str(allowance.remaining)),
+            ("X-RateLimit-Reset", str(allowance.reset_after)),
+        ]
+    return headers
 
 
 async def finish(response: Response) -> Response:
-    """Add the trace id and the rate limit's headers to `response` (Quart's after_request)."""
-    trace_id = g.get("trace_id")
-    if trace_id:
-        response.headers["X-Trace-ID"] = trace_id
-    allowance: Allowance | None = g.get("allowance")
-    if allowance is not None:
-        response.headers["X-RateLimit-Limit"] = str(allowance.limit)
-        response.headers["X-RateLimit-Remaining"] = str(allowance.remaining)
-        response.headers["X-RateLimit-Reset"] = str(allowance.reset_after)
+    """Add the trace id and the rate limit's headers to `response` (Quart's after_request;
+    async, as Quart runs a sync hook in a worker thread)."""
+    for name, value in answer_headers(g.get("trace_id", ""), g.get("allowance")):
+        response.headers[name] = value
     return response
 
 

@@ -8,6 +8,8 @@ the code sends.
 
 from __future__ import annotations
 
+import functools
+
 import msgspec
 
 from gateway.jobs import JobSpec
@@ -20,11 +22,20 @@ from gateway.records import (
     TaskRecord,
     TaskStatus,
 )
+from protocol import JobTerms
 
 
 def hex_bytes(data: bytes) -> str:
     """`data` as 0x-hex."""
     return "0x" + data.hex()
+
+
+@functools.lru_cache(maxsize=4096)
+def terms_hash(terms: JobTerms) -> str:
+    """The EIP-712 hash of `terms`, as 0x-hex. Memoized by the terms' value (a record is decoded
+    anew on each read, so memoizing on the object would not last): a job's terms never change,
+    and hashing them in Python cost ~0.15 ms, 15 % of every GET of a job."""
+    return hex_bytes(terms.hash())
 
 
 class AttemptView(msgspec.Struct, rename="camel", kw_only=True):
@@ -150,7 +161,7 @@ class JobView(msgspec.Struct, rename="camel", kw_only=True):
             status=job.status,
             spec=job.spec,
             calldata=hex_bytes(job.calldata),
-            terms_hash=hex_bytes(job.terms.hash()),
+            terms_hash=terms_hash(job.terms),
             created_at=job.created_at,
             last_fire=fires.last if fires else None,
             next_fire=fires.next if fires else None,
