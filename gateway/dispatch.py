@@ -165,7 +165,8 @@ class Dispatcher:
                 return
             if task.attempts and not await self._earlier_attempts_settled(task, job):
                 continue
-            if self.storage.jobs.get(job.id).status != "active":  # no new attempt for it
+            # A cancelled job gets no new attempt; a paused or ended one finishes its tasks.
+            if self.storage.jobs.get(job.id).status == "deleted":
                 self.ledger.fail(task_id, "the job was cancelled")
                 return
             if len(task.attempts) >= self.protocol.max_task_attempts:
