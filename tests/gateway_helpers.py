@@ -116,3 +116,8 @@ class JsonClient:
 
     async def delete(self, path: str, **kw: Any) -> Any:
         return await self.open(path, method="DELETE", **kw)
+
+
+def at(client: tuple[str, int]) -> dict[str, Any]:
+    """Quart test-client keywords for a request from the client address `client` (host, port)."""
+    return {"scope_base": {"client": client}}

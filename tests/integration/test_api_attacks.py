@@ -39,16 +39,11 @@ from node.web import json_nesting
 from protocol import JobTerms, cancel_message, job_id_of
 
 from ..conftest import CHAIN_ID
-from ..gateway_helpers import JsonClient, counter_job, watching_job
+from ..gateway_helpers import JsonClient, at, counter_job, watching_job
 
 HUB = "0x" + "5a" * 20  # the gateway domain's verifying contract where no chain is read
 OWNER = Account.from_key(b"\x07" * 32)
 ATTACKER_IP, VICTIM_IP = ("203.0.113.66", 4000), ("198.51.100.7", 4000)
-
-
-def at(client: tuple[str, int]) -> dict[str, Any]:
-    """Test-client keywords for a request from the client address `client`."""
-    return {"scope_base": {"client": client}}
 
 
 @pytest.fixture

@@ -28,17 +28,12 @@ from node.mesh import identity_from_seed, peer_id_of
 from node.store import Store
 
 from ..conftest import CHAIN_ID
-from ..gateway_helpers import JsonClient
+from ..gateway_helpers import JsonClient, at
 from ..unit.test_bls_subgroups import curve_point_g1, curve_point_g2
 
 HUB = "0x" + "5a" * 20  # the gateway domain's verifying contract; no chain is read for a form
 ATTACKER, VICTIM = ("203.0.113.66", 4000), ("198.51.100.7", 4000)
 HOUR = 3600.0
-
-
-def at(peer: tuple[str, int]) -> dict[str, Any]:
-    """Test-client keywords for a request from the peer address `peer`."""
-    return {"scope_base": {"client": peer}}
 
 
 @pytest.fixture
