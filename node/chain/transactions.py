@@ -124,8 +124,9 @@ class TransactionSender:
         """Price, sign and submit a transaction; `to=None` deploys `data` as creation code.
 
         Raises `RevertError` when gas estimation shows the call would revert (nothing is
-        sent then). After a `TransportError` the node may or may not have the
-        transaction; its nonce is given back, and reusing it is safe either way.
+        sent then). After a `TransportError`, or a cancel while it was being submitted, the node
+        may or may not have the transaction; its nonce is given back, and reusing it is safe
+        either way (a node that has it refuses the reuse, and the nonce is read again).
         """
         call = {"from": self.address, "data": _hex(data), "value": hex(value)}
         if to is not None:
@@ -161,7 +162,7 @@ class TransactionSender:
                     raise
                 await self.nonces.resync()  # someone else used this nonce; move past it
                 continue
-            except ChainError:
+            except (ChainError, trio.Cancelled):  # a cancel too: its caller went away mid-send
                 self.nonces.release(nonce)
                 raise
             return PendingTransaction(nonce=nonce, fields=dict(fields), hashes=[tx_hash])

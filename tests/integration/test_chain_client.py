@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import trio
 from eth_account import Account
+from hypercorn.trio import serve
 
+from gateway import server_config
 from node.chain import (
     RevertError,
     RpcClient,
@@ -21,6 +24,7 @@ from node.chain import (
 from ..conftest import CHAIN_ID
 
 GWEI = 10**9
+JSON = {"content-type": "application/json"}
 
 
 async def test_batch_returns_results_in_order(rpc, accounts):
@@ -202,3 +206,55 @@ async def test_a_stuck_transaction_is_replaced(timed_anvil):
         # The next transaction continues right after the replaced nonce.
         follow = await sender.send(account.address, value=1, gas=21_000)
         assert follow.nonce == pending.nonce + 1
+
+
+async def test_a_send_cancelled_in_flight_gives_its_nonce_back(anvil, rpc, accounts):
+    """A send cancelled while the node has its transaction (an API client that went away
+    mid-request) kept its nonce reserved: every later transaction of the account waited behind
+    the gap. The node here is anvil behind a proxy that holds raw transactions while told to."""
+    holding, held = True, trio.Event()
+
+    async def proxy(scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if holding and b"eth_sendRawTransaction" in body:
+            held.set()
+            await trio.sleep_forever()
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(
+                anvil.http_url, content=body, headers={"content-type": "application/json"}
+            )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer.content})
+
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(serve, proxy, server_config("127.0.0.1:0"))
+        async with RpcClient(binds[0], retries=0) as slow:
+            sender = TransactionSender(slow, accounts[3], CHAIN_ID)
+            start = int(await rpc.call("eth_getTransactionCount", accounts[3].address, "pending"), 16)
+            with trio.move_on_after(30) as waiting:
+                async with trio.open_nursery() as sending:
+                    sending.start_soon(sender.send, accounts[1].address, b"", 1, 21_000)
+                    await held.wait()
+                    sending.cancel_scope.cancel()
+            assert not waiting.cancelled_caught
+            holding = False
+            after = await sender.send(accounts[1].address, value=1, gas=21_000)
+            assert after.nonce == start  # given back, not skipped
+            assert (await sender.wait(after)).status
+        nursery.cancel_scope.cancel()
