@@ -3,6 +3,7 @@ and marks each approved or rejected."""
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Literal
 
 import msgspec
@@ -11,12 +12,12 @@ from quart import Blueprint, Response, request
 
 from gateway.api.errors import ApiError, json_body
 from gateway.api.operations import ADDRESS_SCHEMA, Operation, Operations, Param
-from gateway.api.responses import PAGE_PARAMS, json, page_params, path_address
+from gateway.api.responses import PAGE_PARAMS, json, paged_answer, path_address
 from gateway.api.views import hex_bytes
 from gateway.clients import client_of
 from gateway.keeper_forms import FormRefusedError, FormStatus, KeeperForm, KeeperFormRequest, KeeperForms
 
-STATUSES: tuple[FormStatus, ...] = ("pending", "approved", "rejected")
+STATUSES: tuple[FormStatus, ...] = typing.get_args(FormStatus)
 
 
 class KeeperFormView(msgspec.Struct, rename="camel", kw_only=True):
@@ -134,16 +135,13 @@ def keeper_forms_blueprint(ops: Operations, forms: KeeperForms) -> Blueprint:
         ),
     )
     async def list_forms() -> Response:
-        limit, cursor = page_params(request.args.get("limit"), request.args.get("cursor"))
-        given = request.args.get("status")
-        if given is not None and given not in STATUSES:
-            raise ApiError(400, f"expected one of {', '.join(STATUSES)}", "status")
-        status = None if given is None else STATUSES[STATUSES.index(given)]
-        try:
-            page = forms.page(status, limit=limit, after=cursor)
-        except ValueError:
-            raise ApiError(400, "not a cursor this query gave out", "cursor") from None
-        return json(KeeperFormsPage(forms=[KeeperFormView.of(f) for f in page.items], cursor=page.cursor))
+        status = typing.cast(FormStatus | None, request.args.get("status"))  # checked against STATUS
+        return await paged_answer(
+            lambda limit, after: forms.page(status, limit=limit, after=after),
+            lambda page: KeeperFormsPage(
+                forms=[KeeperFormView.of(f) for f in page.items], cursor=page.cursor
+            ),
+        )
 
     @ops.route(
         blueprint,

@@ -61,12 +61,9 @@ def path_address(raw: str, field: str = "address") -> str:
 
 
 def page_params(limit: str | None, cursor: str | None) -> tuple[int, str | None]:
-    """The `limit` (1 to MAX_PAGE, default 100) and `cursor` of a paged query; 400 naming the bad one."""
-    if limit is None:
-        return 100, cursor
-    if not (limit.isascii() and limit.isdigit() and len(limit) <= 4 and 1 <= int(limit) <= MAX_PAGE):
-        raise ApiError(400, f"expected an integer from 1 to {MAX_PAGE}", "limit")
-    return int(limit), cursor
+    """The `limit` (default 100) and `cursor` of a paged query; the operation checked them
+    against PAGE_PARAMS' schemas before its handler ran (gateway.api.operations)."""
+    return (100 if limit is None else int(limit)), cursor
 
 
 PAGE_READERS = trio.CapacityLimiter(4)
