@@ -25,7 +25,6 @@ from gateway import BoundedBodies, GatewayStorage, HttpLimits, JobIntake, TaskLe
 from gateway.actions import SignedActions
 from gateway.api.admin import admin_blueprint
 from gateway.api.errors import ApiError
-from gateway.api.fast_reads import FastReads
 from gateway.api.faucet import faucet_blueprint
 from gateway.api.guard import AccessRules, finish
 from gateway.api.health import health_blueprint
@@ -78,7 +77,6 @@ def create_app(
     actions: SignedActions | None = None,
     users: Users | None = None,
     points: Points | None = None,
-    fast_reads: bool = True,
 ) -> QuartTrio:
     """The API over `storage`; `keepers` reports the keepers' health.
 
@@ -94,8 +92,7 @@ def create_app(
     `metrics` counts every answer and is served at GET /metrics (default: a registry of its own).
     `actions` checks what owners sign to act at this gateway (pause a job, set an email);
     with `users` it serves the users' routes; `points` serves the leaderboards and the keepers'
-    task counts. `fast_reads` answers the hot reads below Quart (gateway.api.fast_reads; off:
-    Quart answers them, as the test that compares both does).
+    task counts. Serve it with gateway.api.fast_lane.serve_api, which answers the hot reads without Quart.
     """
     limits = limits or HttpLimits()
     access = access or AccessRules(ApiKeys(storage.store))
@@ -109,8 +106,6 @@ def create_app(
     # OPTIONS gets the JSON 405 that names the allowed methods, not an empty 200.
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.asgi_app = BoundedBodies(app.asgi_app, limits)  # type: ignore[method-assign]
-    if fast_reads:  # outermost: a hot read has no body for BoundedBodies to read
-        app.asgi_app = FastReads(app.asgi_app, storage, access, metrics)  # type: ignore[method-assign]
     ops = Operations()
     app.register_blueprint(jobs_blueprint(ops, storage, intake, fees, actions))
     app.register_blueprint(tasks_blueprint(ops, storage))

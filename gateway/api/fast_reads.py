@@ -1,17 +1,14 @@
-"""The hot reads, answered below Quart: `GET` and `HEAD` of `/api/jobs/id/<id>` and
+"""The hot reads, answered without Quart: `GET` and `HEAD` of `/api/jobs/id/<id>` and
 `/api/tasks/job/<id>` (issue 12's throughput target names them).
 
-Quart's machinery (request context, routing, hooks, a Response object, three ASGI body
-messages) cost more than the read itself: these routes answered 420-620 req/s at ~100 % of
-one core (bench/gateway.py), where a bare ASGI app on the same hypercorn answers ~1,000-1,300
-(wrk with the same settings on the same 2-core machine). `FastReads`, ASGI middleware around
-the app, answers exactly these requests itself, byte for byte as Quart would: the same access
-rules (gateway.api.guard's `AccessRules.admit`: trace id, API key, rate limit, with the same
-headers and refusals), the same view structs and 404s, the same 500 for an unreadable record,
-counted in the same request metric. What it does not handle exactly it passes on: any other
-method or path, a query string (another page of tasks), a request with a body, an id with a
-sign or non-ASCII digits (the router's rules decide those). tests/integration/test_fast_reads.py
-asks both paths the same and compares the answers.
+Quart and hypercorn together cost far more than the read itself: these routes answered
+420-620 req/s through Quart at ~100 % of one core, ~1,000-1,300 req/s as a bare ASGI app on
+hypercorn (bench/gateway.py; wrk on the same 2-core machine). gateway.api.fast_lane parses the
+requests it can answer exactly and asks `FastReads`, which answers byte for byte as Quart
+would: the same access rules (gateway.api.guard's `AccessRules.admit`: trace id, API key, rate
+limit, with the same headers and refusals), the same view structs and 404s, the same 500 for an
+unreadable record, counted in the same request metric. tests/integration/test_fast_reads.py
+asks both the same and compares the answers.
 
 Reads run on the event loop: a job, and the first page of a job's tasks (100 tasks: ~0.6 ms
 with three attempts each, ~2 ms with seven of 100 signers, ~4 ms with 16 KB event logs).
@@ -25,10 +22,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import msgspec
 import trio
-from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
 
 from gateway import GatewayStorage
 from gateway.api.errors import ApiError
@@ -41,23 +38,25 @@ from gateway.metrics import GatewayMetrics
 log = logging.getLogger("triggerx.gateway.api")
 
 Read = Callable[[str], Awaitable[bytes]]  # a raw id -> the answer's body; ApiError refuses
-_JSON = (b"content-type", b"application/json")
 BIG_EVIDENCE = 64 * 1024  # bytes of trigger evidence in a page beyond which it is encoded in a thread
-# The request headers an answer depends on (ASGI gives names in lower case); the first of each
-# counts, as in Quart's request.headers.get.
-_READ_HEADERS = frozenset(
-    {b"x-trace-id", b"x-api-key", b"authorization", b"content-length", b"transfer-encoding"}
-)
+# The request headers an answer depends on, by their lower-case names.
+READ_HEADERS = frozenset({b"x-trace-id", b"x-api-key", b"authorization"})
+
+
+@dataclass(frozen=True, slots=True)
+class FastAnswer:
+    """A hot read's answer: its status, body and headers (in order, the content's first)."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
 
 
 class FastReads:
-    """ASGI middleware: the hot reads from `storage`, checked by `access` and counted in
-    `metrics`; every other request goes to `app`. `served` counts the answers given here."""
+    """The hot reads from `storage`, checked by `access` and counted in `metrics`.
+    `served` counts the answers given."""
 
-    def __init__(
-        self, app: ASGIFramework, storage: GatewayStorage, access: AccessRules, metrics: GatewayMetrics
-    ) -> None:
-        self.app = app
+    def __init__(self, storage: GatewayStorage, access: AccessRules, metrics: GatewayMetrics) -> None:
         self.storage = storage
         self.access = access
         self.metrics = metrics
@@ -68,55 +67,28 @@ class FastReads:
             "/api/tasks/job/": ("/api/tasks/job/{id}", self._tasks_of_job),
         }
 
-    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        headers = self._hot_headers(scope)
-        route = None if headers is None else self._route(scope["path"])
-        if headers is None or route is None:
-            await self.app(scope, receive, send)
-            return
-        (template, read), raw_id = route
-        status, body, extra = await self._answer(scope, headers, read, raw_id)
-        self.served += 1
-        self.metrics.http_request(template, scope["method"], status)
-        response = [_JSON, (b"content-length", str(len(body)).encode()), *extra]
-        await send({"type": "http.response.start", "status": status, "headers": response})
-        # For HEAD too, as Quart: hypercorn sends none of a HEAD's body.
-        await send({"type": "http.response.body", "body": body, "more_body": False})
-
-    def _hot_headers(self, scope: Scope) -> dict[bytes, bytes] | None:
-        """The request headers the answer depends on, if the request can be a hot read: an
-        HTTP GET or HEAD, no query string, no body, no root path (Quart would strip it)."""
-        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
-            return None
-        if scope["query_string"] or scope.get("root_path", ""):
-            return None
-        found: dict[bytes, bytes] = {}
-        for name, value in scope["headers"]:
-            if name in _READ_HEADERS and name not in found:
-                found[name] = value
-        if found.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in found:
-            return None  # a body: BoundedBodies and Quart deal with it
-        return found
-
-    def _route(self, path: str) -> tuple[tuple[str, Read], str] | None:
-        """The route and raw id of a hot path: a prefix, then ASCII digits only."""
+    def route(self, path: str) -> tuple[tuple[str, Read], str] | None:
+        """The route and raw id of a hot path: a prefix, then ASCII digits only (Quart's router
+        decides every other form, such as a sign or other digits)."""
         prefix, _, raw_id = path.rpartition("/")
         route = self._routes.get(prefix + "/")
         if route is None or not (raw_id.isascii() and raw_id.isdigit()):
             return None
         return route, raw_id
 
-    async def _answer(
-        self, scope: Scope, headers: dict[bytes, bytes], read: Read, raw_id: str
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        """Status, body and headers (beyond the content's) of the answer, as create_app's hooks
-        and error handlers make them."""
+    async def answer(self, method: str, path: str, headers: dict[bytes, bytes], client: str) -> FastAnswer:
+        """The answer to `method` ("GET" or "HEAD") of hot `path` from `client` (its address),
+        with `headers` (the first of each of READ_HEADERS sent), as create_app's hooks and error
+        handlers make it."""
+        route = self.route(path)
+        assert route is not None, path  # the caller asked route() first
+        (template, read), raw_id = route
         trace_id = trace_id_of(_text(headers.get(b"x-trace-id")))
         allowance = None
         try:
             admission = self.access.admit(
                 "public",
-                address=(scope.get("client") or ("<local>",))[0],
+                address=client,
                 key=_text(headers.get(b"x-api-key")),
                 authorization=_text(headers.get(b"authorization")),
             )
@@ -128,11 +100,21 @@ class FastReads:
             view = ErrorView(error=refused.reason, field=refused.field)
             status, body, extra = refused.status, msgspec.json.encode(view), refused.headers
         except Exception:
-            log.exception("unexpected error serving %s (trace %s)", scope["path"], trace_id)
+            log.exception("unexpected error serving %s (trace %s)", path, trace_id)
             view = ErrorView(error="internal error", trace_id=trace_id)
             status, body, extra = 500, msgspec.json.encode(view), {}
+        self.served += 1
+        self.metrics.http_request(template, method, status)
         pairs = [*extra.items(), *answer_headers(trace_id, allowance)]
-        return status, body, [(name.lower().encode(), value.encode()) for name, value in pairs]
+        return FastAnswer(
+            status,
+            body,
+            [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *((name.lower().encode(), value.encode()) for name, value in pairs),
+            ],
+        )
 
     async def _job(self, raw_id: str) -> bytes:
         """GET /api/jobs/id/{id}, as gateway.api.jobs answers it."""

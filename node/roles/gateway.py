@@ -8,7 +8,6 @@ import logging
 import os
 
 import trio
-from hypercorn.trio import serve
 
 from gateway import (
     Alerts,
@@ -24,6 +23,8 @@ from gateway import (
 )
 from gateway.actions import SignedActions
 from gateway.api import AccessRules, create_app
+from gateway.api.fast_lane import serve_api
+from gateway.api.fast_reads import FastReads
 from gateway.api.streams import StreamLimits
 from gateway.api_keys import ApiKeys
 from gateway.faucet import Faucet
@@ -215,7 +216,8 @@ async def run_gateway(setup: NodeSetup) -> None:
                     faucet=Faucet(store, chain.sender, gateway.faucet_wei, gateway.faucet_period_seconds),
                     metrics=metrics,
                 )
-                nursery.start_soon(serve, app, server_config(str(settings.gateway.http_listen)))
+                reads = FastReads(storage, access, metrics)
+                nursery.start_soon(serve_api, app, server_config(str(settings.gateway.http_listen)), reads)
                 nursery.start_soon(directory.keep_fresh, 30.0)
                 nursery.start_soon(services.run, "keepers", keepers.run)
                 nursery.start_soon(

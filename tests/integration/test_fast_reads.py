@@ -1,10 +1,11 @@
-"""The hot reads answered below Quart (gateway.api.fast_reads) answer exactly as Quart does.
+"""The hot reads answered without Quart (gateway.api.fast_lane, gateway.api.fast_reads) answer
+exactly as Quart does.
 
-Two gateways over one real store, each on a real hypercorn server: one with the fast path,
-one without (`create_app(fast_reads=False)`), each with its own rate limiter on a clock that
+Two gateways over one real store: one served by the gateway's own server (the fast lane in
+front of hypercorn), one by hypercorn alone, each with its own rate limiter on a clock that
 stands still (so X-RateLimit-Reset is the same) and its own metrics. Every request goes to
 both, in the same order; status, body and every header but Date must be the same, and the
-fast path must have answered exactly the requests it is meant to (`FastReads.served`).
+fast lane must have answered exactly the requests it is meant to (`FastReads.served`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from hypercorn.trio import serve
 
 from gateway import GatewayStorage, TaskLedger, server_config
 from gateway.api import AccessRules, create_app
+from gateway.api.fast_lane import serve_api
 from gateway.api.fast_reads import BIG_EVIDENCE, FastReads
 from gateway.api_keys import ApiKeys
+from gateway.http import HttpLimits
 from gateway.metrics import GatewayMetrics
 from gateway.rate_limits import RateLimiter
 from gateway.records import AttemptRecord, ConditionState, FireTimes
@@ -109,24 +112,18 @@ def _headers(response: httpx.Response) -> list[tuple[bytes, bytes]]:
 async def pair(storage: GatewayStorage, keys: ApiKeys, **rules: object) -> AsyncIterator[Pair]:
     """Both gateways over `storage`, served, with AccessRules(keys, **rules) each."""
     metrics = (GatewayMetrics(), GatewayMetrics())
-    apps = [
-        create_app(
-            storage,
-            access=AccessRules(keys, limiter=RateLimiter(clock=lambda: 0.0), **rules),  # type: ignore[arg-type]
-            metrics=metric,
-            fast_reads=fast,
-        )
-        for metric, fast in zip(metrics, (True, False), strict=True)
+    access = [
+        AccessRules(keys, limiter=RateLimiter(clock=lambda: 0.0), **rules)  # type: ignore[arg-type]
+        for _ in metrics
     ]
-    reads = apps[0].asgi_app
-    assert isinstance(reads, FastReads)
-    assert not isinstance(apps[1].asgi_app, FastReads)
+    apps = [
+        create_app(storage, access=rule, metrics=count) for rule, count in zip(access, metrics, strict=True)
+    ]
+    reads = FastReads(storage, access[0], metrics[0])
     async with trio.open_nursery() as nursery:
-        urls = []
-        for app in apps:
-            binds = await nursery.start(serve, app, server_config("127.0.0.1:0"))
-            urls.append(binds[0])
-        async with httpx.AsyncClient(base_url=urls[0]) as fast, httpx.AsyncClient(base_url=urls[1]) as slow:
+        fast_url = (await nursery.start(serve_api, apps[0], server_config("127.0.0.1:0"), reads))[0]
+        slow_url = (await nursery.start(serve, apps[1], server_config("127.0.0.1:0")))[0]
+        async with httpx.AsyncClient(base_url=fast_url) as fast, httpx.AsyncClient(base_url=slow_url) as slow:
             yield Pair(fast, slow, reads, metrics)
         nursery.cancel_scope.cancel()
 
@@ -188,7 +185,7 @@ async def test_what_the_fast_path_does_not_answer_exactly_goes_to_quart(storage,
         assert page.json()["cursor"]
         # A body (which BoundedBodies reads and bounds), and other methods: Quart's.
         await both.same("GET", "/api/jobs/id/1", TRACE, fast=False, content=b"{}")
-        await both.same("GET", "/api/jobs/id/1", TRACE | {"Content-Length": "0"}, fast=True)
+        await both.same("GET", "/api/jobs/id/1", TRACE | {"Content-Length": "0"}, fast=False)
         refused = await both.same("POST", "/api/jobs/id/1", TRACE, fast=False)
         assert refused.status_code == 405
 
@@ -261,3 +258,83 @@ async def test_a_gateway_that_requires_keys_refuses_hot_reads_without_one(storag
         assert (
             await both.same("GET", "/api/jobs/id/1", TRACE | {"X-Api-Key": key}, fast=True)
         ).status_code == 200
+
+
+async def _exchange(url: str, request: bytes) -> bytes:
+    """What a server at `url` sends back for the raw bytes `request` on a new connection, until
+    it closes the connection or is quiet for 0.3 s; Date values and new trace ids stood for."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    stream = await trio.open_tcp_stream(host, int(port))
+    answer = b""
+    async with stream:
+        await stream.send_all(request)
+        while True:
+            with trio.move_on_after(0.3):
+                data = await stream.receive_some()
+                if not data:
+                    break
+                answer += data
+                continue
+            break
+    answer = re.sub(rb"\r\nx-trace-id: [0-9a-f]{32}\r\n", b"\r\nx-trace-id: <new>\r\n", answer)
+    return re.sub(rb"\r\ndate: [^\r]*", b"\r\ndate: <now>", answer)
+
+
+TRACE_LINE = b"X-Trace-ID: trace-0123456789\r\n\r\n"
+GET = b"GET /api/jobs/id/1 HTTP/1.1\r\nHost: gateway\r\nX-Trace-ID: trace-0123456789\r\n"
+SMUGGLED = b"GET /api/jobs/id/2 HTTP/1.1\r\nHost: g\r\n\r\n"
+# Raw requests, and how many of them the lane answers before hypercorn has the connection.
+RAW_REQUESTS = [
+    (GET + b"\r\n", 1),
+    (b"HEAD /api/tasks/job/1 HTTP/1.1\r\nhost: g\r\nConnection: keep-alive, close\r\n" + TRACE_LINE, 1),
+    (GET + b"\r\n" + GET + b"Connection: close\r\n\r\n", 2),  # pipelined
+    (GET + b"\r\nPOST /api/jobs/id/1 HTTP/1.1\r\nHost: g\r\nContent-Length: 2\r\n\r\n{}" + GET + b"\r\n", 1),
+    # Smuggling: a lane that took no notice of the body would answer "GET /api/jobs/id/2" twice.
+    (GET + b"Content-Length: %d\r\n\r\n%s" % (len(SMUGGLED), SMUGGLED), 0),
+    (GET + b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 0),
+    (GET + b"X-Api-Key: tgx_nope\r\n folded\r\n\r\n", 0),  # obsolete line folding
+    (GET + b"X-Api-Key : tgx_nope\r\n\r\n", 0),  # whitespace before the colon
+    (GET + b"X-Api-Key: tgx\x00nope\r\n\r\n", 0),
+    (GET + b"Host: other\r\n\r\n", 0),
+    (b"GET /api/jobs/id/1 HTTP/1.1\r\n\r\n", 0),  # no Host
+    (b"GET /api/jobs/id/1 HTTP/1.1\nHost: g\n\n", 0),  # LF line ends
+    (b"GET /api/jobs/id/1 HTTP/1.0\r\nHost: g\r\n\r\n", 0),
+    (b"get /api/jobs/id/1 HTTP/1.1\r\nHost: g\r\n\r\n", 0),
+    (b"GET http://g/api/jobs/id/1 HTTP/1.1\r\nHost: g\r\n\r\n", 0),
+    (b"GET  /api/jobs/id/1 HTTP/1.1\r\nHost: g\r\n\r\n", 0),
+    (b"\r\n" + GET + b"\r\n", 0),
+    (GET + b"Connection: upgrade\r\nUpgrade: websocket\r\n\r\n", 0),
+    (GET + b"Expect: 100-continue\r\n\r\n", 0),
+    (GET + b"X-Filler: " + b"a" * 17_000 + b"\r\n\r\n", 0),  # over the head limit
+]
+
+
+@pytest.mark.parametrize(("request_bytes", "in_lane"), RAW_REQUESTS, ids=range(len(RAW_REQUESTS)))
+async def test_raw_requests_get_the_same_bytes_from_the_lane_and_from_hypercorn(
+    storage, keys, request_bytes, in_lane
+):
+    async with pair(storage, keys) as both:
+        served = both.reads.served
+        fast, slow = (str(client.base_url).rstrip("/") for client in (both.fast, both.slow))
+        answer = await _exchange(fast, request_bytes)
+        assert answer == await _exchange(slow, request_bytes)
+        assert answer.startswith(b"HTTP/1.1 ")
+        assert both.reads.served == served + in_lane
+
+
+async def test_a_connection_whose_head_does_not_arrive_in_time_is_closed(storage, keys):
+    access = AccessRules(keys)
+    reads = FastReads(storage, access, GatewayMetrics())
+    config = server_config("127.0.0.1:0", HttpLimits(header_timeout=0.2))
+    async with trio.open_nursery() as nursery:
+        url = (await nursery.start(serve_api, create_app(storage, access=access), config, reads))[0]
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        for sent in (b"", GET, GET + b"\r\n" + GET):  # silent; half a head; one answer, then half
+            async with await trio.open_tcp_stream(host, int(port)) as stream:
+                await stream.send_all(sent)
+                answered = b""
+                with trio.fail_after(10):
+                    while data := await stream.receive_some():
+                        answered += data
+                assert answered.count(b"HTTP/1.1 200 ") == sent.count(b"\r\n\r\n")
+        nursery.cancel_scope.cancel()
