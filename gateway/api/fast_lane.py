@@ -21,6 +21,7 @@ and the backstop for a client that does not read its answers.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from hypercorn.typing import ASGIFramework
 from hypercorn.utils import repr_socket_addr, wrap_app
 
 from gateway.api.fast_reads import READ_HEADERS, FastAnswer, FastReads
+
+log = logging.getLogger("triggerx.gateway.api")
 
 _RECEIVE_BYTES = 2**16  # as hypercorn reads
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
@@ -149,12 +152,26 @@ class FastLane:
         self.head_timeout = config.keep_alive_timeout
         self.send_timeout = config.read_timeout or inf
         self._date = _HttpDate()
+        self._open: set[trio.SocketStream] = set()
+
+    async def close_all_when_cancelled(self) -> None:
+        """Sleep; when cancelled, close every connection's socket. hypercorn sends in a shielded
+        scope, so a client that never reads would otherwise hold the server's stop forever:
+        closing the socket wakes that send."""
+        try:
+            await trio.sleep_forever()
+        finally:
+            for stream in list(self._open):
+                stream.socket.close()
 
     async def serve_connection(self, stream: trio.SocketStream) -> None:
-        """Answer `stream`'s requests until it closes, idles too long, or is handed over."""
-        client = stream.socket.getpeername()[0]
+        """Answer `stream`'s requests until it closes, idles too long, or is handed over. Nothing
+        one connection does ends the server: its errors end the connection."""
         read = b""
+        self._open.add(stream)
         try:
+            # A client that resets before the accept makes this raise: inside the guard.
+            client = stream.socket.getpeername()[0]
             while True:
                 with trio.move_on_after(self.head_timeout) as waiting:
                     read, head_end = await self._head(stream, read)
@@ -171,9 +188,12 @@ class FastLane:
                     return
             if read:
                 await self.hand_over(_Replayed(stream, read))
-        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, OSError):
             pass
+        except Exception:
+            log.exception("the HTTP connection from %s failed", stream.socket)
         finally:
+            self._open.discard(stream)
             await stream.aclose()
 
     async def _head(self, stream: trio.SocketStream, read: bytes) -> tuple[bytes, int | None]:
@@ -182,6 +202,8 @@ class FastLane:
         pass the size limit or the client leaves (None)."""
         searched = 0
         while True:
+            if read and read[0] < 0x21:
+                return read, None  # not a request line (TLS, a control byte): hypercorn's 400, now
             end = _HEAD_END.search(read, searched)
             if end is not None:
                 if end.start() == 0 or read[end.start() - 1 : end.end()] != b"\r\n\r\n":
@@ -236,6 +258,8 @@ async def serve_api(
         lane = FastLane(reads, config, hand_over)
         task_status.started([f"http://{repr_socket_addr(s.family, s.getsockname())}" for s in sockets])
         try:
-            await trio.serve_listeners(lane.serve_connection, listeners)
+            async with trio.open_nursery() as connections:
+                connections.start_soon(lane.close_all_when_cancelled)
+                await trio.serve_listeners(lane.serve_connection, listeners, handler_nursery=connections)
         finally:
             lifespan_nursery.cancel_scope.cancel()
