@@ -50,9 +50,10 @@ class TaskStats:
     clock: Callable[[], float] = time.time
     _created: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
     _failed: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
-    _completed: deque[tuple[float, float, int | None]] = field(
-        default_factory=lambda: deque(maxlen=MAX_SAMPLES)
-    )
+    _completed: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
+    # task id -> (when, fee) of completed tasks whose fee is known, oldest first. The fee is
+    # often noted just after the approval (gateway.dispatch), in a TASK_UPDATED: either counts.
+    _fees: dict[int, tuple[float, int]] = field(default_factory=dict)
     _latest: NetworkStats | None = None
 
     async def run(self) -> None:
@@ -70,8 +71,13 @@ class TaskStats:
         elif event.kind == "TASK_STATUS_CHANGED" and task.status == "failed":
             self._failed.append(now)
         elif event.kind == "TASK_STATUS_CHANGED" and task.status == "completed":
+            self._completed.append((now, max(0.0, now - task.fire_at)))
+        if task.status == "completed" and task.id not in self._fees:
             fee = next((int(a.fee) for a in task.attempts if a.outcome == "approved" and a.fee), None)
-            self._completed.append((now, max(0.0, now - task.fire_at), fee))
+            if fee is not None:
+                self._fees[task.id] = (now, fee)
+                if len(self._fees) > MAX_SAMPLES:
+                    del self._fees[next(iter(self._fees))]
 
     def snapshot(self) -> NetworkStats:
         """The statistics now (computed at most once a second: every caller shares them)."""
@@ -83,11 +89,13 @@ class TaskStats:
                 samples.popleft()
         while self._completed and self._completed[0][0] < now - HOUR:
             self._completed.popleft()
-        latencies = sorted(latency for _, latency, _ in self._completed)
-        fees = [fee for _, _, fee in self._completed if fee is not None]
+        while self._fees and next(iter(self._fees.values()))[0] < now - HOUR:
+            del self._fees[next(iter(self._fees))]
+        latencies = sorted(latency for _, latency in self._completed)
+        fees = [fee for _, fee in self._fees.values()]
         self._latest = NetworkStats(
             tasks_created_last_minute=sum(1 for at in self._created if at >= now - 60),
-            tasks_completed_last_minute=sum(1 for at, _, _ in self._completed if at >= now - 60),
+            tasks_completed_last_minute=sum(1 for at, _ in self._completed if at >= now - 60),
             tasks_failed_last_minute=sum(1 for at in self._failed if at >= now - 60),
             tasks_completed_last_hour=len(latencies),
             latency_p50_seconds=_percentile(latencies, 0.50),

@@ -18,6 +18,9 @@ from eth_account import Account
 from eth_utils import is_address, to_checksum_address
 
 from node.chain import ChainError, RpcClient, TransactionSender, deploy_consensus, deploy_core, revert_decoder
+from node.commands.balance import add_balance_command, run_balance
+from node.commands.jobs import add_jobs_command, run_jobs
+from node.commands.operator import add_operator_command, run_operator
 from node.config import (
     ROLES,
     ConfigError,
@@ -46,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     roles = "\n".join(f"  {name:<11} {what}" for name, what in ROLES.items())
     parser = argparse.ArgumentParser(
         prog="triggerx-node",
+        allow_abbrev=False,  # the client commands' --gateway is not an abbreviation of --gateway-*
         description="A node of the TriggerX keeper network.",
         epilog=f"roles:\n{roles}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -60,22 +64,43 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="command")
     devnet = commands.add_parser(
         "devnet",
-        help="start a local network: anvil, contracts, an aggregator, a gateway and keepers",
+        help="start a local network (anvil, contracts, an aggregator, a gateway and keepers); status; stop",
         description="Start anvil, deploy and wire the contracts, make keys and configs for every node, "
-        "start them as separate processes, and print the gateway URL and a demo job. Ctrl-C stops it all.",
+        "start them as separate processes (a line per step), and print what runs where and how to make "
+        "a first job. Ctrl-C stops it all; --detach leaves it running, for `status` and `stop`.",
+        epilog="A start refuses a --dir that holds a running devnet (stop it first), an earlier run or "
+        "other files (unless --force: wiped). `status` exits 0 when a devnet runs there, 1 when none "
+        "does; `stop` exits 0 once it stopped one, 1 when none ran there.",
     )
-    devnet.add_argument("--keepers", type=int, default=3, help="how many keepers (default: %(default)s)")
+    devnet.add_argument(
+        "action",
+        nargs="?",
+        choices=("start", "status", "stop"),
+        default="start",
+        help="start one in --dir (the default), report on the one there, or stop it",
+    )
+    devnet.add_argument("--keepers", type=int, help="how many keepers (default: 3)")
     devnet.add_argument(
         "--instant", action="store_true", help="mine on every transaction (default: 1 s blocks)"
     )
-    devnet.add_argument("--dir", type=Path, default=Path("devnet"), help="devnet folder, wiped at start")
+    devnet.add_argument(
+        "--dir", type=Path, default=Path("devnet"), help="the devnet's folder (default: devnet)"
+    )
+    devnet.add_argument(
+        "--force", action="store_true", help="wipe --dir if it holds an earlier run or other files"
+    )
+    devnet.add_argument(
+        "--detach",
+        action="store_true",
+        help="return once it is ready, leaving it running in the background (its log: <dir>/devnet.log)",
+    )
+    devnet.add_argument("--supervise", action="store_true", help=argparse.SUPPRESS)  # --detach's own process
     devnet.add_argument("--http-port", type=int, help="gateway HTTP port (default: a free one)")
     devnet.add_argument("--anvil-port", type=int, help="anvil port (default: a free one)")
     devnet.add_argument(
         "--chains",
         type=int,
-        default=1,
-        help="chains to start (default: %(default)s); the others (ids 31338, ...) are read for event "
+        help="chains to start (default: 1); the others (ids 31338, ...) are read for event "
         "and condition jobs, whose tasks execute on the first",
     )
     deploy = commands.add_parser(
@@ -95,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deploy.add_argument("--out", type=Path, help="also write the addresses to this JSON file")
     add_keys_command(commands)
+    add_jobs_command(commands)
+    add_balance_command(commands)
+    add_operator_command(commands)
     return parser
 
 
@@ -191,15 +219,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.out.write_text(text + "\n")
         print(text)
     elif args.command == "devnet":
-        from node.devnet import run_devnet
+        from node.devnet.control import devnet_usage_error, run_devnet_command
 
-        if args.keepers < 1:
-            _fail("--keepers: at least 1")
-        if not 1 <= args.chains <= 8:
-            _fail("--chains: from 1 to 8")
-        sys.exit(
-            run_devnet(args.dir, args.keepers, args.instant, args.http_port, args.anvil_port, args.chains)
-        )
+        if problem := devnet_usage_error(args):
+            _fail(problem)
+        sys.exit(run_devnet_command(args))
+    elif args.command == "jobs":
+        sys.exit(run_jobs(args))
+    elif args.command == "balance":
+        sys.exit(run_balance(args))
+    elif args.command == "operator":
+        sys.exit(run_operator(args))
     elif args.command == "keys":
         try:
             output = run_keys(args)

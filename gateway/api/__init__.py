@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from gateway import BoundedBodies, GatewayStorage, HttpLimits, JobIntake, TaskLedger
 from gateway.actions import SignedActions
 from gateway.api.admin import admin_blueprint
+from gateway.api.dashboard import dashboard_blueprint
 from gateway.api.errors import ApiError
 from gateway.api.faucet import faucet_blueprint
 from gateway.api.guard import AccessRules, finish
@@ -33,6 +34,7 @@ from gateway.api.keeper_forms import keeper_forms_blueprint
 from gateway.api.keepers import keepers_blueprint
 from gateway.api.leaderboard import leaderboard_blueprint
 from gateway.api.metrics import metrics_blueprint
+from gateway.api.network import network_blueprint
 from gateway.api.openapi import openapi_document
 from gateway.api.operations import Operations
 from gateway.api.responses import PathId, error
@@ -108,6 +110,8 @@ def create_app(
     app.asgi_app = BoundedBodies(app.asgi_app, limits)  # type: ignore[method-assign]
     ops = Operations()
     app.register_blueprint(jobs_blueprint(ops, storage, intake, fees, actions))
+    if intake is not None:
+        app.register_blueprint(network_blueprint(ops, intake.chain_id, intake.hub.address))
     app.register_blueprint(tasks_blueprint(ops, storage))
     app.register_blueprint(keepers_blueprint(ops, keepers, points))
     if users is not None and actions is not None:
@@ -128,6 +132,7 @@ def create_app(
     if faucet is not None:
         app.register_blueprint(faucet_blueprint(ops, faucet))
     app.register_blueprint(metrics_blueprint(ops, metrics))
+    app.register_blueprint(dashboard_blueprint())
     document = msgspec.json.encode(openapi_document(ops, API_VERSION))  # encoded once: ~60 KB
     docs_page = resources.files("gateway.api").joinpath("docs.html").read_bytes()
 

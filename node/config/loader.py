@@ -136,6 +136,9 @@ def flag_values(args: argparse.Namespace) -> dict[str, str]:
     return {setting.name: given[setting.name] for setting in SETTINGS if setting.name in given}
 
 
+CLIENT_SECTION = "client"  # one TOML file may serve a node and the jobs/balance commands
+
+
 def _read_file(file: Path) -> dict[str, _Raw]:
     try:
         with file.open("rb") as handle:
@@ -147,6 +150,8 @@ def _read_file(file: Path) -> dict[str, _Raw]:
     origin = f"from file {file}"
     found = {}
     for section, table in document.items():
+        if section == CLIENT_SECTION:
+            continue  # the client commands' own (node.commands.client_options checks its keys)
         if section not in SECTIONS:
             what = "unknown section" if isinstance(table, dict) else "unknown key outside any section"
             raise ConfigError(f"{section}: {what} ({origin})")

@@ -6,7 +6,9 @@ KeeperKeys) and REPO_GENESIS (the repository's genesis.json, the devnet's templa
 """
 
 from node.devnet.chain import KeeperKeys, provision
-from node.devnet.run import REPO_GENESIS, Devnet, devnet_demo_job, run_devnet
+from node.devnet.demo import devnet_demo_job
+from node.devnet.nodes import REPO_GENESIS
+from node.devnet.run import Devnet, run_devnet
 
 __all__ = [
     "REPO_GENESIS",

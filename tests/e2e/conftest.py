@@ -110,11 +110,12 @@ def running_devnet(folder: Path, *options: str) -> Iterator[dict]:
     )
     try:
         lines = []
-        for line in process.stdout:
+        for line in process.stdout:  # a line per start-up step, then the summary
             lines.append(line)
-            if line.startswith("then:"):
+            if line.startswith("devnet ready"):
                 break
-        assert "".join(lines).startswith("devnet ready"), "".join(lines)
+        assert lines, "the devnet printed nothing"
+        assert lines[-1].startswith("devnet ready"), "".join(lines)
         yield json.loads((folder / "devnet.json").read_text())
     finally:
         process.send_signal(signal.SIGINT)

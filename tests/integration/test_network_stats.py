@@ -31,13 +31,18 @@ def ledger(tmp_path):
         yield TaskLedger(storage)
 
 
-def complete(ledger: TaskLedger, fire_at: float, fee: int) -> None:
+def complete(ledger: TaskLedger, fire_at: float, fee: int, *, fee_after: bool = False) -> None:
+    """A task that fired at `fire_at`, executed for `fee` and was approved; with `fee_after`
+    the execution is noted after the approval (as the dispatcher notes it on a devnet)."""
     task = ledger.create(ledger.storage.jobs.get(1), fire_at=fire_at)
     ledger.attempt_assigned(
         task.id, AttemptRecord(number=1, performer=KEEPER, assigned_at=fire_at, deadline=0)
     )
-    ledger.executed(task.id, 1, "0x" + "ab" * 32, fee)
+    if not fee_after:
+        ledger.executed(task.id, 1, "0x" + "ab" * 32, fee)
     ledger.record_decision(TaskDecision(task.id, 1, 1, True, 0, "0xcd", 9, signer_bitmap=0b101), 10)
+    if fee_after:
+        ledger.executed(task.id, 1, "0x" + "ab" * 32, fee)
 
 
 async def test_tasks_latencies_and_fees_of_the_last_minute_and_hour(ledger):
@@ -46,8 +51,8 @@ async def test_tasks_latencies_and_fees_of_the_last_minute_and_hour(ledger):
     async with trio.open_nursery() as nursery:
         nursery.start_soon(stats.run)
         await trio.testing.wait_all_tasks_blocked()
-        for latency, fee in ((2.0, 100), (4.0, 300), (30.0, 200)):
-            complete(ledger, clock.now - latency, fee)
+        for latency, fee, fee_after in ((2.0, 100, False), (4.0, 300, True), (30.0, 200, False)):
+            complete(ledger, clock.now - latency, fee, fee_after=fee_after)
         failed = ledger.create(ledger.storage.jobs.get(1), fire_at=clock.now)
         ledger.fail(failed.id, "no keeper online")
         await trio.testing.wait_all_tasks_blocked()

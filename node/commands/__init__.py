@@ -1,0 +1,1 @@
+"""The `triggerx-node` commands that act through a gateway: jobs, balance, operator."""
