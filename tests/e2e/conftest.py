@@ -17,10 +17,23 @@ import pytest
 
 from gateway import ScriptSpec
 from node.chain import free_port, load_artifact
+from node.cli import main
 from node.devnet import devnet_demo_job
 
 CLI = str(Path(sys.executable).with_name("triggerx-node"))
 TOKEN = load_artifact("TestToken")
+
+
+def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`triggerx-node *args` run by its `main` in this process, its output captured: for checks
+    of what a command refuses (the real program spends seconds importing, each time)."""
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else 1
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["triggerx-node", *args], code, out, err)
 
 
 def rpc(url: str, method: str, *params: object) -> object:

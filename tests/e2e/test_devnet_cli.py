@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from .conftest import CLI
+from .conftest import CLI, in_process
 
 pytestmark = pytest.mark.e2e
 
@@ -188,18 +188,21 @@ def test_an_interrupted_start_stops_what_it_started_and_only_force_reuses_its_fo
     assert out.rstrip().endswith(f"the logs stay in {folder}: <node>/node.log")
 
 
-def test_a_folder_that_is_no_devnets_is_refused_and_kept(tmp_path):
+def test_a_folder_that_is_no_devnets_is_refused_and_kept(tmp_path, capsys):
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "notes.txt").write_text("keep me")
     a_file = tmp_path / "a-file"
     a_file.write_text("keep me too")
-    refused, refused_file, status, stop, misplaced = devnets(
-        ("--dir", folder),
-        ("--dir", a_file),
-        ("status", "--dir", tmp_path / "none"),
-        ("stop", "--dir", tmp_path / "none"),
-        ("stop", "--keepers", "2", "--dir", folder),
+    refused, refused_file, status, stop, misplaced = (
+        in_process(capsys, "devnet", *map(str, arguments))
+        for arguments in (
+            ("--dir", folder),
+            ("--dir", a_file),
+            ("status", "--dir", tmp_path / "none"),
+            ("stop", "--dir", tmp_path / "none"),
+            ("stop", "--keepers", "2", "--dir", folder),
+        )
     )
     assert_one_line_error(refused, "not a devnet's folder", "'notes.txt'", "--force")
     assert (folder / "notes.txt").read_text() == "keep me"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from .conftest import CLI, rpc
+from ..conftest import CLI, in_process, rpc
 
 pytestmark = pytest.mark.e2e
 
@@ -28,8 +28,8 @@ def error_line(result: subprocess.CompletedProcess[str]) -> str:
     return result.stderr.strip().splitlines()[-1]
 
 
-def test_jobs_are_created_shown_listed_watched_and_cancelled(module_devnet, tmp_path: Path):
-    devnet = module_devnet
+def test_jobs_are_created_shown_listed_watched_and_cancelled(client_devnet, tmp_path: Path):
+    devnet = client_devnet
     facts = tmp_path / "devnet.json"
     facts.write_text(json.dumps(devnet))
     where = ["--devnet", str(facts)]
@@ -61,22 +61,24 @@ def test_jobs_are_created_shown_listed_watched_and_cancelled(module_devnet, tmp_
     assert f"job {job['id']} (interval, deleted)" in cancelled.stdout
 
 
-def test_the_gas_balance_is_shown_deposited_and_withdrawn(module_devnet, tmp_path: Path):
-    devnet = module_devnet
+def test_the_gas_balance_is_shown_deposited_and_withdrawn(client_devnet, tmp_path: Path, capsys):
+    devnet = client_devnet
     owner = Account.create()
     rpc(devnet["rpcUrl"], "anvil_setBalance", owner.address, hex(10**18))
     key_file = tmp_path / "owner.key"
     key_file.write_text("0x" + bytes(owner.key).hex())
     where = ["--gateway", devnet["gatewayUrl"], "--rpc-url", devnet["rpcUrl"], "--key-file", str(key_file)]
-    assert cli("balance", "show", *where).stdout.strip() == "0 ETH (0 wei)"
-    deposited = cli("balance", "deposit", "0.25eth", *where)
+    assert in_process(capsys, "balance", "show", *where).stdout.strip() == "0 ETH (0 wei)"
+    deposited = in_process(capsys, "balance", "deposit", "0.25eth", *where)
     assert deposited.stdout.startswith("deposited: 0x"), deposited.stderr
-    assert cli("balance", "withdraw", str(5 * 10**16), *where).stdout.startswith("withdrawn: 0x")
-    assert json.loads(cli("balance", "show", "--json", *where).stdout) == 2 * 10**17
+    assert in_process(capsys, "balance", "withdraw", str(5 * 10**16), *where).stdout.startswith(
+        "withdrawn: 0x"
+    )
+    assert json.loads(in_process(capsys, "balance", "show", "--json", *where).stdout) == 2 * 10**17
 
 
-def test_bad_input_is_one_clear_line_and_a_failure(module_devnet, tmp_path: Path):
-    devnet = module_devnet
+def test_bad_input_is_one_clear_line_and_a_failure(client_devnet, tmp_path: Path, capsys):
+    devnet = client_devnet
     facts = tmp_path / "devnet.json"
     facts.write_text(json.dumps(devnet))
     gateway = ["--gateway", devnet["gatewayUrl"]]
@@ -107,7 +109,7 @@ def test_bad_input_is_one_clear_line_and_a_failure(module_devnet, tmp_path: Path
         (["jobs", "create", "interval", "--every", "2", *gateway], "the following arguments are required"),
         ([*create, "--target", devnet["demoCounter"], "--max-fee", "x"], "invalid int value"),
     ]:
-        line = error_line(cli(*args))
+        line = error_line(in_process(capsys, *args))
         assert line.startswith("triggerx-node"), line
         assert ": error: " in line, line
         assert error in line, (args, line)

@@ -4,12 +4,10 @@ and bad input is one line on stderr with a non-zero exit."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import tomllib
 from pathlib import Path
@@ -20,11 +18,11 @@ from eth_account import Account
 
 from node.chain import free_port
 from node.cli import build_parser
-from node.commands.operator import add_operator_command, run_operator
+from node.commands.operator import run_operator
 from node.devnet import devnet_demo_job
 from node.keys import load_bls_secret
 
-from .conftest import CLI, keepers_online, rpc, wait_for
+from ..conftest import CLI, keepers_online, rpc, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -34,28 +32,7 @@ PASSWORD = "a keeper's own password"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _commands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
-    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-
-
-def operator_parser() -> argparse.ArgumentParser:
-    """`triggerx-node`'s parser, with the `operator` command (added until node/cli.py has it)."""
-    parser = build_parser()
-    commands = _commands(parser)
-    if "operator" not in commands.choices:
-        add_operator_command(commands)
-    return parser
-
-
-# The real CLI once node/cli.py dispatches `operator`; until then its parser, in a process of its own.
-_RUNNER = """
-import sys
-from node.commands.operator import run_operator
-from tests.e2e.test_operator_cli import operator_parser
-sys.exit(run_operator(operator_parser().parse_args(sys.argv[1:])))
-"""
-WIRED = "operator" in _commands(build_parser()).choices
-OPERATOR = [CLI, "operator"] if WIRED else [sys.executable, "-c", _RUNNER, "operator"]
+OPERATOR = [CLI, "operator"]
 
 
 def operator(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -83,7 +60,7 @@ def fail(capsys: pytest.CaptureFixture[str], *cases: tuple[list[str], str]) -> N
     """Operator actions (their arguments, what they must say) that must each fail with one line
     on stderr saying it and exit code 1; run in this process (the real CLI spends seconds
     importing, each time), through the same parser and run_operator."""
-    parser = operator_parser()
+    parser = build_parser()
     for args, says in cases:
         code = run_operator(parser.parse_args(["operator", *args]))
         out, err = capsys.readouterr()
@@ -138,8 +115,8 @@ path = "{devnet_folder(devnet) / "genesis.json"}"
     return config
 
 
-def test_a_keeper_from_keys_new_and_register_joins_executes_and_attests(module_devnet, tmp_path, capsys):
-    devnet, gateway = module_devnet, module_devnet["gatewayUrl"]
+def test_a_keeper_from_keys_new_and_register_joins_executes_and_attests(client_devnet, tmp_path, capsys):
+    devnet, gateway = client_devnet, client_devnet["gatewayUrl"]
     facts = str(devnet_folder(devnet) / "devnet.json")
     keys, password, identity = new_keys(tmp_path)
     address = identity["address"]
@@ -221,8 +198,8 @@ def test_a_keeper_from_keys_new_and_register_joins_executes_and_attests(module_d
         keeper.wait(timeout=30)
 
 
-def test_bad_input_is_one_line_and_a_non_zero_exit(module_devnet, tmp_path, capsys, monkeypatch):
-    devnet = module_devnet
+def test_bad_input_is_one_line_and_a_non_zero_exit(client_devnet, tmp_path, capsys, monkeypatch):
+    devnet = client_devnet
     facts = str(devnet_folder(devnet) / "devnet.json")
     keys, password, identity = new_keys(tmp_path)
     mine = ["--devnet", facts, "--keys-dir", str(keys), "--password-file", str(password)]

@@ -6,6 +6,7 @@ into tests/artifacts/dashboard/ (CI keeps them)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import httpx
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, Request, Response, sync_playwright
 
-from node.devnet import devnet_demo_job
+from triggerx import Client, Job
 
+FEE = {"max_fee_per_task": 10**16}
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package, installed by scripts/setup
@@ -67,8 +69,8 @@ def page() -> Iterator[Page]:
             browser.close()
 
 
-def test_dashboard_files_have_their_types_and_a_closed_policy(module_devnet):
-    gateway = module_devnet["gatewayUrl"]
+def test_dashboard_files_have_their_types_and_a_closed_policy(client_devnet):
+    gateway = client_devnet["gatewayUrl"]
     index = httpx.get(f"{gateway}/")
     assert index.status_code == 200
     assert index.headers["content-type"] == "text/html; charset=utf-8"
@@ -95,17 +97,17 @@ def test_dashboard_files_have_their_types_and_a_closed_policy(module_devnet):
     assert not [path for path in paths if path.startswith("/dashboard")]
 
 
-def test_dashboard_shows_a_new_job_and_its_tasks_completing_live(module_devnet, page):
-    gateway = module_devnet["gatewayUrl"]
+def test_dashboard_shows_a_new_job_and_its_tasks_completing_live(client_devnet, page):
+    gateway = client_devnet["gatewayUrl"]
     problems = BrowserProblems(page)
     page.goto(f"{gateway}/")
     page.wait_for_selector("nav a.current[data-page=jobs]")
     page.wait_for_selector(".panel table.jobs, .panel .note")
     page.evaluate("window.sameDocument = true")  # gone if the page reloads
 
-    created = httpx.post(f"{gateway}/api/jobs", json=devnet_demo_job(module_devnet, every_seconds=2))
-    assert created.status_code == 201, created.text
-    job_id = created.json()["job"]["id"]
+    with Client(gateway, client_devnet["demoOwnerKey"]) as client:  # through the SDK, as a user would
+        counter, ends = client_devnet["demoCounter"], int(time.time()) + 90  # not firing for later tests
+        job_id = client.create(Job.interval(counter, "increment()", every_seconds=2, end=ends, **FEE)).id
     row = page.wait_for_selector(f"tr[data-job-id='{job_id}']", timeout=WAIT_MS)  # refreshed, not reloaded
     assert "interval" in row.inner_text()
     assert "active" in row.inner_text()

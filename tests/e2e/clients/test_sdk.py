@@ -24,7 +24,7 @@ from triggerx import (
     Script,
 )
 
-from .conftest import rpc, transact
+from ..conftest import rpc, transact
 
 pytestmark = pytest.mark.e2e
 
@@ -47,8 +47,8 @@ def completed_task(client: Client, job_id: int) -> int:
 
 
 @pytest.mark.timeout(240)
-def test_every_kind_and_argument_mode_runs_to_a_completed_task(module_devnet):
-    devnet = module_devnet
+def test_every_kind_and_argument_mode_runs_to_a_completed_task(client_devnet):
+    devnet = client_devnet
     url, counter, chain_id = devnet["rpcUrl"], devnet["demoCounter"], devnet["chainId"]
     sender, receiver = rpc(url, "eth_accounts")[9], rpc(url, "eth_accounts")[8]
     token = transact(url, sender, None, TOKEN.abi.encode_deploy(TOKEN.bytecode, ["E", "E"]))[
@@ -114,8 +114,8 @@ def test_every_kind_and_argument_mode_runs_to_a_completed_task(module_devnet):
         assert any(t.status == "completed" for t in seventh)
 
 
-async def test_the_async_client_under_trio_pauses_resumes_cancels_and_names_bad_fields(module_devnet):
-    devnet = module_devnet
+async def test_the_async_client_under_trio_pauses_resumes_cancels_and_names_bad_fields(client_devnet):
+    devnet = client_devnet
     counter = devnet["demoCounter"]
     async with AsyncClient(devnet["gatewayUrl"], devnet["demoOwnerKey"]) as client:
         with pytest.raises(InvalidRequestError) as refused:
@@ -150,8 +150,8 @@ async def test_the_async_client_under_trio_pauses_resumes_cancels_and_names_bad_
             await pinned.create(Job.interval(counter, "increment()", every_seconds=2))
 
 
-def test_the_async_client_under_asyncio_keeps_the_gas_balance(module_devnet):
-    devnet = module_devnet
+def test_the_async_client_under_asyncio_keeps_the_gas_balance(client_devnet):
+    devnet = client_devnet
     owner = Account.create()
     rpc(devnet["rpcUrl"], "anvil_setBalance", owner.address, hex(10**18))
 
