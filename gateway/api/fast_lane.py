@@ -37,7 +37,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ASGIFramework
 from hypercorn.utils import repr_socket_addr, wrap_app
 
-from gateway.api.fast_reads import READ_HEADERS, FastAnswer, FastReads
+from gateway.api.fast_reads import READ_HEADERS, FastAnswer, FastReads, HotRoute
 
 log = logging.getLogger("triggerx.gateway.api")
 
@@ -57,7 +57,7 @@ class HotRequest:
     """A request the lane answers: `headers` holds the first of each of READ_HEADERS sent."""
 
     method: str
-    path: str
+    route: HotRoute
     headers: dict[bytes, bytes]
     keep_alive: bool
 
@@ -69,8 +69,8 @@ def hot_request(head: bytes, reads: FastReads) -> HotRequest | None:
     parts = line.split(b" ")
     if len(parts) != 3 or parts[0] not in (b"GET", b"HEAD") or parts[2] != b"HTTP/1.1":
         return None
-    path = parts[1].decode("latin-1")
-    if reads.route(path) is None:
+    route = reads.route(parts[1].decode("latin-1"))
+    if route is None:
         return None
     found: dict[bytes, bytes] = {}
     hosts = 0
@@ -93,7 +93,7 @@ def hot_request(head: bytes, reads: FastReads) -> HotRequest | None:
             found[name] = value
     if hosts != 1:  # h11 refuses none or several: hypercorn's 400
         return None
-    return HotRequest(parts[0].decode(), path, found, keep_alive)
+    return HotRequest(parts[0].decode(), route, found, keep_alive)
 
 
 class _Replayed(trio.abc.HalfCloseableStream):
@@ -181,7 +181,7 @@ class FastLane:
                 if head_end is None or request is None:
                     break  # too big a head, or not the lane's: hypercorn's (or the client left)
                 read = read[head_end:]
-                answer = await self.reads.answer(request.method, request.path, request.headers, client)
+                answer = await self.reads.answer(request.method, request.route, request.headers, client)
                 with trio.fail_after(self.send_timeout):
                     await stream.send_all(self._response(request, answer))
                 if not request.keep_alive:

@@ -44,6 +44,17 @@ READ_HEADERS = frozenset({b"x-trace-id", b"x-api-key", b"authorization"})
 
 
 @dataclass(frozen=True, slots=True)
+class HotRoute:
+    """A hot path, matched: the path, its operation's template, the read that answers it, and
+    the raw id in it."""
+
+    path: str
+    template: str
+    read: Read
+    raw_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class FastAnswer:
     """A hot read's answer: its status, body and headers (in order, the content's first)."""
 
@@ -67,22 +78,22 @@ class FastReads:
             "/api/tasks/job/": ("/api/tasks/job/{id}", self._tasks_of_job),
         }
 
-    def route(self, path: str) -> tuple[tuple[str, Read], str] | None:
+    def route(self, path: str) -> HotRoute | None:
         """The route and raw id of a hot path: a prefix, then ASCII digits only (Quart's router
         decides every other form, such as a sign or other digits)."""
         prefix, _, raw_id = path.rpartition("/")
         route = self._routes.get(prefix + "/")
         if route is None or not (raw_id.isascii() and raw_id.isdigit()):
             return None
-        return route, raw_id
+        template, read = route
+        return HotRoute(path, template, read, raw_id)
 
-    async def answer(self, method: str, path: str, headers: dict[bytes, bytes], client: str) -> FastAnswer:
-        """The answer to `method` ("GET" or "HEAD") of hot `path` from `client` (its address),
+    async def answer(
+        self, method: str, route: HotRoute, headers: dict[bytes, bytes], client: str
+    ) -> FastAnswer:
+        """The answer to `method` ("GET" or "HEAD") of `route` from `client` (its address),
         with `headers` (the first of each of READ_HEADERS sent), as create_app's hooks and error
         handlers make it."""
-        route = self.route(path)
-        assert route is not None, path  # the caller asked route() first
-        (template, read), raw_id = route
         trace_id = trace_id_of(_text(headers.get(b"x-trace-id")))
         allowance = None
         try:
@@ -95,16 +106,16 @@ class FastReads:
             allowance = admission.allowance
             if admission.refusal is not None:
                 raise admission.refusal
-            status, body, extra = 200, await read(raw_id), {}
+            status, body, extra = 200, await route.read(route.raw_id), {}
         except ApiError as refused:
             view = ErrorView(error=refused.reason, field=refused.field)
             status, body, extra = refused.status, msgspec.json.encode(view), refused.headers
         except Exception:
-            log.exception("unexpected error serving %s (trace %s)", path, trace_id)
+            log.exception("unexpected error serving %s (trace %s)", route.path, trace_id)
             view = ErrorView(error="internal error", trace_id=trace_id)
             status, body, extra = 500, msgspec.json.encode(view), {}
         self.served += 1
-        self.metrics.http_request(template, method, status)
+        self.metrics.http_request(route.template, method, status)
         pairs = [*extra.items(), *answer_headers(trace_id, allowance)]
         return FastAnswer(
             status,

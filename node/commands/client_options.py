@@ -28,14 +28,11 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from node.commands import CommandError, read_secret
 from triggerx import Client, TriggerxError
 
 Result = TypeVar("Result")
 _SETTINGS = ("gateway", "rpc_url", "key_file", "api_key")
-
-
-class CommandError(Exception):
-    """What the user asked for cannot be done; printed as one line."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +81,7 @@ def client_options(args: argparse.Namespace, environ: Mapping[str, str]) -> Clie
         raise CommandError("no gateway: pass --gateway URL (or --devnet FILE, TRIGGERX_CLIENT_GATEWAY)")
     key = environ.get("TRIGGERX_CLIENT_KEY") or None
     if found["key_file"] is not None:
-        key = _read_key(Path(found["key_file"]))
+        key = read_secret(Path(found["key_file"]), None, "key")
     return ClientOptions(
         gateway=gateway,
         rpc_url=found["rpc_url"] or devnet.get("rpcUrl"),
@@ -139,10 +136,3 @@ def _devnet_facts(path: Path | None) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise CommandError(f"--devnet: cannot read {path}: {error}") from None
-
-
-def _read_key(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError as error:
-        raise CommandError(f"--key-file: cannot read {path}: {error.strerror}") from None

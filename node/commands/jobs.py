@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.api.views import JobsPage, JobView, TasksPage, TaskView
-from node.commands.client_options import CommandError, add_client_options, as_json, run_with_client
+from node.commands import CommandError
+from node.commands.client_options import add_client_options, as_json, run_with_client
 from triggerx import Client, Job, Script
 
 FINAL = ("completed", "failed")

@@ -30,6 +30,7 @@ from eth_utils import is_address, to_checksum_address
 
 from node.bls import choose_backend, prove_possession
 from node.chain import ChainError, RevertError
+from node.commands import CommandError
 from node.commands.balance import amount
 from node.commands.operator_chain import (
     ChainAction,
@@ -41,7 +42,6 @@ from node.commands.operator_chain import (
     tokens,
 )
 from node.commands.operator_sources import (
-    OperatorError,
     Sources,
     add_admin_options,
     add_governor_options,
@@ -147,9 +147,7 @@ def run_operator(args: argparse.Namespace) -> int:
 async def _register(args: argparse.Namespace, sources: Sources) -> Report:
     keys = sources.key_files()
     if sources.gateway is None and sources.rpc_url is None:
-        raise OperatorError(
-            "nowhere to register: give --gateway URL and/or --rpc-url (or --config, --devnet)"
-        )
+        raise CommandError("nowhere to register: give --gateway URL and/or --rpc-url (or --config, --devnet)")
     account, secret, peer = keys.account(), keys.bls_secret(), keys.peer_id()
     public_key = "0x" + choose_backend().secret_to_public(secret).hex()
     report = Report()
@@ -180,7 +178,7 @@ async def _register(args: argparse.Namespace, sources: Sources) -> Report:
             report.add("chain", f"not sent: {reason}", ChainAction(sent=False, reason=reason))
             return report
         if args.stake is None:
-            raise OperatorError("--stake: needed to register on chain")
+            raise CommandError("--stake: needed to register on chain")
         key, proof = registration_proof(choose_backend(), secret)
         call = (account.address, key, proof, peer.to_bytes(), args.stake)
         report.add("chain", *await register_on_chain(registry, signer, call))
@@ -192,15 +190,15 @@ async def _admit(args: argparse.Namespace, sources: Sources) -> Report:
 
     token, governor = admin_token(args), governor_account(args)
     if token is None or governor is None:
-        raise OperatorError("needs the gateway admin's credential (--admin-token-file or --admin-token-env) "
+        raise CommandError("needs the gateway admin's credential (--admin-token-file or --admin-token-env) "
                             "and the governor's key (--governor-key-file or --governor-key-env)")  # fmt: skip
     report = Report()
     async with Gateway(sources.gateway_url(), token) as gateway:
         form = await keeper_form(gateway, args.address)
         if form is None:
-            raise OperatorError(f"no form of {args.address} at {gateway.url}")
+            raise CommandError(f"no form of {args.address} at {gateway.url}")
         if form.status == "rejected":
-            raise OperatorError(f"{args.address}'s form was rejected ({form.note or 'no note'})")
+            raise CommandError(f"{args.address}'s form was rejected ({form.note or 'no note'})")
         async with open_registry(sources) as registry:
             record = await chain_record(registry, form.operator)
             if record.active:
@@ -225,7 +223,7 @@ async def _status(args: argparse.Namespace, sources: Sources) -> Report:
     keys = None if args.operator is not None else sources.keys
     local_key = read_bls_public_key(keys.bls) if keys is not None and keys.bls is not None else None
     if sources.rpc_url is None and sources.gateway is None and sources.metrics_url is None:
-        raise OperatorError(
+        raise CommandError(
             "nothing to ask: give --rpc-url, --gateway or --metrics-url (or --config, --devnet)"
         )
     report = Report()
@@ -261,10 +259,10 @@ async def _stake(args: argparse.Namespace, sources: Sources) -> Report:
     async with open_registry(sources) as registry:
         record = await chain_record(registry, address)
         if not record.active or record.operator_id is None:
-            raise OperatorError(f"{address} is not an active operator")
+            raise CommandError(f"{address} is not an active operator")
         stake = args.set if args.set is not None else int(record.stake) + args.add
         if stake > MAX_STAKE:
-            raise OperatorError(f"a stake of {stake} does not fit the registry's uint96")
+            raise CommandError(f"a stake of {stake} does not fit the registry's uint96")
         why = (
             "updateStake is the governor's (the registry's stake is a weight governance sets, not a deposit)"
         )
@@ -279,14 +277,14 @@ async def _stake(args: argparse.Namespace, sources: Sources) -> Report:
 async def _deactivate(args: argparse.Namespace, sources: Sources) -> Report:
     address = args.operator or _keys_address(sources)
     if not args.yes:
-        raise OperatorError(
+        raise CommandError(
             f"deactivating {address} is final (its id and BLS key are never reused): pass --yes"
         )
     report = Report()
     async with open_registry(sources) as registry:
         record = await chain_record(registry, address)
         if not record.active or record.operator_id is None:
-            raise OperatorError(f"{address} is not an active operator")
+            raise CommandError(f"{address} is not an active operator")
         why = "deactivate is the operator's or the governor's"
         signer = _signer(args, sources, {address, record.governor}, why)
         receipt = await send(registry, signer, "deactivate", record.operator_id)
@@ -310,7 +308,7 @@ def _signer(args: argparse.Namespace, sources: Sources, allowed: set[str], why: 
     governor = governor_account(args)
     address = governor.address if governor is not None else _keys_address(sources)
     if address not in allowed:
-        raise OperatorError(f"{why}; {address} is neither (give --governor-key-file to act as the governor)")
+        raise CommandError(f"{why}; {address} is neither (give --governor-key-file to act as the governor)")
     return governor or sources.key_files().account()
 
 
@@ -375,7 +373,7 @@ def _address(text: str) -> str:
     return to_checksum_address(text)
 
 
-_USER_ERRORS = (OperatorError, ConfigError, GenesisError, KeyFileError, ChainError)
+_USER_ERRORS = (CommandError, ConfigError, GenesisError, KeyFileError, ChainError)
 
 
 def _problem(error: BaseException) -> str | None:

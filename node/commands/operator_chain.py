@@ -20,7 +20,8 @@ from node.chain import (
     load_artifact,
     revert_decoder,
 )
-from node.commands.operator_sources import OperatorError, Sources
+from node.commands import CommandError
+from node.commands.operator_sources import Sources
 from node.mesh import peer_id_text
 
 
@@ -50,12 +51,12 @@ class ChainAction(msgspec.Struct, rename="camel", kw_only=True):
 async def open_registry(sources: Sources) -> AsyncIterator[Contract]:
     """The OperatorRegistry, once it is checked to be a contract on the chain."""
     if sources.rpc_url is None:
-        raise OperatorError("no chain: give --rpc-url URL (or TRIGGERX_CHAIN_RPC_URL, --config, --devnet)")
+        raise CommandError("no chain: give --rpc-url URL (or TRIGGERX_CHAIN_RPC_URL, --config, --devnet)")
     if sources.registry is None:
-        raise OperatorError("no registry: give --registry ADDRESS (or --genesis, --config, --devnet)")
+        raise CommandError("no registry: give --registry ADDRESS (or --genesis, --config, --devnet)")
     async with RpcClient(sources.rpc_url, retries=1, revert_decoder=revert_decoder()) as rpc:
         if int((await rpc.call("eth_getCode", sources.registry, "latest"))[2:] or "0", 16) == 0:
-            raise OperatorError(f"no contract at {sources.registry} on {sources.rpc_url}")
+            raise CommandError(f"no contract at {sources.registry} on {sources.rpc_url}")
         yield Contract(rpc, load_artifact("OperatorRegistry"), sources.registry)
 
 
@@ -95,12 +96,12 @@ async def register_on_chain(
 
 
 async def send(registry: Contract, signer: LocalAccount, function: str, *call: object) -> Receipt:
-    """Send `function(*call)` to `registry` from `signer`; its receipt, or OperatorError on a revert."""
+    """Send `function(*call)` to `registry` from `signer`; its receipt, or CommandError on a revert."""
     chain_id = int(await registry.rpc.call("eth_chainId"), 16)
     try:
         return await registry.transact(TransactionSender(registry.rpc, signer, chain_id), function, *call)
     except RevertError as error:
-        raise OperatorError(f"{function} reverted: {error.reason}") from None
+        raise CommandError(f"{function} reverted: {error.reason}") from None
 
 
 def tokens(wei: int) -> str:

@@ -18,7 +18,7 @@ from gateway.api.keepers import KeeperAnswer
 from gateway.api.network import NetworkAnswer
 from gateway.health import KeeperStatus
 from gateway.keeper_forms import KeeperFormRequest, keeper_form_message
-from node.commands.operator_sources import OperatorError
+from node.commands import CommandError
 from node.config import Genesis
 
 FORM_DEADLINE_SECONDS = 600  # how long the form's signature is good for
@@ -32,7 +32,7 @@ class _Refusal(msgspec.Struct):
 
 class Gateway:
     """A gateway's API at `url`, as the admin when given its `token`; an unreachable gateway
-    or a refusal is an OperatorError naming what was asked."""
+    or a refusal is an CommandError naming what was asked."""
 
     def __init__(self, url: str, token: str | None = None) -> None:
         self.url, self.token = url, token
@@ -67,18 +67,18 @@ class Gateway:
         try:
             reply = await self._http.request(method, path, content=body, params=params, headers=headers)
         except httpx.HTTPError as error:
-            raise OperatorError(f"gateway {self.url} unreachable: {error or type(error).__name__}") from None
+            raise CommandError(f"gateway {self.url} unreachable: {error or type(error).__name__}") from None
         if reply.status_code >= 400 and reply.status_code != 404:
             raise self._refused(method, path, reply)
         return reply
 
-    def _refused(self, method: str, path: str, reply: httpx.Response) -> OperatorError:
+    def _refused(self, method: str, path: str, reply: httpx.Response) -> CommandError:
         try:
             refusal = msgspec.json.decode(reply.content, type=_Refusal)
         except msgspec.DecodeError:
             refusal = _Refusal(reply.text[:200])
         where = f" ({refusal.field})" if refusal.field else ""
-        return OperatorError(
+        return CommandError(
             f"the gateway refused {method} {path}: HTTP {reply.status_code}: {refusal.error}{where}"
         )
 
@@ -86,7 +86,7 @@ class Gateway:
         try:
             return msgspec.json.decode(reply.content, type=answer)
         except msgspec.DecodeError as error:
-            raise OperatorError(f"{self.url}{path} is not a TriggerX gateway's answer: {error}") from None
+            raise CommandError(f"{self.url}{path} is not a TriggerX gateway's answer: {error}") from None
 
     async def decide(self, operator: str, status: str, note: str) -> KeeperFormView:
         """The admin's decision on `operator`'s form."""

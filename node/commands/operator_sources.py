@@ -30,12 +30,9 @@ from eth_utils import is_address, to_checksum_address
 from libp2p.peer.id import ID
 
 from node.bls import KeystoreError, read_password
+from node.commands import CommandError, read_secret
 from node.config import Config, Genesis, flag_values, load_config, load_genesis
 from node.keys import KeyDirectory, load_bls_secret, load_identity, load_operator_account, peer_id
-
-
-class OperatorError(Exception):
-    """What the user asked for cannot be done; printed as one line."""
 
 
 class _DevnetFacts(msgspec.Struct, rename="camel"):
@@ -51,11 +48,11 @@ class Password:
     env: str | None
 
     def read(self, what: str) -> str:
-        """The password; OperatorError when it cannot be read."""
+        """The password; CommandError when it cannot be read."""
         try:
             return read_password(file=self.file, env=self.env)
         except KeystoreError as error:
-            raise OperatorError(f"{what}: {error}") from None
+            raise CommandError(f"{what}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -75,7 +72,7 @@ class KeyFiles:
     def bls_secret(self) -> bytes:
         """The BLS secret key, decrypted."""
         if self.bls is None:
-            raise OperatorError("no BLS keystore: give --keys-dir, or a config with [keys] bls_keystore")
+            raise CommandError("no BLS keystore: give --keys-dir, or a config with [keys] bls_keystore")
         return load_bls_secret(self.bls, self.bls_password.read("BLS keystore"))
 
     def peer_id(self) -> ID:
@@ -95,15 +92,15 @@ class Sources:
     metrics_url: str | None
 
     def key_files(self) -> KeyFiles:
-        """The key files; OperatorError when none are named."""
+        """The key files; CommandError when none are named."""
         if self.keys is None:
-            raise OperatorError("no keys: give --keys-dir DIR (or --config with a [keys] table)")
+            raise CommandError("no keys: give --keys-dir DIR (or --config with a [keys] table)")
         return self.keys
 
     def gateway_url(self) -> str:
-        """The gateway's URL; OperatorError when none is named."""
+        """The gateway's URL; CommandError when none is named."""
         if self.gateway is None:
-            raise OperatorError("no gateway: give --gateway URL (or TRIGGERX_CLIENT_GATEWAY, --devnet FILE)")
+            raise CommandError("no gateway: give --gateway URL (or TRIGGERX_CLIENT_GATEWAY, --devnet FILE)")
         return self.gateway.rstrip("/")
 
 
@@ -141,7 +138,7 @@ _ENVIRONMENT = {
 
 def resolve_sources(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> Sources:
     """The sources `args`, `environ`, the config, the genesis and the devnet name; ConfigError,
-    GenesisError or OperatorError (one line) for a file that cannot be read."""
+    GenesisError or CommandError (one line) for a file that cannot be read."""
 
     def given(name: str) -> str | None:
         value = getattr(args, name, None)
@@ -165,7 +162,7 @@ def resolve_sources(args: argparse.Namespace, environ: Mapping[str, str] = os.en
     )
     registry = _first(given("registry"), genesis and genesis.contracts.operator_registry)
     if registry is not None and not is_address(registry):
-        raise OperatorError(f"registry: not an address: {registry!r}")
+        raise CommandError(f"registry: not an address: {registry!r}")
     metrics_url = getattr(args, "metrics_url", None)
     if metrics_url is None and config is not None and config.settings.node.metrics_listen is not None:
         host, _, port = str(config.settings.node.metrics_listen).rpartition(":")
@@ -208,35 +205,20 @@ def _devnet_facts(path: Path) -> _DevnetFacts:
     try:
         return msgspec.json.decode(path.read_bytes(), type=_DevnetFacts)
     except OSError as error:
-        raise OperatorError(f"--devnet: cannot read {path}: {error.strerror}") from None
+        raise CommandError(f"--devnet: cannot read {path}: {error.strerror}") from None
     except msgspec.DecodeError as error:
-        raise OperatorError(f"--devnet: {path} is not a devnet's devnet.json: {error}") from None
-
-
-def _secret(file: Path | None, env: str | None, what: str) -> str | None:
-    """A secret from the file `--<what>-file` names or the variable `--<what>-env` names, if given."""
-    if file is not None:
-        try:
-            return file.read_text().strip()
-        except OSError as error:
-            raise OperatorError(f"--{what}-file: cannot read {file}: {error.strerror}") from None
-    if env is not None:
-        value = os.environ.get(env, "").strip()
-        if not value:
-            raise OperatorError(f"--{what}-env: environment variable {env} is not set")
-        return value
-    return None
+        raise CommandError(f"--devnet: {path} is not a devnet's devnet.json: {error}") from None
 
 
 def governor_account(args: argparse.Namespace) -> LocalAccount | None:
     """The governor's account from `--governor-key-file` or `--governor-key-env`, if given."""
-    key = _secret(args.governor_key_file, args.governor_key_env, "governor-key")
+    key = read_secret(args.governor_key_file, args.governor_key_env, "governor-key")
     if key is None:
         return None
     try:
         return Account.from_key(key)
     except ValueError:
-        raise OperatorError("the governor key is not a hex secp256k1 private key") from None
+        raise CommandError("the governor key is not a hex secp256k1 private key") from None
 
 
 def add_governor_options(parser: argparse.ArgumentParser) -> None:
@@ -248,7 +230,7 @@ def add_governor_options(parser: argparse.ArgumentParser) -> None:
 
 def admin_token(args: argparse.Namespace) -> str | None:
     """The gateway's admin credential from `--admin-token-file` or `--admin-token-env`, if given."""
-    return _secret(args.admin_token_file, args.admin_token_env, "admin-token")
+    return read_secret(args.admin_token_file, args.admin_token_env, "admin-token")
 
 
 def add_admin_options(parser: argparse.ArgumentParser) -> None:
